@@ -1,0 +1,1 @@
+"""The central store: the authoritative copy of every namespace and key, over gRPC."""

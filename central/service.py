@@ -1,0 +1,357 @@
+"""The ``CentralStore`` gRPC service: a thin shell around the core and a back-end.
+
+Theory of operation: each handler (1) reads the request into plain values,
+(2) validates them with :mod:`edgekv.core` (nothing is written when that
+fails), (3) asks the storage back-end, (4) tells the watch hub about what was
+committed, and (5) answers with a header carrying the store's revision and
+time. Errors are :class:`~edgekv.core.errors.KVError` everywhere below this
+layer; :func:`_handled` converts them to gRPC statuses at one boundary.
+
+Namespaces are few and read on every call, so the service keeps the set of
+existing namespace ids in memory (it is the only writer of its store).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from central.storage.base import Storage
+from central.watch import WatchHub
+from edgekv.clock import Clock
+from edgekv.core import limits
+from edgekv.core.errors import ErrorKind, KVError, error
+from edgekv.core.listing import make_page, parse_list_request
+from edgekv.core.model import Change, Namespace, Version, Write, change_of
+from edgekv.core.namespaces import page_namespaces
+from edgekv.core.ratelimit import KeyWriteLimiter
+from edgekv.core.validation import (
+    validate_bulk_shape,
+    validate_delete,
+    validate_get_many_keys,
+    validate_key,
+    validate_namespace_id,
+    validate_put,
+    validate_title,
+)
+from edgekv.rpc import abort_with
+from edgekv.v1 import central_pb2 as pb
+from edgekv.v1 import central_pb2_grpc, kv_pb2
+from edgekv.wire import change_to_pb, entry_to_pb, key_info_to_pb, namespace_to_pb
+
+log = logging.getLogger(__name__)
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+Context = grpc.aio.ServicerContext[Any, Any]
+
+DEFAULT_WATCH_BACKLOG = 10_000
+# Changes replayed from the log per batch, while a watcher catches up.
+REPLAY_BATCH = 1000
+
+
+def _handled(
+    handler: Callable[[Any, Request, Context], Awaitable[Response]],
+) -> Callable[[Any, Request, Context], Awaitable[Response]]:
+    """Turn a KVError raised anywhere in the handler into its gRPC status."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Request, context: Context) -> Response:
+        try:
+            return await handler(self, request, context)
+        except KVError as exc:
+            await abort_with(context, exc)
+
+    return wrapper
+
+
+def _optional(message: Any, field: str) -> Any:
+    return getattr(message, field) if message.HasField(field) else None
+
+
+class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        new_namespace_id: Callable[[], str],
+        limiter: KeyWriteLimiter,
+        watch_backlog: int = DEFAULT_WATCH_BACKLOG,
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._new_namespace_id = new_namespace_id
+        self._limiter = limiter
+        self._watch_backlog = watch_backlog
+        self._hub = WatchHub()
+        self._namespace_ids: set[str] = set()
+
+    async def load(self) -> None:
+        """Learn which namespaces exist; call once before serving."""
+        self._namespace_ids = {ns.id for ns in await self._storage.list_namespaces()}
+
+    def _header(self) -> kv_pb2.ResponseHeader:
+        return kv_pb2.ResponseHeader(
+            revision=self._storage.revision, server_time=self._clock.now()
+        )
+
+    def _require_namespace(self, raw_id: str, operation: str) -> str:
+        namespace_id = validate_namespace_id(raw_id)
+        if namespace_id not in self._namespace_ids:
+            raise error(
+                ErrorKind.NAMESPACE_NOT_FOUND, operation=operation, namespace_id=namespace_id
+            )
+        return namespace_id
+
+    async def _commit(self, writes: list[Write], now: float) -> list[Any]:
+        committed = await self._storage.commit(writes, now)
+        self._hub.publish(
+            change_of(write, outcome)
+            for write, outcome in zip(writes, committed, strict=True)
+            if outcome.changed
+        )
+        return committed
+
+    def _live(self, version: Version | None, now: float) -> Version | None:
+        return version if version is not None and version.is_live(now) else None
+
+    # -- namespaces ---------------------------------------------------------
+
+    @_handled
+    async def CreateNamespace(
+        self, request: pb.CreateNamespaceRequest, context: Context
+    ) -> pb.NamespaceResponse:
+        title = validate_title(request.title)
+        namespace = Namespace(self._new_namespace_id(), title, self._clock.now())
+        await self._storage.create_namespace(namespace, limits.MAX_NAMESPACES)
+        self._namespace_ids.add(namespace.id)
+        return pb.NamespaceResponse(header=self._header(), namespace=namespace_to_pb(namespace))
+
+    @_handled
+    async def ListNamespaces(
+        self, request: pb.ListNamespacesRequest, context: Context
+    ) -> pb.ListNamespacesResponse:
+        page = page_namespaces(
+            await self._storage.list_namespaces(),
+            page=request.page,
+            per_page=request.per_page,
+            order_by_title=request.order == pb.NAMESPACE_ORDER_TITLE,
+            descending=request.descending,
+        )
+        return pb.ListNamespacesResponse(
+            header=self._header(),
+            namespaces=[namespace_to_pb(ns) for ns in page.namespaces],
+            total_count=page.total_count,
+        )
+
+    @_handled
+    async def GetNamespace(
+        self, request: pb.GetNamespaceRequest, context: Context
+    ) -> pb.NamespaceResponse:
+        namespace_id = self._require_namespace(request.namespace_id, "get")
+        namespace = await self._storage.get_namespace(namespace_id)
+        if namespace is None:
+            raise error(ErrorKind.NAMESPACE_NOT_FOUND, operation="get", namespace_id=namespace_id)
+        return pb.NamespaceResponse(header=self._header(), namespace=namespace_to_pb(namespace))
+
+    @_handled
+    async def RenameNamespace(
+        self, request: pb.RenameNamespaceRequest, context: Context
+    ) -> pb.NamespaceResponse:
+        namespace_id = self._require_namespace(request.namespace_id, "rename")
+        title = validate_title(request.title)
+        namespace = await self._storage.rename_namespace(namespace_id, title)
+        return pb.NamespaceResponse(header=self._header(), namespace=namespace_to_pb(namespace))
+
+    @_handled
+    async def DeleteNamespace(
+        self, request: pb.DeleteNamespaceRequest, context: Context
+    ) -> pb.DeleteNamespaceResponse:
+        namespace_id = self._require_namespace(request.namespace_id, "delete namespace")
+        self._namespace_ids.discard(namespace_id)
+        await self._storage.delete_namespace(namespace_id)
+        self._hub.end_namespace(namespace_id)
+        return pb.DeleteNamespaceResponse(header=self._header())
+
+    # -- keys ---------------------------------------------------------------
+
+    @_handled
+    async def Get(self, request: pb.GetRequest, context: Context) -> pb.GetResponse:
+        namespace_id = self._require_namespace(request.namespace_id, "get")
+        key = validate_key(request.key)
+        version = await self._storage.get(namespace_id, key)
+        return pb.GetResponse(
+            header=self._header(),
+            entry=entry_to_pb(request.key, self._live(version, self._clock.now())),
+        )
+
+    @_handled
+    async def GetMany(self, request: pb.GetManyRequest, context: Context) -> pb.GetManyResponse:
+        namespace_id = self._require_namespace(request.namespace_id, "bulk get keys")
+        keys = validate_get_many_keys(request.keys)
+        versions = await self._storage.get_many(namespace_id, keys)
+        now = self._clock.now()
+        return pb.GetManyResponse(
+            header=self._header(),
+            entries=[
+                entry_to_pb(raw, self._live(version, now))
+                for raw, version in zip(request.keys, versions, strict=True)
+            ],
+        )
+
+    @_handled
+    async def Put(self, request: pb.PutRequest, context: Context) -> pb.WriteResponse:
+        now = self._clock.now()
+        write = validate_put(
+            request.namespace_id,
+            request.key,
+            request.value,
+            _optional(request, "metadata_json"),
+            _optional(request, "expiration"),
+            _optional(request, "expiration_ttl"),
+            now,
+        )
+        self._require_namespace(request.namespace_id, "put")
+        self._limiter.check(write.namespace_id, write.key, now, method="PUT")
+        [committed] = await self._commit([write], now)
+        return pb.WriteResponse(
+            header=self._header(), revision=committed.revision, commit_time=committed.commit_time
+        )
+
+    @_handled
+    async def Delete(self, request: pb.DeleteRequest, context: Context) -> pb.WriteResponse:
+        now = self._clock.now()
+        write = validate_delete(request.namespace_id, request.key)
+        self._require_namespace(request.namespace_id, "remove key")
+        self._limiter.check(write.namespace_id, write.key, now, method="DELETE")
+        [committed] = await self._commit([write], now)
+        return pb.WriteResponse(
+            header=self._header(), revision=committed.revision, commit_time=committed.commit_time
+        )
+
+    @_handled
+    async def BulkPut(self, request: pb.BulkPutRequest, context: Context) -> pb.BulkWriteResponse:
+        total_bytes = sum(
+            len(entry.key) + len(entry.value) + len(entry.metadata_json.encode("utf-8"))
+            for entry in request.entries
+        )
+        validate_bulk_shape(len(request.entries), total_bytes)
+        namespace_id = self._require_namespace(request.namespace_id, "bulk put")
+        now = self._clock.now()
+
+        def validate(entry: pb.BulkPutEntry) -> Write:
+            write = validate_put(
+                namespace_id,
+                entry.key,
+                entry.value,
+                _optional(entry, "metadata_json"),
+                _optional(entry, "expiration"),
+                _optional(entry, "expiration_ttl"),
+                now,
+            )
+            self._limiter.check(namespace_id, write.key, now, method="PUT")
+            return write
+
+        return await self._bulk_write([(e.key, e) for e in request.entries], validate, now)
+
+    @_handled
+    async def BulkDelete(
+        self, request: pb.BulkDeleteRequest, context: Context
+    ) -> pb.BulkWriteResponse:
+        validate_bulk_shape(len(request.keys), sum(len(key) for key in request.keys))
+        namespace_id = self._require_namespace(request.namespace_id, "bulk delete")
+        now = self._clock.now()
+
+        def validate(raw_key: bytes) -> Write:
+            write = validate_delete(namespace_id, raw_key)
+            self._limiter.check(namespace_id, write.key, now, method="DELETE")
+            return write
+
+        return await self._bulk_write([(key, key) for key in request.keys], validate, now)
+
+    async def _bulk_write(
+        self,
+        items: list[tuple[bytes, Any]],
+        validate: Callable[[Any], Write],
+        now: float,
+    ) -> pb.BulkWriteResponse:
+        """Validate each entry on its own; commit the valid ones together."""
+        results: list[pb.BulkResult] = []
+        valid: list[tuple[pb.BulkResult, Write]] = []
+        for raw_key, item in items:
+            result = pb.BulkResult(key=raw_key)
+            results.append(result)
+            try:
+                valid.append((result, validate(item)))
+            except KVError as exc:
+                result.error_kind = exc.kind.value
+                result.error_message = exc.message
+        committed = await self._commit([write for _, write in valid], now) if valid else []
+        for (result, _), outcome in zip(valid, committed, strict=True):
+            result.ok = True
+            result.revision = outcome.revision
+        return pb.BulkWriteResponse(
+            header=self._header(), successful_key_count=len(valid), results=results
+        )
+
+    @_handled
+    async def List(self, request: pb.ListRequest, context: Context) -> pb.ListResponse:
+        query = parse_list_request(
+            request.namespace_id, request.prefix, request.limit, request.cursor
+        )
+        self._require_namespace(request.namespace_id, "list keys")
+        page = make_page(await self._storage.scan(query, self._clock.now()))
+        return pb.ListResponse(
+            header=self._header(),
+            keys=[key_info_to_pb(info) for info in page.keys],
+            list_complete=page.list_complete,
+            cursor=page.cursor or "",
+        )
+
+    # -- watch --------------------------------------------------------------
+
+    async def Watch(
+        self, request: pb.WatchRequest, context: Context
+    ) -> AsyncIterator[pb.WatchResponse]:
+        try:
+            namespace_id = self._require_namespace(request.namespace_id, "watch")
+        except KVError as exc:
+            await abort_with(context, exc)
+        # Subscribe before replaying, so nothing committed meanwhile is missed;
+        # revisions already replayed are skipped when the live batches arrive.
+        subscription = self._hub.subscribe(namespace_id, self._watch_backlog)
+        try:
+            start = request.start_revision
+            last_sent = self._storage.revision if start <= 0 else start - 1
+            yield pb.WatchResponse(header=self._header())
+            if start > 0:
+                async for batch in self._replay(namespace_id, start):
+                    last_sent = batch[-1].revision
+                    yield self._watch_response(batch, request.include_values)
+            while True:
+                batch = await subscription.next_batch(last_sent)
+                last_sent = batch[-1].revision
+                yield self._watch_response(batch, request.include_values)
+        except KVError as exc:
+            await abort_with(context, exc)
+        finally:
+            self._hub.unsubscribe(subscription)
+
+    async def _replay(self, namespace_id: str, start_revision: int) -> AsyncIterator[list[Change]]:
+        oldest = await self._storage.oldest_change_revision()
+        if start_revision < oldest and start_revision <= self._storage.revision:
+            raise error(ErrorKind.WATCH_COMPACTED, revision=start_revision, oldest=oldest)
+        after = start_revision - 1
+        while batch := await self._storage.changes_after(namespace_id, after, REPLAY_BATCH):
+            yield batch
+            after = batch[-1].revision
+
+    def _watch_response(self, batch: list[Change], include_values: bool) -> pb.WatchResponse:
+        return pb.WatchResponse(
+            header=self._header(),
+            changes=[change_to_pb(change, include_values) for change in batch],
+        )

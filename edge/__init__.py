@@ -1,0 +1,1 @@
+"""The edge node: a regional cache in front of the central store (see issue 3)."""

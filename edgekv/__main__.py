@@ -1,0 +1,5 @@
+import sys
+
+from edgekv.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""``edgekv central``: serve the central store until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from edgekv.cli.common import add_time_flags, clock_from, configure_logging
+
+log = logging.getLogger("edgekv.central")
+
+
+def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subcommands.add_parser(
+        "central",
+        help="run the central store",
+        description="Serve the authoritative central store over gRPC.",
+        epilog="example: edgekv central --listen 127.0.0.1:7000 --storage sqlite:edgekv.db",
+    )
+    parser.add_argument(
+        "--listen", default="127.0.0.1:7000", metavar="HOST:PORT", help="port 0 picks a free port"
+    )
+    parser.add_argument(
+        "--storage",
+        default="sqlite:edgekv.db",
+        metavar="URL",
+        help="sqlite:PATH (default sqlite:edgekv.db), memory:, or redis://HOST:PORT/DB",
+    )
+    parser.add_argument(
+        "--no-write-rate-limit",
+        action="store_true",
+        help="allow more than one write per second to a key (Workers KV refuses with 429)",
+    )
+    add_time_flags(parser)
+    parser.set_defaults(run=run)
+
+
+async def run(args: argparse.Namespace) -> int:
+    from central.server import start_central
+    from edgekv.serving import install_stop_signals
+
+    configure_logging()
+    clock = clock_from(args)
+    server = await start_central(
+        args.listen, args.storage, clock, write_rate_limit=not args.no_write_rate_limit
+    )
+    stopping = asyncio.Event()
+    install_stop_signals(stopping.set)
+    print(
+        f"edgekv central ready on {server.address} storage={args.storage} "
+        f"revision={server.storage.revision} time-scale={clock.scale:g}",
+        flush=True,
+    )
+    await stopping.wait()
+    log.info("stopping: finishing calls in flight, then closing storage")
+    await server.stop()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,62 @@
+"""What every subcommand shares: time flags and the one-line error convention.
+
+Theory of operation: a subcommand raises; :func:`run_command` turns the
+errors a user can cause or fix (bad input, unreachable servers, bad files)
+into one line on stderr and exit code 1 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+
+from edgekv.clock import ScaledClock
+from edgekv.core.errors import KVError
+
+USER_ERRORS: tuple[type[BaseException], ...] = (KVError, OSError, ValueError)
+
+
+def add_time_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="run simulated time S times faster than real time (default 1)",
+    )
+    parser.add_argument(
+        "--time-anchor",
+        type=float,
+        default=None,
+        metavar="EPOCH_SECONDS",
+        help="Unix time at which simulated and real time coincide (default: start time); "
+        "give every node of a cluster the same anchor so their clocks agree",
+    )
+
+
+def clock_from(args: argparse.Namespace) -> ScaledClock:
+    if args.time_scale <= 0:
+        raise ValueError(f"--time-scale must be positive, got {args.time_scale}")
+    return ScaledClock(scale=args.time_scale, anchor=args.time_anchor)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_command(command: Callable[[], Awaitable[int]]) -> int:
+    try:
+        return asyncio.run(command())  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        return 130
+    except USER_ERRORS as exc:
+        message = exc.message if isinstance(exc, KVError) else str(exc)
+        print(f"edgekv: error: {message}", file=sys.stderr)
+        return 1

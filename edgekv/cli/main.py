@@ -1,0 +1,31 @@
+"""Entry point of the ``edgekv`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from edgekv.cli import central_cmd, demo_cmd
+from edgekv.cli.common import run_command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgekv",
+        description="A simulator of Cloudflare Workers KV: a central store, edge caches, "
+        "and the eventual consistency between them.",
+    )
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    central_cmd.register(subcommands)
+    demo_cmd.register(subcommands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,510 @@
+"""The Python client: ``edgekv.Client`` and the Workers-style ``KVNamespace``.
+
+Theory of operation: a :class:`Client` owns one gRPC channel to the central
+store. ``client.namespace(id)`` returns a :class:`KVNamespace` whose methods
+mirror a Worker's KV binding (``get``, ``get_with_metadata``, ``put``,
+``delete``, ``list``), with Python types: ``type="bytes"`` for
+``arrayBuffer``, ``None`` for ``null``. Bad arguments raise ``TypeError`` or
+the registry's :class:`~edgekv.core.errors.KVError` before anything is sent,
+with the same words the server would use. Reads are retried (bounded, with
+jittered backoff) on UNAVAILABLE and DEADLINE_EXCEEDED; writes are never
+retried, since a retry could apply them twice.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import IO, Any, Literal, TypeVar, overload
+
+import grpc
+import tenacity
+
+from edgekv.core import limits
+from edgekv.core.errors import KVError
+from edgekv.core.model import Change, Namespace
+from edgekv.core.validation import validate_cache_ttl
+from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
+from edgekv.v1 import central_pb2 as pb
+from edgekv.v1 import central_pb2_grpc, kv_pb2
+from edgekv.wire import change_from_pb, namespace_from_pb
+
+T = TypeVar("T")
+ValueType = Literal["text", "json", "bytes", "arrayBuffer", "stream"]
+PutValue = str | bytes | bytearray | memoryview | IO[bytes] | AsyncIterable[bytes]
+
+_VALUE_TYPES = ("text", "json", "bytes", "arrayBuffer", "stream")
+STREAM_CHUNK_BYTES = 64 * 1024
+_PUT_TYPE_ERROR = (
+    "KV put() accepts only str, bytes, bytearray, memoryview, binary files "
+    "and async iterators of bytes as values."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadInfo:
+    """Where and how a read was served."""
+
+    revision: int
+    commit_time: float
+    age_s: float
+    region: str
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class ValueWithMetadata:
+    value: Any
+    metadata: Any
+    cache_status: str | None
+    info: ReadInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ListedKey:
+    name: str
+    expiration: int | None
+    metadata: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ListResult:
+    keys: list[ListedKey]
+    list_complete: bool
+    cursor: str | None
+    cache_status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    revision: int
+    commit_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class BulkEntryResult:
+    key: str
+    ok: bool
+    revision: int
+    error_kind: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    successful_key_count: int
+    results: list[BulkEntryResult]
+
+    @property
+    def unsuccessful_keys(self) -> list[str]:
+        return [result.key for result in self.results if not result.ok]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkPutEntry:
+    """One entry of :meth:`KVNamespace.bulk_put` (the REST bulk-write fields)."""
+
+    key: str
+    value: bytes | str
+    expiration: int | None = None
+    expiration_ttl: int | None = None
+    metadata: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded retries of reads: attempts, exponential backoff, seeded jitter."""
+
+    attempts: int = 3
+    initial_backoff_s: float = 0.05
+    max_backoff_s: float = 1.0
+    seed: int | None = None
+
+
+def _encode_key(key: str) -> bytes:
+    if not isinstance(key, str):
+        raise TypeError(f"KV keys are str, not {type(key).__name__}")
+    return key.encode("utf-8", "surrogatepass")
+
+
+def _metadata_json(metadata: Any) -> str | None:
+    if metadata is None:
+        return None
+    return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+
+
+def _decode(value: bytes, value_type: str) -> Any:
+    if value_type == "text":
+        return value.decode("utf-8")
+    if value_type == "json":
+        return json.loads(value)
+    if value_type in ("bytes", "arrayBuffer"):
+        return value
+    return _stream(value)
+
+
+async def _stream(value: bytes) -> AsyncIterator[bytes]:
+    view = memoryview(value)
+    for start in range(0, len(view), STREAM_CHUNK_BYTES):
+        yield bytes(view[start : start + STREAM_CHUNK_BYTES])
+
+
+async def _value_bytes(value: PutValue) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, AsyncIterable):
+        parts = []
+        async for part in value:
+            if not isinstance(part, bytes | bytearray | memoryview):
+                raise TypeError(_PUT_TYPE_ERROR)
+            parts.append(bytes(part))
+        return b"".join(parts)
+    read = getattr(value, "read", None)
+    if callable(read):
+        data = read()
+        if isinstance(data, bytes):
+            return data
+    raise TypeError(_PUT_TYPE_ERROR)
+
+
+def _parse_metadata(metadata_json: str | None) -> Any:
+    return None if metadata_json is None else json.loads(metadata_json)
+
+
+class Client:
+    """An async client of an edgekv cluster. Use as ``async with edgekv.Client(...)``."""
+
+    def __init__(
+        self,
+        central: str,
+        *,
+        timeout_s: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.central = central
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self._rng = random.Random(self.retry.seed)
+        self._channel = grpc.aio.insecure_channel(central, options=CHANNEL_OPTIONS)
+        self._stub = central_pb2_grpc.CentralStoreStub(self._channel)
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    @property
+    def stub(self) -> central_pb2_grpc.CentralStoreStub:
+        """The raw gRPC stub, for callers that need a field the client does not expose."""
+        return self._stub
+
+    async def call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+        """One call, errors converted to KVError; never retried (for writes)."""
+        try:
+            return await method(request, timeout=self.timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc) from None
+
+    async def read(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+        """A call that is safe to repeat: retried on UNAVAILABLE / DEADLINE_EXCEEDED."""
+        policy = self.retry
+
+        def jittered_backoff(state: tenacity.RetryCallState) -> float:
+            ceiling = policy.initial_backoff_s * 2 ** (state.attempt_number - 1)
+            return self._rng.uniform(0, min(policy.max_backoff_s, ceiling))
+
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(policy.attempts),
+            wait=jittered_backoff,
+            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, KVError) and exc.retryable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self.call(method, request)
+        raise AssertionError("tenacity returns or raises")
+
+    # -- namespaces -----------------------------------------------------------
+
+    async def create_namespace(self, title: str) -> Namespace:
+        response = await self.call(
+            self._stub.CreateNamespace, pb.CreateNamespaceRequest(title=title)
+        )
+        return namespace_from_pb(response.namespace)
+
+    async def list_namespaces(
+        self, order: Literal["id", "title"] = "id", descending: bool = False
+    ) -> list[Namespace]:
+        """Every namespace, following pages to the end."""
+        namespaces: list[Namespace] = []
+        page = 1
+        while True:
+            response = await self.read(
+                self._stub.ListNamespaces,
+                pb.ListNamespacesRequest(
+                    page=page,
+                    per_page=limits.MAX_NAMESPACES_PER_PAGE,
+                    order=pb.NAMESPACE_ORDER_TITLE if order == "title" else pb.NAMESPACE_ORDER_ID,
+                    descending=descending,
+                ),
+            )
+            if not response.namespaces:
+                return namespaces
+            namespaces.extend(namespace_from_pb(ns) for ns in response.namespaces)
+            page += 1
+
+    async def get_namespace(self, namespace_id: str) -> Namespace:
+        response = await self.read(
+            self._stub.GetNamespace, pb.GetNamespaceRequest(namespace_id=namespace_id)
+        )
+        return namespace_from_pb(response.namespace)
+
+    async def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
+        response = await self.call(
+            self._stub.RenameNamespace,
+            pb.RenameNamespaceRequest(namespace_id=namespace_id, title=title),
+        )
+        return namespace_from_pb(response.namespace)
+
+    async def delete_namespace(self, namespace_id: str) -> None:
+        await self.call(
+            self._stub.DeleteNamespace, pb.DeleteNamespaceRequest(namespace_id=namespace_id)
+        )
+
+    def namespace(self, namespace_id: str) -> KVNamespace:
+        return KVNamespace(self, namespace_id)
+
+
+class KVNamespace:
+    """One namespace, used as a Worker uses its KV binding."""
+
+    def __init__(self, client: Client, namespace_id: str) -> None:
+        self._client = client
+        self.id = namespace_id
+
+    def __repr__(self) -> str:
+        return f"KVNamespace(id={self.id!r}, central={self._client.central!r})"
+
+    @overload
+    async def get(
+        self, key: str, type: ValueType = "text", cache_ttl: int | None = None
+    ) -> Any: ...
+
+    @overload
+    async def get(
+        self, key: Sequence[str], type: ValueType = "text", cache_ttl: int | None = None
+    ) -> dict[str, Any]: ...
+
+    async def get(
+        self, key: str | Sequence[str], type: ValueType = "text", cache_ttl: int | None = None
+    ) -> Any:
+        """The value (decoded as ``type``), or None when the key does not exist.
+
+        A list of keys reads them all in one call and returns ``{key: value or None}``.
+        """
+        if not isinstance(key, str):
+            results = await self.get_with_metadata(key, type=type, cache_ttl=cache_ttl)
+            return {name: None if r is None else r.value for name, r in results.items()}
+        result = await self.get_with_metadata(key, type=type, cache_ttl=cache_ttl)
+        return result.value
+
+    @overload
+    async def get_with_metadata(
+        self, key: str, type: ValueType = "text", cache_ttl: int | None = None
+    ) -> ValueWithMetadata: ...
+
+    @overload
+    async def get_with_metadata(
+        self, key: Sequence[str], type: ValueType = "text", cache_ttl: int | None = None
+    ) -> dict[str, ValueWithMetadata | None]: ...
+
+    async def get_with_metadata(
+        self, key: str | Sequence[str], type: ValueType = "text", cache_ttl: int | None = None
+    ) -> ValueWithMetadata | dict[str, ValueWithMetadata | None]:
+        validate_cache_ttl(cache_ttl)
+        if type not in _VALUE_TYPES:
+            raise TypeError(
+                f'Unknown response type "{type}". '
+                'Possible types are "text", "json", "bytes", "arrayBuffer" and "stream".'
+            )
+        if not isinstance(key, str):
+            if type not in ("text", "json"):
+                raise TypeError(f'"{type}" is not a valid type. Use "json" or "text"')
+            return await self._get_many(list(key), type)
+        response = await self._client.read(
+            self._client.stub.Get, pb.GetRequest(namespace_id=self.id, key=_encode_key(key))
+        )
+        return self._result(response.entry, type, response.header)
+
+    async def _get_many(
+        self, keys: list[str], value_type: str
+    ) -> dict[str, ValueWithMetadata | None]:
+        response = await self._client.read(
+            self._client.stub.GetMany,
+            pb.GetManyRequest(namespace_id=self.id, keys=[_encode_key(k) for k in keys]),
+        )
+        return {
+            key: self._result(entry, value_type, response.header) if entry.found else None
+            for key, entry in zip(keys, response.entries, strict=True)
+        }
+
+    def _result(
+        self, entry: kv_pb2.Entry, value_type: str, header: kv_pb2.ResponseHeader
+    ) -> ValueWithMetadata:
+        info = ReadInfo(
+            revision=entry.revision,
+            commit_time=entry.commit_time,
+            age_s=0.0,
+            region="central",
+            node="central",
+        )
+        if not entry.found:
+            return ValueWithMetadata(None, None, None, info)
+        metadata = entry.metadata_json if entry.HasField("metadata_json") else None
+        return ValueWithMetadata(
+            _decode(entry.value, value_type), _parse_metadata(metadata), None, info
+        )
+
+    async def put(
+        self,
+        key: str,
+        value: PutValue,
+        expiration: int | None = None,
+        expiration_ttl: int | None = None,
+        metadata: Any = None,
+    ) -> WriteResult:
+        request = pb.PutRequest(
+            namespace_id=self.id,
+            key=_encode_key(key),
+            value=await _value_bytes(value),
+            metadata_json=_metadata_json(metadata),
+            expiration=expiration,
+            expiration_ttl=expiration_ttl,
+        )
+        response = await self._client.call(self._client.stub.Put, request)
+        return WriteResult(response.revision, response.commit_time)
+
+    async def delete(self, key: str) -> WriteResult:
+        response = await self._client.call(
+            self._client.stub.Delete, pb.DeleteRequest(namespace_id=self.id, key=_encode_key(key))
+        )
+        return WriteResult(response.revision, response.commit_time)
+
+    async def list(
+        self, prefix: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> ListResult:
+        response = await self._client.read(
+            self._client.stub.List,
+            pb.ListRequest(
+                namespace_id=self.id,
+                prefix=_encode_key(prefix or ""),
+                limit=limit or 0,
+                cursor=cursor or "",
+            ),
+        )
+        keys = [
+            ListedKey(
+                name=info.name.decode("utf-8"),
+                expiration=info.expiration or None,
+                metadata=_parse_metadata(
+                    info.metadata_json if info.HasField("metadata_json") else None
+                ),
+            )
+            for info in response.keys
+        ]
+        return ListResult(
+            keys, response.list_complete, response.cursor or None, cache_status=None
+        )
+
+    async def list_all(self, prefix: str | None = None) -> AsyncIterator[ListedKey]:
+        """Every key with ``prefix``, following cursors to the end."""
+        cursor = None
+        while True:
+            page = await self.list(prefix=prefix, cursor=cursor)
+            for key in page.keys:
+                yield key
+            if page.list_complete:
+                return
+            cursor = page.cursor
+
+    async def bulk_put(self, entries: Sequence[BulkPutEntry | Mapping[str, Any]]) -> BulkResult:
+        """Write up to 10,000 entries in one atomic commit (REST ``PUT /bulk``)."""
+        messages = [self._bulk_entry(entry) for entry in entries]
+        response = await self._client.call(
+            self._client.stub.BulkPut, pb.BulkPutRequest(namespace_id=self.id, entries=messages)
+        )
+        return self._bulk_result(response)
+
+    async def bulk_delete(self, keys: Sequence[str]) -> BulkResult:
+        response = await self._client.call(
+            self._client.stub.BulkDelete,
+            pb.BulkDeleteRequest(namespace_id=self.id, keys=[_encode_key(k) for k in keys]),
+        )
+        return self._bulk_result(response)
+
+    async def watch(
+        self, start_revision: int = 0, include_values: bool = False
+    ) -> AsyncIterator[Change]:
+        """Changes of this namespace from ``start_revision`` on (0: from now), as they commit."""
+        stream = self._client.stub.Watch(
+            pb.WatchRequest(
+                namespace_id=self.id, start_revision=start_revision, include_values=include_values
+            )
+        )
+        try:
+            async for response in stream:
+                for change in response.changes:
+                    yield change_from_pb(self.id, change)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc) from None
+        finally:
+            stream.cancel()
+
+    @staticmethod
+    def _bulk_entry(entry: BulkPutEntry | Mapping[str, Any]) -> pb.BulkPutEntry:
+        if isinstance(entry, Mapping):
+            entry = BulkPutEntry(
+                key=entry["key"],
+                value=entry["value"],
+                expiration=entry.get("expiration"),
+                expiration_ttl=entry.get("expiration_ttl"),
+                metadata=entry.get("metadata"),
+            )
+        value = entry.value.encode("utf-8") if isinstance(entry.value, str) else entry.value
+        return pb.BulkPutEntry(
+            key=_encode_key(entry.key),
+            value=value,
+            metadata_json=_metadata_json(entry.metadata),
+            expiration=entry.expiration,
+            expiration_ttl=entry.expiration_ttl,
+        )
+
+    @staticmethod
+    def _bulk_result(response: pb.BulkWriteResponse) -> BulkResult:
+        return BulkResult(
+            successful_key_count=response.successful_key_count,
+            results=[
+                BulkEntryResult(
+                    key=result.key.decode("utf-8", "replace"),
+                    ok=result.ok,
+                    revision=result.revision,
+                    error_kind=result.error_kind or None,
+                    error_message=result.error_message or None,
+                )
+                for result in response.results
+            ],
+        )

@@ -1,0 +1,90 @@
+"""Clocks: the only place edgekv reads the time.
+
+Theory of operation: every component takes a :class:`Clock` and asks it for
+``now()`` (simulated Unix seconds) and to ``sleep()`` (simulated seconds).
+
+* :class:`ScaledClock` runs ``scale`` times faster than real time around an
+  ``anchor``: ``now = anchor + (real_now - anchor) * scale``. All nodes of a
+  cluster get the same anchor, so their clocks agree. Scale 1 is real time.
+* :class:`ManualClock` moves only when a test calls :meth:`ManualClock.advance`;
+  sleepers wake when the clock passes their deadline. Tests use it so that no
+  test ever waits for a TTL in real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Simulated Unix time in seconds."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of simulated time."""
+        ...
+
+    def real_seconds(self, seconds: float) -> float:
+        """How many real seconds ``seconds`` of simulated time take."""
+        ...
+
+
+class ScaledClock:
+    def __init__(self, scale: float = 1.0, anchor: float | None = None) -> None:
+        if scale <= 0:
+            raise ValueError(f"time scale must be positive, got {scale}")
+        self.scale = scale
+        self.anchor = time.time() if anchor is None else anchor
+
+    def now(self) -> float:
+        return self.anchor + (time.time() - self.anchor) * self.scale
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.scale)
+
+    def real_seconds(self, seconds: float) -> float:
+        return seconds / self.scale
+
+
+def real_clock() -> ScaledClock:
+    return ScaledClock(scale=1.0)
+
+
+class ManualClock:
+    """A clock that stands still until told to move."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._tiebreak = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    def set(self, now: float) -> None:
+        self.advance(now - self._now)
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock does not go backwards")
+        self._now += seconds
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, waiter = heapq.heappop(self._sleepers)
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._now + seconds, next(self._tiebreak), waiter))
+        await waiter
+
+    def real_seconds(self, seconds: float) -> float:
+        return 0.0

@@ -1,0 +1,256 @@
+"""The one error registry: every domain error edgekv can give, in one table.
+
+Theory of operation: an error is a *kind* (a member of :class:`ErrorKind`) plus
+the facts that fill its message. The registry row of a kind says
+
+* which gRPC status carries it (by name, so this module imports no ``grpc``),
+* the message template, worded as Workers KV words it,
+* whether it is *definite* — the operation surely did not happen — and
+* whether the same call may be retried as it is.
+
+Everything that raises builds a :class:`KVError` from a kind; the gRPC shells
+turn it into a status at one boundary (``edgekv.rpc``) and back into the same
+exception class on the client side. Users catch :class:`KVError` or one of its
+subclasses, which group kinds by what a caller would do about them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+
+class KVError(Exception):
+    """Base of every error edgekv raises on purpose. ``.message`` is Workers-KV worded."""
+
+    kind: ErrorKind
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    @property
+    def definite(self) -> bool:
+        """True when the operation surely did not take effect."""
+        return REGISTRY[self.kind].definite
+
+    @property
+    def retryable(self) -> bool:
+        """True when the same call may simply be tried again."""
+        return REGISTRY[self.kind].retryable
+
+    @property
+    def status(self) -> str:
+        """The gRPC status name that carries this error, e.g. ``"NOT_FOUND"``."""
+        return REGISTRY[self.kind].status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.kind, self.message))
+
+
+class InvalidRequestError(KVError):
+    """The request breaks a rule (a limit, a malformed argument); fix it, don't retry."""
+
+
+class NotFoundError(KVError):
+    """The namespace named in the request does not exist."""
+
+
+class AlreadyExistsError(KVError):
+    """A namespace with that title exists already."""
+
+
+class RateLimitedError(KVError):
+    """Too many writes (to one key, or of namespaces); wait and retry."""
+
+
+class UnavailableError(KVError):
+    """The store could not be reached or could not answer; the call may be retried."""
+
+
+class WatchError(KVError):
+    """A watch stream cannot go on from where it is; resume from a revision."""
+
+
+class ErrorKind(enum.StrEnum):
+    KEY_EMPTY = "KEY_EMPTY"
+    KEY_RESERVED = "KEY_RESERVED"
+    KEY_TOO_LONG = "KEY_TOO_LONG"
+    KEY_NOT_UTF8 = "KEY_NOT_UTF8"
+    VALUE_TOO_LARGE = "VALUE_TOO_LARGE"
+    METADATA_TOO_LARGE = "METADATA_TOO_LARGE"
+    METADATA_NOT_JSON = "METADATA_NOT_JSON"
+    EXPIRATION_TTL_TOO_SMALL = "EXPIRATION_TTL_TOO_SMALL"
+    EXPIRATION_TOO_SOON = "EXPIRATION_TOO_SOON"
+    CACHE_TTL_TOO_SMALL = "CACHE_TTL_TOO_SMALL"
+    LIST_LIMIT_TOO_LARGE = "LIST_LIMIT_TOO_LARGE"
+    CURSOR_INVALID = "CURSOR_INVALID"
+    PREFIX_NOT_UTF8 = "PREFIX_NOT_UTF8"
+    GET_MANY_EMPTY = "GET_MANY_EMPTY"
+    GET_MANY_TOO_MANY = "GET_MANY_TOO_MANY"
+    BULK_EMPTY = "BULK_EMPTY"
+    BULK_TOO_MANY = "BULK_TOO_MANY"
+    BULK_TOO_LARGE = "BULK_TOO_LARGE"
+    WRITE_RATE_LIMITED = "WRITE_RATE_LIMITED"
+    NAMESPACE_ID_INVALID = "NAMESPACE_ID_INVALID"
+    NAMESPACE_NOT_FOUND = "NAMESPACE_NOT_FOUND"
+    NAMESPACE_TITLE_INVALID = "NAMESPACE_TITLE_INVALID"
+    NAMESPACE_TITLE_EXISTS = "NAMESPACE_TITLE_EXISTS"
+    NAMESPACE_LIMIT = "NAMESPACE_LIMIT"
+    PAGE_INVALID = "PAGE_INVALID"
+    WATCH_COMPACTED = "WATCH_COMPACTED"
+    WATCH_LAGGING = "WATCH_LAGGING"
+    UNAVAILABLE = "UNAVAILABLE"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    INTERNAL = "INTERNAL"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorSpec:
+    """One registry row."""
+
+    status: str
+    template: str
+    exception: type[KVError]
+    definite: bool = True
+    retryable: bool = False
+
+
+_INVALID = InvalidRequestError
+
+REGISTRY: dict[ErrorKind, ErrorSpec] = {
+    ErrorKind.KEY_EMPTY: ErrorSpec("INVALID_ARGUMENT", "Key name cannot be empty.", _INVALID),
+    ErrorKind.KEY_RESERVED: ErrorSpec(
+        "INVALID_ARGUMENT", '"{key}" is not allowed as a key name.', _INVALID
+    ),
+    ErrorKind.KEY_TOO_LONG: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "UTF-8 encoded length of {length} exceeds key length limit of {limit}.",
+        _INVALID,
+    ),
+    ErrorKind.KEY_NOT_UTF8: ErrorSpec(
+        "INVALID_ARGUMENT", "Key name is not valid UTF-8: {detail}.", _INVALID
+    ),
+    ErrorKind.VALUE_TOO_LARGE: ErrorSpec(
+        "INVALID_ARGUMENT", "Value length of {length} exceeds limit of {limit}.", _INVALID
+    ),
+    ErrorKind.METADATA_TOO_LARGE: ErrorSpec(
+        "INVALID_ARGUMENT", "Metadata length of {length} exceeds limit of {limit}.", _INVALID
+    ),
+    ErrorKind.METADATA_NOT_JSON: ErrorSpec(
+        "INVALID_ARGUMENT", "Metadata is not valid JSON: {detail}.", _INVALID
+    ),
+    ErrorKind.EXPIRATION_TTL_TOO_SMALL: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Invalid expiration_ttl of {ttl}. Expiration TTL must be at least {minimum}.",
+        _INVALID,
+    ),
+    ErrorKind.EXPIRATION_TOO_SOON: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Invalid expiration of {expiration}. "
+        "Expiration times must be at least {minimum} seconds in the future.",
+        _INVALID,
+    ),
+    ErrorKind.CACHE_TTL_TOO_SMALL: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Invalid cache_ttl of {ttl}. Cache TTL must be at least {minimum}.",
+        _INVALID,
+    ),
+    ErrorKind.LIST_LIMIT_TOO_LARGE: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Invalid key_count_limit of {limit}. Please specify an integer less than {maximum}.",
+        _INVALID,
+    ),
+    ErrorKind.CURSOR_INVALID: ErrorSpec(
+        "INVALID_ARGUMENT", "Invalid cursor {cursor!r}: pass back a cursor from list.", _INVALID
+    ),
+    ErrorKind.PREFIX_NOT_UTF8: ErrorSpec(
+        "INVALID_ARGUMENT", "Prefix is not valid UTF-8: {detail}.", _INVALID
+    ),
+    ErrorKind.GET_MANY_EMPTY: ErrorSpec(
+        "INVALID_ARGUMENT", "You must request at least one key.", _INVALID
+    ),
+    ErrorKind.GET_MANY_TOO_MANY: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "You can request at most {limit} keys at once; {count} were requested.",
+        _INVALID,
+    ),
+    ErrorKind.BULK_EMPTY: ErrorSpec(
+        "INVALID_ARGUMENT", "A bulk request needs at least one entry.", _INVALID
+    ),
+    ErrorKind.BULK_TOO_MANY: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "A bulk request can hold at most {limit} entries; this one has {count}.",
+        _INVALID,
+    ),
+    ErrorKind.BULK_TOO_LARGE: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Total size of request of {length} bytes exceeds the limit of {limit} bytes.",
+        _INVALID,
+    ),
+    ErrorKind.WRITE_RATE_LIMITED: ErrorSpec(
+        "RESOURCE_EXHAUSTED",
+        "KV {method} failed: 429 Too Many Requests",
+        RateLimitedError,
+        retryable=True,
+    ),
+    ErrorKind.NAMESPACE_ID_INVALID: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Invalid namespace id {namespace_id!r}: expected 32 hexadecimal characters.",
+        _INVALID,
+    ),
+    ErrorKind.NAMESPACE_NOT_FOUND: ErrorSpec(
+        "NOT_FOUND", "{operation}: 'namespace not found' ({namespace_id})", NotFoundError
+    ),
+    ErrorKind.NAMESPACE_TITLE_INVALID: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Invalid namespace title: {detail}.",
+        _INVALID,
+    ),
+    ErrorKind.NAMESPACE_TITLE_EXISTS: ErrorSpec(
+        "ALREADY_EXISTS",
+        "A KV namespace with the title {title!r} already exists.",
+        AlreadyExistsError,
+    ),
+    ErrorKind.NAMESPACE_LIMIT: ErrorSpec(
+        "RESOURCE_EXHAUSTED",
+        "This store already has {limit} namespaces, the most it may hold.",
+        RateLimitedError,
+    ),
+    ErrorKind.PAGE_INVALID: ErrorSpec("INVALID_ARGUMENT", "Invalid {field} of {value}: {detail}.", _INVALID),
+    ErrorKind.WATCH_COMPACTED: ErrorSpec(
+        "OUT_OF_RANGE",
+        "Required revision {revision} has been compacted; the oldest kept is {oldest}.",
+        WatchError,
+    ),
+    ErrorKind.WATCH_LAGGING: ErrorSpec(
+        "ABORTED",
+        "Watcher fell more than {backlog} changes behind; resume with start_revision={resume}.",
+        WatchError,
+        retryable=True,
+    ),
+    ErrorKind.UNAVAILABLE: ErrorSpec(
+        "UNAVAILABLE", "{detail}", UnavailableError, definite=False, retryable=True
+    ),
+    ErrorKind.DEADLINE_EXCEEDED: ErrorSpec(
+        "DEADLINE_EXCEEDED", "{detail}", UnavailableError, definite=False, retryable=True
+    ),
+    ErrorKind.INTERNAL: ErrorSpec("INTERNAL", "{detail}", KVError, definite=False),
+}
+
+
+def error(kind: ErrorKind, **facts: object) -> KVError:
+    """Build the exception for ``kind``, its message filled from ``facts``."""
+    spec = REGISTRY[kind]
+    return spec.exception(kind, spec.template.format(**facts))
+
+
+def from_kind_name(kind_name: str, message: str) -> KVError:
+    """Rebuild an error received over the wire (kind name + message) as the same class."""
+    try:
+        kind = ErrorKind(kind_name)
+    except ValueError:
+        return KVError(ErrorKind.INTERNAL, message)
+    return REGISTRY[kind].exception(kind, message)

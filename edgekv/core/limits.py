@@ -1,0 +1,34 @@
+"""The limits of Workers KV, as numbers with units in their names.
+
+Values come from ../shared/reference/workers-kv.md section 2; each is used by
+exactly one validator in :mod:`edgekv.core.validation` or the cache policy.
+"""
+
+from typing import Final
+
+MAX_KEY_BYTES: Final = 512
+RESERVED_KEYS: Final = frozenset({".", ".."})
+MAX_VALUE_BYTES: Final = 25 * 1024 * 1024  # 26,214,400
+MAX_METADATA_BYTES: Final = 1024
+MIN_EXPIRATION_TTL_S: Final = 60
+MIN_EXPIRATION_AHEAD_S: Final = 60
+
+DEFAULT_CACHE_TTL_S: Final = 60
+MIN_CACHE_TTL_S: Final = 30
+
+MAX_LIST_LIMIT: Final = 1000
+MAX_GET_MANY_KEYS: Final = 100
+MAX_BULK_ENTRIES: Final = 10_000
+MAX_BULK_BYTES: Final = 100 * 1024 * 1024
+
+WRITES_PER_KEY_INTERVAL_S: Final = 1.0  # one write per key per second
+
+MAX_NAMESPACES: Final = 1000
+MAX_NAMESPACE_TITLE_CHARS: Final = 512
+NAMESPACE_ID_HEX_CHARS: Final = 32
+DEFAULT_NAMESPACES_PER_PAGE: Final = 20
+MAX_NAMESPACES_PER_PAGE: Final = 1000
+
+# gRPC messages must carry a 25 MiB value plus its envelope, and a bulk write
+# of up to 100 MiB; this bounds both directions on servers and clients.
+MAX_MESSAGE_BYTES: Final = MAX_BULK_BYTES + 16 * 1024 * 1024

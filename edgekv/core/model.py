@@ -1,0 +1,126 @@
+"""The data the store is made of, as plain frozen values.
+
+Theory of operation: keys are ``str`` once validated (valid UTF-8 is checked at
+the edge of the core). Python orders ``str`` by code point, which is exactly the
+order of their UTF-8 bytes, so sorting names sorts them the way Workers KV
+lists them. Times are simulated Unix seconds (``float``); expirations are whole
+Unix seconds (``int``) or ``None`` for "never".
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    id: str
+    title: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One stored version of one key: what a read returns when the key exists."""
+
+    key: str
+    value: bytes
+    metadata_json: str | None
+    expiration: int | None
+    revision: int
+    commit_time: float
+
+    def is_live(self, now: float) -> bool:
+        """A key is gone from the moment its expiration is reached."""
+        return self.expiration is None or now < self.expiration
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A key as ``list`` returns it."""
+
+    name: str
+    expiration: int | None
+    metadata_json: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """A validated write of one key; ``expiration`` already resolved from any TTL."""
+
+    namespace_id: str
+    key: str
+    value: bytes
+    metadata_json: str | None
+    expiration: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    namespace_id: str
+    key: str
+
+
+Write = Put | Delete
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What storage reports for one applied write."""
+
+    revision: int
+    commit_time: float
+    # False for a delete of a key that did not exist: nothing was written and
+    # ``revision`` is the store's revision at that moment.
+    changed: bool = True
+
+
+class ChangeKind(enum.Enum):
+    PUT = "put"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One committed change, as a watcher sees it.
+
+    ``version`` carries the new value of a put when it is known (always for live
+    changes; for replayed ones only while the put is still the key's current
+    version).
+    """
+
+    revision: int
+    kind: ChangeKind
+    namespace_id: str
+    key: str
+    commit_time: float
+    version: Version | None = None
+
+
+def change_of(write: Write, committed: Committed) -> Change:
+    """The change a committed write produced, for the watchers."""
+    if isinstance(write, Put):
+        version = Version(
+            key=write.key,
+            value=write.value,
+            metadata_json=write.metadata_json,
+            expiration=write.expiration,
+            revision=committed.revision,
+            commit_time=committed.commit_time,
+        )
+        return Change(
+            committed.revision,
+            ChangeKind.PUT,
+            write.namespace_id,
+            write.key,
+            committed.commit_time,
+            version,
+        )
+    return Change(
+        committed.revision,
+        ChangeKind.DELETE,
+        write.namespace_id,
+        write.key,
+        committed.commit_time,
+    )

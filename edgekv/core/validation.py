@@ -1,0 +1,148 @@
+"""Validation of every request field, exactly at Workers KV's limits.
+
+Theory of operation: each function takes raw request fields (and ``now`` where
+time matters), returns the validated value, or raises the registry's
+:class:`~edgekv.core.errors.KVError`. Validation happens before anything is
+written, so a rejected request changes nothing. Central and edge call the same
+functions, so they refuse the same input with the same words.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+
+from edgekv.core import limits
+from edgekv.core.errors import ErrorKind, error
+from edgekv.core.model import Delete, Put
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def validate_key(raw: bytes) -> str:
+    """A key is 1..512 UTF-8 bytes and not ``.`` or ``..``."""
+    if not raw:
+        raise error(ErrorKind.KEY_EMPTY)
+    try:
+        key = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(ErrorKind.KEY_NOT_UTF8, detail=f"invalid byte at offset {exc.start}") from None
+    if key in limits.RESERVED_KEYS:
+        raise error(ErrorKind.KEY_RESERVED, key=key)
+    if len(raw) > limits.MAX_KEY_BYTES:
+        raise error(ErrorKind.KEY_TOO_LONG, length=len(raw), limit=limits.MAX_KEY_BYTES)
+    return key
+
+
+def validate_value(value: bytes) -> bytes:
+    if len(value) > limits.MAX_VALUE_BYTES:
+        raise error(ErrorKind.VALUE_TOO_LARGE, length=len(value), limit=limits.MAX_VALUE_BYTES)
+    return value
+
+
+def validate_metadata(metadata_json: str | None) -> str | None:
+    """Metadata is JSON text of at most 1024 UTF-8 bytes; JSON ``null`` means none."""
+    if metadata_json is None:
+        return None
+    length = len(metadata_json.encode("utf-8"))
+    if length > limits.MAX_METADATA_BYTES:
+        raise error(ErrorKind.METADATA_TOO_LARGE, length=length, limit=limits.MAX_METADATA_BYTES)
+    try:
+        parsed = json.loads(metadata_json)
+    except ValueError as exc:
+        raise error(ErrorKind.METADATA_NOT_JSON, detail=str(exc)) from None
+    return None if parsed is None else metadata_json
+
+
+def resolve_expiration(now: float, expiration: int | None, expiration_ttl: int | None) -> int | None:
+    """The absolute expiration (Unix seconds) a put asks for, or None for "never".
+
+    ``expiration_ttl`` wins when both are given, as in Workers KV; only the one
+    that is used is validated.
+    """
+    if expiration_ttl is not None:
+        if expiration_ttl < limits.MIN_EXPIRATION_TTL_S:
+            raise error(
+                ErrorKind.EXPIRATION_TTL_TOO_SMALL,
+                ttl=expiration_ttl,
+                minimum=limits.MIN_EXPIRATION_TTL_S,
+            )
+        return math.floor(now) + expiration_ttl
+    if expiration is not None:
+        if expiration - now < limits.MIN_EXPIRATION_AHEAD_S:
+            raise error(
+                ErrorKind.EXPIRATION_TOO_SOON,
+                expiration=expiration,
+                minimum=limits.MIN_EXPIRATION_AHEAD_S,
+            )
+        return expiration
+    return None
+
+
+def validate_put(
+    namespace_id: str,
+    raw_key: bytes,
+    value: bytes,
+    metadata_json: str | None,
+    expiration: int | None,
+    expiration_ttl: int | None,
+    now: float,
+) -> Put:
+    return Put(
+        namespace_id=namespace_id,
+        key=validate_key(raw_key),
+        value=validate_value(value),
+        metadata_json=validate_metadata(metadata_json),
+        expiration=resolve_expiration(now, expiration, expiration_ttl),
+    )
+
+
+def validate_delete(namespace_id: str, raw_key: bytes) -> Delete:
+    return Delete(namespace_id=namespace_id, key=validate_key(raw_key))
+
+
+def validate_get_many_keys(raw_keys: Sequence[bytes]) -> list[str]:
+    if not raw_keys:
+        raise error(ErrorKind.GET_MANY_EMPTY)
+    if len(raw_keys) > limits.MAX_GET_MANY_KEYS:
+        raise error(
+            ErrorKind.GET_MANY_TOO_MANY, limit=limits.MAX_GET_MANY_KEYS, count=len(raw_keys)
+        )
+    return [validate_key(raw) for raw in raw_keys]
+
+
+def validate_bulk_shape(entry_count: int, total_bytes: int) -> None:
+    """Request-wide limits of a bulk write; checked before any entry is looked at."""
+    if entry_count == 0:
+        raise error(ErrorKind.BULK_EMPTY)
+    if entry_count > limits.MAX_BULK_ENTRIES:
+        raise error(ErrorKind.BULK_TOO_MANY, limit=limits.MAX_BULK_ENTRIES, count=entry_count)
+    if total_bytes > limits.MAX_BULK_BYTES:
+        raise error(ErrorKind.BULK_TOO_LARGE, length=total_bytes, limit=limits.MAX_BULK_BYTES)
+
+
+def validate_cache_ttl(cache_ttl_s: int | None) -> int:
+    """The reader's cacheTtl: default 60, at least 30."""
+    if cache_ttl_s is None:
+        return limits.DEFAULT_CACHE_TTL_S
+    if cache_ttl_s < limits.MIN_CACHE_TTL_S:
+        raise error(ErrorKind.CACHE_TTL_TOO_SMALL, ttl=cache_ttl_s, minimum=limits.MIN_CACHE_TTL_S)
+    return cache_ttl_s
+
+
+def validate_namespace_id(namespace_id: str) -> str:
+    if len(namespace_id) != limits.NAMESPACE_ID_HEX_CHARS or not set(namespace_id) <= _HEX:
+        raise error(ErrorKind.NAMESPACE_ID_INVALID, namespace_id=namespace_id)
+    return namespace_id
+
+
+def validate_title(title: str) -> str:
+    if not title.strip():
+        raise error(ErrorKind.NAMESPACE_TITLE_INVALID, detail="it cannot be empty")
+    if len(title) > limits.MAX_NAMESPACE_TITLE_CHARS:
+        raise error(
+            ErrorKind.NAMESPACE_TITLE_INVALID,
+            detail=f"{len(title)} characters exceed the limit of {limits.MAX_NAMESPACE_TITLE_CHARS}",
+        )
+    return title

@@ -1,0 +1,63 @@
+"""What every edgekv gRPC server shares: health, reflection, limits, shutdown.
+
+Theory of operation: :func:`build_server` makes a ``grpc.aio`` server with
+message limits big enough for a 25 MiB value and a 100 MiB bulk write, and
+registers standard health checking and reflection; :class:`GrpcNode` starts
+it on an address (port 0 picks a free port), flips health to SERVING, and on
+:meth:`GrpcNode.stop` flips it to NOT_SERVING before a graceful stop, so load
+balancers and launchers see the node leave before it refuses calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from edgekv.rpc import CHANNEL_OPTIONS
+
+
+class GrpcNode:
+    def __init__(self, service_names: Sequence[str]) -> None:
+        self.server = grpc.aio.server(options=CHANNEL_OPTIONS)
+        self._health = health.aio.HealthServicer()
+        self._service_names = list(service_names)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self.server)
+        reflection.enable_server_reflection(
+            [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        self.port = 0
+
+    async def start(self, listen: str) -> int:
+        """Bind ``listen`` (HOST:PORT; port 0 allowed) and serve; return the bound port."""
+        try:
+            self.port = self.server.add_insecure_port(listen)
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen on {listen}: {exc}") from None
+        await self.server.start()
+        for name in ("", *self._service_names):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        return self.port
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        await self._health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+
+
+def install_stop_signals(stop: Callable[[], None]) -> None:
+    """Call ``stop`` on SIGTERM and SIGINT (once each is enough)."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop)
+
+
+def host_port(listen: str, port: int) -> str:
+    """The address clients should dial, given the listen address and bound port."""
+    host = listen.rpartition(":")[0] or "127.0.0.1"
+    if host in ("0.0.0.0", "[::]", ""):
+        host = "127.0.0.1"
+    return f"{host}:{port}"

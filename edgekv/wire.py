@@ -1,0 +1,100 @@
+"""Conversions between core values and the protobuf messages of ``edgekv.v1``.
+
+Theory of operation: the gRPC shells speak protobuf, the core speaks frozen
+dataclasses; this module is the one place that maps one onto the other, so
+"0 means not set" and "absent optional" are decided once.
+"""
+
+from __future__ import annotations
+
+from edgekv.core.model import Change, ChangeKind, KeyInfo, Namespace, Version
+from edgekv.v1 import kv_pb2
+
+
+def namespace_to_pb(namespace: Namespace) -> kv_pb2.Namespace:
+    return kv_pb2.Namespace(id=namespace.id, title=namespace.title, created_at=namespace.created_at)
+
+
+def namespace_from_pb(message: kv_pb2.Namespace) -> Namespace:
+    return Namespace(id=message.id, title=message.title, created_at=message.created_at)
+
+
+def entry_to_pb(raw_key: bytes, version: Version | None) -> kv_pb2.Entry:
+    if version is None:
+        return kv_pb2.Entry(key=raw_key, found=False)
+    return kv_pb2.Entry(
+        key=raw_key,
+        found=True,
+        value=version.value,
+        metadata_json=version.metadata_json,
+        expiration=version.expiration or 0,
+        revision=version.revision,
+        commit_time=version.commit_time,
+    )
+
+
+def entry_from_pb(message: kv_pb2.Entry) -> Version | None:
+    if not message.found:
+        return None
+    return Version(
+        key=message.key.decode("utf-8"),
+        value=message.value,
+        metadata_json=message.metadata_json if message.HasField("metadata_json") else None,
+        expiration=message.expiration or None,
+        revision=message.revision,
+        commit_time=message.commit_time,
+    )
+
+
+def key_info_to_pb(info: KeyInfo) -> kv_pb2.KeyInfo:
+    return kv_pb2.KeyInfo(
+        name=info.name.encode("utf-8"),
+        expiration=info.expiration or 0,
+        metadata_json=info.metadata_json,
+    )
+
+
+def key_info_from_pb(message: kv_pb2.KeyInfo) -> KeyInfo:
+    return KeyInfo(
+        name=message.name.decode("utf-8"),
+        expiration=message.expiration or None,
+        metadata_json=message.metadata_json if message.HasField("metadata_json") else None,
+    )
+
+
+_CHANGE_KINDS = {
+    ChangeKind.PUT: kv_pb2.CHANGE_KIND_PUT,
+    ChangeKind.DELETE: kv_pb2.CHANGE_KIND_DELETE,
+}
+
+
+def change_to_pb(change: Change, include_value: bool) -> kv_pb2.Change:
+    message = kv_pb2.Change(
+        revision=change.revision,
+        kind=_CHANGE_KINDS[change.kind],
+        key=change.key.encode("utf-8"),
+        commit_time=change.commit_time,
+    )
+    if include_value and change.version is not None:
+        message.has_value = True
+        message.value = change.version.value
+        if change.version.metadata_json is not None:
+            message.metadata_json = change.version.metadata_json
+        message.expiration = change.version.expiration or 0
+    return message
+
+
+def change_from_pb(namespace_id: str, message: kv_pb2.Change) -> Change:
+    kind = ChangeKind.PUT if message.kind == kv_pb2.CHANGE_KIND_PUT else ChangeKind.DELETE
+    key = message.key.decode("utf-8")
+    version = None
+    if message.has_value:
+        version = Version(
+            key=key,
+            value=message.value,
+            metadata_json=message.metadata_json if message.HasField("metadata_json") else None,
+            expiration=message.expiration or None,
+            revision=message.revision,
+            commit_time=message.commit_time,
+        )
+    return Change(message.revision, kind, namespace_id, key, message.commit_time, version)
