@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 
@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
-Context = grpc.aio.ServicerContext[Any, Any]
+# grpcio ships no type information; the servicer context is typed loosely.
+Context: TypeAlias = Any
 
 DEFAULT_WATCH_BACKLOG = 10_000
 # Changes replayed from the log per batch, while a watcher catches up.
@@ -95,9 +96,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         self._namespace_ids = {ns.id for ns in await self._storage.list_namespaces()}
 
     def _header(self) -> kv_pb2.ResponseHeader:
-        return kv_pb2.ResponseHeader(
-            revision=self._storage.revision, server_time=self._clock.now()
-        )
+        return kv_pb2.ResponseHeader(revision=self._storage.revision, server_time=self._clock.now())
 
     def _require_namespace(self, raw_id: str, operation: str) -> str:
         namespace_id = validate_namespace_id(raw_id)

@@ -76,9 +76,7 @@ class WatchHub:
                 subscription.offer(change)
 
     def end_namespace(self, namespace_id: str) -> None:
-        failure = error(
-            ErrorKind.NAMESPACE_NOT_FOUND, operation="watch", namespace_id=namespace_id
-        )
+        failure = error(ErrorKind.NAMESPACE_NOT_FOUND, operation="watch", namespace_id=namespace_id)
         for subscription in self._subscriptions.pop(namespace_id, set()):
             subscription.fail(failure)
 

@@ -24,7 +24,7 @@ import grpc
 import tenacity
 
 from edgekv.core import limits
-from edgekv.core.errors import KVError
+from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Change, Namespace
 from edgekv.core.validation import validate_cache_ttl
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
@@ -230,7 +230,9 @@ class Client:
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_after_attempt(policy.attempts),
             wait=jittered_backoff,
-            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, KVError) and exc.retryable),
+            retry=tenacity.retry_if_exception(
+                lambda exc: isinstance(exc, KVError) and exc.retryable
+            ),
             reraise=True,
         )
         async for attempt in retrying:
@@ -289,6 +291,26 @@ class Client:
         return KVNamespace(self, namespace_id)
 
 
+class WatchStream:
+    """An open watch: iterate it for changes; ``close()`` ends it."""
+
+    def __init__(self, namespace_id: str, call: Any, registered_at_revision: int) -> None:
+        self.namespace_id = namespace_id
+        self.registered_at_revision = registered_at_revision
+        self._call = call
+
+    async def __aiter__(self) -> AsyncIterator[Change]:
+        try:
+            while (response := await self._call.read()) is not grpc.aio.EOF:
+                for change in response.changes:
+                    yield change_from_pb(self.namespace_id, change)
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc) from None
+
+    def close(self) -> None:
+        self._call.cancel()
+
+
 class KVNamespace:
     """One namespace, used as a Worker uses its KV binding."""
 
@@ -323,7 +345,7 @@ class KVNamespace:
         return result.value
 
     @overload
-    async def get_with_metadata(
+    async def get_with_metadata(  # type: ignore[overload-overlap]  # str is a Sequence too
         self, key: str, type: ValueType = "text", cache_ttl: int | None = None
     ) -> ValueWithMetadata: ...
 
@@ -426,9 +448,7 @@ class KVNamespace:
             )
             for info in response.keys
         ]
-        return ListResult(
-            keys, response.list_complete, response.cursor or None, cache_status=None
-        )
+        return ListResult(keys, response.list_complete, response.cursor or None, cache_status=None)
 
     async def list_all(self, prefix: str | None = None) -> AsyncIterator[ListedKey]:
         """Every key with ``prefix``, following cursors to the end."""
@@ -456,23 +476,24 @@ class KVNamespace:
         )
         return self._bulk_result(response)
 
-    async def watch(
-        self, start_revision: int = 0, include_values: bool = False
-    ) -> AsyncIterator[Change]:
-        """Changes of this namespace from ``start_revision`` on (0: from now), as they commit."""
-        stream = self._client.stub.Watch(
+    async def watch(self, start_revision: int = 0, include_values: bool = False) -> WatchStream:
+        """Watch this namespace's changes from ``start_revision`` on (0: from now).
+
+        Returns once central has registered the watch, so every write made after
+        this call returns is delivered.
+        """
+        call = self._client.stub.Watch(
             pb.WatchRequest(
                 namespace_id=self.id, start_revision=start_revision, include_values=include_values
             )
         )
         try:
-            async for response in stream:
-                for change in response.changes:
-                    yield change_from_pb(self.id, change)
+            registered = await call.read()
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc) from None
-        finally:
-            stream.cancel()
+        if registered is grpc.aio.EOF:
+            raise error(ErrorKind.UNAVAILABLE, detail="watch stream closed before it started")
+        return WatchStream(self.id, call, registered.header.revision)
 
     @staticmethod
     def _bulk_entry(entry: BulkPutEntry | Mapping[str, Any]) -> pb.BulkPutEntry:

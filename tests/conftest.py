@@ -18,14 +18,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> Iterator[str]:
+def redis_url(redis_server: RedisServer) -> str:
     """A flushed Redis database for one test."""
     import redis
 
     client = redis.Redis(port=redis_server.port)
     client.flushall()
     client.close()
-    yield redis_server.url()
+    return redis_server.url()
 
 
 @pytest.fixture

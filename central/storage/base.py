@@ -65,9 +65,7 @@ class Storage(Protocol):
 
     async def scan(self, query: ListQuery, now: float) -> ScanResult: ...
 
-    async def changes_after(
-        self, namespace_id: str, revision: int, limit: int
-    ) -> list[Change]:
+    async def changes_after(self, namespace_id: str, revision: int, limit: int) -> list[Change]:
         """Up to ``limit`` logged changes of a namespace with revision > ``revision``.
 
         A replayed put carries its version only while that put is still the

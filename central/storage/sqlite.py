@@ -262,9 +262,7 @@ class SqliteStorage:
             version = None
             if value is not None:
                 version = Version(key, value, metadata_json, expiration, rev, commit_time)
-            changes.append(
-                Change(rev, ChangeKind(kind), namespace_id, key, commit_time, version)
-            )
+            changes.append(Change(rev, ChangeKind(kind), namespace_id, key, commit_time, version))
         return changes
 
     # -- writes: group commit -------------------------------------------------
@@ -301,9 +299,7 @@ class SqliteStorage:
         finally:
             self._draining = None
 
-    def _commit_batch(
-        self, batch: list[_Pending]
-    ) -> tuple[list[list[Committed] | KVError], int]:
+    def _commit_batch(self, batch: list[_Pending]) -> tuple[list[list[Committed] | KVError], int]:
         """On the writer thread: apply every group in one transaction, one fsync."""
         db = self._writer
         revision = self._revision

@@ -88,8 +88,7 @@ async def round_trip(address: str) -> None:
         )
         rest = await kv.list(prefix="user:", cursor=page.cursor)
         print(
-            f"list next page -> {[k.name for k in rest.keys]}, "
-            f"list_complete={rest.list_complete}"
+            f"list next page -> {[k.name for k in rest.keys]}, list_complete={rest.list_complete}"
         )
         try:
             await kv.put("", "x")

@@ -219,7 +219,9 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "This store already has {limit} namespaces, the most it may hold.",
         RateLimitedError,
     ),
-    ErrorKind.PAGE_INVALID: ErrorSpec("INVALID_ARGUMENT", "Invalid {field} of {value}: {detail}.", _INVALID),
+    ErrorKind.PAGE_INVALID: ErrorSpec(
+        "INVALID_ARGUMENT", "Invalid {field} of {value}: {detail}.", _INVALID
+    ),
     ErrorKind.WATCH_COMPACTED: ErrorSpec(
         "OUT_OF_RANGE",
         "Required revision {revision} has been compacted; the oldest kept is {oldest}.",

@@ -61,7 +61,9 @@ def parse_list_request(namespace_id: str, raw_prefix: bytes, limit: int, cursor:
     try:
         prefix = raw_prefix.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise error(ErrorKind.PREFIX_NOT_UTF8, detail=f"invalid byte at offset {exc.start}") from None
+        raise error(
+            ErrorKind.PREFIX_NOT_UTF8, detail=f"invalid byte at offset {exc.start}"
+        ) from None
     if limit > limits.MAX_LIST_LIMIT:
         raise error(ErrorKind.LIST_LIMIT_TOO_LARGE, limit=limit, maximum=limits.MAX_LIST_LIMIT)
     effective_limit = limit if limit > 0 else limits.MAX_LIST_LIMIT

@@ -55,7 +55,9 @@ def validate_metadata(metadata_json: str | None) -> str | None:
     return None if parsed is None else metadata_json
 
 
-def resolve_expiration(now: float, expiration: int | None, expiration_ttl: int | None) -> int | None:
+def resolve_expiration(
+    now: float, expiration: int | None, expiration_ttl: int | None
+) -> int | None:
     """The absolute expiration (Unix seconds) a put asks for, or None for "never".
 
     ``expiration_ttl`` wins when both are given, as in Workers KV; only the one
@@ -143,6 +145,7 @@ def validate_title(title: str) -> str:
     if len(title) > limits.MAX_NAMESPACE_TITLE_CHARS:
         raise error(
             ErrorKind.NAMESPACE_TITLE_INVALID,
-            detail=f"{len(title)} characters exceed the limit of {limits.MAX_NAMESPACE_TITLE_CHARS}",
+            detail=f"{len(title)} characters exceed the limit of "
+            f"{limits.MAX_NAMESPACE_TITLE_CHARS}",
         )
     return title

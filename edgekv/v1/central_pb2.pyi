@@ -77,9 +77,13 @@ class NamespaceResponse(_message.Message):
     HEADER_FIELD_NUMBER: _builtins.int
     NAMESPACE_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def header(self) -> _kv_pb2.ResponseHeader: ...
+    def header(self) -> _kv_pb2.ResponseHeader:
+        """The store's revision and time when it answered."""
+
     @_builtins.property
-    def namespace(self) -> _kv_pb2.Namespace: ...
+    def namespace(self) -> _kv_pb2.Namespace:
+        """The namespace as it is after the call."""
+
     def __init__(
         self,
         *,
@@ -136,7 +140,9 @@ class ListNamespacesResponse(_message.Message):
     total_count: _builtins.int
     """How many namespaces exist in all."""
     @_builtins.property
-    def header(self) -> _kv_pb2.ResponseHeader: ...
+    def header(self) -> _kv_pb2.ResponseHeader:
+        """The store's revision and time when it answered."""
+
     @_builtins.property
     def namespaces(self) -> _containers.RepeatedCompositeFieldContainer[_kv_pb2.Namespace]:
         """The namespaces on this page; empty for a page past the end."""
@@ -226,7 +232,9 @@ class DeleteNamespaceResponse(_message.Message):
 
     HEADER_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def header(self) -> _kv_pb2.ResponseHeader: ...
+    def header(self) -> _kv_pb2.ResponseHeader:
+        """The store's revision and time when it answered."""
+
     def __init__(
         self,
         *,
@@ -271,7 +279,9 @@ class GetResponse(_message.Message):
     HEADER_FIELD_NUMBER: _builtins.int
     ENTRY_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def header(self) -> _kv_pb2.ResponseHeader: ...
+    def header(self) -> _kv_pb2.ResponseHeader:
+        """The store's revision and time when it answered."""
+
     @_builtins.property
     def entry(self) -> _kv_pb2.Entry:
         """The version read (found = false when the key does not exist)."""
@@ -323,7 +333,9 @@ class GetManyResponse(_message.Message):
     HEADER_FIELD_NUMBER: _builtins.int
     ENTRIES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def header(self) -> _kv_pb2.ResponseHeader: ...
+    def header(self) -> _kv_pb2.ResponseHeader:
+        """The store's revision and time when it answered."""
+
     @_builtins.property
     def entries(self) -> _containers.RepeatedCompositeFieldContainer[_kv_pb2.Entry]:
         """One entry per requested key, in request order."""
@@ -435,7 +447,9 @@ class WriteResponse(_message.Message):
     commit_time: _builtins.float
     """Simulated Unix time of the commit."""
     @_builtins.property
-    def header(self) -> _kv_pb2.ResponseHeader: ...
+    def header(self) -> _kv_pb2.ResponseHeader:
+        """The store's revision and time when it answered."""
+
     def __init__(
         self,
         *,
@@ -602,7 +616,9 @@ class BulkWriteResponse(_message.Message):
     successful_key_count: _builtins.int
     """How many entries were written."""
     @_builtins.property
-    def header(self) -> _kv_pb2.ResponseHeader: ...
+    def header(self) -> _kv_pb2.ResponseHeader:
+        """The store's revision and time when it answered."""
+
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___BulkResult]:
         """One result per entry, in request order."""
@@ -671,7 +687,9 @@ class ListResponse(_message.Message):
     empty otherwise.
     """
     @_builtins.property
-    def header(self) -> _kv_pb2.ResponseHeader: ...
+    def header(self) -> _kv_pb2.ResponseHeader:
+        """The store's revision and time when it answered."""
+
     @_builtins.property
     def keys(self) -> _containers.RepeatedCompositeFieldContainer[_kv_pb2.KeyInfo]:
         """The keys of this page in UTF-8 byte order. May be empty even when
@@ -731,7 +749,9 @@ class WatchResponse(_message.Message):
     HEADER_FIELD_NUMBER: _builtins.int
     CHANGES_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def header(self) -> _kv_pb2.ResponseHeader: ...
+    def header(self) -> _kv_pb2.ResponseHeader:
+        """The store's revision and time when it answered."""
+
     @_builtins.property
     def changes(self) -> _containers.RepeatedCompositeFieldContainer[_kv_pb2.Change]:
         """Changes in revision order. The first response of a stream has none: it

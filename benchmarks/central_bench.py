@@ -1,0 +1,588 @@
+"""Central store latency and throughput, measured against the gRPC floor in the same run.
+
+Run::
+
+    .venv/bin/python -m benchmarks.central_bench [--duration-s 3] [--out FILE.json]
+
+Theory of operation:
+
+* **Floor first.** Absolute numbers say more about the machine than about
+  edgekv, so every run also measures what gRPC alone costs here: a child
+  process serving ``/bench.Noop/Call`` through a generic handler with identity
+  (de)serializers that returns its (empty) request. The targets are ratios to
+  that floor, or between scenarios, measured minutes apart on the same machine.
+* **Separate processes.** Each server (the no-op one, then ``python -m edgekv
+  central --storage sqlite:... --no-write-rate-limit``) is its own process, so
+  the load generator never shares an event loop with the server. Servers run
+  in their own session (Ctrl-C reaches only this script, which then stops
+  them), are stopped in ``finally`` (SIGTERM, then SIGKILL), and ask the kernel
+  for SIGTERM should this script die without cleaning up (``PR_SET_PDEATHSIG``).
+  Their stdout and stderr go to files, never pipes, so they cannot block.
+* **Closed loop.** A scenario runs N coroutines on one channel, each issuing
+  its next call as soon as the previous one returns, for a warm-up and then
+  the measured window. Latencies (µs) are appended to plain lists inside the
+  loop and put into an HdrHistogram afterwards, so recording costs the
+  measured loop almost nothing. Throughput is calls completed in the window
+  divided by its length. Closed loop under-reports tail latency (a slow call
+  delays the next one: coordinated omission); it is a first script, to be
+  replaced by an open-loop harness with a fixed arrival rate.
+* **Two paths.** ``client`` is what users see (``edgekv.Client``:
+  ``kv.get`` / ``kv.put`` with validation, retry wrapper and decoding);
+  ``stub`` calls the raw generated stub with prepared requests, which
+  separates client-library cost from server cost. The target ratios use the
+  client path; the stub ratios are printed next to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import grpc
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+
+from edgekv import Client
+from edgekv.client import BulkPutEntry, KVNamespace
+from edgekv.rpc import CHANNEL_OPTIONS
+from edgekv.v1 import central_pb2 as pb
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOOP_METHOD = "/bench.Noop/Call"
+NOOP_READY = re.compile(r"^noop ready on (?P<address>\S+)$", re.MULTILINE)
+CENTRAL_READY = re.compile(r"^edgekv central ready on (?P<address>\S+) ", re.MULTILINE)
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+CALL_TIMEOUT_S = 30.0
+# HdrHistogram range, in µs: 1 µs .. 60 s, 3 significant digits.
+HDR_LOWEST_US = 1
+HDR_HIGHEST_US = 60_000_000
+HDR_DIGITS = 3
+VALUE_BYTES = 100
+GET_KEYS = 1000
+CONCURRENCIES = (1, 16)
+TARGET_GET_OVER_FLOOR_P50 = 1.3
+TARGET_PUT_OVER_GET_THROUGHPUT = 0.7
+
+# Run in each server child before its module: die with this script, whatever happens to it.
+_CHILD_PRELUDE = """\
+import ctypes, os, runpy, signal, sys
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)  # the parent died before the prctl took effect
+sys.argv = sys.argv[2:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+Call = Callable[[int, int], Awaitable[object]]
+
+
+# -- the no-op server (a child process) -----------------------------------------------
+
+
+async def _noop_call(request: bytes, context: Any) -> bytes:
+    return request
+
+
+async def serve_noop(listen: str) -> None:
+    """Serve ``/bench.Noop/Call`` (bytes in, same bytes out) until SIGTERM or SIGINT."""
+    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Noop",
+        {
+            "Call": grpc.unary_unary_rpc_method_handler(
+                _noop_call, request_deserializer=None, response_serializer=None
+            )
+        },
+    )
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port(listen)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"noop ready on {listen.rpartition(':')[0]}:{port}", flush=True)
+    await stop.wait()
+    await server.stop(1.0)
+
+
+# -- server processes -------------------------------------------------------------------
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    address: str
+    stdout_path: Path
+    stderr_path: Path
+
+    def stop(self) -> int | None:
+        """SIGTERM, wait, then SIGKILL; return the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_server(
+    name: str, module_argv: Sequence[str], ready: re.Pattern[str], log_dir: Path
+) -> ServerProcess:
+    """Start ``python -m MODULE ARGS`` and return once its ready line names its address."""
+    stdout_path = log_dir / f"{name}.stdout"
+    stderr_path = log_dir / f"{name}.stderr"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-c", _CHILD_PRELUDE, str(os.getpid()), *module_argv]
+    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            cwd=log_dir,
+            start_new_session=True,
+        )
+    server = ServerProcess(name, process, "", stdout_path, stderr_path)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            match = ready.search(stdout_path.read_text(errors="replace"))
+            if match:
+                server.address = match["address"]
+                return server
+            if process.poll() is not None or time.monotonic() > deadline:
+                why = f"exited with {process.returncode}" if process.poll() is not None else "slow"
+                raise RuntimeError(
+                    f"{name} did not start ({why}): {' '.join(module_argv)}\n"
+                    f"stderr:\n{stderr_path.read_text(errors='replace')}"
+                )
+            time.sleep(0.02)
+    except BaseException:
+        server.stop()
+        raise
+
+
+# -- closed-loop load -----------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    scenario: str
+    path: str
+    callers: int
+    count: int
+    errors: int
+    window_s: float
+    ops_per_s: float
+    p50_us: int
+    p90_us: int
+    p99_us: int
+    max_us: int
+    mean_us: float
+    first_error: str | None = field(default=None)
+
+
+async def closed_loop(
+    scenario: str, path: str, call: Call, callers: int, warmup_s: float, duration_s: float
+) -> Result:
+    """``callers`` coroutines, each calling back to back; record calls begun in the window."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    window_start = start + warmup_s
+    window_end = window_start + duration_s
+    samples: list[list[int]] = [[] for _ in range(callers)]
+    errors: list[BaseException] = []
+    perf = time.perf_counter_ns
+    clock = loop.time
+
+    async def caller(worker: int) -> None:
+        record = samples[worker].append
+        i = 0
+        while True:
+            now = clock()
+            if now >= window_end:
+                return
+            t0 = perf()
+            try:
+                await call(worker, i)
+            except Exception as exc:
+                errors.append(exc)
+                await asyncio.sleep(0.01)  # do not spin on a dead server
+                continue
+            finally:
+                i += 1
+            if now >= window_start:
+                record((perf() - t0) // 1000)
+
+    await asyncio.gather(*(caller(w) for w in range(callers)))
+    window_s = loop.time() - window_start
+    histogram = HdrHistogram(HDR_LOWEST_US, HDR_HIGHEST_US, HDR_DIGITS)
+    for worker_samples in samples:
+        for value in worker_samples:
+            histogram.record_value(max(value, HDR_LOWEST_US))
+    count = histogram.get_total_count()
+    return Result(
+        scenario=scenario,
+        path=path,
+        callers=callers,
+        count=count,
+        errors=len(errors),
+        window_s=round(window_s, 3),
+        ops_per_s=round(count / window_s, 1) if window_s > 0 else 0.0,
+        p50_us=histogram.get_value_at_percentile(50),
+        p90_us=histogram.get_value_at_percentile(90),
+        p99_us=histogram.get_value_at_percentile(99),
+        max_us=histogram.get_max_value(),
+        mean_us=round(histogram.get_mean_value(), 1),
+        first_error=repr(errors[0]) if errors else None,
+    )
+
+
+# -- scenarios ------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    duration_s: float
+    warmup_s: float
+    paths: tuple[str, ...]
+    scenarios: tuple[str, ...]
+    db_dir: Path
+
+
+def _print_result(result: Result) -> None:
+    errors = f"  errors={result.errors} ({result.first_error})" if result.errors else ""
+    print(
+        f"  {result.scenario:<6} {result.path:<6} c={result.callers:<3}"
+        f" p50={result.p50_us:>7} p90={result.p90_us:>7} p99={result.p99_us:>7}"
+        f" max={result.max_us:>8} µs  {result.ops_per_s:>9.1f} ops/s"
+        f"  (n={result.count}){errors}",
+        flush=True,
+    )
+
+
+async def _run(
+    results: list[Result],
+    settings: Settings,
+    scenario: str,
+    path: str,
+    make_call: Callable[[int], Call],
+) -> None:
+    for callers in CONCURRENCIES:
+        result = await closed_loop(
+            scenario, path, make_call(callers), callers, settings.warmup_s, settings.duration_s
+        )
+        _print_result(result)
+        results.append(result)
+
+
+async def bench_floor(settings: Settings, log_dir: Path) -> list[Result]:
+    results: list[Result] = []
+    server = start_server(
+        "noop", ["benchmarks.central_bench", "--serve-noop", "127.0.0.1:0"], NOOP_READY, log_dir
+    )
+    try:
+        print(f"noop server pid {server.process.pid} on {server.address}", flush=True)
+        async with grpc.aio.insecure_channel(server.address, options=CHANNEL_OPTIONS) as channel:
+            method = channel.unary_unary(
+                NOOP_METHOD, request_serializer=None, response_deserializer=None
+            )
+
+            async def noop(worker: int, i: int) -> object:
+                return await method(b"", timeout=CALL_TIMEOUT_S)
+
+            await _run(results, settings, "floor", "raw", lambda _: noop)
+    finally:
+        server.stop()
+    return results
+
+
+async def bench_central(settings: Settings, log_dir: Path) -> list[Result]:
+    results: list[Result] = []
+    db_path = settings.db_dir / "central-bench.db"
+    storage = f"sqlite:{db_path}"
+    server = start_server(
+        "central",
+        [
+            "edgekv",
+            "central",
+            "--listen",
+            "127.0.0.1:0",
+            "--storage",
+            storage,
+            "--no-write-rate-limit",
+        ],
+        CENTRAL_READY,
+        log_dir,
+    )
+    try:
+        print(f"central pid {server.process.pid} on {server.address} {storage}", flush=True)
+        async with Client(central=server.address, timeout_s=CALL_TIMEOUT_S) as client:
+            ns = await client.create_namespace(f"bench-{os.getpid()}-{time.time_ns()}")
+            kv = client.namespace(ns.id)
+            value = b"v" * VALUE_BYTES
+            keys = [f"k{i:05d}" for i in range(GET_KEYS)]
+            bulk = await kv.bulk_put([BulkPutEntry(key, value) for key in keys])
+            if bulk.successful_key_count != GET_KEYS:
+                raise RuntimeError(f"pre-writing {GET_KEYS} keys failed: {bulk}")
+            for scenario in settings.scenarios:
+                for path in settings.paths:
+                    if scenario == "get":
+                        make = _get_call(client, kv, keys, path)
+                    else:
+                        make = _put_call(client, kv, value, path)
+                    await _run(results, settings, scenario, path, make)
+    finally:
+        code = server.stop()
+        if code not in (0, None):
+            print(f"central exited with {code}; see {server.stderr_path}", file=sys.stderr)
+    return results
+
+
+def _get_call(client: Client, kv: KVNamespace, keys: list[str], path: str) -> Callable[[int], Call]:
+    # Each caller walks the keys from its own offset, so concurrent callers read different rows.
+    stride = len(keys) // 16 + 1
+    if path == "client":
+
+        async def via_client(worker: int, i: int) -> object:
+            return await kv.get(keys[(worker * stride + i) % len(keys)])
+
+        return lambda _: via_client
+    requests = [pb.GetRequest(namespace_id=kv.id, key=key.encode()) for key in keys]
+    get = client.stub.Get
+
+    async def via_stub(worker: int, i: int) -> object:
+        return await get(requests[(worker * stride + i) % len(requests)], timeout=CALL_TIMEOUT_S)
+
+    return lambda _: via_stub
+
+
+def _put_call(client: Client, kv: KVNamespace, value: bytes, path: str) -> Callable[[int], Call]:
+    # Every call writes a key never written before: the per-key limit could never trigger.
+    def make(callers: int) -> Call:
+        tag = f"p{path[0]}{callers}"
+        if path == "client":
+
+            async def via_client(worker: int, i: int) -> object:
+                return await kv.put(f"{tag}-{worker:02d}-{i:08d}", value)
+
+            return via_client
+        put = client.stub.Put
+
+        async def via_stub(worker: int, i: int) -> object:
+            request = pb.PutRequest(
+                namespace_id=kv.id, key=f"{tag}-{worker:02d}-{i:08d}".encode(), value=value
+            )
+            return await put(request, timeout=CALL_TIMEOUT_S)
+
+        return via_stub
+
+    return make
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 0
+    from google.protobuf import __version__ as protobuf_version
+    from google.protobuf.internal import api_implementation
+
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "protobuf": f"{protobuf_version} ({api_implementation.Type()})",
+        "kernel": platform.release(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _find(results: list[Result], scenario: str, path: str, callers: int) -> Result | None:
+    for result in results:
+        if (result.scenario, result.path, result.callers) == (scenario, path, callers):
+            return result
+    return None
+
+
+def ratios(results: list[Result]) -> dict[str, dict[str, Any]]:
+    """The target ratios (client path) and the same ratios on the stub path, for comparison."""
+    out: dict[str, dict[str, Any]] = {}
+    top = max(CONCURRENCIES)
+    floor = _find(results, "floor", "raw", 1)
+    for path in ("client", "stub"):
+        get1 = _find(results, "get", path, 1)
+        if floor and get1 and floor.p50_us:
+            value = get1.p50_us / floor.p50_us
+            out[f"get_p50_over_floor_p50_c1_{path}"] = {
+                "label": f"Get p50 / floor p50 at 1 caller ({path})",
+                "value": round(value, 3),
+                "target": f"<= {TARGET_GET_OVER_FLOOR_P50}",
+                "pass": value <= TARGET_GET_OVER_FLOOR_P50,
+                "is_target": path == "client",
+            }
+        get16 = _find(results, "get", path, top)
+        put16 = _find(results, "put", path, top)
+        if get16 and put16 and get16.ops_per_s:
+            value = put16.ops_per_s / get16.ops_per_s
+            out[f"put_over_get_throughput_c{top}_{path}"] = {
+                "label": f"Put throughput / Get throughput at {top} callers ({path})",
+                "value": round(value, 3),
+                "target": f">= {TARGET_PUT_OVER_GET_THROUGHPUT}",
+                "pass": value >= TARGET_PUT_OVER_GET_THROUGHPUT,
+                "is_target": path == "client",
+            }
+    return out
+
+
+# -- main -----------------------------------------------------------------------------
+
+
+def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+async def run(settings: Settings) -> dict[str, Any]:
+    info = machine()
+    print(
+        f"machine: {info['cpu_model']}, {info['cores']} cores ({info['usable_cores']} usable), "
+        f"Python {info['python']}, grpcio {info['grpcio']}, protobuf {info['protobuf']}, "
+        f"Linux {info['kernel']}, load average {info['load_average_at_start']}",
+        flush=True,
+    )
+    print(
+        f"closed loop, callers {'/'.join(map(str, CONCURRENCIES))}, warm-up {settings.warmup_s:g} s"
+        f" + {settings.duration_s:g} s per scenario, {VALUE_BYTES}-byte values, "
+        f"sqlite in {settings.db_dir}",
+        flush=True,
+    )
+    log_dir = Path(tempfile.mkdtemp(prefix="edgekv-bench-logs-"))
+    results = await bench_floor(settings, log_dir)
+    if settings.scenarios:
+        results += await bench_central(settings, log_dir)
+    computed = ratios(results)
+    info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(
+        f"load average at end {info['load_average_at_end']} (other work on the machine skews all)"
+    )
+    print("ratios:")
+    for entry in computed.values():
+        verdict = "PASS" if entry["pass"] else "MISS"
+        kind = "target" if entry["is_target"] else "info  "
+        print(
+            f"  {kind} {entry['label']}: {entry['value']:.2f} (target {entry['target']}) {verdict}"
+        )
+    shutil.rmtree(log_dir, ignore_errors=True)
+    return {
+        "machine": info,
+        "settings": {
+            "duration_s": settings.duration_s,
+            "warmup_s": settings.warmup_s,
+            "callers": list(CONCURRENCIES),
+            "value_bytes": VALUE_BYTES,
+            "get_keys": GET_KEYS,
+            "loop": "closed",
+            "storage": "sqlite (WAL, synchronous=FULL)",
+        },
+        "results": [asdict(result) for result in results],
+        "ratios": computed,
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.central_bench",
+        description="Central Get/Put latency and throughput against a gRPC no-op floor.",
+    )
+    parser.add_argument(
+        "--duration-s", type=float, default=3.0, help="measured window per scenario (default 3)"
+    )
+    parser.add_argument(
+        "--warmup-s", type=float, default=1.0, help="warm-up before each window (default 1)"
+    )
+    parser.add_argument("--out", type=Path, help="write a JSON summary here")
+    parser.add_argument(
+        "--paths",
+        default="client,stub",
+        help="central call paths, comma-separated: client, stub (default both)",
+    )
+    parser.add_argument(
+        "--scenarios", default="get,put", help="central scenarios: get, put (default both)"
+    )
+    parser.add_argument(
+        "--db-dir", type=Path, help="folder for the SQLite file (default: a fresh temp folder)"
+    )
+    parser.add_argument("--serve-noop", metavar="HOST:PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name, allowed in (("paths", {"client", "stub"}), ("scenarios", {"get", "put"})):
+        chosen = tuple(part for part in getattr(args, name).split(",") if part)
+        if not set(chosen) <= allowed:
+            parser.error(f"--{name}: choose from {', '.join(sorted(allowed))}")
+        setattr(args, name, chosen)
+    if args.duration_s <= 0 or args.warmup_s < 0:
+        parser.error("--duration-s must be positive and --warmup-s not negative")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.serve_noop:
+        asyncio.run(serve_noop(args.serve_noop))
+        return 0
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    db_dir = args.db_dir or Path(tempfile.mkdtemp(prefix="edgekv-bench-db-"))
+    settings = Settings(args.duration_s, args.warmup_s, args.paths, args.scenarios, db_dir)
+    try:
+        summary = asyncio.run(run(settings))
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.db_dir is None:
+            shutil.rmtree(db_dir, ignore_errors=True)
+    if args.out:
+        args.out.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    # A missed target is a finding, not a failure; calls that failed are.
+    return 2 if any(result["errors"] for result in summary["results"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

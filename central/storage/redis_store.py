@@ -1,0 +1,581 @@
+"""``redis://HOST:PORT/DB`` — the store kept in a real Redis.
+
+Theory of operation:
+
+* **Layout.** Every Redis key starts with a prefix (``edgekv:`` by default)::
+
+      edgekv:rev                 string   store-wide revision counter (INCR)
+      edgekv:namespace_seq       string   creation counter, keeps list order
+      edgekv:namespaces          hash     id → "seq|created_at|title"
+      edgekv:titles              hash     title → id (title uniqueness)
+      edgekv:changes             zset     score revision, member "rev|namespace_id"
+      edgekv:ns:{id}:names       zset     key bytes, all with score 0
+      edgekv:ns:{id}:info        hash     key bytes → "rev|expiration|commit_time|M"
+      edgekv:ns:{id}:values      hash     key bytes → value bytes
+      edgekv:ns:{id}:changes     zset     score revision, member "rev|kind|commit_time|key"
+
+  Key names are stored as their UTF-8 bytes. Members of a zset that share a
+  score sort by ``memcmp``, so ``ZRANGEBYLEX`` walks keys in UTF-8 byte order
+  (the order Workers KV lists in) and a prefix is a byte range — ``%``, ``_``
+  and ``\\`` are ordinary bytes. ``M`` is ``-`` for no metadata or ``+`` and
+  the metadata JSON; the free-form field is always last, so ``|`` inside it
+  needs no escaping. The ``info`` hash is apart from ``values`` so a scan
+  reads expirations without touching 25 MiB values.
+* **Why Lua.** Every operation that reads or changes more than one Redis key
+  is ONE script call (EVALSHA). Redis runs a script alone, so a commit's
+  namespace check, revisions, writes and change-log rows are atomic with
+  respect to every other client, and a read sees one consistent state.
+  Trimming the change log touches other namespaces' logs, so the scripts name
+  keys they were not given: this back-end is for one Redis, not a Cluster.
+* **Why no EXPIRE.** Expiration is judged by the simulator's clock, which may
+  run faster than real time, so it is data (``expiration`` in ``info``) and a
+  scan filters with the ``now`` it is given. Reads return expired versions;
+  the service filters them.
+* **Revision.** One central process owns a store, so :attr:`revision` is
+  cached: read on open, then taken from each commit's answer.
+* **Durability** is Redis's: run it with ``appendonly yes`` and
+  ``appendfsync always`` for commits that survive ``kill -9``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
+
+from central.storage.base import DEFAULT_CHANGE_LOG_ROWS
+from edgekv.core.errors import ErrorKind, KVError, error
+from edgekv.core.listing import ListQuery, ScanResult, prefix_upper_bound, scan_with_lookahead
+from edgekv.core.model import (
+    Change,
+    ChangeKind,
+    Committed,
+    KeyInfo,
+    Namespace,
+    Put,
+    Version,
+    Write,
+)
+
+DEFAULT_PREFIX = "edgekv:"
+# A scan looks at up to limit + 1 + this many keys; past that it stops and
+# hands back a cursor, so a page over many expired keys stays cheap.
+DEFAULT_SCAN_SKIP_KEYS = 1000
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+# Lua: numbers are doubles, so revisions are formatted with %d (tostring
+# would switch to exponent notation past 1e14).
+
+_COMMIT_LUA = """
+-- KEYS: namespaces, rev, names, info, values, ns_changes, changes
+-- ARGV: namespace_id, now, change_log_rows, prefix, then per write
+--       op ("p"/"d"), key, info_tail ("expiration|commit_time|M"), value
+local namespace_id, now = ARGV[1], ARGV[2]
+if redis.call('HEXISTS', KEYS[1], namespace_id) == 0 then
+  return {1, 0}
+end
+local function log_change(rev_text, kind, key)
+  redis.call('ZADD', KEYS[6], rev_text, rev_text .. '|' .. kind .. '|' .. now .. '|' .. key)
+  redis.call('ZADD', KEYS[7], rev_text, rev_text .. '|' .. namespace_id)
+end
+local revision = tonumber(redis.call('GET', KEYS[2]) or '0')
+local answer = {0, 0}
+for i = 5, #ARGV, 4 do
+  local op, key = ARGV[i], ARGV[i + 1]
+  local changed = 1
+  if op == 'p' then
+    revision = redis.call('INCR', KEYS[2])
+    local rev_text = string.format('%d', revision)
+    redis.call('ZADD', KEYS[3], 0, key)
+    redis.call('HSET', KEYS[4], key, rev_text .. '|' .. ARGV[i + 2])
+    redis.call('HSET', KEYS[5], key, ARGV[i + 3])
+    log_change(rev_text, 'p', key)
+  elseif redis.call('ZREM', KEYS[3], key) == 1 then
+    redis.call('HDEL', KEYS[4], key)
+    redis.call('HDEL', KEYS[5], key)
+    revision = redis.call('INCR', KEYS[2])
+    log_change(string.format('%d', revision), 'd', key)
+  else
+    changed = 0
+  end
+  answer[#answer + 1] = revision
+  answer[#answer + 1] = changed
+end
+answer[2] = revision
+local excess = redis.call('ZCARD', KEYS[7]) - tonumber(ARGV[3])
+if excess > 0 then
+  local prefix = ARGV[4]
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[7], 0, excess - 1)) do
+    local rev_text, owner = string.match(member, '^(%d+)|(.*)$')
+    local owner_log = prefix .. 'ns:' .. owner .. ':changes'
+    redis.call('ZREMRANGEBYSCORE', owner_log, rev_text, rev_text)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[7], 0, excess - 1)
+end
+return answer
+"""
+
+_SCAN_LUA = """
+-- KEYS: names, info
+-- ARGV: lex_min, lex_max, limit, max_keys_looked_at, now
+-- Answer: {status, last_looked_at, name, info, name, info, ...}
+-- status 0: range exhausted; 1: stopped by the work bound; 2: found limit + 1.
+local lex_min, lex_max = ARGV[1], ARGV[2]
+local wanted = tonumber(ARGV[3]) + 1
+local budget = tonumber(ARGV[4])
+local now = tonumber(ARGV[5])
+local answer = {0, ''}
+local found, looked = 0, 0
+while looked < budget do
+  local batch = math.min(budget - looked, wanted - found + 32, 1024)
+  local names = redis.call('ZRANGEBYLEX', KEYS[1], lex_min, lex_max, 'LIMIT', 0, batch)
+  if #names == 0 then return answer end
+  local infos = redis.call('HMGET', KEYS[2], unpack(names))
+  for i, name in ipairs(names) do
+    looked = looked + 1
+    answer[2] = name
+    local info = infos[i]
+    if info then
+      local expiration = string.match(info, '^%d+|(%-?%d*)|')
+      if expiration == '' or now < tonumber(expiration) then
+        answer[#answer + 1] = name
+        answer[#answer + 1] = info
+        found = found + 1
+        if found >= wanted then
+          answer[1] = 2
+          return answer
+        end
+      end
+    end
+  end
+  if #names < batch then return answer end
+  lex_min = '(' .. answer[2]
+end
+if #redis.call('ZRANGEBYLEX', KEYS[1], lex_min, lex_max, 'LIMIT', 0, 1) > 0 then
+  answer[1] = 1
+end
+return answer
+"""
+
+_GET_LUA = """
+-- KEYS: info, values; ARGV: key names. Answer: {infos, values}.
+return {redis.call('HMGET', KEYS[1], unpack(ARGV)), redis.call('HMGET', KEYS[2], unpack(ARGV))}
+"""
+
+_CHANGES_LUA = """
+-- KEYS: ns_changes, info, values; ARGV: after_revision, limit
+-- Answer: {entry, info_or_empty, value_or_empty, ...}; info and value only
+-- for a put that is still the key's current version.
+local entries = redis.call(
+  'ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
+local answer = {}
+for _, entry in ipairs(entries) do
+  local rev_text, kind, key = string.match(entry, '^(%d+)|(%a)|[^|]*|(.*)$')
+  local info, value = '', ''
+  if kind == 'p' then
+    local current = redis.call('HGET', KEYS[2], key)
+    if current and string.match(current, '^(%d+)|') == rev_text then
+      info = current
+      value = redis.call('HGET', KEYS[3], key)
+    end
+  end
+  answer[#answer + 1] = entry
+  answer[#answer + 1] = info
+  answer[#answer + 1] = value
+end
+return answer
+"""
+
+_CREATE_NAMESPACE_LUA = """
+-- KEYS: namespaces, titles, namespace_seq, names, info, values
+-- ARGV: id, title, created_at, max_namespaces. Answer: 'ok', 'title' or 'limit'.
+local id, title = ARGV[1], ARGV[2]
+if redis.call('HEXISTS', KEYS[2], title) == 1 then return 'title' end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return 'limit' end
+local seq_text
+local old = redis.call('HGET', KEYS[1], id)
+if old then
+  -- The same id again replaces the namespace and empties it, as MemoryStorage does.
+  local old_seq, old_title = string.match(old, '^(%d+)|[^|]*|(.*)$')
+  seq_text = old_seq
+  redis.call('HDEL', KEYS[2], old_title)
+  redis.call('UNLINK', KEYS[4], KEYS[5], KEYS[6])
+else
+  seq_text = string.format('%d', redis.call('INCR', KEYS[3]))
+end
+redis.call('HSET', KEYS[1], id, seq_text .. '|' .. ARGV[3] .. '|' .. title)
+redis.call('HSET', KEYS[2], title, id)
+return 'ok'
+"""
+
+_RENAME_NAMESPACE_LUA = """
+-- KEYS: namespaces, titles; ARGV: id, title
+-- Answer: {'ok', record}, {'missing'} or {'title'}.
+local id, title = ARGV[1], ARGV[2]
+local record = redis.call('HGET', KEYS[1], id)
+if not record then return {'missing'} end
+local owner = redis.call('HGET', KEYS[2], title)
+if owner and owner ~= id then return {'title'} end
+local seq_text, created_at, old_title = string.match(record, '^(%d+)|([^|]*)|(.*)$')
+redis.call('HDEL', KEYS[2], old_title)
+redis.call('HSET', KEYS[2], title, id)
+local renamed = seq_text .. '|' .. created_at .. '|' .. title
+redis.call('HSET', KEYS[1], id, renamed)
+return {'ok', renamed}
+"""
+
+_DELETE_NAMESPACE_LUA = """
+-- KEYS: namespaces, titles, names, info, values; ARGV: id. Answer: 1 or 0.
+-- The namespace's change log stays (as in MemoryStorage) until trimmed.
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+if not record then return 0 end
+local title = string.match(record, '^%d+|[^|]*|(.*)$')
+if redis.call('HGET', KEYS[2], title) == ARGV[1] then
+  redis.call('HDEL', KEYS[2], title)
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('UNLINK', KEYS[3], KEYS[4], KEYS[5])
+return 1
+"""
+
+
+# -- encoding -----------------------------------------------------------------
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8")
+
+
+def _time_text(seconds: float) -> str:
+    """A float as text that parses back to the same float (in Python and Lua)."""
+    return repr(float(seconds))
+
+
+def _info_tail(put: Put, now: float) -> bytes:
+    """The part of an ``info`` record the commit script puts after the revision."""
+    expiration = "" if put.expiration is None else str(put.expiration)
+    metadata = "-" if put.metadata_json is None else "+" + put.metadata_json
+    return f"{expiration}|{_time_text(now)}|{metadata}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class _Info:
+    """An ``info`` record: a key's current version without its value."""
+
+    revision: int
+    expiration: int | None
+    commit_time: float
+    metadata_json: str | None
+
+    @classmethod
+    def parse(cls, raw: bytes) -> _Info:
+        revision, expiration, commit_time, metadata = raw.split(b"|", 3)
+        return cls(
+            revision=int(revision),
+            expiration=int(expiration) if expiration else None,
+            commit_time=float(commit_time),
+            metadata_json=_text(metadata[1:]) if metadata.startswith(b"+") else None,
+        )
+
+    def version(self, key: str, value: bytes) -> Version:
+        return Version(
+            key, value, self.metadata_json, self.expiration, self.revision, self.commit_time
+        )
+
+
+def _namespace(namespace_id: str, record: bytes) -> tuple[int, Namespace]:
+    """Parse a ``namespaces`` record into (creation sequence, namespace)."""
+    seq, created_at, title = record.split(b"|", 2)
+    return int(seq), Namespace(namespace_id, _text(title), float(created_at))
+
+
+def _change(namespace_id: str, entry: bytes, info: bytes, value: bytes) -> Change:
+    revision, kind, commit_time, key_bytes = entry.split(b"|", 3)
+    key = _text(key_bytes)
+    version = _Info.parse(info).version(key, value) if info else None
+    return Change(
+        int(revision),
+        ChangeKind.PUT if kind == b"p" else ChangeKind.DELETE,
+        namespace_id,
+        key,
+        float(commit_time),
+        version,
+    )
+
+
+def _lex_range(query: ListQuery) -> tuple[bytes, bytes]:
+    """The ZRANGEBYLEX bounds of keys with the prefix that sort after start_after."""
+    prefix = query.prefix.encode()
+    if query.start_after is None or query.start_after < query.prefix:
+        lower = b"[" + prefix
+    else:
+        lower = b"(" + query.start_after.encode()
+    upper_bound = prefix_upper_bound(prefix)
+    upper = b"+" if upper_bound is None else b"(" + upper_bound
+    return lower, upper
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password, fit for a message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port is not None else ""
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=f"{user}{host}{port}"))
+
+
+def _check_url(url: str) -> None:
+    """Refuse what redis-py would quietly read otherwise (``/notadb`` as database 0)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError("expected redis://HOST:PORT/DB")
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise ValueError(f"database {database!r} is not a number")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- the back-end --------------------------------------------------------------
+
+
+class RedisStorage:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        url: str,
+        change_log_rows: int = DEFAULT_CHANGE_LOG_ROWS,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        scan_skip_keys: int = DEFAULT_SCAN_SKIP_KEYS,
+    ) -> None:
+        """Wrap a connected client; use :meth:`open`, which also loads the revision."""
+        self._client = client
+        self._url = _redacted(url)
+        self._change_log_rows = change_log_rows
+        self._prefix = prefix
+        self._scan_skip_keys = scan_skip_keys
+        self._revision = 0
+        self._commit_script = client.register_script(_COMMIT_LUA)
+        self._scan_script = client.register_script(_SCAN_LUA)
+        self._get_script = client.register_script(_GET_LUA)
+        self._changes_script = client.register_script(_CHANGES_LUA)
+        self._create_namespace_script = client.register_script(_CREATE_NAMESPACE_LUA)
+        self._rename_namespace_script = client.register_script(_RENAME_NAMESPACE_LUA)
+        self._delete_namespace_script = client.register_script(_DELETE_NAMESPACE_LUA)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        change_log_rows: int = DEFAULT_CHANGE_LOG_ROWS,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        scan_skip_keys: int = DEFAULT_SCAN_SKIP_KEYS,
+    ) -> RedisStorage:
+        """Connect to ``url`` (``redis://HOST:PORT/DB``), check it answers, load the revision.
+
+        Raises ValueError for a malformed URL or a Redis that refuses us (no
+        such database, wrong password) and ConnectionError when Redis cannot be
+        reached, each with a one-line message.
+        """
+        shown = _redacted(url)
+        try:
+            _check_url(url)
+            client = aioredis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
+        except ValueError as exc:
+            raise ValueError(f"cannot use Redis URL {shown}: {exc}") from None
+        store = cls(client, url, change_log_rows, prefix=prefix, scan_skip_keys=scan_skip_keys)
+        try:
+            await client.ping()
+            store._revision = await store._stored_revision()
+        except (redis_errors.ResponseError, redis_errors.AuthenticationError) as exc:
+            await client.aclose()
+            raise ValueError(f"cannot use Redis at {shown}: {_first_line(exc)}") from None
+        except (redis_errors.RedisError, OSError) as exc:
+            await client.aclose()
+            raise ConnectionError(f"cannot reach Redis at {shown}: {_first_line(exc)}") from None
+        return store
+
+    # -- Redis key names ------------------------------------------------------
+
+    def _key(self, name: str) -> str:
+        return self._prefix + name
+
+    def _namespace_key(self, namespace_id: str, part: str) -> str:
+        return f"{self._prefix}ns:{namespace_id}:{part}"
+
+    def _keyspace_keys(self, namespace_id: str) -> list[str]:
+        """The Redis keys that hold a namespace's entries: names, info, values."""
+        return [self._namespace_key(namespace_id, part) for part in ("names", "info", "values")]
+
+    # -- plumbing ---------------------------------------------------------------
+
+    async def _call(self, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run a registered script; a lost connection becomes UNAVAILABLE."""
+        try:
+            return await script(keys=keys, args=args)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: Exception) -> KVError:
+        return error(ErrorKind.UNAVAILABLE, detail=f"Redis at {self._url} failed: {exc}")
+
+    async def _stored_revision(self) -> int:
+        raw = await self._client.get(self._key("rev"))
+        return 0 if raw is None else int(cast(bytes, raw))
+
+    # -- Storage ----------------------------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    async def oldest_change_revision(self) -> int:
+        try:
+            oldest = await self._client.zrange(self._key("changes"), 0, 0, withscores=True)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            raise self._unavailable(exc) from None
+        rows = cast(list[tuple[bytes, float]], oldest)
+        return int(rows[0][1]) if rows else self._revision + 1
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def create_namespace(self, namespace: Namespace, max_namespaces: int) -> None:
+        keys = [self._key("namespaces"), self._key("titles"), self._key("namespace_seq")]
+        args = [namespace.id, namespace.title, _time_text(namespace.created_at), max_namespaces]
+        outcome = await self._call(
+            self._create_namespace_script, keys + self._keyspace_keys(namespace.id), args
+        )
+        if outcome == b"title":
+            raise error(ErrorKind.NAMESPACE_TITLE_EXISTS, title=namespace.title)
+        if outcome == b"limit":
+            raise error(ErrorKind.NAMESPACE_LIMIT, limit=max_namespaces)
+
+    async def get_namespace(self, namespace_id: str) -> Namespace | None:
+        try:
+            record = await self._client.hget(self._key("namespaces"), namespace_id)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            raise self._unavailable(exc) from None
+        return None if record is None else _namespace(namespace_id, cast(bytes, record))[1]
+
+    async def list_namespaces(self) -> list[Namespace]:
+        """All namespaces, oldest first (the order memory: gives)."""
+        try:
+            records = await self._client.hgetall(self._key("namespaces"))
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            raise self._unavailable(exc) from None
+        parsed = [
+            _namespace(_text(namespace_id), record)
+            for namespace_id, record in cast(dict[bytes, bytes], records).items()
+        ]
+        return [namespace for _, namespace in sorted(parsed, key=lambda pair: pair[0])]
+
+    async def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
+        keys = [self._key("namespaces"), self._key("titles")]
+        answer = cast(
+            list[bytes],
+            await self._call(self._rename_namespace_script, keys, [namespace_id, title]),
+        )
+        if answer[0] == b"missing":
+            raise error(
+                ErrorKind.NAMESPACE_NOT_FOUND, operation="rename", namespace_id=namespace_id
+            )
+        if answer[0] == b"title":
+            raise error(ErrorKind.NAMESPACE_TITLE_EXISTS, title=title)
+        return _namespace(namespace_id, answer[1])[1]
+
+    async def delete_namespace(self, namespace_id: str) -> bool:
+        keys = [self._key("namespaces"), self._key("titles"), *self._keyspace_keys(namespace_id)]
+        deleted = await self._call(self._delete_namespace_script, keys, [namespace_id])
+        return bool(deleted)
+
+    async def get(self, namespace_id: str, key: str) -> Version | None:
+        [version] = await self.get_many(namespace_id, [key])
+        return version
+
+    async def get_many(self, namespace_id: str, keys: Sequence[str]) -> list[Version | None]:
+        if not keys:
+            return []
+        _, info_key, values_key = self._keyspace_keys(namespace_id)
+        fields = [key.encode() for key in keys]
+        answer = await self._call(self._get_script, [info_key, values_key], fields)
+        infos, values = cast(tuple[list[bytes | None], list[bytes | None]], answer)
+        return [
+            None if info is None or value is None else _Info.parse(info).version(key, value)
+            for key, info, value in zip(keys, infos, values, strict=True)
+        ]
+
+    async def commit(self, writes: Sequence[Write], now: float) -> list[Committed]:
+        """Apply ``writes`` (all of one namespace) in one atomic script call."""
+        if not writes:
+            return []
+        namespace_id = writes[0].namespace_id
+        if any(write.namespace_id != namespace_id for write in writes):
+            raise ValueError("a commit group must write to one namespace")
+        names_key, info_key, values_key = self._keyspace_keys(namespace_id)
+        keys = [
+            self._key("namespaces"),
+            self._key("rev"),
+            names_key,
+            info_key,
+            values_key,
+            self._namespace_key(namespace_id, "changes"),
+            self._key("changes"),
+        ]
+        args: list[Any] = [namespace_id, _time_text(now), self._change_log_rows, self._prefix]
+        for write in writes:
+            if isinstance(write, Put):
+                args += [b"p", write.key.encode(), _info_tail(write, now), write.value]
+            else:
+                args += [b"d", write.key.encode(), b"", b""]
+        answer = cast(list[int], await self._call(self._commit_script, keys, args))
+        missing, final_revision = answer[0], answer[1]
+        if missing:
+            raise error(ErrorKind.NAMESPACE_NOT_FOUND, operation="write", namespace_id=namespace_id)
+        self._revision = max(self._revision, final_revision)
+        outcomes = answer[2:]
+        return [
+            Committed(revision, now, changed=bool(changed))
+            for revision, changed in zip(outcomes[0::2], outcomes[1::2], strict=True)
+        ]
+
+    async def scan(self, query: ListQuery, now: float) -> ScanResult:
+        names_key, info_key, _ = self._keyspace_keys(query.namespace_id)
+        lower, upper = _lex_range(query)
+        max_keys_looked_at = query.limit + 1 + self._scan_skip_keys
+        args = [lower, upper, query.limit, max_keys_looked_at, _time_text(now)]
+        answer = cast(list[Any], await self._call(self._scan_script, [names_key, info_key], args))
+        status, last_looked_at, found = int(answer[0]), cast(bytes, answer[1]), answer[2:]
+        live_keys = [
+            self._key_info(name, info) for name, info in zip(found[0::2], found[1::2], strict=True)
+        ]
+        if status == 1:
+            return ScanResult(live_keys, resume_after=_text(last_looked_at))
+        return scan_with_lookahead(query, live_keys)
+
+    @staticmethod
+    def _key_info(name: bytes, info: bytes) -> KeyInfo:
+        parsed = _Info.parse(info)
+        return KeyInfo(_text(name), parsed.expiration, parsed.metadata_json)
+
+    async def changes_after(self, namespace_id: str, revision: int, limit: int) -> list[Change]:
+        if limit <= 0:
+            return []
+        _, info_key, values_key = self._keyspace_keys(namespace_id)
+        keys = [self._namespace_key(namespace_id, "changes"), info_key, values_key]
+        answer = cast(list[bytes], await self._call(self._changes_script, keys, [revision, limit]))
+        return [
+            _change(namespace_id, entry, info, value)
+            for entry, info, value in zip(answer[0::3], answer[1::3], answer[2::3], strict=True)
+        ]

@@ -1,0 +1,221 @@
+"""One contract, every back-end: memory, SQLite (a real file) and Redis (a real server).
+
+Each test runs against all three; a back-end that differs from the others in
+any rule of central/storage/base.py fails here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from central.storage import open_storage
+from central.storage.base import Storage
+from edgekv.core.errors import ErrorKind, KVError
+from edgekv.core.listing import ListQuery, make_page
+from edgekv.core.model import ChangeKind, Delete, Namespace, Put
+
+NOW = 1_700_000_000.0
+NS = "0" * 31 + "1"
+OTHER_NS = "0" * 31 + "2"
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    if request.param == "memory":
+        url = "memory:"
+    elif request.param == "sqlite":
+        url = f"sqlite:{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("redis_url")
+    store = await open_storage(url)
+    await store.create_namespace(Namespace(NS, "main", NOW), max_namespaces=1000)
+    yield store
+    await store.close()
+
+
+def put(
+    key: str, value: bytes = b"v", expiration: int | None = None, meta: str | None = None
+) -> Put:
+    return Put(NS, key, value, meta, expiration)
+
+
+async def list_names(store: Storage, prefix: str = "", now: float = NOW) -> list[str]:
+    names: list[str] = []
+    start_after = None
+    while True:
+        scan = await store.scan(ListQuery(NS, prefix, start_after, 1000), now)
+        names.extend(info.name for info in scan.keys)
+        if scan.resume_after is None:
+            return names
+        start_after = scan.resume_after
+
+
+async def test_put_then_get_returns_the_version(storage: Storage) -> None:
+    [committed] = await storage.commit([put("k", b"hello", 1_700_000_600, '{"a":1}')], NOW)
+    version = await storage.get(NS, "k")
+    assert version is not None
+    assert (version.value, version.metadata_json, version.expiration) == (
+        b"hello",
+        '{"a":1}',
+        1_700_000_600,
+    )
+    assert (version.revision, version.commit_time) == (committed.revision, NOW)
+    assert storage.revision == committed.revision == 1
+
+
+async def test_revisions_increase_by_one_per_change_across_commits(storage: Storage) -> None:
+    first = await storage.commit([put("a"), put("b"), Delete(NS, "a")], NOW)
+    second = await storage.commit([put("c")], NOW + 1)
+    assert [c.revision for c in first + second] == [1, 2, 3, 4]
+    assert storage.revision == 4
+
+
+async def test_delete_of_missing_key_writes_nothing(storage: Storage) -> None:
+    await storage.commit([put("a")], NOW)
+    [outcome] = await storage.commit([Delete(NS, "missing")], NOW)
+    assert not outcome.changed
+    assert outcome.revision == storage.revision == 1
+
+
+async def test_overwrite_replaces_value_metadata_and_expiration(storage: Storage) -> None:
+    await storage.commit([put("k", b"one", 1_700_001_000, '{"v":1}')], NOW)
+    await storage.commit([put("k", b"two")], NOW + 2)
+    version = await storage.get(NS, "k")
+    assert version is not None
+    assert (version.value, version.metadata_json, version.expiration, version.revision) == (
+        b"two",
+        None,
+        None,
+        2,
+    )
+
+
+async def test_commit_to_missing_namespace_fails_whole_group(storage: Storage) -> None:
+    with pytest.raises(KVError) as caught:
+        await storage.commit([Put(OTHER_NS, "k", b"v", None, None)], NOW)
+    assert caught.value.kind is ErrorKind.NAMESPACE_NOT_FOUND
+    assert storage.revision == 0
+
+
+async def test_get_many_keeps_order_and_duplicates(storage: Storage) -> None:
+    await storage.commit([put("a", b"1"), put("b", b"2")], NOW)
+    versions = await storage.get_many(NS, ["b", "missing", "a", "b"])
+    assert [v.value if v else None for v in versions] == [b"2", None, b"1", b"2"]
+
+
+async def test_list_is_in_utf8_byte_order_with_byte_exact_prefix(storage: Storage) -> None:
+    names = ["b", "a", "a%", "a_", "a\\", "ab", "é", "\x7f", "\u00ff", "😀", "z", "A"]
+    await storage.commit([put(name) for name in names], NOW)
+    assert await list_names(storage) == sorted(names, key=lambda n: n.encode())
+    assert await list_names(storage, prefix="a") == ["a", "a%", "a\\", "a_", "ab"]
+    assert await list_names(storage, prefix="a%") == ["a%"]
+    assert await list_names(storage, prefix="a_") == ["a_"]
+    assert await list_names(storage, prefix="\u00ff") == ["\u00ff"]
+
+
+async def test_list_pages_with_cursor_and_lookahead(storage: Storage) -> None:
+    await storage.commit([put(f"k{i:02}") for i in range(5)], NOW)
+    first = await storage.scan(ListQuery(NS, "", None, 2), NOW)
+    assert [k.name for k in first.keys] == ["k00", "k01"]
+    assert first.resume_after == "k01"
+    second = await storage.scan(ListQuery(NS, "", "k01", 2), NOW)
+    assert [k.name for k in second.keys] == ["k02", "k03"]
+    last = await storage.scan(ListQuery(NS, "", "k03", 2), NOW)
+    assert [k.name for k in last.keys] == ["k04"]
+    assert last.resume_after is None
+    exact = await storage.scan(ListQuery(NS, "", None, 5), NOW)
+    assert len(exact.keys) == 5
+    assert make_page(exact).list_complete
+
+
+async def test_list_returns_expiration_and_metadata(storage: Storage) -> None:
+    await storage.commit([put("m", meta='{"x":true}', expiration=1_700_000_999), put("n")], NOW)
+    scan = await storage.scan(ListQuery(NS, "", None, 10), NOW)
+    assert [(k.name, k.expiration, k.metadata_json) for k in scan.keys] == [
+        ("m", 1_700_000_999, '{"x":true}'),
+        ("n", None, None),
+    ]
+
+
+async def test_expired_keys_are_never_listed(storage: Storage) -> None:
+    await storage.commit(
+        [put("a", expiration=int(NOW) + 60), put("b"), put("c", expiration=int(NOW) + 120)], NOW
+    )
+    assert await list_names(storage, now=NOW + 59) == ["a", "b", "c"]
+    assert await list_names(storage, now=NOW + 60) == ["b", "c"]
+    assert await list_names(storage, now=NOW + 120) == ["b"]
+
+
+async def test_reads_return_expired_versions_for_the_service_to_filter(storage: Storage) -> None:
+    await storage.commit([put("a", expiration=int(NOW) + 60)], NOW)
+    version = await storage.get(NS, "a")
+    assert version is not None
+    assert not version.is_live(NOW + 60)
+
+
+async def test_large_value_round_trips(storage: Storage) -> None:
+    value = bytes(range(256)) * (25 * 1024 * 4)
+    assert len(value) == 25 * 1024 * 1024
+    await storage.commit([put("big", value)], NOW)
+    version = await storage.get(NS, "big")
+    assert version is not None
+    assert version.value == value
+
+
+async def test_namespaces_create_rename_delete(storage: Storage) -> None:
+    await storage.create_namespace(Namespace(OTHER_NS, "second", NOW), max_namespaces=1000)
+    with pytest.raises(KVError) as taken:
+        await storage.create_namespace(Namespace("f" * 32, "second", NOW), max_namespaces=1000)
+    assert taken.value.kind is ErrorKind.NAMESPACE_TITLE_EXISTS
+    renamed = await storage.rename_namespace(OTHER_NS, "renamed")
+    assert renamed == Namespace(OTHER_NS, "renamed", NOW)
+    assert await storage.get_namespace(OTHER_NS) == renamed
+    with pytest.raises(KVError) as clash:
+        await storage.rename_namespace(OTHER_NS, "main")
+    assert clash.value.kind is ErrorKind.NAMESPACE_TITLE_EXISTS
+    assert sorted(ns.title for ns in await storage.list_namespaces()) == ["main", "renamed"]
+    assert await storage.delete_namespace(OTHER_NS)
+    assert not await storage.delete_namespace(OTHER_NS)
+    assert await storage.get_namespace(OTHER_NS) is None
+
+
+async def test_namespace_limit(storage: Storage) -> None:
+    await storage.create_namespace(Namespace(OTHER_NS, "second", NOW), max_namespaces=2)
+    with pytest.raises(KVError) as full:
+        await storage.create_namespace(Namespace("f" * 32, "third", NOW), max_namespaces=2)
+    assert full.value.kind is ErrorKind.NAMESPACE_LIMIT
+
+
+async def test_deleting_a_namespace_deletes_its_keys(storage: Storage) -> None:
+    await storage.create_namespace(Namespace(OTHER_NS, "second", NOW), max_namespaces=1000)
+    await storage.commit([Put(OTHER_NS, "k", b"v", None, None)], NOW)
+    await storage.delete_namespace(OTHER_NS)
+    await storage.create_namespace(Namespace(OTHER_NS, "again", NOW), max_namespaces=1000)
+    assert await storage.get(OTHER_NS, "k") is None
+
+
+async def test_change_log_replays_with_current_values(storage: Storage) -> None:
+    await storage.commit([put("a", b"1"), put("b", b"1")], NOW)
+    await storage.commit([put("a", b"2"), Delete(NS, "b")], NOW + 1)
+    changes = await storage.changes_after(NS, 0, 100)
+    assert [(c.revision, c.kind, c.key) for c in changes] == [
+        (1, ChangeKind.PUT, "a"),
+        (2, ChangeKind.PUT, "b"),
+        (3, ChangeKind.PUT, "a"),
+        (4, ChangeKind.DELETE, "b"),
+    ]
+    # Superseded puts carry no value; the current one does.
+    assert [c.version.value if c.version else None for c in changes] == [None, None, b"2", None]
+    assert [c.revision for c in await storage.changes_after(NS, 2, 1)] == [3]
+    assert await storage.oldest_change_revision() == 1
+
+
+async def test_concurrent_commits_get_unique_consecutive_revisions(storage: Storage) -> None:
+    outcomes = await asyncio.gather(*(storage.commit([put(f"k{i}")], NOW) for i in range(50)))
+    revisions = sorted(o[0].revision for o in outcomes)
+    assert revisions == list(range(1, 51))
+    assert len(await list_names(storage)) == 50
