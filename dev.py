@@ -24,7 +24,7 @@ STAMP = VENV / ".edgekv-installed"
 
 
 def ensure_environment() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on whatever python3 is
         sys.exit(f"edgekv needs Python >= 3.11; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print(f"creating {VENV} ...", flush=True)

@@ -75,6 +75,14 @@ HDR_DIGITS = 3
 VALUE_BYTES = 100
 GET_KEYS = 1000
 CONCURRENCIES = (1, 16)
+OPERATIONS = (
+    ("floor", "raw"),
+    ("get", "client"),
+    ("get", "stub"),
+    ("put", "client"),
+    ("put", "stub"),
+)
+ALL_LABELS = tuple(f"{op}-{path}-{n}" for n in CONCURRENCIES for op, path in OPERATIONS)
 TARGET_GET_OVER_FLOOR_P50 = 1.3
 TARGET_PUT_OVER_GET_THROUGHPUT = 0.7
 
@@ -203,34 +211,65 @@ class Result:
     p99_us: int
     max_us: int
     mean_us: float
-    first_error: str | None = field(default=None)
+    first_error: str | None = None
 
 
-async def closed_loop(
-    scenario: str, path: str, call: Call, callers: int, warmup_s: float, duration_s: float
-) -> Result:
-    """``callers`` coroutines, each calling back to back; record calls begun in the window."""
+@dataclass
+class Scenario:
+    """One (operation, path, callers) cell; its slices from every round add up here."""
+
+    name: str
+    path: str
+    callers: int
+    make_call: Callable[[int], Call]  # round number -> the call its callers repeat
+    samples: list[int] = field(default_factory=list)
+    window_s: float = 0.0
+    errors: list[BaseException] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-{self.path}-{self.callers}"
+
+    def result(self) -> Result:
+        histogram = HdrHistogram(HDR_LOWEST_US, HDR_HIGHEST_US, HDR_DIGITS)
+        for value in self.samples:
+            histogram.record_value(max(value, HDR_LOWEST_US))
+        count = histogram.get_total_count()
+        return Result(
+            scenario=self.name,
+            path=self.path,
+            callers=self.callers,
+            count=count,
+            errors=len(self.errors),
+            window_s=round(self.window_s, 3),
+            ops_per_s=round(count / self.window_s, 1) if self.window_s > 0 else 0.0,
+            p50_us=histogram.get_value_at_percentile(50),
+            p90_us=histogram.get_value_at_percentile(90),
+            p99_us=histogram.get_value_at_percentile(99),
+            max_us=histogram.get_max_value(),
+            mean_us=round(histogram.get_mean_value(), 1),
+            first_error=repr(self.errors[0]) if self.errors else None,
+        )
+
+
+async def closed_loop(scenario: Scenario, call: Call, warmup_s: float, duration_s: float) -> None:
+    """``callers`` coroutines calling back to back; keep the calls begun in the window."""
     loop = asyncio.get_running_loop()
-    start = loop.time()
-    window_start = start + warmup_s
-    window_end = window_start + duration_s
-    samples: list[list[int]] = [[] for _ in range(callers)]
-    errors: list[BaseException] = []
-    perf = time.perf_counter_ns
     clock = loop.time
+    perf = time.perf_counter_ns
+    window_start = clock() + warmup_s
+    window_end = window_start + duration_s
+    samples: list[list[int]] = [[] for _ in range(scenario.callers)]
 
     async def caller(worker: int) -> None:
         record = samples[worker].append
         i = 0
-        while True:
-            now = clock()
-            if now >= window_end:
-                return
+        while (now := clock()) < window_end:
             t0 = perf()
             try:
                 await call(worker, i)
             except Exception as exc:
-                errors.append(exc)
+                scenario.errors.append(exc)
                 await asyncio.sleep(0.01)  # do not spin on a dead server
                 continue
             finally:
@@ -238,28 +277,11 @@ async def closed_loop(
             if now >= window_start:
                 record((perf() - t0) // 1000)
 
-    await asyncio.gather(*(caller(w) for w in range(callers)))
-    window_s = loop.time() - window_start
-    histogram = HdrHistogram(HDR_LOWEST_US, HDR_HIGHEST_US, HDR_DIGITS)
+    await asyncio.gather(*(caller(worker) for worker in range(scenario.callers)))
+    # Calls begun before window_end finish a little after it; count that time too.
+    scenario.window_s += clock() - window_start
     for worker_samples in samples:
-        for value in worker_samples:
-            histogram.record_value(max(value, HDR_LOWEST_US))
-    count = histogram.get_total_count()
-    return Result(
-        scenario=scenario,
-        path=path,
-        callers=callers,
-        count=count,
-        errors=len(errors),
-        window_s=round(window_s, 3),
-        ops_per_s=round(count / window_s, 1) if window_s > 0 else 0.0,
-        p50_us=histogram.get_value_at_percentile(50),
-        p90_us=histogram.get_value_at_percentile(90),
-        p99_us=histogram.get_value_at_percentile(99),
-        max_us=histogram.get_max_value(),
-        mean_us=round(histogram.get_mean_value(), 1),
-        first_error=repr(errors[0]) if errors else None,
-    )
+        scenario.samples.extend(worker_samples)
 
 
 # -- scenarios ------------------------------------------------------------------------
@@ -269,8 +291,8 @@ async def closed_loop(
 class Settings:
     duration_s: float
     warmup_s: float
-    paths: tuple[str, ...]
-    scenarios: tuple[str, ...]
+    rounds: int
+    only: tuple[str, ...]
     db_dir: Path
 
 
@@ -285,123 +307,106 @@ def _print_result(result: Result) -> None:
     )
 
 
-async def _run(
-    results: list[Result],
-    settings: Settings,
-    scenario: str,
-    path: str,
-    make_call: Callable[[int], Call],
-) -> None:
+def noop_scenarios(channel: grpc.aio.Channel) -> list[Scenario]:
+    method = channel.unary_unary(NOOP_METHOD, request_serializer=None, response_deserializer=None)
+
+    async def noop(worker: int, i: int) -> object:
+        return await method(b"", timeout=CALL_TIMEOUT_S)
+
+    return [Scenario("floor", "raw", callers, lambda _: noop) for callers in CONCURRENCIES]
+
+
+def central_scenarios(client: Client, kv: KVNamespace, keys: list[str]) -> list[Scenario]:
+    value = b"v" * VALUE_BYTES
+    # Each caller walks the keys from its own offset, so concurrent callers read different rows.
+    stride = len(keys) // max(CONCURRENCIES) + 1
+
+    async def get_client(worker: int, i: int) -> object:
+        return await kv.get(keys[(worker * stride + i) % len(keys)])
+
+    requests = [pb.GetRequest(namespace_id=kv.id, key=key.encode()) for key in keys]
+    stub_get = client.stub.Get
+
+    async def get_stub(worker: int, i: int) -> object:
+        request = requests[(worker * stride + i) % len(requests)]
+        return await stub_get(request, timeout=CALL_TIMEOUT_S)
+
+    stub_put = client.stub.Put
+
+    def put(path: str, callers: int) -> Callable[[int], Call]:
+        # Every call writes a key never written before: the per-key limit can never trigger.
+        def make(round_number: int) -> Call:
+            tag = f"p-{path}-{callers}-{round_number}"
+
+            async def put_client(worker: int, i: int) -> object:
+                return await kv.put(f"{tag}-{worker}-{i}", value)
+
+            async def put_stub(worker: int, i: int) -> object:
+                key = f"{tag}-{worker}-{i}".encode()
+                request = pb.PutRequest(namespace_id=kv.id, key=key, value=value)
+                return await stub_put(request, timeout=CALL_TIMEOUT_S)
+
+            return put_client if path == "client" else put_stub
+
+        return make
+
+    scenarios = []
     for callers in CONCURRENCIES:
-        result = await closed_loop(
-            scenario, path, make_call(callers), callers, settings.warmup_s, settings.duration_s
+        scenarios += [
+            Scenario("get", "client", callers, lambda _: get_client),
+            Scenario("get", "stub", callers, lambda _: get_stub),
+            Scenario("put", "client", callers, put("client", callers)),
+            Scenario("put", "stub", callers, put("stub", callers)),
+        ]
+    return scenarios
+
+
+async def measure(settings: Settings, log_dir: Path) -> list[Result]:
+    """Start both servers, then run every scenario for a slice in each of the rounds."""
+    servers: list[ServerProcess] = []
+    storage = f"sqlite:{settings.db_dir / 'central-bench.db'}"
+    try:
+        noop = start_server(
+            "noop", ["benchmarks.central_bench", "--serve-noop", "127.0.0.1:0"], NOOP_READY, log_dir
         )
-        _print_result(result)
-        results.append(result)
-
-
-async def bench_floor(settings: Settings, log_dir: Path) -> list[Result]:
-    results: list[Result] = []
-    server = start_server(
-        "noop", ["benchmarks.central_bench", "--serve-noop", "127.0.0.1:0"], NOOP_READY, log_dir
-    )
-    try:
-        print(f"noop server pid {server.process.pid} on {server.address}", flush=True)
-        async with grpc.aio.insecure_channel(server.address, options=CHANNEL_OPTIONS) as channel:
-            method = channel.unary_unary(
-                NOOP_METHOD, request_serializer=None, response_deserializer=None
-            )
-
-            async def noop(worker: int, i: int) -> object:
-                return await method(b"", timeout=CALL_TIMEOUT_S)
-
-            await _run(results, settings, "floor", "raw", lambda _: noop)
-    finally:
-        server.stop()
-    return results
-
-
-async def bench_central(settings: Settings, log_dir: Path) -> list[Result]:
-    results: list[Result] = []
-    db_path = settings.db_dir / "central-bench.db"
-    storage = f"sqlite:{db_path}"
-    server = start_server(
-        "central",
-        [
-            "edgekv",
-            "central",
-            "--listen",
-            "127.0.0.1:0",
-            "--storage",
-            storage,
-            "--no-write-rate-limit",
-        ],
-        CENTRAL_READY,
-        log_dir,
-    )
-    try:
-        print(f"central pid {server.process.pid} on {server.address} {storage}", flush=True)
-        async with Client(central=server.address, timeout_s=CALL_TIMEOUT_S) as client:
+        servers.append(noop)
+        print(f"noop server: pid {noop.process.pid} on {noop.address}", flush=True)
+        central_argv = ["edgekv", "central", "--listen", "127.0.0.1:0", "--storage", storage]
+        central = start_server(
+            "central", [*central_argv, "--no-write-rate-limit"], CENTRAL_READY, log_dir
+        )
+        servers.append(central)
+        print(f"central: pid {central.process.pid} on {central.address} {storage}", flush=True)
+        async with (
+            grpc.aio.insecure_channel(noop.address, options=CHANNEL_OPTIONS) as channel,
+            Client(central=central.address, timeout_s=CALL_TIMEOUT_S) as client,
+        ):
             ns = await client.create_namespace(f"bench-{os.getpid()}-{time.time_ns()}")
             kv = client.namespace(ns.id)
-            value = b"v" * VALUE_BYTES
             keys = [f"k{i:05d}" for i in range(GET_KEYS)]
-            bulk = await kv.bulk_put([BulkPutEntry(key, value) for key in keys])
+            bulk = await kv.bulk_put([BulkPutEntry(key, b"v" * VALUE_BYTES) for key in keys])
             if bulk.successful_key_count != GET_KEYS:
                 raise RuntimeError(f"pre-writing {GET_KEYS} keys failed: {bulk}")
-            for scenario in settings.scenarios:
-                for path in settings.paths:
-                    if scenario == "get":
-                        make = _get_call(client, kv, keys, path)
-                    else:
-                        make = _put_call(client, kv, value, path)
-                    await _run(results, settings, scenario, path, make)
+            scenarios = noop_scenarios(channel) + central_scenarios(client, kv, keys)
+            scenarios.sort(key=lambda s: s.callers)  # stable: floor first at each concurrency
+            if settings.only:
+                scenarios = [s for s in scenarios if s.label in settings.only]
+            slice_s = settings.duration_s / settings.rounds
+            for round_number in range(settings.rounds):
+                for scenario in scenarios:
+                    call = scenario.make_call(round_number)
+                    await closed_loop(scenario, call, settings.warmup_s, slice_s)
+                print(f"round {round_number + 1}/{settings.rounds} done", flush=True)
     finally:
-        code = server.stop()
-        if code not in (0, None):
-            print(f"central exited with {code}; see {server.stderr_path}", file=sys.stderr)
+        for server in servers:
+            code = server.stop()
+            if code not in (0, None):
+                print(f"{server.name} exited with {code}; see {server.stderr_path}")
+    results = [scenario.result() for scenario in scenarios]
+    print("results (µs; ops/s over the measured windows):")
+    for result in results:
+        _print_result(result)
     return results
-
-
-def _get_call(client: Client, kv: KVNamespace, keys: list[str], path: str) -> Callable[[int], Call]:
-    # Each caller walks the keys from its own offset, so concurrent callers read different rows.
-    stride = len(keys) // 16 + 1
-    if path == "client":
-
-        async def via_client(worker: int, i: int) -> object:
-            return await kv.get(keys[(worker * stride + i) % len(keys)])
-
-        return lambda _: via_client
-    requests = [pb.GetRequest(namespace_id=kv.id, key=key.encode()) for key in keys]
-    get = client.stub.Get
-
-    async def via_stub(worker: int, i: int) -> object:
-        return await get(requests[(worker * stride + i) % len(requests)], timeout=CALL_TIMEOUT_S)
-
-    return lambda _: via_stub
-
-
-def _put_call(client: Client, kv: KVNamespace, value: bytes, path: str) -> Callable[[int], Call]:
-    # Every call writes a key never written before: the per-key limit could never trigger.
-    def make(callers: int) -> Call:
-        tag = f"p{path[0]}{callers}"
-        if path == "client":
-
-            async def via_client(worker: int, i: int) -> object:
-                return await kv.put(f"{tag}-{worker:02d}-{i:08d}", value)
-
-            return via_client
-        put = client.stub.Put
-
-        async def via_stub(worker: int, i: int) -> object:
-            request = pb.PutRequest(
-                namespace_id=kv.id, key=f"{tag}-{worker:02d}-{i:08d}".encode(), value=value
-            )
-            return await put(request, timeout=CALL_TIMEOUT_S)
-
-        return via_stub
-
-    return make
 
 
 # -- report ---------------------------------------------------------------------------
@@ -488,33 +493,30 @@ async def run(settings: Settings) -> dict[str, Any]:
         flush=True,
     )
     print(
-        f"closed loop, callers {'/'.join(map(str, CONCURRENCIES))}, warm-up {settings.warmup_s:g} s"
-        f" + {settings.duration_s:g} s per scenario, {VALUE_BYTES}-byte values, "
-        f"sqlite in {settings.db_dir}",
+        f"closed loop, callers {'/'.join(map(str, CONCURRENCIES))}; per scenario "
+        f"{settings.duration_s:g} s measured in {settings.rounds} rounds, each slice after "
+        f"{settings.warmup_s:g} s warm-up; {VALUE_BYTES}-byte values; sqlite in {settings.db_dir}",
         flush=True,
     )
     log_dir = Path(tempfile.mkdtemp(prefix="edgekv-bench-logs-"))
-    results = await bench_floor(settings, log_dir)
-    if settings.scenarios:
-        results += await bench_central(settings, log_dir)
+    results = await measure(settings, log_dir)
+    shutil.rmtree(log_dir, ignore_errors=True)
     computed = ratios(results)
     info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    print(
-        f"load average at end {info['load_average_at_end']} (other work on the machine skews all)"
-    )
-    print("ratios:")
+    print(f"load average at end {info['load_average_at_end']} (other work here skews everything)")
+    print("ratios (client path = what users see; stub path for comparison):")
     for entry in computed.values():
         verdict = "PASS" if entry["pass"] else "MISS"
         kind = "target" if entry["is_target"] else "info  "
         print(
             f"  {kind} {entry['label']}: {entry['value']:.2f} (target {entry['target']}) {verdict}"
         )
-    shutil.rmtree(log_dir, ignore_errors=True)
     return {
         "machine": info,
         "settings": {
             "duration_s": settings.duration_s,
-            "warmup_s": settings.warmup_s,
+            "rounds": settings.rounds,
+            "warmup_s_per_slice": settings.warmup_s,
             "callers": list(CONCURRENCIES),
             "value_bytes": VALUE_BYTES,
             "get_keys": GET_KEYS,
@@ -532,32 +534,41 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Central Get/Put latency and throughput against a gRPC no-op floor.",
     )
     parser.add_argument(
-        "--duration-s", type=float, default=3.0, help="measured window per scenario (default 3)"
+        "--duration-s",
+        type=float,
+        default=3.0,
+        help="measured time per scenario, split over the rounds (default 3)",
     )
     parser.add_argument(
-        "--warmup-s", type=float, default=1.0, help="warm-up before each window (default 1)"
+        "--rounds",
+        type=int,
+        default=3,
+        help="run every scenario this many times, interleaved, so drift hits all alike (default 3)",
+    )
+    parser.add_argument(
+        "--warmup-s",
+        type=float,
+        default=0.5,
+        help="unmeasured warm-up before each slice (default 0.5)",
     )
     parser.add_argument("--out", type=Path, help="write a JSON summary here")
     parser.add_argument(
-        "--paths",
-        default="client,stub",
-        help="central call paths, comma-separated: client, stub (default both)",
-    )
-    parser.add_argument(
-        "--scenarios", default="get,put", help="central scenarios: get, put (default both)"
+        "--only",
+        default="",
+        metavar="LABELS",
+        help="comma-separated subset to run, e.g. get-client-1 (for profiling); "
+        f"of: {', '.join(ALL_LABELS)}",
     )
     parser.add_argument(
         "--db-dir", type=Path, help="folder for the SQLite file (default: a fresh temp folder)"
     )
     parser.add_argument("--serve-noop", metavar="HOST:PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name, allowed in (("paths", {"client", "stub"}), ("scenarios", {"get", "put"})):
-        chosen = tuple(part for part in getattr(args, name).split(",") if part)
-        if not set(chosen) <= allowed:
-            parser.error(f"--{name}: choose from {', '.join(sorted(allowed))}")
-        setattr(args, name, chosen)
-    if args.duration_s <= 0 or args.warmup_s < 0:
-        parser.error("--duration-s must be positive and --warmup-s not negative")
+    args.only = tuple(label for label in args.only.split(",") if label)
+    if unknown := set(args.only) - set(ALL_LABELS):
+        parser.error(f"--only: unknown {', '.join(sorted(unknown))}")
+    if args.duration_s <= 0 or args.warmup_s < 0 or args.rounds < 1:
+        parser.error("need --duration-s > 0, --warmup-s >= 0 and --rounds >= 1")
     return args
 
 
@@ -568,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     db_dir = args.db_dir or Path(tempfile.mkdtemp(prefix="edgekv-bench-db-"))
-    settings = Settings(args.duration_s, args.warmup_s, args.paths, args.scenarios, db_dir)
+    settings = Settings(args.duration_s, args.warmup_s, args.rounds, args.only, db_dir)
     try:
         summary = asyncio.run(run(settings))
     except KeyboardInterrupt:

@@ -18,8 +18,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
-import grpc
-
 from central.storage.base import Storage
 from central.watch import WatchHub
 from edgekv.clock import Clock

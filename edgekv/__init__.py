@@ -3,31 +3,69 @@
 The public surface: :class:`Client` and :class:`KVNamespace` to use a cluster
 from Python, the exception tree rooted at :class:`KVError`, and the value types
 reads return.
+
+Names are imported on first use (PEP 562), so that ``import edgekv.cli`` does
+not load gRPC before the command line has configured it.
 """
 
-from edgekv.client import (
-    BulkPutEntry,
-    BulkResult,
-    Client,
-    KVNamespace,
-    ListedKey,
-    ListResult,
-    ReadInfo,
-    RetryPolicy,
-    ValueWithMetadata,
-    WriteResult,
-)
-from edgekv.core.errors import (
-    AlreadyExistsError,
-    ErrorKind,
-    InvalidRequestError,
-    KVError,
-    NotFoundError,
-    RateLimitedError,
-    UnavailableError,
-    WatchError,
-)
-from edgekv.core.model import Change, ChangeKind, Namespace
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgekv.client import (
+        BulkPutEntry,
+        BulkResult,
+        Client,
+        KVNamespace,
+        ListedKey,
+        ListResult,
+        ReadInfo,
+        RetryPolicy,
+        ValueWithMetadata,
+        WatchStream,
+        WriteResult,
+    )
+    from edgekv.core.errors import (
+        AlreadyExistsError,
+        ErrorKind,
+        InvalidRequestError,
+        KVError,
+        NotFoundError,
+        RateLimitedError,
+        UnavailableError,
+        WatchError,
+    )
+    from edgekv.core.model import Change, ChangeKind, Namespace
+
+_HOMES = {
+    "edgekv.client": [
+        "BulkPutEntry",
+        "BulkResult",
+        "Client",
+        "KVNamespace",
+        "ListResult",
+        "ListedKey",
+        "ReadInfo",
+        "RetryPolicy",
+        "ValueWithMetadata",
+        "WatchStream",
+        "WriteResult",
+    ],
+    "edgekv.core.errors": [
+        "AlreadyExistsError",
+        "ErrorKind",
+        "InvalidRequestError",
+        "KVError",
+        "NotFoundError",
+        "RateLimitedError",
+        "UnavailableError",
+        "WatchError",
+    ],
+    "edgekv.core.model": ["Change", "ChangeKind", "Namespace"],
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "AlreadyExistsError",
@@ -50,5 +88,13 @@ __all__ = [
     "UnavailableError",
     "ValueWithMetadata",
     "WatchError",
+    "WatchStream",
     "WriteResult",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgekv' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

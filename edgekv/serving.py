@@ -23,7 +23,9 @@ from edgekv.rpc import CHANNEL_OPTIONS
 
 class GrpcNode:
     def __init__(self, service_names: Sequence[str]) -> None:
-        self.server = grpc.aio.server(options=CHANNEL_OPTIONS)
+        # grpc turns SO_REUSEPORT on by default, which lets a second server bind a port
+        # another one serves and silently split the clients between them; refuse instead.
+        self.server = grpc.aio.server(options=[*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)])
         self._health = health.aio.HealthServicer()
         self._service_names = list(service_names)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self.server)
@@ -36,8 +38,11 @@ class GrpcNode:
         """Bind ``listen`` (HOST:PORT; port 0 allowed) and serve; return the bound port."""
         try:
             self.port = self.server.add_insecure_port(listen)
-        except RuntimeError as exc:
-            raise OSError(f"cannot listen on {listen}: {exc}") from None
+        except RuntimeError:
+            raise OSError(
+                f"cannot listen on {listen}: the port is in use, or the host is not "
+                "an address of this machine"
+            ) from None
         await self.server.start()
         for name in ("", *self._service_names):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -23,7 +23,12 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 import edgekv
 from edgekv.core import limits
-from tests.support.central_process import CentralLauncher, CentralProcess, run_central_to_exit
+from tests.support.central_process import (
+    CentralLauncher,
+    CentralProcess,
+    CentralStartError,
+    run_central_to_exit,
+)
 
 SERVICE = "edgekv.v1.CentralStore"
 WRITERS = 16
@@ -272,6 +277,27 @@ def test_bad_storage_exits_with_one_line_error(storage: str, tmp_path: Path) -> 
     lines = ended.stderr.strip().splitlines()
     assert len(lines) == 1, f"expected one stderr line, got:\n{ended.stderr}"
     assert lines[0].startswith("edgekv: error: "), lines[0]
+
+
+def test_listen_on_a_port_in_use_is_refused(launcher: CentralLauncher) -> None:
+    first = launcher.start("memory:", name="first")
+    try:
+        second = launcher.start("memory:", ["--listen", first.address], name="second")
+    except CentralStartError:
+        second = launcher.started[-1]
+    else:
+        pytest.fail(
+            f"a second central started on {second.address}, the port the first one serves "
+            "(gRPC sets SO_REUSEPORT by default, so the kernel would split clients between "
+            "two stores); it should exit with 'edgekv: error: cannot listen on ...'. "
+            "Fix: pass ('grpc.so_reuseport', 0) to grpc.aio.server in edgekv/serving.py"
+        )
+    stderr = second.stderr()
+    assert second.process.returncode != 0
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("edgekv: error: ")]
+    assert len(errors) == 1, stderr
+    assert first.running
 
 
 async def check_probes(address: str) -> list[str]:
