@@ -29,7 +29,7 @@ from edgekv.core.model import Change, Namespace
 from edgekv.core.validation import validate_cache_ttl
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2 as pb
-from edgekv.v1 import central_pb2_grpc, kv_pb2
+from edgekv.v1 import central_pb2_grpc, edge_pb2, edge_pb2_grpc, kv_pb2
 from edgekv.wire import change_from_pb, namespace_from_pb
 
 T = TypeVar("T")
@@ -53,6 +53,7 @@ class ReadInfo:
     age_s: float
     region: str
     node: str
+    cache_status: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,22 +177,82 @@ def _parse_metadata(metadata_json: str | None) -> Any:
     return None if metadata_json is None else json.loads(metadata_json)
 
 
+_CACHE_STATUS_NAMES: dict[int, str | None] = {
+    edge_pb2.CACHE_STATUS_UNSPECIFIED: None,
+    edge_pb2.CACHE_STATUS_HIT: "HIT",
+    edge_pb2.CACHE_STATUS_MISS: "MISS",
+    edge_pb2.CACHE_STATUS_EXPIRED: "EXPIRED",
+    edge_pb2.CACHE_STATUS_STALE: "STALE",
+    edge_pb2.CACHE_STATUS_REVALIDATED: "REVALIDATED",
+}
+
+
+def _central_info(entry: kv_pb2.Entry) -> ReadInfo:
+    return ReadInfo(
+        revision=entry.revision,
+        commit_time=entry.commit_time,
+        age_s=0.0,
+        region="central",
+        node="central",
+        cache_status=None,
+    )
+
+
+def _edge_info(info: edge_pb2.ReadInfo, entry: kv_pb2.Entry | None = None) -> ReadInfo:
+    return ReadInfo(
+        revision=info.revision,
+        commit_time=0.0 if entry is None else entry.commit_time,
+        age_s=info.age_s,
+        region=info.region,
+        node=info.node,
+        cache_status=_CACHE_STATUS_NAMES[info.cache_status],
+    )
+
+
+def _result(entry: kv_pb2.Entry, value_type: str, info: ReadInfo) -> ValueWithMetadata:
+    if not entry.found:
+        return ValueWithMetadata(None, None, info.cache_status, info)
+    metadata = entry.metadata_json if entry.HasField("metadata_json") else None
+    return ValueWithMetadata(
+        _decode(entry.value, value_type), _parse_metadata(metadata), info.cache_status, info
+    )
+
+
 class Client:
-    """An async client of an edgekv cluster. Use as ``async with edgekv.Client(...)``."""
+    """An async client of an edgekv cluster. Use as ``async with edgekv.Client(...)``.
+
+    ``central=`` talks to the central store (authoritative, like the REST API);
+    ``edge=`` reads and writes through one edge node (like a Worker in that
+    edge's region). Give both to manage namespaces at central and use keys
+    through the edge. Bulk writes and watches are central's.
+    """
 
     def __init__(
         self,
-        central: str,
+        central: str | None = None,
+        edge: str | None = None,
         *,
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
     ) -> None:
+        if central is None and edge is None:
+            raise ValueError("edgekv.Client needs central='HOST:PORT' or edge='HOST:PORT'")
         self.central = central
+        self.edge = edge
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
         self._rng = random.Random(self.retry.seed)
-        self._channel = grpc.aio.insecure_channel(central, options=CHANNEL_OPTIONS)
-        self._stub = central_pb2_grpc.CentralStoreStub(self._channel)
+        self._channels: list[Any] = []
+        self._stub: central_pb2_grpc.CentralStoreStub | None = None
+        self._edge_stub: edge_pb2_grpc.EdgeKVStub | None = None
+        if central is not None:
+            channel = grpc.aio.insecure_channel(central, options=CHANNEL_OPTIONS)
+            self._channels.append(channel)
+            self._stub = central_pb2_grpc.CentralStoreStub(channel)
+        if edge is not None:
+            channel = grpc.aio.insecure_channel(edge, options=CHANNEL_OPTIONS)
+            self._channels.append(channel)
+            self._edge_stub = edge_pb2_grpc.EdgeKVStub(channel)
 
     async def __aenter__(self) -> Client:
         return self
@@ -205,12 +266,20 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        await self._channel.close()
+        for channel in self._channels:
+            await channel.close()
 
     @property
     def stub(self) -> central_pb2_grpc.CentralStoreStub:
-        """The raw gRPC stub, for callers that need a field the client does not expose."""
+        """The central store's raw gRPC stub."""
+        if self._stub is None:
+            raise ValueError("this operation needs the central store: pass central='HOST:PORT'")
         return self._stub
+
+    @property
+    def edge_stub(self) -> edge_pb2_grpc.EdgeKVStub | None:
+        """The edge's raw gRPC stub, or None when the client talks to central only."""
+        return self._edge_stub
 
     async def call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
         """One call, errors converted to KVError; never retried (for writes)."""
@@ -231,7 +300,7 @@ class Client:
             stop=tenacity.stop_after_attempt(policy.attempts),
             wait=jittered_backoff,
             retry=tenacity.retry_if_exception(
-                lambda exc: isinstance(exc, KVError) and exc.retryable
+                lambda exc: isinstance(exc, KVError) and exc.transient
             ),
             reraise=True,
         )
@@ -244,7 +313,7 @@ class Client:
 
     async def create_namespace(self, title: str) -> Namespace:
         response = await self.call(
-            self._stub.CreateNamespace, pb.CreateNamespaceRequest(title=title)
+            self.stub.CreateNamespace, pb.CreateNamespaceRequest(title=title)
         )
         return namespace_from_pb(response.namespace)
 
@@ -256,7 +325,7 @@ class Client:
         page = 1
         while True:
             response = await self.read(
-                self._stub.ListNamespaces,
+                self.stub.ListNamespaces,
                 pb.ListNamespacesRequest(
                     page=page,
                     per_page=limits.MAX_NAMESPACES_PER_PAGE,
@@ -271,20 +340,20 @@ class Client:
 
     async def get_namespace(self, namespace_id: str) -> Namespace:
         response = await self.read(
-            self._stub.GetNamespace, pb.GetNamespaceRequest(namespace_id=namespace_id)
+            self.stub.GetNamespace, pb.GetNamespaceRequest(namespace_id=namespace_id)
         )
         return namespace_from_pb(response.namespace)
 
     async def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
         response = await self.call(
-            self._stub.RenameNamespace,
+            self.stub.RenameNamespace,
             pb.RenameNamespaceRequest(namespace_id=namespace_id, title=title),
         )
         return namespace_from_pb(response.namespace)
 
     async def delete_namespace(self, namespace_id: str) -> None:
         await self.call(
-            self._stub.DeleteNamespace, pb.DeleteNamespaceRequest(namespace_id=namespace_id)
+            self.stub.DeleteNamespace, pb.DeleteNamespaceRequest(namespace_id=namespace_id)
         )
 
     def namespace(self, namespace_id: str) -> KVNamespace:
@@ -366,40 +435,46 @@ class KVNamespace:
         if not isinstance(key, str):
             if type not in ("text", "json"):
                 raise TypeError(f'"{type}" is not a valid type. Use "json" or "text"')
-            return await self._get_many(list(key), type)
+            return await self._get_many(list(key), type, cache_ttl)
+        edge = self._client.edge_stub
+        if edge is not None:
+            answer = await self._client.read(
+                edge.Get,
+                edge_pb2.EdgeGetRequest(
+                    namespace_id=self.id, key=_encode_key(key), cache_ttl=cache_ttl
+                ),
+            )
+            return _result(answer.entry, type, _edge_info(answer.info, answer.entry))
         response = await self._client.read(
             self._client.stub.Get, pb.GetRequest(namespace_id=self.id, key=_encode_key(key))
         )
-        return self._result(response.entry, type, response.header)
+        return _result(response.entry, type, _central_info(response.entry))
 
     async def _get_many(
-        self, keys: list[str], value_type: str
+        self, keys: list[str], value_type: str, cache_ttl: int | None
     ) -> dict[str, ValueWithMetadata | None]:
+        raw_keys = [_encode_key(k) for k in keys]
+        edge = self._client.edge_stub
+        if edge is not None:
+            answer = await self._client.read(
+                edge.GetMany,
+                edge_pb2.EdgeGetManyRequest(
+                    namespace_id=self.id, keys=raw_keys, cache_ttl=cache_ttl
+                ),
+            )
+            return {
+                key: _result(read.entry, value_type, _edge_info(read.info, read.entry))
+                if read.entry.found
+                else None
+                for key, read in zip(keys, answer.reads, strict=True)
+            }
         response = await self._client.read(
-            self._client.stub.GetMany,
-            pb.GetManyRequest(namespace_id=self.id, keys=[_encode_key(k) for k in keys]),
+            self._client.stub.GetMany, pb.GetManyRequest(namespace_id=self.id, keys=raw_keys)
         )
         return {
-            key: self._result(entry, value_type, response.header) if entry.found else None
+            key: _result(entry, value_type, _central_info(entry)) if entry.found else None
             for key, entry in zip(keys, response.entries, strict=True)
         }
-
-    def _result(
-        self, entry: kv_pb2.Entry, value_type: str, header: kv_pb2.ResponseHeader
-    ) -> ValueWithMetadata:
-        info = ReadInfo(
-            revision=entry.revision,
-            commit_time=entry.commit_time,
-            age_s=0.0,
-            region="central",
-            node="central",
-        )
-        if not entry.found:
-            return ValueWithMetadata(None, None, None, info)
-        metadata = entry.metadata_json if entry.HasField("metadata_json") else None
-        return ValueWithMetadata(
-            _decode(entry.value, value_type), _parse_metadata(metadata), None, info
-        )
 
     async def put(
         self,
@@ -417,27 +492,51 @@ class KVNamespace:
             expiration=expiration,
             expiration_ttl=expiration_ttl,
         )
-        response = await self._client.call(self._client.stub.Put, request)
+        edge = self._client.edge_stub
+        method = self._client.stub.Put if edge is None else edge.Put
+        response = await self._client.call(method, request)
         return WriteResult(response.revision, response.commit_time)
 
     async def delete(self, key: str) -> WriteResult:
-        response = await self._client.call(
-            self._client.stub.Delete, pb.DeleteRequest(namespace_id=self.id, key=_encode_key(key))
-        )
+        request = pb.DeleteRequest(namespace_id=self.id, key=_encode_key(key))
+        edge = self._client.edge_stub
+        method = self._client.stub.Delete if edge is None else edge.Delete
+        response = await self._client.call(method, request)
         return WriteResult(response.revision, response.commit_time)
 
     async def list(
-        self, prefix: str | None = None, limit: int | None = None, cursor: str | None = None
+        self,
+        prefix: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        cache_ttl: int | None = None,
     ) -> ListResult:
-        response = await self._client.read(
-            self._client.stub.List,
-            pb.ListRequest(
-                namespace_id=self.id,
-                prefix=_encode_key(prefix or ""),
-                limit=limit or 0,
-                cursor=cursor or "",
-            ),
-        )
+        validate_cache_ttl(cache_ttl)
+        namespace_id, raw_prefix = self.id, _encode_key(prefix or "")
+        edge = self._client.edge_stub
+        cache_status = None
+        if edge is not None:
+            response = await self._client.read(
+                edge.List,
+                edge_pb2.EdgeListRequest(
+                    namespace_id=namespace_id,
+                    prefix=raw_prefix,
+                    limit=limit or 0,
+                    cursor=cursor or "",
+                    cache_ttl=cache_ttl,
+                ),
+            )
+            cache_status = _CACHE_STATUS_NAMES[response.info.cache_status]
+        else:
+            response = await self._client.read(
+                self._client.stub.List,
+                pb.ListRequest(
+                    namespace_id=namespace_id,
+                    prefix=raw_prefix,
+                    limit=limit or 0,
+                    cursor=cursor or "",
+                ),
+            )
         keys = [
             ListedKey(
                 name=info.name.decode("utf-8"),
@@ -448,7 +547,7 @@ class KVNamespace:
             )
             for info in response.keys
         ]
-        return ListResult(keys, response.list_complete, response.cursor or None, cache_status=None)
+        return ListResult(keys, response.list_complete, response.cursor or None, cache_status)
 
     async def list_all(self, prefix: str | None = None) -> AsyncIterator[ListedKey]:
         """Every key with ``prefix``, following cursors to the end."""

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from edgekv.cli import central_cmd, demo_cmd
+from edgekv.cli import central_cmd, demo_cmd, edge_cmd
 from edgekv.cli.common import run_command
 
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     central_cmd.register(subcommands)
+    edge_cmd.register(subcommands)
     demo_cmd.register(subcommands)
     return parser
 

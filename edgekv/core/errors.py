@@ -42,6 +42,11 @@ class KVError(Exception):
         return REGISTRY[self.kind].retryable
 
     @property
+    def transient(self) -> bool:
+        """True for failures of reaching a server (UNAVAILABLE, DEADLINE_EXCEEDED)."""
+        return self.status in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+
+    @property
     def status(self) -> str:
         """The gRPC status name that carries this error, e.g. ``"NOT_FOUND"``."""
         return REGISTRY[self.kind].status
@@ -102,6 +107,9 @@ class ErrorKind(enum.StrEnum):
     PAGE_INVALID = "PAGE_INVALID"
     WATCH_COMPACTED = "WATCH_COMPACTED"
     WATCH_LAGGING = "WATCH_LAGGING"
+    LINK_DOWN = "LINK_DOWN"
+    REQUEST_LOST = "REQUEST_LOST"
+    RESPONSE_LOST = "RESPONSE_LOST"
     UNAVAILABLE = "UNAVAILABLE"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     INTERNAL = "INTERNAL"
@@ -231,6 +239,28 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "ABORTED",
         "Watcher fell more than {backlog} changes behind; resume with start_revision={resume}.",
         WatchError,
+        retryable=True,
+    ),
+    # The modelled link between an edge and central. A partition or a request lost on
+    # the way out is *definite* (central never saw the call: even a write may be
+    # retried); a response lost on the way back is not (the write may have happened).
+    ErrorKind.LINK_DOWN: ErrorSpec(
+        "UNAVAILABLE",
+        "The link from {node} to the central store is partitioned.",
+        UnavailableError,
+        retryable=True,
+    ),
+    ErrorKind.REQUEST_LOST: ErrorSpec(
+        "UNAVAILABLE",
+        "A call from {node} to the central store was lost on the way out.",
+        UnavailableError,
+        retryable=True,
+    ),
+    ErrorKind.RESPONSE_LOST: ErrorSpec(
+        "UNAVAILABLE",
+        "The answer of the central store to {node} was lost on the way back.",
+        UnavailableError,
+        definite=False,
         retryable=True,
     ),
     ErrorKind.UNAVAILABLE: ErrorSpec(

@@ -1,0 +1,44 @@
+"""The edge's Prometheus endpoint: its counters, read when scraped.
+
+Theory of operation: the node's :class:`~edge.stats.EdgeCounters` are the one
+source of truth; a collector turns them into ``edgekv_edge_*_total`` counters
+(labelled by region and node) each time Prometheus scrapes, so nothing on the
+read path pays for metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from edge.stats import EdgeCounters
+
+
+class EdgeCollector(Collector):
+    def __init__(self, counters: EdgeCounters, region: str, node: str) -> None:
+        self._counters = counters
+        self._labels = [region, node]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        for name, value in self._counters.as_dict().items():
+            family = CounterMetricFamily(
+                f"edgekv_edge_{name}", f"edge {name.replace('_', ' ')}", labels=["region", "node"]
+            )
+            family.add_metric(self._labels, value)
+            yield family
+
+
+def serve_metrics(listen: str, counters: EdgeCounters, region: str, node: str) -> Any:
+    """Serve /metrics on ``listen`` (HOST:PORT) from a thread; return the HTTP server."""
+    host, _, port = listen.rpartition(":")
+    registry = CollectorRegistry()
+    registry.register(EdgeCollector(counters, region, node))
+    try:
+        server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    except (OSError, ValueError) as exc:
+        raise OSError(f"cannot serve metrics on {listen}: {exc}") from None
+    return server

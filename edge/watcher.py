@@ -1,0 +1,96 @@
+"""Watch-driven modes: ``invalidate`` drops changed keys, ``push`` stores new values.
+
+Theory of operation: the first time an edge serves a namespace it starts one
+watcher for it. The watcher follows central's Watch stream (each message
+delayed by the modelled link's one-way time) and applies every change to the
+cache: in ``invalidate`` mode it deletes the key's copy, so the next read
+fetches; in ``push`` mode it stores the new version (or "not found") as a
+fresh copy. Changes older than a copy already held are ignored. When the
+stream breaks — central restarted, the link is partitioned, the watcher fell
+behind — it waits with capped, jittered backoff and resumes from the next
+revision it has not applied; if central no longer has that revision, it
+flushes the namespace's copies (they may be arbitrarily old) and starts over
+from "now".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from edge.node import EdgeNode, Mode
+from edgekv.core.cache import CachedValue
+from edgekv.core.errors import ErrorKind, KVError
+from edgekv.core.model import Change, ChangeKind
+from edgekv.wire import change_from_pb
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 2.0
+
+
+class NamespaceWatchers:
+    def __init__(self, node: EdgeNode, rng: random.Random) -> None:
+        self._node = node
+        self._rng = rng
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def ensure(self, namespace_id: str) -> None:
+        if namespace_id not in self._tasks:
+            self._tasks[namespace_id] = asyncio.ensure_future(self._follow(namespace_id))
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+
+    async def _follow(self, namespace_id: str) -> None:
+        node = self._node
+        next_revision = 0  # 0: from now on
+        failures = 0
+        while True:
+            try:
+                async for response in node.upstream.watch(
+                    namespace_id, next_revision, include_values=node.policy.mode is Mode.PUSH
+                ):
+                    if next_revision == 0:
+                        next_revision = response.header.revision + 1
+                    failures = 0
+                    for message in response.changes:
+                        await self._apply(change_from_pb(namespace_id, message))
+                        next_revision = message.revision + 1
+            except KVError as exc:
+                if exc.kind is ErrorKind.NAMESPACE_NOT_FOUND:
+                    log.info("namespace %s is gone; its watcher stops", namespace_id)
+                    del self._tasks[namespace_id]
+                    return
+                if exc.kind is ErrorKind.WATCH_COMPACTED:
+                    await node.flush(namespace_id)
+                    next_revision = 0
+                failures += 1
+                log.debug("watch of %s broke (%s); resuming", namespace_id, exc.message)
+            delay_s = min(MAX_BACKOFF_S, 0.05 * 2**failures) * self._rng.uniform(0.5, 1.0)
+            await node.clock.sleep(delay_s)
+
+    async def _apply(self, change: Change) -> None:
+        node = self._node
+        node.counters.watch_changes += 1
+        node.pages.flush(change.namespace_id)
+        held = await node.cache.get(change.namespace_id, change.key)
+        if held is not None and held.fetched_at_revision >= change.revision:
+            return
+        if node.policy.mode is Mode.INVALIDATE or (
+            change.kind is ChangeKind.PUT and change.version is None
+        ):
+            await node.cache.delete(change.namespace_id, change.key)
+            return
+        copy = CachedValue(
+            change.namespace_id,
+            change.key,
+            change.version,
+            fetched_at=node.clock.now(),
+            fetched_at_revision=change.revision,
+        )
+        await node.cache.put(copy, retention_s=60 + node.policy.max_stale_s)

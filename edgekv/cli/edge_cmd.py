@@ -1,0 +1,102 @@
+"""``edgekv edge``: serve an edge node in front of a central store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from edgekv.cli.common import add_time_flags, clock_from, configure_logging
+
+log = logging.getLogger("edgekv.edge")
+
+MiB = 1024 * 1024
+
+
+def _size(text: str) -> int:
+    """Sizes like 64MiB, 1GiB, 500KiB or plain bytes."""
+    units = {"kib": 1024, "mib": MiB, "gib": 1024 * MiB, "kb": 1000, "mb": 10**6, "gb": 10**9}
+    lowered = text.strip().lower()
+    for suffix, factor in units.items():
+        if lowered.endswith(suffix):
+            return int(float(lowered[: -len(suffix)]) * factor)
+    return int(lowered)
+
+
+def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subcommands.add_parser(
+        "edge",
+        help="run an edge node",
+        description="Serve an edge node: a regional cache in front of the central store.",
+        epilog="example: edgekv edge --listen 127.0.0.1:7101 --central 127.0.0.1:7000 "
+        "--region eu-west --rtt-ms 83",
+    )
+    parser.add_argument("--listen", default="127.0.0.1:7100", metavar="HOST:PORT")
+    parser.add_argument("--central", required=True, metavar="HOST:PORT")
+    parser.add_argument("--region", required=True, metavar="NAME")
+    parser.add_argument("--node", default=None, metavar="NAME", help="default: REGION-HOSTNAME")
+    parser.add_argument(
+        "--cache", default="memory", metavar="URL", help="memory (default) or redis://HOST:PORT/DB"
+    )
+    parser.add_argument(
+        "--cache-max-bytes", type=_size, default=256 * MiB, metavar="SIZE", help="e.g. 64MiB"
+    )
+    parser.add_argument("--mode", choices=["ttl", "invalidate", "push"], default="ttl")
+    parser.add_argument(
+        "--refresh-ahead",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="refresh a copy read in the last FRACTION of its cacheTtl (0 = off)",
+    )
+    parser.add_argument(
+        "--max-stale-s",
+        type=float,
+        default=0.0,
+        help="serve a copy up to this long past its cacheTtl while central is unreachable",
+    )
+    parser.add_argument("--rtt-ms", type=float, default=0.0, help="modelled RTT to central")
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="mean extra delay")
+    parser.add_argument("--loss", type=float, default=0.0, help="probability a call is lost")
+    parser.add_argument("--seed", type=int, default=0, help="seed of link and retry randomness")
+    parser.add_argument("--metrics-listen", default=None, metavar="HOST:PORT")
+    add_time_flags(parser)
+    parser.set_defaults(run=run)
+
+
+async def run(args: argparse.Namespace) -> int:
+    from edge.link import LinkSettings
+    from edge.node import EdgePolicy, Mode
+    from edge.server import EdgeConfig, start_edge
+    from edgekv.serving import install_stop_signals
+
+    configure_logging()
+    if not 0.0 <= args.refresh_ahead < 1.0:
+        raise ValueError(f"--refresh-ahead must be in [0, 1), got {args.refresh_ahead}")
+    if args.max_stale_s < 0:
+        raise ValueError(f"--max-stale-s must be >= 0, got {args.max_stale_s}")
+    config = EdgeConfig(
+        central=args.central,
+        region=args.region,
+        listen=args.listen,
+        node=args.node,
+        cache_url=args.cache,
+        cache_max_bytes=args.cache_max_bytes,
+        policy=EdgePolicy(Mode(args.mode), args.max_stale_s, args.refresh_ahead),
+        link=LinkSettings(args.rtt_ms, args.jitter_ms, args.loss).validated(),
+        seed=args.seed,
+        metrics_listen=args.metrics_listen,
+    )
+    clock = clock_from(args)
+    server = await start_edge(config, clock)
+    stopping = asyncio.Event()
+    install_stop_signals(stopping.set)
+    print(
+        f"edgekv edge ready on {server.address} region={config.region} node={config.node_name} "
+        f"central={config.central} mode={args.mode} rtt-ms={args.rtt_ms:g}",
+        flush=True,
+    )
+    await stopping.wait()
+    log.info("stopping")
+    await server.stop()
+    return 0
