@@ -37,7 +37,8 @@ class NamespaceWatchers:
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def ensure(self, namespace_id: str) -> None:
-        if namespace_id not in self._tasks:
+        running = self._tasks.get(namespace_id)
+        if running is None or running.done():
             self._tasks[namespace_id] = asyncio.ensure_future(self._follow(namespace_id))
 
     async def close(self) -> None:
@@ -67,12 +68,19 @@ class NamespaceWatchers:
                     del self._tasks[namespace_id]
                     return
                 if exc.kind is ErrorKind.WATCH_COMPACTED:
-                    await node.flush(namespace_id)
+                    await self._forget(namespace_id)
                     next_revision = 0
                 failures += 1
                 log.debug("watch of %s broke (%s); resuming", namespace_id, exc.message)
             delay_s = min(MAX_BACKOFF_S, 0.05 * 2**failures) * self._rng.uniform(0.5, 1.0)
             await node.clock.sleep(delay_s)
+
+    async def _forget(self, namespace_id: str) -> None:
+        """Drop a namespace's copies; they may be arbitrarily old now."""
+        try:
+            await self._node.flush(namespace_id)
+        except KVError as exc:  # a shared cache that is down: its copies age out anyway
+            log.warning("could not flush %s after a compacted watch: %s", namespace_id, exc.message)
 
     async def _apply(self, change: Change) -> None:
         node = self._node
