@@ -5,7 +5,7 @@ Theory of operation: each handler (1) reads the request into plain values,
 fails), (3) asks the storage back-end, (4) tells the watch hub about what was
 committed, and (5) answers with a header carrying the store's revision and
 time. Errors are :class:`~edgekv.core.errors.KVError` everywhere below this
-layer; :func:`_handled` converts them to gRPC statuses at one boundary.
+layer; :func:`edgekv.rpc.handled` converts them to gRPC statuses at one boundary.
 
 Namespaces are few and read on every call, so the service keeps the set of
 existing namespace ids in memory (it is the only writer of its store).
@@ -13,10 +13,9 @@ existing namespace ids in memory (it is the only writer of its store).
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeAlias, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from central.storage.base import Storage
 from central.watch import WatchHub
@@ -36,36 +35,17 @@ from edgekv.core.validation import (
     validate_put,
     validate_title,
 )
-from edgekv.rpc import abort_with
+from edgekv.rpc import Context, abort_with, handled
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc, kv_pb2
 from edgekv.wire import change_to_pb, entry_to_pb, key_info_to_pb, namespace_to_pb
 
 log = logging.getLogger(__name__)
 
-Request = TypeVar("Request")
-Response = TypeVar("Response")
-# grpcio ships no type information; the servicer context is typed loosely.
-Context: TypeAlias = Any
 
 DEFAULT_WATCH_BACKLOG = 10_000
 # Changes replayed from the log per batch, while a watcher catches up.
 REPLAY_BATCH = 1000
-
-
-def _handled(
-    handler: Callable[[Any, Request, Context], Awaitable[Response]],
-) -> Callable[[Any, Request, Context], Awaitable[Response]]:
-    """Turn a KVError raised anywhere in the handler into its gRPC status."""
-
-    @functools.wraps(handler)
-    async def wrapper(self: Any, request: Request, context: Context) -> Response:
-        try:
-            return await handler(self, request, context)
-        except KVError as exc:
-            await abort_with(context, exc)
-
-    return wrapper
 
 
 def _optional(message: Any, field: str) -> Any:
@@ -118,7 +98,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
 
     # -- namespaces ---------------------------------------------------------
 
-    @_handled
+    @handled
     async def CreateNamespace(
         self, request: pb.CreateNamespaceRequest, context: Context
     ) -> pb.NamespaceResponse:
@@ -128,7 +108,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         self._namespace_ids.add(namespace.id)
         return pb.NamespaceResponse(header=self._header(), namespace=namespace_to_pb(namespace))
 
-    @_handled
+    @handled
     async def ListNamespaces(
         self, request: pb.ListNamespacesRequest, context: Context
     ) -> pb.ListNamespacesResponse:
@@ -145,7 +125,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             total_count=page.total_count,
         )
 
-    @_handled
+    @handled
     async def GetNamespace(
         self, request: pb.GetNamespaceRequest, context: Context
     ) -> pb.NamespaceResponse:
@@ -155,7 +135,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             raise error(ErrorKind.NAMESPACE_NOT_FOUND, operation="get", namespace_id=namespace_id)
         return pb.NamespaceResponse(header=self._header(), namespace=namespace_to_pb(namespace))
 
-    @_handled
+    @handled
     async def RenameNamespace(
         self, request: pb.RenameNamespaceRequest, context: Context
     ) -> pb.NamespaceResponse:
@@ -164,7 +144,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         namespace = await self._storage.rename_namespace(namespace_id, title)
         return pb.NamespaceResponse(header=self._header(), namespace=namespace_to_pb(namespace))
 
-    @_handled
+    @handled
     async def DeleteNamespace(
         self, request: pb.DeleteNamespaceRequest, context: Context
     ) -> pb.DeleteNamespaceResponse:
@@ -176,7 +156,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
 
     # -- keys ---------------------------------------------------------------
 
-    @_handled
+    @handled
     async def Get(self, request: pb.GetRequest, context: Context) -> pb.GetResponse:
         namespace_id = self._require_namespace(request.namespace_id, "get")
         key = validate_key(request.key)
@@ -186,7 +166,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             entry=entry_to_pb(request.key, self._live(version, self._clock.now())),
         )
 
-    @_handled
+    @handled
     async def GetMany(self, request: pb.GetManyRequest, context: Context) -> pb.GetManyResponse:
         namespace_id = self._require_namespace(request.namespace_id, "bulk get keys")
         keys = validate_get_many_keys(request.keys)
@@ -200,7 +180,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             ],
         )
 
-    @_handled
+    @handled
     async def Put(self, request: pb.PutRequest, context: Context) -> pb.WriteResponse:
         now = self._clock.now()
         write = validate_put(
@@ -219,7 +199,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             header=self._header(), revision=committed.revision, commit_time=committed.commit_time
         )
 
-    @_handled
+    @handled
     async def Delete(self, request: pb.DeleteRequest, context: Context) -> pb.WriteResponse:
         now = self._clock.now()
         write = validate_delete(request.namespace_id, request.key)
@@ -230,7 +210,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             header=self._header(), revision=committed.revision, commit_time=committed.commit_time
         )
 
-    @_handled
+    @handled
     async def BulkPut(self, request: pb.BulkPutRequest, context: Context) -> pb.BulkWriteResponse:
         total_bytes = sum(
             len(entry.key) + len(entry.value) + len(entry.metadata_json.encode("utf-8"))
@@ -255,7 +235,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
 
         return await self._bulk_write([(e.key, e) for e in request.entries], validate, now)
 
-    @_handled
+    @handled
     async def BulkDelete(
         self, request: pb.BulkDeleteRequest, context: Context
     ) -> pb.BulkWriteResponse:
@@ -295,7 +275,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             header=self._header(), successful_key_count=len(valid), results=results
         )
 
-    @_handled
+    @handled
     async def List(self, request: pb.ListRequest, context: Context) -> pb.ListResponse:
         query = parse_list_request(
             request.namespace_id, request.prefix, request.limit, request.cursor

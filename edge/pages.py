@@ -10,9 +10,9 @@ its pages (a page cannot be patched from one change).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
+from edge.cache.lru import ByteBoundedLRU
 from edgekv.core.cache import ENTRY_OVERHEAD_BYTES
 from edgekv.v1 import central_pb2 as pb
 
@@ -47,42 +47,28 @@ class CachedPage:
         )
 
 
+def _size_of(page: CachedPage) -> int:
+    return page.size_bytes
+
+
 class PageCache:
+    """Cached pages by (namespace, prefix, limit, cursor), LRU-bounded by bytes."""
+
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._pages: OrderedDict[PageSlot, CachedPage] = OrderedDict()
-        self._bytes = 0
+        self._lru: ByteBoundedLRU[PageSlot, CachedPage] = ByteBoundedLRU(max_bytes, _size_of)
 
     def get(self, slot: PageSlot) -> CachedPage | None:
-        page = self._pages.get(slot)
-        if page is not None:
-            self._pages.move_to_end(slot)
-        return page
+        return self._lru.get(slot)
 
     def put(self, slot: PageSlot, page: CachedPage) -> None:
-        self._drop(slot)
-        if page.size_bytes > self.max_bytes:
-            return
-        self._pages[slot] = page
-        self._bytes += page.size_bytes
-        while self._bytes > self.max_bytes:
-            _, evicted = self._pages.popitem(last=False)
-            self._bytes -= evicted.size_bytes
-
-    def _drop(self, slot: PageSlot) -> None:
-        previous = self._pages.pop(slot, None)
-        if previous is not None:
-            self._bytes -= previous.size_bytes
+        self._lru.put(slot, page)
 
     def flush(self, namespace_id: str | None = None) -> int:
-        doomed = [slot for slot in self._pages if namespace_id in (None, slot[0])]
-        for slot in doomed:
-            self._drop(slot)
-        return len(doomed)
+        return self._lru.drop_where(lambda slot: namespace_id in (None, slot[0]))
 
     @property
     def bytes_cached(self) -> int:
-        return self._bytes
+        return self._lru.bytes_held
 
     def __len__(self) -> int:
-        return len(self._pages)
+        return len(self._lru)

@@ -9,24 +9,16 @@ the central store.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias, TypeVar
+from typing import Any
 
 from edge.link import Link
 from edge.node import EdgeNode, PageRead, Read
 from edgekv.core.cache import CacheStatus
-from edgekv.core.errors import KVError
 from edgekv.core.validation import validate_cache_ttl
-from edgekv.rpc import abort_with
+from edgekv.rpc import Context, handled
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
 from edgekv.wire import entry_to_pb
-
-Request = TypeVar("Request")
-Response = TypeVar("Response")
-# grpcio ships no type information; the servicer context is typed loosely.
-Context: TypeAlias = Any
 
 _STATUS = {
     CacheStatus.HIT: edge_pb2.CACHE_STATUS_HIT,
@@ -35,19 +27,6 @@ _STATUS = {
     CacheStatus.STALE: edge_pb2.CACHE_STATUS_STALE,
     CacheStatus.REVALIDATED: edge_pb2.CACHE_STATUS_REVALIDATED,
 }
-
-
-def _handled(
-    handler: Callable[[Any, Request, Context], Awaitable[Response]],
-) -> Callable[[Any, Request, Context], Awaitable[Response]]:
-    @functools.wraps(handler)
-    async def wrapper(self: Any, request: Request, context: Context) -> Response:
-        try:
-            return await handler(self, request, context)
-        except KVError as exc:
-            await abort_with(context, exc)
-
-    return wrapper
 
 
 def _cache_ttl(message: Any) -> int:
@@ -76,14 +55,14 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
             entry=entry_to_pb(raw_key, read.version), info=self._info(read, revision)
         )
 
-    @_handled
+    @handled
     async def Get(
         self, request: edge_pb2.EdgeGetRequest, context: Context
     ) -> edge_pb2.EdgeGetResponse:
         read = await self._node.get(request.namespace_id, request.key, _cache_ttl(request))
         return self._answer(request.key, read)
 
-    @_handled
+    @handled
     async def GetMany(
         self, request: edge_pb2.EdgeGetManyRequest, context: Context
     ) -> edge_pb2.EdgeGetManyResponse:
@@ -93,12 +72,12 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
             reads=[self._answer(raw, read) for raw, read in zip(keys, reads, strict=True)]
         )
 
-    @_handled
+    @handled
     async def Put(self, request: pb.PutRequest, context: Context) -> edge_pb2.EdgeWriteResponse:
         written = await self._node.put(request)
         return self._written(written)
 
-    @_handled
+    @handled
     async def Delete(
         self, request: pb.DeleteRequest, context: Context
     ) -> edge_pb2.EdgeWriteResponse:
@@ -113,7 +92,7 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
             node=self._name,
         )
 
-    @_handled
+    @handled
     async def List(
         self, request: edge_pb2.EdgeListRequest, context: Context
     ) -> edge_pb2.EdgeListResponse:
@@ -171,7 +150,7 @@ class EdgeControlService(edge_pb2_grpc.EdgeControlServicer):
     ) -> edge_pb2.LinkSettings:
         return self._settings()
 
-    @_handled
+    @handled
     async def SetLink(
         self, request: edge_pb2.LinkSettings, context: Context
     ) -> edge_pb2.LinkSettings:

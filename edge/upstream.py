@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
-import tenacity
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge.link import Link
 from edge.stats import EdgeCounters
 from edgekv.clock import Clock
 from edgekv.core.errors import ErrorKind, KVError, error
+from edgekv.retry import retrying as backoff_retrying
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc
@@ -95,21 +95,16 @@ class Upstream:
     async def _with_retries(
         self, method: Callable[..., Awaitable[T]], request: Any, idempotent: bool
     ) -> T:
-        retry = self._retry
-
         def may_retry(exc: BaseException) -> bool:
             return isinstance(exc, KVError) and exc.transient and (idempotent or exc.definite)
 
-        def backoff_s(state: tenacity.RetryCallState) -> float:
-            ceiling = retry.initial_backoff_s * 2 ** (state.attempt_number - 1)
-            return self._rng.uniform(0.0, min(retry.max_backoff_s, ceiling))
-
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(retry.attempts),
-            wait=backoff_s,
-            retry=tenacity.retry_if_exception(may_retry),
+        retrying = backoff_retrying(
+            attempts=self._retry.attempts,
+            initial_backoff_s=self._retry.initial_backoff_s,
+            max_backoff_s=self._retry.max_backoff_s,
+            rng=self._rng,
+            should_retry=may_retry,
             sleep=self._clock.sleep,
-            reraise=True,
         )
         async for attempt in retrying:
             with attempt:

@@ -21,12 +21,12 @@ from types import TracebackType
 from typing import IO, Any, Literal, TypeVar, overload
 
 import grpc
-import tenacity
 
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Change, Namespace
 from edgekv.core.validation import validate_cache_ttl
+from edgekv.retry import retrying as backoff_retrying
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc, edge_pb2, edge_pb2_grpc, kv_pb2
@@ -291,18 +291,12 @@ class Client:
     async def read(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
         """A call that is safe to repeat: retried on UNAVAILABLE / DEADLINE_EXCEEDED."""
         policy = self.retry
-
-        def jittered_backoff(state: tenacity.RetryCallState) -> float:
-            ceiling = policy.initial_backoff_s * 2 ** (state.attempt_number - 1)
-            return self._rng.uniform(0, min(policy.max_backoff_s, ceiling))
-
-        retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(policy.attempts),
-            wait=jittered_backoff,
-            retry=tenacity.retry_if_exception(
-                lambda exc: isinstance(exc, KVError) and exc.transient
-            ),
-            reraise=True,
+        retrying = backoff_retrying(
+            attempts=policy.attempts,
+            initial_backoff_s=policy.initial_backoff_s,
+            max_backoff_s=policy.max_backoff_s,
+            rng=self._rng,
+            should_retry=lambda exc: isinstance(exc, KVError) and exc.transient,
         )
         async for attempt in retrying:
             with attempt:

@@ -11,7 +11,9 @@ DEADLINE_EXCEEDED, which are *not definite*: the call may have happened.
 
 from __future__ import annotations
 
-from typing import NoReturn
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeAlias, TypeVar
 
 import grpc
 
@@ -19,6 +21,11 @@ from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error, from_kind_name
 
 ERROR_KIND_METADATA_KEY = "edgekv-error"
+
+# grpcio ships no type information; the servicer context is typed loosely.
+Context: TypeAlias = Any
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
 CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
@@ -30,6 +37,21 @@ async def abort_with(context: grpc.aio.ServicerContext[object, object], exc: KVE
     context.set_trailing_metadata(((ERROR_KIND_METADATA_KEY, exc.kind.value),))
     await context.abort(grpc.StatusCode[exc.status], exc.message)
     raise AssertionError("context.abort returns only by raising")
+
+
+def handled(
+    handler: Callable[[Any, Request, Context], Awaitable[Response]],
+) -> Callable[[Any, Request, Context], Awaitable[Response]]:
+    """Decorate a unary servicer method: a KVError it raises becomes its gRPC status."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Request, context: Context) -> Response:
+        try:
+            return await handler(self, request, context)
+        except KVError as exc:
+            await abort_with(context, exc)
+
+    return wrapper
 
 
 def error_from_rpc(exc: grpc.aio.AioRpcError) -> KVError:

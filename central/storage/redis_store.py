@@ -42,7 +42,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
@@ -60,6 +59,7 @@ from edgekv.core.model import (
     Version,
     Write,
 )
+from edgekv.redis_urls import check_url, first_line, redacted
 
 DEFAULT_PREFIX = "edgekv:"
 # A scan looks at up to limit + 1 + this many keys; past that it stops and
@@ -319,32 +319,6 @@ def _lex_range(query: ListQuery) -> tuple[bytes, bytes]:
     return lower, upper
 
 
-def _redacted(url: str) -> str:
-    """``url`` without its password, fit for a message."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port is not None else ""
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=f"{user}{host}{port}"))
-
-
-def _check_url(url: str) -> None:
-    """Refuse what redis-py would quietly read otherwise (``/notadb`` as database 0)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
-        raise ValueError("expected redis://HOST:PORT/DB")
-    database = parts.path.strip("/")
-    if database and not database.isdigit():
-        raise ValueError(f"database {database!r} is not a number")
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 # -- the back-end --------------------------------------------------------------
 
 
@@ -360,7 +334,7 @@ class RedisStorage:
     ) -> None:
         """Wrap a connected client; use :meth:`open`, which also loads the revision."""
         self._client = client
-        self._url = _redacted(url)
+        self._url = redacted(url)
         self._change_log_rows = change_log_rows
         self._prefix = prefix
         self._scan_skip_keys = scan_skip_keys
@@ -388,9 +362,9 @@ class RedisStorage:
         such database, wrong password) and ConnectionError when Redis cannot be
         reached, each with a one-line message.
         """
-        shown = _redacted(url)
+        shown = redacted(url)
         try:
-            _check_url(url)
+            check_url(url)
             client = aioredis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
         except ValueError as exc:
             raise ValueError(f"cannot use Redis URL {shown}: {exc}") from None
@@ -400,10 +374,10 @@ class RedisStorage:
             store._revision = await store._stored_revision()
         except (redis_errors.ResponseError, redis_errors.AuthenticationError) as exc:
             await client.aclose()
-            raise ValueError(f"cannot use Redis at {shown}: {_first_line(exc)}") from None
+            raise ValueError(f"cannot use Redis at {shown}: {first_line(exc)}") from None
         except (redis_errors.RedisError, OSError) as exc:
             await client.aclose()
-            raise ConnectionError(f"cannot reach Redis at {shown}: {_first_line(exc)}") from None
+            raise ConnectionError(f"cannot reach Redis at {shown}: {first_line(exc)}") from None
         return store
 
     # -- Redis key names ------------------------------------------------------

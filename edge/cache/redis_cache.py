@@ -55,7 +55,6 @@ from __future__ import annotations
 import logging
 import struct
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
@@ -67,6 +66,7 @@ from edgekv.clock import Clock
 from edgekv.core.cache import CachedValue
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Version
+from edgekv.redis_urls import check_url, first_line, redacted
 
 log = logging.getLogger(__name__)
 
@@ -170,36 +170,6 @@ def glob_escape(text: bytes) -> bytes:
     return bytes(escaped)
 
 
-def _redacted(url: str) -> str:
-    """``url`` without its password, fit for a message."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port is not None else ""
-    except ValueError:
-        return "<malformed URL>"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=f"{user}{host}{port}"))
-
-
-def _check_url(url: str) -> None:
-    """Refuse what redis-py would quietly read otherwise (``/notadb`` as database 0)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
-        raise ValueError("expected redis://HOST:PORT/DB")
-    _ = parts.port  # ValueError for a port that is not a number or out of range
-    database = parts.path.strip("/")
-    if database and not database.isdigit():
-        raise ValueError(f"database {database!r} is not a number")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class RedisCache:
     def __init__(
         self,
@@ -217,7 +187,7 @@ class RedisCache:
         if min_ttl_ms < 1:
             raise ValueError(f"min_ttl_ms must be at least 1, got {min_ttl_ms}")
         self._client = client
-        self._url = _redacted(url)
+        self._url = redacted(url)
         self._clock = clock
         self.region = region
         self._region_prefix = f"{prefix}{region}:".encode()
@@ -243,9 +213,9 @@ class RedisCache:
         refuses us (no such database, wrong password), ConnectionError when
         Redis cannot be reached; each message is one line without the password.
         """
-        shown = _redacted(url)
+        shown = redacted(url)
         try:
-            _check_url(url)
+            check_url(url)
             client = aioredis.Redis.from_url(
                 url,
                 socket_connect_timeout=CONNECT_TIMEOUT_S,
@@ -253,7 +223,7 @@ class RedisCache:
                 retry=Retry(NoBackoff(), 1, (redis_errors.ConnectionError,)),
             )
         except ValueError as exc:
-            raise ValueError(f"cannot use Redis cache URL {shown}: {_first_line(exc)}") from None
+            raise ValueError(f"cannot use Redis cache URL {shown}: {first_line(exc)}") from None
         try:
             cache = cls(
                 client, url, clock=clock, region=region, prefix=prefix, min_ttl_ms=min_ttl_ms
@@ -265,11 +235,11 @@ class RedisCache:
             await client.ping()
         except (redis_errors.ResponseError, redis_errors.AuthenticationError) as exc:
             await client.aclose()
-            raise ValueError(f"cannot use Redis cache at {shown}: {_first_line(exc)}") from None
+            raise ValueError(f"cannot use Redis cache at {shown}: {first_line(exc)}") from None
         except _REDIS_FAILURES as exc:
             await client.aclose()
             raise ConnectionError(
-                f"cannot reach Redis cache at {shown}: {_first_line(exc)}"
+                f"cannot reach Redis cache at {shown}: {first_line(exc)}"
             ) from None
         return cache
 
@@ -297,7 +267,7 @@ class RedisCache:
                 "Redis cache at %s failed (%s: %s); serving without it until it answers",
                 self._url,
                 operation,
-                _first_line(exc),
+                first_line(exc),
             )
 
     def _succeeded(self) -> None:
@@ -311,7 +281,7 @@ class RedisCache:
         self._failed(operation, exc)
         return error(
             ErrorKind.UNAVAILABLE,
-            detail=f"Redis cache at {self._url} failed ({operation}): {_first_line(exc)}",
+            detail=f"Redis cache at {self._url} failed ({operation}): {first_line(exc)}",
         )
 
     # -- CacheStore -------------------------------------------------------------------
