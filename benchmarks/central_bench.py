@@ -6,28 +6,34 @@ Run::
 
 Theory of operation:
 
-* **Floor first.** Absolute numbers say more about the machine than about
-  edgekv, so every run also measures what gRPC alone costs here: a child
+* **Floor in the same run.** Absolute numbers say more about the machine than
+  about edgekv, so every run also measures what gRPC alone costs here: a child
   process serving ``/bench.Noop/Call`` through a generic handler with identity
   (de)serializers that returns its (empty) request. The targets are ratios to
-  that floor, or between scenarios, measured minutes apart on the same machine.
-* **Separate processes.** Each server (the no-op one, then ``python -m edgekv
-  central --storage sqlite:... --no-write-rate-limit``) is its own process, so
-  the load generator never shares an event loop with the server. Servers run
-  in their own session (Ctrl-C reaches only this script, which then stops
-  them), are stopped in ``finally`` (SIGTERM, then SIGKILL), and ask the kernel
-  for SIGTERM should this script die without cleaning up (``PR_SET_PDEATHSIG``).
-  Their stdout and stderr go to files, never pipes, so they cannot block.
+  that floor, or between scenarios of the same run.
+* **Interleaved rounds.** Every scenario's measured time is split into
+  ``--rounds`` slices and the slices run round-robin (floor, Get, Put, ...,
+  then again), so a neighbour's load or a clock change skews all scenarios
+  alike instead of one of them; the slices of a scenario add up to its result.
+* **Separate processes.** Both servers (the no-op one and ``python -m edgekv
+  central --storage sqlite:... --no-write-rate-limit``) are child processes,
+  so the load generator never shares an event loop or a GIL with a server;
+  only one of them is busy at a time. They run in their own session (Ctrl-C
+  reaches only this script, which then stops them), are stopped in
+  ``finally`` (SIGTERM, then SIGKILL), and have the kernel send them SIGTERM
+  should this script die without cleaning up (``PR_SET_PDEATHSIG``). Their
+  stdout and stderr go to files, never pipes, so they cannot block.
 * **Closed loop.** A scenario runs N coroutines on one channel, each issuing
-  its next call as soon as the previous one returns, for a warm-up and then
-  the measured window. Latencies (µs) are appended to plain lists inside the
-  loop and put into an HdrHistogram afterwards, so recording costs the
-  measured loop almost nothing. Throughput is calls completed in the window
-  divided by its length. Closed loop under-reports tail latency (a slow call
-  delays the next one: coordinated omission); it is a first script, to be
-  replaced by an open-loop harness with a fixed arrival rate.
+  its next call as soon as the previous one returns, first for a warm-up and
+  then for the measured slice. Latencies (µs) are appended to plain lists in
+  the loop and put into an HdrHistogram afterwards, so recording costs the
+  loop almost nothing. Throughput is calls begun in the slices divided by
+  their length. A closed loop under-reports tail latency (a slow call delays
+  the next one: coordinated omission) and its throughput is "N callers'
+  worth", not capacity; it is a first script, to be replaced by an open-loop
+  harness with a fixed arrival rate.
 * **Two paths.** ``client`` is what users see (``edgekv.Client``:
-  ``kv.get`` / ``kv.put`` with validation, retry wrapper and decoding);
+  ``kv.get`` / ``kv.put`` with validation, the read-retry wrapper, decoding);
   ``stub`` calls the raw generated stub with prepared requests, which
   separates client-library cost from server cost. The target ratios use the
   client path; the stub ratios are printed next to them.
@@ -85,6 +91,8 @@ OPERATIONS = (
 ALL_LABELS = tuple(f"{op}-{path}-{n}" for n in CONCURRENCIES for op, path in OPERATIONS)
 TARGET_GET_OVER_FLOOR_P50 = 1.3
 TARGET_PUT_OVER_GET_THROUGHPUT = 0.7
+# The floor at 16 callers should keep (up to two) cores this busy; less means contention.
+CONTENDED_BELOW = 0.85
 
 # Run in each server child before its module: die with this script, whatever happens to it.
 _CHILD_PRELUDE = """\
@@ -196,6 +204,18 @@ def start_server(
 
 # -- closed-loop load -----------------------------------------------------------------
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid``, all threads (0.0 if unknown)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
 
 @dataclass
 class Result:
@@ -211,6 +231,12 @@ class Result:
     p99_us: int
     max_us: int
     mean_us: float
+    # CPU time per call (warm-up included), of the server process and of this load generator.
+    server_cpu_us_per_call: float
+    client_cpu_us_per_call: float
+    # Cores kept busy by server + load generator; below the machine's cores when
+    # the scenario waits (fsync) -- or when something else on the machine took CPU.
+    cores_busy: float
     first_error: str | None = None
 
 
@@ -225,6 +251,11 @@ class Scenario:
     samples: list[int] = field(default_factory=list)
     window_s: float = 0.0
     errors: list[BaseException] = field(default_factory=list)
+    server_pid: int = 0
+    calls: int = 0  # every call finished, warm-up included
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
+    elapsed_s: float = 0.0  # warm-up included
 
     @property
     def label(self) -> str:
@@ -248,6 +279,11 @@ class Scenario:
             p99_us=histogram.get_value_at_percentile(99),
             max_us=histogram.get_max_value(),
             mean_us=round(histogram.get_mean_value(), 1),
+            server_cpu_us_per_call=round(self.server_cpu_s / max(self.calls, 1) * 1e6, 1),
+            client_cpu_us_per_call=round(self.client_cpu_s / max(self.calls, 1) * 1e6, 1),
+            cores_busy=round(
+                (self.server_cpu_s + self.client_cpu_s) / max(self.elapsed_s, 1e-9), 2
+            ),
             first_error=repr(self.errors[0]) if self.errors else None,
         )
 
@@ -257,9 +293,13 @@ async def closed_loop(scenario: Scenario, call: Call, warmup_s: float, duration_
     loop = asyncio.get_running_loop()
     clock = loop.time
     perf = time.perf_counter_ns
-    window_start = clock() + warmup_s
+    slice_start = clock()
+    window_start = slice_start + warmup_s
     window_end = window_start + duration_s
     samples: list[list[int]] = [[] for _ in range(scenario.callers)]
+    calls = [0] * scenario.callers
+    server_cpu_start = process_cpu_s(scenario.server_pid)
+    client_cpu_start = time.process_time()
 
     async def caller(worker: int) -> None:
         record = samples[worker].append
@@ -276,10 +316,15 @@ async def closed_loop(scenario: Scenario, call: Call, warmup_s: float, duration_
                 i += 1
             if now >= window_start:
                 record((perf() - t0) // 1000)
+            calls[worker] += 1
 
     await asyncio.gather(*(caller(worker) for worker in range(scenario.callers)))
     # Calls begun before window_end finish a little after it; count that time too.
     scenario.window_s += clock() - window_start
+    scenario.elapsed_s += clock() - slice_start
+    scenario.client_cpu_s += time.process_time() - client_cpu_start
+    scenario.server_cpu_s += process_cpu_s(scenario.server_pid) - server_cpu_start
+    scenario.calls += sum(calls)
     for worker_samples in samples:
         scenario.samples.extend(worker_samples)
 
@@ -294,6 +339,7 @@ class Settings:
     rounds: int
     only: tuple[str, ...]
     db_dir: Path
+    work_dir: Path  # server logs; removed at the end
 
 
 def _print_result(result: Result) -> None:
@@ -301,7 +347,9 @@ def _print_result(result: Result) -> None:
     print(
         f"  {result.scenario:<6} {result.path:<6} c={result.callers:<3}"
         f" p50={result.p50_us:>7} p90={result.p90_us:>7} p99={result.p99_us:>7}"
-        f" max={result.max_us:>8} µs  {result.ops_per_s:>9.1f} ops/s"
+        f" max={result.max_us:>8} µs  {result.ops_per_s:>7.0f} ops/s"
+        f"  cpu/call server {result.server_cpu_us_per_call:>4.0f}"
+        f" client {result.client_cpu_us_per_call:>4.0f} µs, {result.cores_busy:.2f} cores busy"
         f"  (n={result.count}){errors}",
         flush=True,
     )
@@ -364,7 +412,8 @@ def central_scenarios(client: Client, kv: KVNamespace, keys: list[str]) -> list[
 async def measure(settings: Settings, log_dir: Path) -> list[Result]:
     """Start both servers, then run every scenario for a slice in each of the rounds."""
     servers: list[ServerProcess] = []
-    storage = f"sqlite:{settings.db_dir / 'central-bench.db'}"
+    db_path = settings.db_dir / "central-bench.db"
+    storage = f"sqlite:{db_path}"
     try:
         noop = start_server(
             "noop", ["benchmarks.central_bench", "--serve-noop", "127.0.0.1:0"], NOOP_READY, log_dir
@@ -388,6 +437,9 @@ async def measure(settings: Settings, log_dir: Path) -> list[Result]:
             if bulk.successful_key_count != GET_KEYS:
                 raise RuntimeError(f"pre-writing {GET_KEYS} keys failed: {bulk}")
             scenarios = noop_scenarios(channel) + central_scenarios(client, kv, keys)
+            for scenario in scenarios:
+                server = noop if scenario.name == "floor" else central
+                scenario.server_pid = server.process.pid
             scenarios.sort(key=lambda s: s.callers)  # stable: floor first at each concurrency
             if settings.only:
                 scenarios = [s for s in scenarios if s.label in settings.only]
@@ -401,7 +453,10 @@ async def measure(settings: Settings, log_dir: Path) -> list[Result]:
         for server in servers:
             code = server.stop()
             if code not in (0, None):
-                print(f"{server.name} exited with {code}; see {server.stderr_path}")
+                tail = server.stderr_path.read_text(errors="replace")[-2000:]
+                print(f"{server.name} exited with {code}; its stderr ends:\n{tail}")
+        for suffix in ("", "-wal", "-shm"):
+            db_path.with_name(db_path.name + suffix).unlink(missing_ok=True)
     results = [scenario.result() for scenario in scenarios]
     print("results (µs; ops/s over the measured windows):")
     for result in results:
@@ -477,6 +532,21 @@ def ratios(results: list[Result]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def contention(results: list[Result], cores: int) -> str | None:
+    """Why the run is unreliable, if the no-op floor could not keep the machine busy.
+
+    With 16 callers server and load generator between them keep every core busy
+    (they are CPU-bound, nothing waits); when they do not, something else ran here.
+    """
+    floor = _find(results, "floor", "raw", max(CONCURRENCIES))
+    if floor is None or cores < 1 or floor.cores_busy >= CONTENDED_BELOW * min(cores, 2):
+        return None
+    return (
+        f"the floor at {floor.callers} callers kept only {floor.cores_busy:.2f} of {cores} cores"
+        " busy: other work on this machine took CPU, so these figures are skewed; rerun when idle"
+    )
+
+
 # -- main -----------------------------------------------------------------------------
 
 
@@ -498,12 +568,13 @@ async def run(settings: Settings) -> dict[str, Any]:
         f"{settings.warmup_s:g} s warm-up; {VALUE_BYTES}-byte values; sqlite in {settings.db_dir}",
         flush=True,
     )
-    log_dir = Path(tempfile.mkdtemp(prefix="edgekv-bench-logs-"))
-    results = await measure(settings, log_dir)
-    shutil.rmtree(log_dir, ignore_errors=True)
+    results = await measure(settings, settings.work_dir)
     computed = ratios(results)
     info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    print(f"load average at end {info['load_average_at_end']} (other work here skews everything)")
+    print(f"load average at end {info['load_average_at_end']}")
+    contended = contention(results, info["usable_cores"])
+    if contended:
+        print(f"WARNING: {contended}")
     print("ratios (client path = what users see; stub path for comparison):")
     for entry in computed.values():
         verdict = "PASS" if entry["pass"] else "MISS"
@@ -525,6 +596,7 @@ async def run(settings: Settings) -> dict[str, Any]:
         },
         "results": [asdict(result) for result in results],
         "ratios": computed,
+        "contention_warning": contended,
     }
 
 
@@ -567,6 +639,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.only = tuple(label for label in args.only.split(",") if label)
     if unknown := set(args.only) - set(ALL_LABELS):
         parser.error(f"--only: unknown {', '.join(sorted(unknown))}")
+    if args.db_dir is not None and not args.db_dir.is_dir():
+        parser.error(f"--db-dir: {args.db_dir} is not a folder")
     if args.duration_s <= 0 or args.warmup_s < 0 or args.rounds < 1:
         parser.error("need --duration-s > 0, --warmup-s >= 0 and --rounds >= 1")
     return args
@@ -578,16 +652,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(serve_noop(args.serve_noop))
         return 0
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    db_dir = args.db_dir or Path(tempfile.mkdtemp(prefix="edgekv-bench-db-"))
-    settings = Settings(args.duration_s, args.warmup_s, args.rounds, args.only, db_dir)
+    work_dir = Path(tempfile.mkdtemp(prefix="edgekv-bench-"))
+    settings = Settings(
+        args.duration_s, args.warmup_s, args.rounds, args.only, args.db_dir or work_dir, work_dir
+    )
     try:
         summary = asyncio.run(run(settings))
     except KeyboardInterrupt:
         print("interrupted; servers stopped", file=sys.stderr)
         return 130
     finally:
-        if args.db_dir is None:
-            shutil.rmtree(db_dir, ignore_errors=True)
+        shutil.rmtree(work_dir, ignore_errors=True)
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2) + "\n")
         print(f"wrote {args.out}")

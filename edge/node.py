@@ -120,14 +120,17 @@ class EdgeNode:
         self.counters = counters
         self._inflight: dict[tuple[str, str], asyncio.Future[CachedValue]] = {}
         self._background: set[asyncio.Task[object]] = set()
-        # Called with each namespace id the node serves (the watchers hook in here).
+        # The watchers hook in here (invalidate and push modes): they learn each
+        # namespace the node serves, and say from which revision on they cover its
+        # changes — a copy central produced before that may have missed one.
         self.on_namespace: Callable[[str], None] = lambda namespace_id: None
+        self.revision_floor: Callable[[str], int] = lambda namespace_id: 0
 
     # -- reads ----------------------------------------------------------------
 
     async def get(self, namespace_id: str, raw_key: bytes, cache_ttl_s: int) -> Read:
-        namespace_id = self._serve_namespace(namespace_id)
         key = validate_key(raw_key)
+        namespace_id = self._serve_namespace(namespace_id)
         now = self.clock.now()
         copy = await self.cache.get(namespace_id, key)
         if copy is not None:
@@ -218,6 +221,8 @@ class EdgeNode:
 
     async def _keep(self, copy: CachedValue, cache_ttl_s: float) -> None:
         """Cache ``copy`` unless the cache already holds something central produced later."""
+        if copy.fetched_at_revision < self.revision_floor(copy.namespace_id):
+            return
         held = await self.cache.get(copy.namespace_id, copy.key)
         if held is not None and held.fetched_at_revision > copy.fetched_at_revision:
             return
@@ -303,7 +308,7 @@ class EdgeNode:
             self.clock.now(),
         )
         self._serve_namespace(request.namespace_id)
-        response: pb.WriteResponse = await self.upstream.write(self.upstream.stub.Put, request)
+        response = await self._write_upstream(self.upstream.stub.Put, request)
         # Central resolved any TTL against its own commit time; do the same.
         expiration = write.expiration
         if request.HasField("expiration_ttl"):
@@ -322,9 +327,24 @@ class EdgeNode:
     async def delete(self, request: pb.DeleteRequest) -> pb.WriteResponse:
         write = validate_delete(request.namespace_id, request.key)
         self._serve_namespace(request.namespace_id)
-        response: pb.WriteResponse = await self.upstream.write(self.upstream.stub.Delete, request)
+        response = await self._write_upstream(self.upstream.stub.Delete, request)
         await self._keep_own_write(write.namespace_id, write.key, None, response)
         return response
+
+    async def _write_upstream(
+        self, method: Callable[..., Awaitable[pb.WriteResponse]], request: object
+    ) -> pb.WriteResponse:
+        try:
+            return await self.upstream.write(method, request)
+        except KVError as exc:
+            if not exc.transient:
+                raise
+            outcome = "was not applied" if exc.definite else "may or may not have been applied"
+            raise error(
+                ErrorKind.UNAVAILABLE,
+                detail=f"edge {self.identity.node} ({self.identity.region}) cannot reach the "
+                f"central store; the write {outcome}: {exc.message}",
+            ) from None
 
     async def _keep_own_write(
         self,

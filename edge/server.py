@@ -10,6 +10,7 @@ stops serving, then the watchers, the background refreshes and the stores.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 from dataclasses import dataclass, field
@@ -72,7 +73,9 @@ class EdgeServer:
         await self.node.cache.close()
         await self.node.upstream.close()
         if self.metrics is not None:
-            self.metrics.shutdown()
+            # shutdown() waits for the serving thread's poll loop; keep the event loop free.
+            await asyncio.to_thread(self.metrics.shutdown)
+            self.metrics.server_close()
 
 
 async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
@@ -98,6 +101,7 @@ async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
     watchers = NamespaceWatchers(node, rng)
     if config.policy.mode is not Mode.TTL:
         node.on_namespace = watchers.ensure
+        node.revision_floor = watchers.floor
     grpc_node = GrpcNode(SERVICE_NAMES)
     edge_pb2_grpc.add_EdgeKVServicer_to_server(EdgeKVService(node), grpc_node.server)
     edge_pb2_grpc.add_EdgeControlServicer_to_server(

@@ -5,7 +5,9 @@ watcher for it. The watcher follows central's Watch stream (each message
 delayed by the modelled link's one-way time) and applies every change to the
 cache: in ``invalidate`` mode it deletes the key's copy, so the next read
 fetches; in ``push`` mode it stores the new version (or "not found") as a
-fresh copy. Changes older than a copy already held are ignored. When the
+fresh copy. Changes older than a copy already held are ignored. When a watch
+registers "from now", copies fetched before that revision may have missed a
+change, so the namespace is flushed and such copies are not kept. When the
 stream breaks — central restarted, the link is partitioned, the watcher fell
 behind — it waits with capped, jittered backoff and resumes from the next
 revision it has not applied; if central no longer has that revision, it
@@ -35,6 +37,12 @@ class NamespaceWatchers:
         self._node = node
         self._rng = rng
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Per namespace, the revision from which the live watch covers every change.
+        self._floors: dict[str, int] = {}
+
+    def floor(self, namespace_id: str) -> int:
+        """Copies central produced before this revision may have missed a change."""
+        return self._floors.get(namespace_id, 0)
 
     def ensure(self, namespace_id: str) -> None:
         running = self._tasks.get(namespace_id)
@@ -57,6 +65,10 @@ class NamespaceWatchers:
                     namespace_id, next_revision, include_values=node.policy.mode is Mode.PUSH
                 ):
                     if next_revision == 0:
+                        # Registered "from now": changes before now were never seen, so
+                        # older copies go, and copies still in flight are refused.
+                        self._floors[namespace_id] = response.header.revision
+                        await self._forget(namespace_id)
                         next_revision = response.header.revision + 1
                     failures = 0
                     for message in response.changes:

@@ -54,6 +54,8 @@ async def run(args: argparse.Namespace) -> int:
     )
     await stopping.wait()
     log.info("stopping: finishing calls in flight, then closing storage")
-    await server.stop()
+    # Central's calls are short; 2 s lets those in flight finish without keeping a
+    # launcher (or an orchestrator's stop timeout) waiting.
+    await server.stop(grace_s=2.0)
     log.info("stopped")
     return 0

@@ -239,7 +239,7 @@ async def test_sigterm_with_writes_in_flight_keeps_every_acknowledged_write(
             )
             assert not log.failures, f"writes failed before the stop: {log.failures[:3]}"
             # Stop from a thread so the client keeps reading answers meanwhile.
-            code = await asyncio.to_thread(central.terminate, 5)
+            code = await asyncio.to_thread(central.terminate, 15)
             _, pending = await asyncio.wait(writers, timeout=10)
             assert not pending, "writers still running 10 s after the server stopped"
         finally:
