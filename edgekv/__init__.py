@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from edgekv.bindings import Bindings, bindings
     from edgekv.client import (
         BulkPutEntry,
         BulkResult,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         WatchStream,
         WriteResult,
     )
+    from edgekv.config import ConfigError
     from edgekv.core.errors import (
         AlreadyExistsError,
         ErrorKind,
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
         WatchError,
     )
     from edgekv.core.model import Change, ChangeKind, Namespace
+    from edgekv.locate import ClusterNotFoundError
 
 _HOMES = {
     "edgekv.client": [
@@ -64,16 +67,22 @@ _HOMES = {
         "WatchError",
     ],
     "edgekv.core.model": ["Change", "ChangeKind", "Namespace"],
+    "edgekv.bindings": ["Bindings", "bindings"],
+    "edgekv.config": ["ConfigError"],
+    "edgekv.locate": ["ClusterNotFoundError"],
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "AlreadyExistsError",
+    "Bindings",
     "BulkPutEntry",
     "BulkResult",
     "Change",
     "ChangeKind",
     "Client",
+    "ClusterNotFoundError",
+    "ConfigError",
     "ErrorKind",
     "InvalidRequestError",
     "KVError",
@@ -90,6 +99,7 @@ __all__ = [
     "WatchError",
     "WatchStream",
     "WriteResult",
+    "bindings",
 ]
 
 

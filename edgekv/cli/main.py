@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from edgekv.cli import central_cmd, demo_cmd, edge_cmd
+from edgekv.cli import central_cmd, demo_cmd, edge_cmd, kv_cmd
 from edgekv.cli.common import run_command
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     central_cmd.register(subcommands)
     edge_cmd.register(subcommands)
+    kv_cmd.register(subcommands)
     demo_cmd.register(subcommands)
     return parser
 
@@ -28,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # gRPC's C core prints its own log lines (e.g. on a failed bind) beside ours; the
     # error we print says the same in one line. GRPC_VERBOSITY=debug brings them back.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-    args = build_parser().parse_args(argv)
+    arguments = kv_cmd.expand_colon_spelling(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(arguments)
     return run_command(lambda: args.run(args))
 
 

@@ -1,0 +1,632 @@
+"""``edgekv kv``: wrangler's ``kv namespace`` / ``kv key`` / ``kv bulk`` commands.
+
+Theory of operation: each subcommand resolves a namespace the way wrangler
+does (``--namespace-id`` as given; ``--binding`` looked up in the chosen
+environment of the wrangler config, ``--preview`` choosing ``preview_id``),
+finds the cluster (:mod:`edgekv.locate`), makes one client call or a few, and
+prints what wrangler prints. Key and bulk commands talk to the central store
+like wrangler's ``--remote`` talks to the REST API; ``--region`` reads through
+that region's edge instead, as a Worker there would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from edgekv.client import BulkPutEntry, Client, KVNamespace
+from edgekv.config import (
+    ConfigError,
+    WranglerConfig,
+    find_config,
+    load_config,
+    resolve_id,
+)
+from edgekv.core import limits
+from edgekv.core.errors import ErrorKind, error
+from edgekv.core.validation import validate_bulk_shape
+from edgekv.locate import locate_central, locate_edge
+
+BULK_CHUNK_ENTRIES = 1000  # wrangler's BATCH_KEY_MAX
+BULK_ENTRY_FIELDS = {"key", "value", "expiration", "expiration_ttl", "metadata", "base64"}
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+# -- shared flags and lookups -----------------------------------------------------------
+
+
+def _preview_flag(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"--preview takes true or false, not {text!r}")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", metavar="PATH", help="wrangler.toml / .json / .jsonc")
+    parser.add_argument("-e", "--env", metavar="NAME", help="the environment in the config")
+    parser.add_argument("--central", metavar="HOST:PORT", help="the central store")
+
+
+def _add_namespace_flags(parser: argparse.ArgumentParser) -> None:
+    _add_config_flags(parser)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--binding", metavar="NAME", help="a binding in kv_namespaces")
+    which.add_argument("--namespace-id", metavar="ID", help="the namespace's id")
+    parser.add_argument(
+        "--preview",
+        nargs="?",
+        const=True,
+        default=None,
+        type=_preview_flag,
+        metavar="true|false",
+        help="use preview_id (or, with false, id) of the binding",
+    )
+
+
+def _config(args: argparse.Namespace) -> WranglerConfig:
+    path = Path(args.config) if args.config else find_config()
+    if path is None:
+        raise ConfigError("no wrangler.toml, wrangler.json or wrangler.jsonc here or above")
+    return load_config(path)
+
+
+def _namespace_id(args: argparse.Namespace) -> str:
+    if args.namespace_id:
+        return str(args.namespace_id)
+    if not args.binding:
+        raise ValueError("either --binding or --namespace-id must be given")
+    config = _config(args)
+    return resolve_id(config.binding(args.binding, args.env), args.preview, config.path)
+
+
+def _central(args: argparse.Namespace) -> Client:
+    return Client(central=locate_central(args.central))
+
+
+@dataclass
+class _Target:
+    client: Client
+    kv: KVNamespace
+    namespace_id: str
+
+
+def _target(args: argparse.Namespace, region: str | None = None) -> _Target:
+    namespace_id = _namespace_id(args)
+    if region is not None:
+        client = Client(edge=locate_edge(region, getattr(args, "edge", None)))
+    else:
+        client = _central(args)
+    return _Target(client, client.namespace(namespace_id), namespace_id)
+
+
+def _confirm(question: str, assume_yes: bool) -> bool:
+    if assume_yes:
+        return True
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+# -- kv namespace ------------------------------------------------------------------------
+
+
+def _title(config: WranglerConfig | None, binding: str, env: str | None, preview: bool) -> str:
+    worker = (config.name if config is not None else None) or "worker"
+    return f"{worker}{f'-{env}' if env else ''}-{binding}{'_preview' if preview else ''}"
+
+
+def _snippet(binding: str, namespace_id: str, env: str | None, preview: bool) -> str:
+    table = f"env.{env}.kv_namespaces" if env else "kv_namespaces"
+    field = "preview_id" if preview else "id"
+    return f'[[{table}]]\nbinding = "{binding}"\n{field} = "{namespace_id}"\n'
+
+
+async def namespace_create(args: argparse.Namespace) -> int:
+    path = Path(args.config) if args.config else find_config()
+    config = load_config(path) if path is not None else None
+    if config is not None and args.env is not None:
+        config.environment(args.env)
+    title = _title(config, args.namespace, args.env, args.preview)
+    print(f'🌀 Creating namespace with title "{title}"')
+    async with _central(args) as client:
+        namespace = await client.create_namespace(title)
+    print("✨ Success!")
+    snippet = _snippet(args.namespace, namespace.id, args.env, args.preview)
+    if args.update_config:
+        if config is None:
+            raise ConfigError("--update-config needs a wrangler config; none was found")
+        _add_to_config(config, args.namespace, namespace.id, args.env, args.preview, snippet)
+        print(f"Added the binding {args.namespace!r} to {config.path}.")
+        return 0
+    where = f" under [env.{args.env}]" if args.env else ""
+    print(f"Add the following to your configuration file in your kv_namespaces array{where}:")
+    print(snippet, end="")
+    return 0
+
+
+def _add_to_config(
+    config: WranglerConfig,
+    binding: str,
+    namespace_id: str,
+    env: str | None,
+    preview: bool,
+    snippet: str,
+) -> None:
+    if any(existing.binding == binding for existing in config.environment(env)):
+        raise ConfigError(
+            f'{config.path}: binding "{binding}" exists already; add the id by hand:\n{snippet}'
+        )
+    if config.path.suffix == ".toml":
+        text = config.path.read_text(encoding="utf-8")
+        separator = "" if text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+        config.path.write_text(text + separator + snippet, encoding="utf-8")
+        return
+    if config.path.suffix == ".jsonc":
+        raise ConfigError(f"{config.path}: --update-config does not edit .jsonc (comments)")
+    raw = json.loads(config.path.read_text(encoding="utf-8"))
+    table = raw.setdefault("env", {}).setdefault(env, {}) if env else raw
+    entry = {"binding": binding, ("preview_id" if preview else "id"): namespace_id}
+    table.setdefault("kv_namespaces", []).append(entry)
+    config.path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+
+
+async def namespace_list(args: argparse.Namespace) -> int:
+    async with _central(args) as client:
+        namespaces = await client.list_namespaces(order="title")
+    _print_json(
+        [{"id": ns.id, "title": ns.title, "supports_url_encoding": True} for ns in namespaces]
+    )
+    return 0
+
+
+async def _id_by_title(client: Client, title: str) -> str:
+    for namespace in await client.list_namespaces():
+        if namespace.title == title:
+            return namespace.id
+    raise error(ErrorKind.NAMESPACE_NOT_FOUND, operation="get", namespace_id=title)
+
+
+async def namespace_delete(args: argparse.Namespace) -> int:
+    async with _central(args) as client:
+        if args.name and not (args.binding or args.namespace_id):
+            namespace_id = await _id_by_title(client, args.name)
+        else:
+            namespace_id = _namespace_id(args)
+        question = f"Are you sure you want to delete namespace {namespace_id}? It cannot be undone."
+        if not _confirm(question, args.yes):
+            print("Not deleting.")
+            return 0
+        print(f"Deleting KV namespace {namespace_id}.")
+        await client.delete_namespace(namespace_id)
+    print(f"Deleted KV namespace {namespace_id}.")
+    return 0
+
+
+async def namespace_rename(args: argparse.Namespace) -> int:
+    if len(args.new_name) > limits.MAX_NAMESPACE_TITLE_CHARS:
+        raise ValueError(
+            f"--new-name is {len(args.new_name)} characters; "
+            f"the limit is {limits.MAX_NAMESPACE_TITLE_CHARS}"
+        )
+    async with _central(args) as client:
+        if args.namespace_id:
+            namespace_id = args.namespace_id
+        elif args.old_name:
+            namespace_id = await _id_by_title(client, args.old_name)
+        else:
+            raise ValueError("either the namespace's current name or --namespace-id must be given")
+        print(f'Renaming KV namespace {namespace_id} to "{args.new_name}".')
+        renamed = await client.rename_namespace(namespace_id, args.new_name)
+    print(f'✨ Successfully renamed namespace to "{renamed.title}"')
+    return 0
+
+
+# -- kv key ------------------------------------------------------------------------------
+
+
+async def key_put(args: argparse.Namespace) -> int:
+    if (args.value is None) == (args.path is None):
+        raise ValueError("give exactly one of VALUE or --path FILE")
+    metadata = None
+    if args.metadata is not None:
+        try:
+            metadata = json.loads(args.metadata)
+        except ValueError as exc:
+            raise ValueError(f"--metadata is not valid JSON: {exc}") from None
+        if not isinstance(metadata, dict):
+            raise ValueError("--metadata must be a JSON object")
+    target = _target(args)
+    value: bytes | str
+    if args.path is not None:
+        value = await asyncio.to_thread(Path(args.path).read_bytes)
+        print(
+            f'Writing the contents of {args.path} to the key "{args.key}" '
+            f"on namespace {target.namespace_id}."
+        )
+    else:
+        value = args.value
+        with_metadata = f' with metadata "{args.metadata}"' if metadata is not None else ""
+        print(
+            f'Writing the value "{args.value}" to key "{args.key}" on namespace '
+            f"{target.namespace_id}{with_metadata}."
+        )
+    async with target.client:
+        await target.kv.put(
+            args.key,
+            value,
+            expiration=args.expiration,
+            expiration_ttl=args.ttl,
+            metadata=metadata,
+        )
+    return 0
+
+
+async def key_get(args: argparse.Namespace) -> int:
+    target = _target(args, args.region)
+    async with target.client:
+        read = await target.kv.get_with_metadata(args.key, type="bytes", cache_ttl=args.cache_ttl)
+    if args.verbose:
+        info = read.info
+        print(
+            f"revision={info.revision} cache_status={read.cache_status or '-'} "
+            f"age_s={info.age_s:.3f} region={info.region} node={info.node}",
+            file=sys.stderr,
+        )
+    if read.value is None:
+        print("Value not found", file=sys.stderr)
+        return 1
+    if args.text:
+        print(read.value.decode("utf-8", "replace"))
+    else:
+        sys.stdout.buffer.write(read.value)
+        sys.stdout.flush()
+    return 0
+
+
+async def key_list(args: argparse.Namespace) -> int:
+    target = _target(args, args.region)
+    listed = []
+    async with target.client:
+        async for key in target.kv.list_all(prefix=args.prefix):
+            item: dict[str, Any] = {"name": key.name}
+            if key.expiration is not None:
+                item["expiration"] = key.expiration
+            if key.metadata is not None:
+                item["metadata"] = key.metadata
+            listed.append(item)
+    _print_json(listed)
+    return 0
+
+
+async def key_delete(args: argparse.Namespace) -> int:
+    target = _target(args)
+    print(f'Deleting the key "{args.key}" on namespace {target.namespace_id}.')
+    async with target.client:
+        await target.kv.delete(args.key)
+    return 0
+
+
+# -- kv bulk -----------------------------------------------------------------------------
+
+
+def _read_json_array(path: str) -> list[Any]:
+    try:
+        parsed = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: invalid JSON: {exc}") from None
+    if not isinstance(parsed, list):
+        raise ValueError(f"{path}: expected a JSON array, got {type(parsed).__name__}")
+    return parsed
+
+
+def bulk_entries(path: str) -> list[BulkPutEntry]:
+    """Read a bulk-put file as wrangler does: key, value, expiration(_ttl), metadata, base64."""
+    entries = []
+    unexpected: set[str] = set()
+    for index, item in enumerate(_read_json_array(path)):
+        where = f"{path}: entry {index}"
+        if not isinstance(item, dict):
+            raise ValueError(f"{where} must be an object with a key and a value")
+        if not isinstance(item.get("key"), str) or not isinstance(item.get("value"), str):
+            raise ValueError(f'{where} needs a string "key" and a string "value"')
+        for name in ("expiration", "expiration_ttl"):
+            if name in item and not isinstance(item[name], int | float):
+                raise ValueError(f'{where}: "{name}" must be a number')
+        if "metadata" in item and not isinstance(item["metadata"], dict):
+            raise ValueError(f'{where}: "metadata" must be an object')
+        if "base64" in item and not isinstance(item["base64"], bool):
+            raise ValueError(f'{where}: "base64" must be true or false')
+        unexpected |= set(item) - BULK_ENTRY_FIELDS
+        value: bytes | str = item["value"]
+        if item.get("base64"):
+            try:
+                value = base64.b64decode(item["value"], validate=True)
+            except binascii.Error:
+                raise ValueError(f'{where}: "value" is not valid base64') from None
+        expiration, ttl = item.get("expiration"), item.get("expiration_ttl")
+        entries.append(
+            BulkPutEntry(
+                key=item["key"],
+                value=value,
+                expiration=None if expiration is None else int(expiration),
+                expiration_ttl=None if ttl is None else int(ttl),
+                metadata=item.get("metadata"),
+            )
+        )
+    if unexpected:
+        ignored = ", ".join(sorted(unexpected))
+        print(f"Warning: unexpected properties in {path} are ignored: {ignored}", file=sys.stderr)
+    return entries
+
+
+def _bulk_keys(path: str) -> list[str]:
+    keys = []
+    for index, item in enumerate(_read_json_array(path)):
+        if isinstance(item, str):
+            keys.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("name"), str):
+            keys.append(item["name"])
+        else:
+            raise ValueError(f'{path}: entry {index} must be a string or an object with a "name"')
+    return keys
+
+
+def _progress(done: int, total: int) -> None:
+    if total > BULK_CHUNK_ENTRIES:
+        print(f"Uploaded {done * 100 // total}% ({done} out of {total})", file=sys.stderr)
+
+
+async def bulk_put(args: argparse.Namespace) -> int:
+    entries = bulk_entries(args.file)
+    total_bytes = sum(
+        len(e.key.encode()) + len(e.value if isinstance(e.value, bytes) else e.value.encode())
+        for e in entries
+    )
+    validate_bulk_shape(len(entries), total_bytes)
+    target = _target(args)
+    failed: list[str] = []
+    async with target.client:
+        for start in range(0, len(entries), BULK_CHUNK_ENTRIES):
+            chunk = entries[start : start + BULK_CHUNK_ENTRIES]
+            result = await target.kv.bulk_put(chunk)
+            failed += [f"{r.key}: {r.error_message}" for r in result.results if not r.ok]
+            _progress(start + len(chunk), len(entries))
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise ValueError(
+            f"{len(failed)} of {len(entries)} entries were not written: {failed[0]}{more}"
+        )
+    print("Success!")
+    return 0
+
+
+async def bulk_delete(args: argparse.Namespace) -> int:
+    keys = _bulk_keys(args.file)
+    validate_bulk_shape(len(keys), sum(len(k.encode()) for k in keys))
+    target = _target(args)
+    question = (
+        f'Are you sure you want to delete all the keys read from "{args.file}" '
+        f"from kv-namespace {target.namespace_id}?"
+    )
+    if not _confirm(question, args.force):
+        print(f'Not deleting keys read from "{args.file}".')
+        await target.client.close()
+        return 0
+    failed: list[str] = []
+    async with target.client:
+        for start in range(0, len(keys), BULK_CHUNK_ENTRIES):
+            chunk = keys[start : start + BULK_CHUNK_ENTRIES]
+            result = await target.kv.bulk_delete(chunk)
+            failed += [f"{r.key}: {r.error_message}" for r in result.results if not r.ok]
+            _progress(start + len(chunk), len(keys))
+    if failed:
+        raise ValueError(f"{len(failed)} of {len(keys)} keys were not deleted: {failed[0]}")
+    print("Success!")
+    return 0
+
+
+async def bulk_get(args: argparse.Namespace) -> int:
+    keys = _bulk_keys(args.file)
+    target = _target(args, args.region)
+    values: dict[str, Any] = {}
+    async with target.client:
+        for start in range(0, len(keys), limits.MAX_GET_MANY_KEYS):
+            chunk = keys[start : start + limits.MAX_GET_MANY_KEYS]
+            values.update(await target.kv.get(chunk, type="text"))
+    _print_json(values)
+    return 0
+
+
+# -- the parser ---------------------------------------------------------------------------
+
+
+def _command(
+    group: Subcommands, name: str, help_text: str, example: str, run: Any
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = group.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=f"example: {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _register_namespace(kv: Subcommands) -> None:
+    parent = kv.add_parser("namespace", help="create, list, rename and delete namespaces")
+    group = parent.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = _command(
+        group,
+        "create",
+        "Create a namespace and print the kv_namespaces snippet for it.",
+        "edgekv kv namespace create MY_KV --env staging",
+        namespace_create,
+    )
+    create.add_argument("namespace", metavar="NAME", help="the binding name")
+    _add_config_flags(create)
+    create.add_argument("--preview", action="store_true", help="a namespace for preview_id")
+    create.add_argument("--update-config", action="store_true", help="add it to the config")
+
+    listing = _command(
+        group, "list", "List every namespace as JSON.", "edgekv kv namespace list", namespace_list
+    )
+    _add_config_flags(listing)
+
+    delete = _command(
+        group,
+        "delete",
+        "Delete a namespace and every key in it.",
+        "edgekv kv namespace delete --binding MY_KV --env staging -y",
+        namespace_delete,
+    )
+    delete.add_argument("name", nargs="?", metavar="NAME", help="the namespace's title")
+    _add_namespace_flags(delete)
+    delete.add_argument("-y", "--skip-confirmation", dest="yes", action="store_true")
+
+    rename = _command(
+        group,
+        "rename",
+        "Give a namespace a new title.",
+        'edgekv kv namespace rename --namespace-id 0f2a... --new-name "my-new-title"',
+        namespace_rename,
+    )
+    rename.add_argument("old_name", nargs="?", metavar="OLD_NAME", help="the current title")
+    _add_config_flags(rename)
+    rename.add_argument("--namespace-id", metavar="ID")
+    rename.add_argument("--new-name", required=True, metavar="TITLE")
+
+
+def _register_key(kv: Subcommands) -> None:
+    parent = kv.add_parser("key", help="put, get, list and delete keys")
+    group = parent.add_subparsers(dest="action", metavar="ACTION", required=True)
+    put = _command(
+        group,
+        "put",
+        "Write one key.",
+        'edgekv kv key put greeting "hello" --binding MY_KV --ttl 3600',
+        key_put,
+    )
+    put.add_argument("key", metavar="KEY")
+    put.add_argument("value", nargs="?", metavar="VALUE")
+    _add_namespace_flags(put)
+    put.add_argument("--path", metavar="FILE", help="write the contents of FILE")
+    put.add_argument("--ttl", type=int, metavar="SECONDS", help="expiration_ttl, at least 60")
+    put.add_argument("--expiration", type=int, metavar="EPOCH", help="absolute expiration")
+    put.add_argument("--metadata", metavar="JSON", help="a JSON object")
+
+    get = _command(
+        group,
+        "get",
+        "Read one key; the raw bytes go to stdout.",
+        "edgekv kv key get greeting --binding MY_KV --text --region eu-west --verbose",
+        key_get,
+    )
+    get.add_argument("key", metavar="KEY")
+    _add_namespace_flags(get)
+    get.add_argument("--text", action="store_true", help="decode as UTF-8 and print a line")
+    get.add_argument("--region", metavar="R", help="read through this region's edge")
+    get.add_argument("--edge", metavar="HOST:PORT", help="the edge for --region")
+    get.add_argument("--cache-ttl", type=int, metavar="S", help="the reader's cacheTtl")
+    get.add_argument("--verbose", action="store_true", help="revision, cache status to stderr")
+
+    listing = _command(
+        group,
+        "list",
+        "List keys as JSON, following cursors to the end.",
+        'edgekv kv key list --binding MY_KV --prefix "user:"',
+        key_list,
+    )
+    _add_namespace_flags(listing)
+    listing.add_argument("--prefix", metavar="P")
+    listing.add_argument("--region", metavar="R", help="list through this region's edge")
+    listing.add_argument("--edge", metavar="HOST:PORT", help="the edge for --region")
+
+    delete = _command(
+        group,
+        "delete",
+        "Delete one key.",
+        "edgekv kv key delete greeting --binding MY_KV",
+        key_delete,
+    )
+    delete.add_argument("key", metavar="KEY")
+    _add_namespace_flags(delete)
+
+
+def _register_bulk(kv: Subcommands) -> None:
+    parent = kv.add_parser("bulk", help="put, delete and get many keys from a JSON file")
+    group = parent.add_subparsers(dest="action", metavar="ACTION", required=True)
+    put = _command(
+        group,
+        "put",
+        "Write the entries of a JSON array of {key, value, expiration?, expiration_ttl?, "
+        "metadata?, base64?} (at most 10,000).",
+        "edgekv kv bulk put entries.json --binding MY_KV",
+        bulk_put,
+    )
+    put.add_argument("file", metavar="FILE")
+    _add_namespace_flags(put)
+
+    delete = _command(
+        group,
+        "delete",
+        'Delete the keys of a JSON array of strings or {"name": ...} objects.',
+        "edgekv kv bulk delete keys.json --binding MY_KV --force",
+        bulk_delete,
+    )
+    delete.add_argument("file", metavar="FILE")
+    _add_namespace_flags(delete)
+    delete.add_argument("-f", "--force", action="store_true", help="do not ask")
+
+    get = _command(
+        group,
+        "get",
+        "Read the keys of a JSON array and print {key: value or null}.",
+        "edgekv kv bulk get keys.json --binding MY_KV",
+        bulk_get,
+    )
+    get.add_argument("file", metavar="FILE")
+    _add_namespace_flags(get)
+    get.add_argument("--region", metavar="R", help="read through this region's edge")
+    get.add_argument("--edge", metavar="HOST:PORT", help="the edge for --region")
+
+
+def register(subcommands: Subcommands) -> None:
+    kv = subcommands.add_parser(
+        "kv",
+        help="manage namespaces and keys, as wrangler's kv commands do",
+        description="wrangler's kv namespace / kv key / kv bulk commands, against edgekv.",
+    )
+    group = kv.add_subparsers(dest="kv_command", metavar="GROUP", required=True)
+    _register_namespace(group)
+    _register_key(group)
+    _register_bulk(group)
+
+
+COLON_SPELLINGS = {"kv:namespace": "namespace", "kv:key": "key", "kv:bulk": "bulk"}
+
+
+def expand_colon_spelling(argv: Sequence[str]) -> list[str]:
+    """wrangler 3's ``kv:namespace …`` is ``kv namespace …``."""
+    if argv and argv[0] in COLON_SPELLINGS:
+        return ["kv", COLON_SPELLINGS[argv[0]], *argv[1:]]
+    return list(argv)

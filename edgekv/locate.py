@@ -1,0 +1,104 @@
+"""Where the cluster is: flags, then environment variables, then the cluster state file.
+
+Theory of operation: the ``kv`` commands, :func:`edgekv.bindings` and anything
+else that needs an address asks here. The order is fixed — an explicit
+``--central`` / ``--edge`` flag, then ``EDGEKV_CENTRAL`` /
+``EDGEKV_EDGE_<REGION>`` (region upper-cased, ``-`` as ``_``), then the state
+file a local launcher writes (``$EDGEKV_STATE_FILE``, by default
+``~/.edgekv/cluster.json``). When none answers, the error says all three ways.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ClusterNotFoundError(ValueError):
+    """No address for the central store or for a region's edge."""
+
+
+@dataclass
+class ClusterState:
+    """What a launcher records about a running cluster."""
+
+    central: str
+    # Region → edge addresses in that region.
+    edges: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"central": self.central, "edges": self.edges}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, path: Path) -> ClusterState:
+        try:
+            raw = json.loads(text)
+            central = raw["central"]
+            edges = {
+                str(region): list(map(str, addresses))
+                for region, addresses in raw.get("edges", {}).items()
+            }
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ClusterNotFoundError(f"{path}: not a cluster state file ({exc})") from None
+        return cls(str(central), edges)
+
+
+def state_file_path(environ: Mapping[str, str] = os.environ) -> Path:
+    override = environ.get("EDGEKV_STATE_FILE")
+    return Path(override) if override else Path.home() / ".edgekv" / "cluster.json"
+
+
+def read_state(environ: Mapping[str, str] = os.environ) -> ClusterState | None:
+    path = state_file_path(environ)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ClusterNotFoundError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    return ClusterState.from_json(text, path)
+
+
+def edge_variable(region: str) -> str:
+    return "EDGEKV_EDGE_" + region.upper().replace("-", "_")
+
+
+def locate_central(flag: str | None = None, environ: Mapping[str, str] = os.environ) -> str:
+    if flag:
+        return flag
+    if environ.get("EDGEKV_CENTRAL"):
+        return environ["EDGEKV_CENTRAL"]
+    state = read_state(environ)
+    if state is not None:
+        return state.central
+    raise ClusterNotFoundError(
+        "no central store given: pass --central HOST:PORT, set EDGEKV_CENTRAL, "
+        "or start a cluster with `edgekv up`"
+    )
+
+
+def locate_edge(
+    region: str, flag: str | None = None, environ: Mapping[str, str] = os.environ
+) -> str:
+    if flag:
+        return flag
+    variable = edge_variable(region)
+    if environ.get(variable):
+        return environ[variable]
+    state = read_state(environ)
+    if state is not None:
+        addresses = state.edges.get(region)
+        if addresses:
+            return addresses[0]
+        known = ", ".join(sorted(state.edges)) or "none"
+        raise ClusterNotFoundError(
+            f"the cluster in {state_file_path(environ)} has no edge in region {region!r} "
+            f"(regions: {known})"
+        )
+    raise ClusterNotFoundError(
+        f"no edge for region {region!r}: pass --edge HOST:PORT, set {variable}, "
+        "or start a cluster with `edgekv up`"
+    )
