@@ -14,7 +14,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edgekv.bindings import Bindings, bindings
     from edgekv.client import (
         BulkPutEntry,
         BulkResult,
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     )
     from edgekv.core.model import Change, ChangeKind, Namespace
     from edgekv.locate import ClusterNotFoundError
+    from edgekv.worker_env import Bindings, bindings
 
 _HOMES = {
     "edgekv.client": [
@@ -67,7 +67,7 @@ _HOMES = {
         "WatchError",
     ],
     "edgekv.core.model": ["Change", "ChangeKind", "Namespace"],
-    "edgekv.bindings": ["Bindings", "bindings"],
+    "edgekv.worker_env": ["Bindings", "bindings"],
     "edgekv.config": ["ConfigError"],
     "edgekv.locate": ["ClusterNotFoundError"],
 }

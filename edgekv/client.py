@@ -281,12 +281,19 @@ class Client:
         """The edge's raw gRPC stub, or None when the client talks to central only."""
         return self._edge_stub
 
+    def _server_of(self, method: object) -> str:
+        if self._edge_stub is not None and any(
+            method is bound for bound in vars(self._edge_stub).values()
+        ):
+            return f"the edge at {self.edge}"
+        return f"the central store at {self.central}"
+
     async def call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
         """One call, errors converted to KVError; never retried (for writes)."""
         try:
             return await method(request, timeout=self.timeout_s)
         except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc) from None
+            raise error_from_rpc(exc, self._server_of(method)) from None
 
     async def read(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
         """A call that is safe to repeat: retried on UNAVAILABLE / DEADLINE_EXCEEDED."""

@@ -101,15 +101,18 @@ def _parse(path: Path, text: str) -> dict[str, Any]:
     return parsed
 
 
-_JSONC_TOKENS = re.compile(r'"(?:\\.|[^"\\])*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
+# Strings are matched first so that nothing inside one is taken for a comment or a comma.
+_JSONC_TOKENS = re.compile(
+    r'"(?:\\.|[^"\\])*"|//[^\n]*|/\*.*?\*/|,(?=\s*(?:(?://[^\n]*|/\*.*?\*/)\s*)*[}\]])',
+    re.DOTALL,
+)
 
 
 def _strip_jsonc(text: str) -> str:
     """JSON with comments and trailing commas, as wrangler.jsonc allows, made plain JSON."""
-    without_comments = _JSONC_TOKENS.sub(
+    return _JSONC_TOKENS.sub(
         lambda match: match.group(0) if match.group(0).startswith('"') else "", text
     )
-    return re.sub(r",(\s*[}\]])", r"\1", without_comments)
 
 
 def _bindings(path: Path, table: dict[str, Any], where: str) -> list[KVBinding]:

@@ -54,14 +54,17 @@ def handled(
     return wrapper
 
 
-def error_from_rpc(exc: grpc.aio.AioRpcError) -> KVError:
+def error_from_rpc(exc: grpc.aio.AioRpcError, server: str = "the central store") -> KVError:
+    """The KVError a failed call stands for; ``server`` names who was called, for messages."""
     for key, value in exc.trailing_metadata() or ():
         if key == ERROR_KIND_METADATA_KEY and isinstance(value, str):
             return from_kind_name(value, exc.details() or "")
     code = exc.code()
     detail = exc.details() or code.name
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return error(ErrorKind.DEADLINE_EXCEEDED, detail=f"deadline exceeded: {detail}")
+        return error(
+            ErrorKind.DEADLINE_EXCEEDED, detail=f"{server} did not answer in time: {detail}"
+        )
     if code == grpc.StatusCode.UNAVAILABLE:
-        return error(ErrorKind.UNAVAILABLE, detail=f"central store unavailable: {detail}")
+        return error(ErrorKind.UNAVAILABLE, detail=f"cannot reach {server}: {detail}")
     return error(ErrorKind.INTERNAL, detail=f"{code.name}: {detail}")

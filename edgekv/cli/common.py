@@ -12,11 +12,19 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 from edgekv.clock import ScaledClock
 from edgekv.core.errors import KVError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (KVError, OSError, ValueError)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other edgekv error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"edgekv: error: {self.prog}: {message} (see --help)\n")
 
 
 def add_time_flags(parser: argparse.ArgumentParser) -> None:

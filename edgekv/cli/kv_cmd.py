@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import sys
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,15 +45,6 @@ Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 # -- shared flags and lookups -----------------------------------------------------------
 
 
-def _preview_flag(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"--preview takes true or false, not {text!r}")
-
-
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", metavar="PATH", help="wrangler.toml / .json / .jsonc")
     parser.add_argument("-e", "--env", metavar="NAME", help="the environment in the config")
@@ -66,12 +58,9 @@ def _add_namespace_flags(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--namespace-id", metavar="ID", help="the namespace's id")
     parser.add_argument(
         "--preview",
-        nargs="?",
-        const=True,
+        action=argparse.BooleanOptionalAction,
         default=None,
-        type=_preview_flag,
-        metavar="true|false",
-        help="use preview_id (or, with false, id) of the binding",
+        help="use the binding's preview_id; --preview false (or --no-preview) uses its id",
     )
 
 
@@ -104,8 +93,9 @@ class _Target:
 
 def _target(args: argparse.Namespace, region: str | None = None) -> _Target:
     namespace_id = _namespace_id(args)
-    if region is not None:
-        client = Client(edge=locate_edge(region, getattr(args, "edge", None)))
+    edge = getattr(args, "edge", None)
+    if region is not None or edge is not None:
+        client = Client(edge=locate_edge(region or "", edge))
     else:
         client = _central(args)
     return _Target(client, client.namespace(namespace_id), namespace_id)
@@ -140,18 +130,18 @@ def _snippet(binding: str, namespace_id: str, env: str | None, preview: bool) ->
 async def namespace_create(args: argparse.Namespace) -> int:
     path = Path(args.config) if args.config else find_config()
     config = load_config(path) if path is not None else None
-    if config is not None and args.env is not None:
-        config.environment(args.env)
+    if args.update_config:
+        # Everything that could stop the edit is checked before the namespace exists,
+        # so a refused edit never leaves a namespace nobody knows the id of.
+        _check_config_edit(config, args.namespace, args.env, args.preview)
     title = _title(config, args.namespace, args.env, args.preview)
     print(f'🌀 Creating namespace with title "{title}"')
     async with _central(args) as client:
         namespace = await client.create_namespace(title)
     print("✨ Success!")
     snippet = _snippet(args.namespace, namespace.id, args.env, args.preview)
-    if args.update_config:
-        if config is None:
-            raise ConfigError("--update-config needs a wrangler config; none was found")
-        _add_to_config(config, args.namespace, namespace.id, args.env, args.preview, snippet)
+    if args.update_config and config is not None:
+        _edit_config(config, args.namespace, namespace.id, args.env, args.preview, snippet)
         print(f"Added the binding {args.namespace!r} to {config.path}.")
         return 0
     where = f" under [env.{args.env}]" if args.env else ""
@@ -160,7 +150,40 @@ async def namespace_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_to_config(
+def _check_config_edit(
+    config: WranglerConfig | None, binding: str, env: str | None, preview: bool
+) -> None:
+    if config is None:
+        raise ConfigError("--update-config needs a wrangler config; none was found")
+    if config.path.suffix == ".jsonc":
+        raise ConfigError(f"{config.path}: --update-config does not edit .jsonc files (comments)")
+    if any(existing.binding == binding for existing in config.kv_namespaces.get(env, [])):
+        where = f"[env.{env}]" if env else "the top level"
+        raise ConfigError(
+            f'{config.path}: binding "{binding}" exists already in {where}; '
+            "run without --update-config and add the printed id by hand"
+        )
+    if config.path.suffix == ".toml":
+        probe = _snippet(binding, "0" * 32, env, preview)
+        _toml_with(config.path, probe)
+
+
+def _toml_with(path: Path, snippet: str) -> str:
+    """The TOML text with ``snippet`` appended, refused unless it still parses."""
+    text = path.read_text(encoding="utf-8")
+    separator = "" if text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+    combined = text + separator + snippet
+    try:
+        tomllib.loads(combined)
+    except tomllib.TOMLDecodeError:
+        raise ConfigError(
+            f"{path}: cannot append a [[kv_namespaces]] table here (is kv_namespaces an "
+            "inline array?); run without --update-config and add the id by hand"
+        ) from None
+    return combined
+
+
+def _edit_config(
     config: WranglerConfig,
     binding: str,
     namespace_id: str,
@@ -168,17 +191,9 @@ def _add_to_config(
     preview: bool,
     snippet: str,
 ) -> None:
-    if any(existing.binding == binding for existing in config.environment(env)):
-        raise ConfigError(
-            f'{config.path}: binding "{binding}" exists already; add the id by hand:\n{snippet}'
-        )
     if config.path.suffix == ".toml":
-        text = config.path.read_text(encoding="utf-8")
-        separator = "" if text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-        config.path.write_text(text + separator + snippet, encoding="utf-8")
+        config.path.write_text(_toml_with(config.path, snippet), encoding="utf-8")
         return
-    if config.path.suffix == ".jsonc":
-        raise ConfigError(f"{config.path}: --update-config does not edit .jsonc (comments)")
     raw = json.loads(config.path.read_text(encoding="utf-8"))
     table = raw.setdefault("env", {}).setdefault(env, {}) if env else raw
     entry = {"binding": binding, ("preview_id" if preview else "id"): namespace_id}
@@ -389,9 +404,9 @@ def _bulk_keys(path: str) -> list[str]:
     return keys
 
 
-def _progress(done: int, total: int) -> None:
+def _progress(verb: str, done: int, total: int) -> None:
     if total > BULK_CHUNK_ENTRIES:
-        print(f"Uploaded {done * 100 // total}% ({done} out of {total})", file=sys.stderr)
+        print(f"{verb} {done * 100 // total}% ({done} out of {total})", file=sys.stderr)
 
 
 async def bulk_put(args: argparse.Namespace) -> int:
@@ -408,7 +423,7 @@ async def bulk_put(args: argparse.Namespace) -> int:
             chunk = entries[start : start + BULK_CHUNK_ENTRIES]
             result = await target.kv.bulk_put(chunk)
             failed += [f"{r.key}: {r.error_message}" for r in result.results if not r.ok]
-            _progress(start + len(chunk), len(entries))
+            _progress("Uploaded", start + len(chunk), len(entries))
     if failed:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         raise ValueError(
@@ -436,7 +451,7 @@ async def bulk_delete(args: argparse.Namespace) -> int:
             chunk = keys[start : start + BULK_CHUNK_ENTRIES]
             result = await target.kv.bulk_delete(chunk)
             failed += [f"{r.key}: {r.error_message}" for r in result.results if not r.ok]
-            _progress(start + len(chunk), len(keys))
+            _progress("Deleted", start + len(chunk), len(keys))
     if failed:
         raise ValueError(f"{len(failed)} of {len(keys)} keys were not deleted: {failed[0]}")
     print("Success!")
@@ -473,7 +488,11 @@ def _command(
 
 
 def _register_namespace(kv: Subcommands) -> None:
-    parent = kv.add_parser("namespace", help="create, list, rename and delete namespaces")
+    parent = kv.add_parser(
+        "namespace",
+        help="create, list, rename and delete namespaces",
+        epilog="example: edgekv kv namespace create MY_KV --update-config",
+    )
     group = parent.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = _command(
         group,
@@ -484,7 +503,12 @@ def _register_namespace(kv: Subcommands) -> None:
     )
     create.add_argument("namespace", metavar="NAME", help="the binding name")
     _add_config_flags(create)
-    create.add_argument("--preview", action="store_true", help="a namespace for preview_id")
+    create.add_argument(
+        "--preview",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="a namespace for preview_id",
+    )
     create.add_argument("--update-config", action="store_true", help="add it to the config")
 
     listing = _command(
@@ -517,7 +541,11 @@ def _register_namespace(kv: Subcommands) -> None:
 
 
 def _register_key(kv: Subcommands) -> None:
-    parent = kv.add_parser("key", help="put, get, list and delete keys")
+    parent = kv.add_parser(
+        "key",
+        help="put, get, list and delete keys",
+        epilog='example: edgekv kv key put greeting "hello" --binding MY_KV',
+    )
     group = parent.add_subparsers(dest="action", metavar="ACTION", required=True)
     put = _command(
         group,
@@ -573,7 +601,11 @@ def _register_key(kv: Subcommands) -> None:
 
 
 def _register_bulk(kv: Subcommands) -> None:
-    parent = kv.add_parser("bulk", help="put, delete and get many keys from a JSON file")
+    parent = kv.add_parser(
+        "bulk",
+        help="put, delete and get many keys from a JSON file",
+        epilog="example: edgekv kv bulk put entries.json --binding MY_KV",
+    )
     group = parent.add_subparsers(dest="action", metavar="ACTION", required=True)
     put = _command(
         group,
@@ -615,6 +647,7 @@ def register(subcommands: Subcommands) -> None:
         "kv",
         help="manage namespaces and keys, as wrangler's kv commands do",
         description="wrangler's kv namespace / kv key / kv bulk commands, against edgekv.",
+        epilog="example: edgekv kv key get greeting --binding MY_KV --region eu-west --text",
     )
     group = kv.add_subparsers(dest="kv_command", metavar="GROUP", required=True)
     _register_namespace(group)
@@ -623,10 +656,29 @@ def register(subcommands: Subcommands) -> None:
 
 
 COLON_SPELLINGS = {"kv:namespace": "namespace", "kv:key": "key", "kv:bulk": "bulk"}
+PREVIEW_SPELLINGS = {
+    ("--preview", "false"): "--no-preview",
+    ("--preview", "true"): "--preview",
+}
 
 
-def expand_colon_spelling(argv: Sequence[str]) -> list[str]:
-    """wrangler 3's ``kv:namespace …`` is ``kv namespace …``."""
-    if argv and argv[0] in COLON_SPELLINGS:
-        return ["kv", COLON_SPELLINGS[argv[0]], *argv[1:]]
-    return list(argv)
+def wrangler_argv(argv: Sequence[str]) -> list[str]:
+    """Accept wrangler's spellings: ``kv:namespace …`` and ``--preview false``."""
+    words = list(argv)
+    if words and words[0] in COLON_SPELLINGS:
+        words = ["kv", COLON_SPELLINGS[words[0]], *words[1:]]
+    rewritten: list[str] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        following = words[index + 1].lower() if index + 1 < len(words) else ""
+        if word.startswith("--preview="):
+            word, following, index = "--preview", word.split("=", 1)[1].lower(), index - 1
+        spelled = PREVIEW_SPELLINGS.get((word, following))
+        if spelled is not None:
+            rewritten.append(spelled)
+            index += 2
+        else:
+            rewritten.append(word)
+            index += 1
+    return rewritten

@@ -1,5 +1,8 @@
 """Workers-style bindings: ``env = await edgekv.bindings("wrangler.toml")``, then ``env.MY_KV``.
 
+(The module is not called ``bindings``: a submodule of that name would replace
+the ``edgekv.bindings`` function on the package once imported.)
+
 Theory of operation: the configuration names bindings and namespace ids
 (:mod:`edgekv.config`); the cluster's addresses come from :mod:`edgekv.locate`.
 With a ``region`` every binding reads and writes through that region's edge,
