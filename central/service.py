@@ -23,7 +23,7 @@ from edgekv.clock import Clock
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import make_page, parse_list_request
-from edgekv.core.model import Change, Namespace, Version, Write, change_of
+from edgekv.core.model import Change, Committed, Namespace, Version, Write, change_of
 from edgekv.core.namespaces import page_namespaces
 from edgekv.core.ratelimit import KeyWriteLimiter
 from edgekv.core.validation import (
@@ -84,7 +84,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             )
         return namespace_id
 
-    async def _commit(self, writes: list[Write], now: float) -> list[Any]:
+    async def _commit(self, writes: list[Write], now: float) -> list[Committed]:
         committed = await self._storage.commit(writes, now)
         self._hub.publish(
             change_of(write, outcome)

@@ -55,6 +55,7 @@ from edgekv.core.validation import (
     validate_put,
 )
 from edgekv.v1 import central_pb2 as pb
+from edgekv.v1 import kv_pb2
 from edgekv.wire import entry_from_pb
 
 log = logging.getLogger(__name__)
@@ -133,32 +134,68 @@ class EdgeNode:
         namespace_id = self._serve_namespace(namespace_id)
         now = self.clock.now()
         copy = await self.cache.get(namespace_id, key)
-        if copy is not None:
-            freshness = judge(
-                copy.fetched_at, copy.expires_at, cache_ttl_s, now, self.policy.refresh_fraction
-            )
-            if freshness is not Freshness.TOO_OLD:
-                self.counters.hits += 1
-                if freshness is Freshness.FRESH_REFRESH:
-                    self._refresh_in_background(namespace_id, key, cache_ttl_s)
-                return Read(
-                    copy.version, CacheStatus.HIT, copy.age_s(now), copy.fetched_at_revision
-                )
+        hit = self._hit(namespace_id, key, copy, cache_ttl_s, now)
+        if hit is not None:
+            return hit
         try:
             fetched = await self._fetch(namespace_id, key, cache_ttl_s)
         except KVError as exc:
             return self._stale_or_raise(exc, copy, cache_ttl_s, now)
-        status = status_after_fetch(None if copy is None else copy.revision, fetched.revision)
-        self._count(status)
-        return Read(fetched.version, status, 0.0, fetched.fetched_at_revision)
+        return self._fetched(copy, fetched)
 
     async def get_many(
         self, namespace_id: str, raw_keys: list[bytes], cache_ttl_s: int
     ) -> list[Read]:
-        validate_get_many_keys(raw_keys)
-        return list(
-            await asyncio.gather(*(self.get(namespace_id, raw, cache_ttl_s) for raw in raw_keys))
+        """Like ``get`` for each key, but the keys central must answer go in ONE call."""
+        keys = validate_get_many_keys(raw_keys)
+        namespace_id = self._serve_namespace(namespace_id)
+        now = self.clock.now()
+        answers: dict[str, Read] = {}
+        copies: dict[str, CachedValue | None] = {}
+        for key in dict.fromkeys(keys):
+            copy = copies[key] = await self.cache.get(namespace_id, key)
+            hit = self._hit(namespace_id, key, copy, cache_ttl_s, now)
+            if hit is not None:
+                answers[key] = hit
+        missing = [key for key in copies if key not in answers]
+        if missing:
+            try:
+                fetched = await self._fetch_many(namespace_id, missing, cache_ttl_s)
+            except KVError as exc:
+                for key in missing:
+                    answers[key] = self._stale_or_raise(exc, copies[key], cache_ttl_s, now)
+            else:
+                for key in missing:
+                    answers[key] = self._fetched(copies[key], fetched[key])
+        return [answers[key] for key in keys]
+
+    def _hit(
+        self,
+        namespace_id: str,
+        key: str,
+        copy: CachedValue | None,
+        cache_ttl_s: int,
+        now: float,
+    ) -> Read | None:
+        """The HIT a fresh copy gives (starting a refresh-ahead when due), or None."""
+        if copy is None:
+            return None
+        freshness = judge(
+            copy.fetched_at, copy.expires_at, cache_ttl_s, now, self.policy.refresh_fraction
         )
+        if freshness is Freshness.TOO_OLD:
+            return None
+        self.counters.hits += 1
+        if freshness is Freshness.FRESH_REFRESH:
+            self._refresh_in_background(namespace_id, key, cache_ttl_s)
+        return Read(copy.version, CacheStatus.HIT, copy.age_s(now), copy.fetched_at_revision)
+
+    def _fetched(self, previous: CachedValue | None, fetched: CachedValue) -> Read:
+        status = status_after_fetch(
+            None if previous is None else previous.revision, fetched.revision
+        )
+        self._count(status)
+        return Read(fetched.version, status, 0.0, fetched.fetched_at_revision)
 
     def _stale_or_raise(
         self, failure: KVError, copy: CachedValue | None, cache_ttl_s: int, now: float
@@ -208,16 +245,63 @@ class EdgeNode:
             self.upstream.stub.Get,
             pb.GetRequest(namespace_id=namespace_id, key=key.encode("utf-8")),
         )
-        self.counters.upstream_bytes += len(response.entry.value)
-        copy = CachedValue(
-            namespace_id,
-            key,
-            entry_from_pb(response.entry),
-            fetched_at=response.header.server_time,
-            fetched_at_revision=response.header.revision,
-        )
+        copy = self._copy_of(namespace_id, key, response.entry, response.header)
         await self._keep(copy, cache_ttl_s)
         return copy
+
+    def _copy_of(
+        self, namespace_id: str, key: str, entry: kv_pb2.Entry, header: kv_pb2.ResponseHeader
+    ) -> CachedValue:
+        """What central answered, stamped with when (its time and revision) it answered."""
+        self.counters.upstream_bytes += len(entry.value)
+        return CachedValue(
+            namespace_id,
+            key,
+            entry_from_pb(entry),
+            fetched_at=header.server_time,
+            fetched_at_revision=header.revision,
+        )
+
+    async def _fetch_many(
+        self, namespace_id: str, keys: list[str], cache_ttl_s: int
+    ) -> dict[str, CachedValue]:
+        """One upstream GetMany for the keys nobody is fetching; share the others' answers."""
+        shared = {
+            key: self._inflight[(namespace_id, key)]
+            for key in keys
+            if (namespace_id, key) in self._inflight
+        }
+        mine = [key for key in keys if key not in shared]
+        loop = asyncio.get_running_loop()
+        promised: dict[str, asyncio.Future[CachedValue]] = {}
+        for key in mine:
+            promised[key] = self._inflight[(namespace_id, key)] = loop.create_future()
+        copies: dict[str, CachedValue] = {}
+        try:
+            if mine:
+                response = await self.upstream.read(
+                    self.upstream.stub.GetMany,
+                    pb.GetManyRequest(
+                        namespace_id=namespace_id, keys=[key.encode("utf-8") for key in mine]
+                    ),
+                )
+                for key, entry in zip(mine, response.entries, strict=True):
+                    copy = self._copy_of(namespace_id, key, entry, response.header)
+                    await self._keep(copy, cache_ttl_s)
+                    copies[key] = copy
+                    promised[key].set_result(copy)
+        except BaseException as exc:
+            for future in promised.values():
+                if not future.done():
+                    future.set_exception(exc)
+                    future.exception()  # retrieved here, so lone failures log no warning
+            raise
+        finally:
+            for key in mine:
+                del self._inflight[(namespace_id, key)]
+        for key, running in shared.items():
+            copies[key] = await asyncio.shield(running)
+        return copies
 
     async def _keep(self, copy: CachedValue, cache_ttl_s: float) -> None:
         """Cache ``copy`` unless the cache already holds something central produced later."""

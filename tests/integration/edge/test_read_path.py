@@ -244,3 +244,30 @@ async def test_flush_drops_every_copy_and_stats_count_them(cluster: Cluster) -> 
     everything = await b.control.Flush(edge_pb2.FlushRequest())
     assert everything.entries_dropped == 1
     assert (await b.kv.get_with_metadata("k1")).cache_status == "MISS"
+
+
+async def test_a_bulk_read_fetches_all_its_misses_in_one_upstream_call(
+    cluster: Cluster, clock: ManualClock
+) -> None:
+    b = await cluster.add_edge("b")
+    await cluster.kv.bulk_put([{"key": f"k{i}", "value": f"v{i}"} for i in range(5)])
+    assert await b.kv.get("k0") == "v0"  # one copy is cached already
+    before = await b.stats()
+
+    read = await b.kv.get_with_metadata(["k0", "k1", "k2", "k3", "k4", "absent", "k1"])
+
+    after = await b.stats()
+    assert after.upstream_calls - before.upstream_calls == 1, "the misses share one GetMany"
+    assert {key: r.cache_status if r else None for key, r in read.items()} == {
+        "k0": "HIT",
+        "k1": "MISS",
+        "k2": "MISS",
+        "k3": "MISS",
+        "k4": "MISS",
+        "absent": None,
+    }
+    assert [read[f"k{i}"].value for i in range(5)] == [f"v{i}" for i in range(5)]  # type: ignore[union-attr]
+    assert (after.hits - before.hits, after.misses - before.misses) == (1, 5)
+    again = await b.kv.get(["k1", "k2", "absent"])
+    assert again == {"k1": "v1", "k2": "v2", "absent": None}
+    assert (await b.stats()).upstream_calls == after.upstream_calls, "all cached now, absent too"
