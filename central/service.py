@@ -38,7 +38,7 @@ from edgekv.core.validation import (
 from edgekv.rpc import Context, abort_with, handled
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc, kv_pb2
-from edgekv.wire import change_to_pb, entry_to_pb, key_info_to_pb, namespace_to_pb
+from edgekv.wire import change_to_pb, entry_to_pb, fill_entry, key_info_to_pb, namespace_to_pb
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +161,9 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         namespace_id = self._require_namespace(request.namespace_id, "get")
         key = validate_key(request.key)
         version = await self._storage.get(namespace_id, key)
-        return pb.GetResponse(
-            header=self._header(),
-            entry=entry_to_pb(request.key, self._live(version, self._clock.now())),
-        )
+        response = pb.GetResponse(header=self._header())
+        fill_entry(response.entry, request.key, self._live(version, self._clock.now()))
+        return response
 
     @handled
     async def GetMany(self, request: pb.GetManyRequest, context: Context) -> pb.GetManyResponse:

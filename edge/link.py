@@ -71,13 +71,19 @@ class Link:
         round_trip_s = self.sample_round_trip_s()
         lost = self.settings.loss > 0 and self._rng.random() < self.settings.loss
         lost_on_the_way_out = lost and self._rng.random() < 0.5
+        late_s = 0.0
         if round_trip_s:
+            out_started = self._clock.now()
             await self._clock.sleep(round_trip_s / 2)
+            # Timers wake late (asyncio rounds its wait up to the millisecond, the
+            # kernel adds its wake-up latency): take the lateness off the way back,
+            # so a call pays its modelled RTT plus one late wake-up, not two.
+            late_s = max(0.0, self._clock.now() - out_started - round_trip_s / 2)
         if lost_on_the_way_out:
             raise error(ErrorKind.REQUEST_LOST, node=self._node)
         result = await call()
         if round_trip_s:
-            await self._clock.sleep(round_trip_s / 2)
+            await self._clock.sleep(max(0.0, round_trip_s / 2 - late_s))
         if lost:
             raise error(ErrorKind.RESPONSE_LOST, node=self._node)
         return result

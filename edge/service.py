@@ -18,7 +18,7 @@ from edgekv.core.validation import validate_cache_ttl
 from edgekv.rpc import Context, handled
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
-from edgekv.wire import entry_to_pb
+from edgekv.wire import fill_entry
 
 _STATUS = {
     CacheStatus.HIT: edge_pb2.CACHE_STATUS_HIT,
@@ -51,9 +51,9 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
 
     def _answer(self, raw_key: bytes, read: Read) -> edge_pb2.EdgeGetResponse:
         revision = 0 if read.version is None else read.version.revision
-        return edge_pb2.EdgeGetResponse(
-            entry=entry_to_pb(raw_key, read.version), info=self._info(read, revision)
-        )
+        answer = edge_pb2.EdgeGetResponse(info=self._info(read, revision))
+        fill_entry(answer.entry, raw_key, read.version)
+        return answer
 
     @handled
     async def Get(

@@ -24,7 +24,7 @@ from edge.link import Link
 from edge.stats import EdgeCounters
 from edgekv.clock import Clock
 from edgekv.core.errors import ErrorKind, KVError, error
-from edgekv.retry import retrying as backoff_retrying
+from edgekv.retry import call_with_retries
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc
@@ -98,7 +98,8 @@ class Upstream:
         def may_retry(exc: BaseException) -> bool:
             return isinstance(exc, KVError) and exc.transient and (idempotent or exc.definite)
 
-        retrying = backoff_retrying(
+        return await call_with_retries(
+            lambda: self._attempt(method, request),
             attempts=self._retry.attempts,
             initial_backoff_s=self._retry.initial_backoff_s,
             max_backoff_s=self._retry.max_backoff_s,
@@ -106,10 +107,6 @@ class Upstream:
             should_retry=may_retry,
             sleep=self._clock.sleep,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._attempt(method, request)
-        raise AssertionError("tenacity returns or raises")
 
     async def _attempt(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
         self._counters.upstream_calls += 1

@@ -26,7 +26,7 @@ from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Change, Namespace
 from edgekv.core.validation import validate_cache_ttl
-from edgekv.retry import retrying as backoff_retrying
+from edgekv.retry import call_with_retries
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc, edge_pb2, edge_pb2_grpc, kv_pb2
@@ -298,17 +298,14 @@ class Client:
     async def read(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
         """A call that is safe to repeat: retried on UNAVAILABLE / DEADLINE_EXCEEDED."""
         policy = self.retry
-        retrying = backoff_retrying(
+        return await call_with_retries(
+            lambda: self.call(method, request),
             attempts=policy.attempts,
             initial_backoff_s=policy.initial_backoff_s,
             max_backoff_s=policy.max_backoff_s,
             rng=self._rng,
             should_retry=lambda exc: isinstance(exc, KVError) and exc.transient,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self.call(method, request)
-        raise AssertionError("tenacity returns or raises")
 
     # -- namespaces -----------------------------------------------------------
 

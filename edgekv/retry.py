@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import tenacity
+
+T = TypeVar("T")
 
 
 def retrying(
@@ -24,15 +27,53 @@ def retrying(
     rng: random.Random,
     should_retry: Callable[[BaseException], bool],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    attempts_made: int = 0,
 ) -> tenacity.AsyncRetrying:
     def full_jitter_s(state: tenacity.RetryCallState) -> float:
-        ceiling_s = initial_backoff_s * 2 ** (state.attempt_number - 1)
+        ceiling_s = initial_backoff_s * 2 ** (attempts_made + state.attempt_number - 1)
         return rng.uniform(0.0, min(max_backoff_s, ceiling_s))
 
     return tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(attempts),
+        stop=tenacity.stop_after_attempt(attempts - attempts_made),
         wait=full_jitter_s,
         retry=tenacity.retry_if_exception(should_retry),
         sleep=sleep,
         reraise=True,
     )
+
+
+async def call_with_retries(
+    call: Callable[[], Awaitable[T]],
+    *,
+    attempts: int,
+    initial_backoff_s: float,
+    max_backoff_s: float,
+    rng: random.Random,
+    should_retry: Callable[[BaseException], bool],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """``await call()``, retried as :func:`retrying` says — tenacity only once a call failed.
+
+    Nearly every call succeeds at once, and building and driving an
+    ``AsyncRetrying`` costs tens of microseconds, so the first attempt runs
+    bare; the same waits (and RNG draws) follow a failure as with tenacity alone.
+    """
+    try:
+        return await call()
+    except Exception as exc:
+        if attempts <= 1 or not should_retry(exc):
+            raise
+    await sleep(rng.uniform(0.0, min(max_backoff_s, initial_backoff_s)))
+    retry = retrying(
+        attempts=attempts,
+        initial_backoff_s=initial_backoff_s,
+        max_backoff_s=max_backoff_s,
+        rng=rng,
+        should_retry=should_retry,
+        sleep=sleep,
+        attempts_made=1,
+    )
+    async for attempt in retry:
+        with attempt:
+            return await call()
+    raise AssertionError("tenacity returns or raises")

@@ -20,17 +20,29 @@ def namespace_from_pb(message: kv_pb2.Namespace) -> Namespace:
 
 
 def entry_to_pb(raw_key: bytes, version: Version | None) -> kv_pb2.Entry:
+    message = kv_pb2.Entry()
+    fill_entry(message, raw_key, version)
+    return message
+
+
+def fill_entry(message: kv_pb2.Entry, raw_key: bytes, version: Version | None) -> None:
+    """Fill a response's own ``entry`` field in place.
+
+    ``Response(entry=entry_to_pb(...))`` copies the finished Entry — its value
+    included — into the response: for a 1 MiB value one more megabyte per
+    read in flight, and about a millisecond of page faults with glibc's
+    default malloc settings.
+    """
+    message.key = raw_key
+    message.found = version is not None
     if version is None:
-        return kv_pb2.Entry(key=raw_key, found=False)
-    return kv_pb2.Entry(
-        key=raw_key,
-        found=True,
-        value=version.value,
-        metadata_json=version.metadata_json,
-        expiration=version.expiration or 0,
-        revision=version.revision,
-        commit_time=version.commit_time,
-    )
+        return
+    message.value = version.value
+    if version.metadata_json is not None:
+        message.metadata_json = version.metadata_json
+    message.expiration = version.expiration or 0
+    message.revision = version.revision
+    message.commit_time = version.commit_time
 
 
 def entry_from_pb(message: kv_pb2.Entry) -> Version | None:
