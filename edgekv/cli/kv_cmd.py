@@ -18,12 +18,12 @@ import binascii
 import json
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
-from edgekv.client import BulkPutEntry, Client, KVNamespace
+from edgekv.client import BulkPutEntry, BulkResult, Client, KVNamespace
 from edgekv.config import (
     ConfigError,
     WranglerConfig,
@@ -37,6 +37,7 @@ from edgekv.core.validation import validate_bulk_shape
 from edgekv.locate import locate_central, locate_edge
 
 BULK_CHUNK_ENTRIES = 1000  # wrangler's BATCH_KEY_MAX
+T = TypeVar("T")
 BULK_ENTRY_FIELDS = {"key", "value", "expiration", "expiration_ttl", "metadata", "base64"}
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -404,9 +405,29 @@ def _bulk_keys(path: str) -> list[str]:
     return keys
 
 
-def _progress(verb: str, done: int, total: int) -> None:
-    if total > BULK_CHUNK_ENTRIES:
-        print(f"{verb} {done * 100 // total}% ({done} out of {total})", file=sys.stderr)
+async def _send_in_chunks(
+    items: Sequence[T],
+    send: Callable[[Sequence[T]], Awaitable[BulkResult]],
+    verb: str,
+    refused: str,
+) -> None:
+    """Send ``items`` in chunks of 1,000 (as wrangler does), with progress above 1,000.
+
+    Raises one line naming the first entry central refused and how many were.
+    """
+    failed: list[str] = []
+    for start in range(0, len(items), BULK_CHUNK_ENTRIES):
+        chunk = items[start : start + BULK_CHUNK_ENTRIES]
+        result = await send(chunk)
+        failed += [f"{r.key}: {r.error_message}" for r in result.results if not r.ok]
+        done = start + len(chunk)
+        if len(items) > BULK_CHUNK_ENTRIES:
+            print(
+                f"{verb} {done * 100 // len(items)}% ({done} out of {len(items)})", file=sys.stderr
+            )
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise ValueError(f"{len(failed)} of {len(items)} {refused}: {failed[0]}{more}")
 
 
 async def bulk_put(args: argparse.Namespace) -> int:
@@ -417,18 +438,8 @@ async def bulk_put(args: argparse.Namespace) -> int:
     )
     validate_bulk_shape(len(entries), total_bytes)
     target = _target(args)
-    failed: list[str] = []
     async with target.client:
-        for start in range(0, len(entries), BULK_CHUNK_ENTRIES):
-            chunk = entries[start : start + BULK_CHUNK_ENTRIES]
-            result = await target.kv.bulk_put(chunk)
-            failed += [f"{r.key}: {r.error_message}" for r in result.results if not r.ok]
-            _progress("Uploaded", start + len(chunk), len(entries))
-    if failed:
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise ValueError(
-            f"{len(failed)} of {len(entries)} entries were not written: {failed[0]}{more}"
-        )
+        await _send_in_chunks(entries, target.kv.bulk_put, "Uploaded", "entries were not written")
     print("Success!")
     return 0
 
@@ -437,23 +448,15 @@ async def bulk_delete(args: argparse.Namespace) -> int:
     keys = _bulk_keys(args.file)
     validate_bulk_shape(len(keys), sum(len(k.encode()) for k in keys))
     target = _target(args)
-    question = (
-        f'Are you sure you want to delete all the keys read from "{args.file}" '
-        f"from kv-namespace {target.namespace_id}?"
-    )
-    if not _confirm(question, args.force):
-        print(f'Not deleting keys read from "{args.file}".')
-        await target.client.close()
-        return 0
-    failed: list[str] = []
     async with target.client:
-        for start in range(0, len(keys), BULK_CHUNK_ENTRIES):
-            chunk = keys[start : start + BULK_CHUNK_ENTRIES]
-            result = await target.kv.bulk_delete(chunk)
-            failed += [f"{r.key}: {r.error_message}" for r in result.results if not r.ok]
-            _progress("Deleted", start + len(chunk), len(keys))
-    if failed:
-        raise ValueError(f"{len(failed)} of {len(keys)} keys were not deleted: {failed[0]}")
+        question = (
+            f'Are you sure you want to delete all the keys read from "{args.file}" '
+            f"from kv-namespace {target.namespace_id}?"
+        )
+        if not _confirm(question, args.force):
+            print(f'Not deleting keys read from "{args.file}".')
+            return 0
+        await _send_in_chunks(keys, target.kv.bulk_delete, "Deleted", "keys were not deleted")
     print("Success!")
     return 0
 

@@ -1,0 +1,321 @@
+"""A real ``edgekv`` node (central or edge) child process for tests.
+
+Theory of operation: a test runs ``python -m edgekv KIND --listen 127.0.0.1:0
+...`` through :func:`start_node` or a :class:`NodeLauncher`. Its stdout and
+stderr go to files in a directory of the test's choosing (no pipes, so the
+child can never block on a full pipe), and the start waits — polling the
+stdout file with short sleeps — for the one ``edgekv KIND ready on ...`` line,
+from which it learns the address and whatever else the line reports. If the
+child exits or the deadline passes first, the kind's :class:`NodeStartError`
+says so and shows its stderr.
+
+What differs between kinds lives in a :class:`NodeProcess` subclass: ``kind``
+(``"central"``, ``"edge"``), the ready line's pattern (see
+:func:`ready_pattern`), the start error to raise and :meth:`NodeProcess.on_ready`
+to keep the ready line's extra fields. :mod:`tests.support.central_process`
+and :mod:`tests.support.edge_process` hold those and the command lines.
+
+Every process is killed at the end even when a test fails: use the process
+itself as a context manager, or start processes through a launcher (a context
+manager that kills all it started). :func:`run_node_to_exit` is for starts
+that are meant to fail: it waits for the exit and returns the exit code and
+both outputs.
+
+The waits block: a test whose central runs in-process, on its own event loop,
+must call these from a thread (``asyncio.to_thread``) so that central can
+answer the child's health check meanwhile.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar, Generic, Self, TypeVar
+
+DEFAULT_START_TIMEOUT_S = 30.0
+DEFAULT_STOP_TIMEOUT_S = 10.0
+_POLL_S = 0.02
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+# Default log names count per kind: central-1, central-2, ..., edge-1, ...
+_names: defaultdict[str, Iterator[int]] = defaultdict(lambda: itertools.count(1))
+
+
+class NodeStartError(RuntimeError):
+    """The process did not print its ready line (it exited, or was too slow)."""
+
+
+def ready_pattern(prefix: str, fields: str) -> re.Pattern[str]:
+    """The whole ready line: ``PREFIX ADDRESS FIELDS`` (``fields`` is a regex)."""
+    return re.compile(rf"^{re.escape(prefix)} (?P<address>\S+) {fields}$")
+
+
+def node_command(kind: str, *args: str) -> list[str]:
+    """The argv of ``edgekv KIND`` on a free loopback port, then ``args``."""
+    return [sys.executable, "-m", "edgekv", kind, "--listen", "127.0.0.1:0", *args]
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The child imports edgekv from this checkout, whatever the test's cwd.
+    env["PYTHONPATH"] = os.pathsep.join(
+        part for part in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if part
+    )
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+@dataclass
+class NodeExit:
+    """How a process that was meant to fail ended."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class NodeProcess:
+    """One running ``edgekv KIND``; subclasses set the class attributes below."""
+
+    kind: ClassVar[str] = "node"
+    READY_LINE: ClassVar[re.Pattern[str]]
+    start_error: ClassVar[type[NodeStartError]] = NodeStartError
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        argv: Sequence[str],
+        stdout_path: Path,
+        stderr_path: Path,
+    ) -> None:
+        self.process = process
+        self.argv = list(argv)
+        self.stdout_path = stdout_path
+        self.stderr_path = stderr_path
+        self.ready_line = ""
+        self.address = ""
+
+    def _repr_fields(self) -> str:
+        return f"pid={self.pid}, address={self.address!r}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._repr_fields()}, returncode={self.process.returncode})"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rpartition(":")[2])
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stdout(self) -> str:
+        return _read(self.stdout_path)
+
+    def stderr(self) -> str:
+        """What the process wrote to stderr so far (all of it, once it has exited)."""
+        return _read(self.stderr_path)
+
+    def on_ready(self, match: re.Match[str]) -> None:
+        """Keep the ready line's fields beyond the address (subclasses)."""
+
+    def wait_ready(self, timeout_s: float = DEFAULT_START_TIMEOUT_S) -> None:
+        """Wait for the ready line; on exit or timeout kill it and raise ``start_error``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            first_line, newline, _ = self.stdout().partition("\n")
+            if newline:
+                match = self.READY_LINE.match(first_line)
+                if match is None:
+                    self.kill()
+                    raise self.start_error(
+                        f"unexpected first stdout line {first_line!r} from {self.argv}\n"
+                        f"stderr:\n{self.stderr()}"
+                    )
+                self.ready_line = first_line
+                self.address = match["address"]
+                self.on_ready(match)
+                return
+            code = self.process.poll()
+            if code is not None:
+                raise self.start_error(
+                    f"edgekv {self.kind} exited with code {code} before it was ready: "
+                    f"{self.argv}\nstderr:\n{self.stderr()}"
+                )
+            if time.monotonic() > deadline:
+                self.kill()
+                raise self.start_error(
+                    f"edgekv {self.kind} was not ready within {timeout_s:g} s: {self.argv}\n"
+                    f"stderr:\n{self.stderr()}"
+                )
+            time.sleep(_POLL_S)
+
+    def terminate(self, timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> int:
+        """SIGTERM (a graceful stop) and wait; return the exit code.
+
+        Raises ``subprocess.TimeoutExpired`` when it does not exit in time (the
+        process is then killed, so nothing outlives the test).
+        """
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> int:
+        """SIGKILL (a crash: nothing is flushed or closed) and wait; return the exit code."""
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.process.wait()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.kill()
+
+
+P = TypeVar("P", bound=NodeProcess)
+E = TypeVar("E", bound=NodeExit)
+
+
+def spawn_node(
+    process_type: type[P], argv: Sequence[str], log_dir: Path, name: str | None = None
+) -> P:
+    """Start ``argv`` with its outputs in ``log_dir/NAME.stdout`` and ``.stderr``; no wait.
+
+    NAME defaults to ``KIND-N``.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    name = name or f"{process_type.kind}-{next(_names[process_type.kind])}"
+    stdout_path = log_dir / f"{name}.stdout"
+    stderr_path = log_dir / f"{name}.stderr"
+    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=_child_env(),
+            cwd=log_dir,
+        )
+    return process_type(process, argv, stdout_path, stderr_path)
+
+
+def start_node(
+    process_type: type[P],
+    argv: Sequence[str],
+    log_dir: Path,
+    *,
+    name: str | None = None,
+    timeout_s: float = DEFAULT_START_TIMEOUT_S,
+) -> P:
+    """Start ``argv`` and return once it printed its ready line (killed if it did not).
+
+    The caller must stop it: use the result as a context manager or start it
+    via a :class:`NodeLauncher`.
+    """
+    node = spawn_node(process_type, argv, log_dir, name)
+    try:
+        node.wait_ready(timeout_s)
+    except BaseException:
+        node.kill()
+        raise
+    return node
+
+
+def run_node_to_exit(
+    process_type: type[NodeProcess],
+    exit_type: type[E],
+    argv: Sequence[str],
+    log_dir: Path,
+    *,
+    name: str | None = None,
+    timeout_s: float = DEFAULT_START_TIMEOUT_S,
+) -> E:
+    """Run ``argv`` expecting it to exit by itself (a bad flag, say).
+
+    Raises AssertionError (after killing it) if it is still running after
+    ``timeout_s``, e.g. because it started serving after all.
+    """
+    node = spawn_node(process_type, argv, log_dir, name)
+    try:
+        returncode = node.process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        node.kill()
+        raise AssertionError(
+            f"edgekv {process_type.kind} did not exit within {timeout_s:g} s: {node.argv}\n"
+            f"stdout:\n{node.stdout()}\nstderr:\n{node.stderr()}"
+        ) from None
+    finally:
+        node.kill()
+    return exit_type(returncode, node.stdout(), node.stderr())
+
+
+class NodeLauncher(Generic[P]):
+    """Starts processes into one log directory and kills them all on exit.
+
+    Subclasses set ``process_type`` and offer a ``start`` that builds the argv
+    and calls :meth:`launch`.
+    """
+
+    process_type: type[P]
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[P] = []
+
+    def launch(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str | None = None,
+        timeout_s: float = DEFAULT_START_TIMEOUT_S,
+    ) -> P:
+        """Start ``argv`` and wait for its ready line; it is in ``started`` even if that fails."""
+        node = spawn_node(self.process_type, argv, self.log_dir, name)
+        self.started.append(node)
+        node.wait_ready(timeout_s)
+        return node
+
+    def kill_all(self) -> None:
+        for node in self.started:
+            node.kill()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.kill_all()
