@@ -28,9 +28,24 @@ class ClusterState:
     central: str
     # Region → edge addresses in that region.
     edges: dict[str, list[str]] = field(default_factory=dict)
+    # Node name → {"kind", "region", "address", "pid", "log"}; empty for hand-made files.
+    nodes: dict[str, dict[str, object]] = field(default_factory=dict)
+    launcher_pid: int | None = None
+    time_scale: float = 1.0
+    time_anchor: float | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"central": self.central, "edges": self.edges}, indent=2)
+        return json.dumps(
+            {
+                "central": self.central,
+                "edges": self.edges,
+                "nodes": self.nodes,
+                "launcher_pid": self.launcher_pid,
+                "time_scale": self.time_scale,
+                "time_anchor": self.time_anchor,
+            },
+            indent=2,
+        )
 
     @classmethod
     def from_json(cls, text: str, path: Path) -> ClusterState:
@@ -41,9 +56,27 @@ class ClusterState:
                 str(region): list(map(str, addresses))
                 for region, addresses in raw.get("edges", {}).items()
             }
+            nodes = {str(name): dict(info) for name, info in raw.get("nodes", {}).items()}
+            launcher_pid = raw.get("launcher_pid")
+            time_scale = float(raw.get("time_scale", 1.0))
+            anchor = raw.get("time_anchor")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ClusterNotFoundError(f"{path}: not a cluster state file ({exc})") from None
-        return cls(str(central), edges)
+        return cls(
+            str(central),
+            edges,
+            nodes,
+            None if launcher_pid is None else int(launcher_pid),
+            time_scale,
+            None if anchor is None else float(anchor),
+        )
+
+    def write(self, path: Path) -> None:
+        """Write atomically, so a reader never sees half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_text(self.to_json(), encoding="utf-8")
+        partial.replace(path)
 
 
 def state_file_path(environ: Mapping[str, str] = os.environ) -> Path:

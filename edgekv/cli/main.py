@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import cast
 
-from edgekv.cli import central_cmd, demo_cmd, edge_cmd, kv_cmd
+from edgekv.cli import central_cmd, cluster_cmd, demo_cmd, edge_cmd, kv_cmd
 from edgekv.cli.common import OneLineParser, run_command
 
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     central_cmd.register(subcommands)
     edge_cmd.register(subcommands)
     kv_cmd.register(subcommands)
+    cluster_cmd.register(subcommands)
     demo_cmd.register(subcommands)
     return parser
 

@@ -1,0 +1,239 @@
+"""``edgekv up``, ``edgekv status`` and ``edgekv down``: a whole cluster in one command.
+
+Theory of operation: ``up`` starts the topology's nodes with
+:class:`~edgekv.launcher.LocalCluster`, prints a table of them, and writes the
+cluster state file that ``edgekv kv``, ``edgekv.Client`` users and
+``edgekv.bindings`` find by themselves. In the foreground it supervises: a
+node that exits is reported at once, Ctrl-C or SIGTERM stops every node and
+removes the state file. ``--detach`` runs that supervisor in the background
+and returns once the cluster is healthy; ``down`` signals it and waits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TypeAlias
+
+from edgekv.launcher import LocalCluster, RunningNode
+from edgekv.locate import ClusterState, read_state, state_file_path
+from edgekv.topology import Topology, default_topology, load_topology
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+DEFAULT_DATA_DIR = Path.home() / ".edgekv" / "cluster-data"
+
+
+def register(subcommands: Subcommands) -> None:
+    up = subcommands.add_parser(
+        "up",
+        help="start a whole cluster (central + edges) on this machine",
+        description="Start the central store and every edge of a topology as local processes.",
+        epilog="example: edgekv up --time-scale 10 --detach",
+    )
+    up.add_argument("--topology", metavar="FILE", help="a topology TOML (default: 5 regions)")
+    up.add_argument("--time-scale", type=float, default=None, metavar="S")
+    up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR")
+    up.add_argument("--follow", action="store_true", help="stream every node's log")
+    up.add_argument("--detach", action="store_true", help="run in the background")
+    up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)
+    up.set_defaults(run=run_up)
+
+    status = subcommands.add_parser(
+        "status",
+        help="health and stats of every node of the running cluster",
+        epilog="example: edgekv status",
+    )
+    status.set_defaults(run=run_status)
+
+    down = subcommands.add_parser(
+        "down", help="stop a cluster started with --detach", epilog="example: edgekv down"
+    )
+    down.set_defaults(run=run_down)
+
+
+def print_table(state: ClusterState) -> None:
+    print(f"{'node':<16} {'region':<14} {'address':<22} {'rtt ms':>7}  pid")
+    for name, info in state.nodes.items():
+        rtt = "-" if info["kind"] == "central" else f"{float(str(info['rtt_ms'])):g}"
+        print(f"{name:<16} {info['region']!s:<14} {info['address']!s:<22} {rtt:>7}  {info['pid']}")
+
+
+async def run_up(args: argparse.Namespace) -> int:
+    topology = load_topology(args.topology) if args.topology else default_topology()
+    topology = topology.with_time_scale(args.time_scale)
+    existing = read_state()
+    if existing is not None and existing.launcher_pid and _alive(existing.launcher_pid):
+        raise ValueError(
+            f"a cluster is already running (launcher pid {existing.launcher_pid}); "
+            "stop it with `edgekv down`"
+        )
+    if args.detach:
+        return await _detach(args)
+    return await _supervise(args, topology)
+
+
+async def _supervise(args: argparse.Namespace, topology: Topology) -> int:
+    started = time.monotonic()
+    cluster = await LocalCluster.start(topology, args.data_dir)
+    state_path = state_file_path()
+    try:
+        state = cluster.state()
+        state.write(state_path)
+        print(
+            f"cluster healthy in {time.monotonic() - started:.1f} s "
+            f"(time scale {topology.time_scale:g}); state in {state_path}"
+        )
+        print_table(state)
+        print("logs in", args.data_dir / "logs", "- Ctrl-C stops every node", flush=True)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        follow = asyncio.ensure_future(_follow(cluster.nodes)) if args.follow else None
+        reported: set[str] = set()
+        while not stopping.is_set():
+            for node in cluster.exited():
+                if node.name not in reported:
+                    reported.add(node.name)
+                    print(
+                        f"edgekv: node {node.name} exited with code {node.process.returncode}: "
+                        f"{node.log_tail(2)} (log: {node.log_path})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 0.2)
+        if follow is not None:
+            follow.cancel()
+        print("stopping every node ...", flush=True)
+    finally:
+        await cluster.stop()
+        current = read_state()
+        if current is not None and current.launcher_pid == os.getpid():
+            state_path.unlink(missing_ok=True)
+    print("stopped")
+    return 0
+
+
+async def _follow(nodes: list[RunningNode]) -> None:
+    """Print every node's new complete log lines, prefixed by the node's name."""
+    offsets: dict[str, int] = {}
+    while True:
+        for node in nodes:
+            data = node.log_path.read_bytes()
+            start = offsets.get(node.name, 0)
+            end = data.rfind(b"\n") + 1
+            for line in data[start:end].decode("utf-8", "replace").splitlines():
+                print(f"{node.name:>14} | {line}", flush=True)
+            offsets[node.name] = max(start, end)
+        await asyncio.sleep(0.2)
+
+
+async def _detach(args: argparse.Namespace) -> int:
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "edgekv",
+        "up",
+        "--supervise",
+        "--data-dir",
+        str(args.data_dir),
+    ]
+    if args.topology:
+        command += ["--topology", args.topology]
+    if args.time_scale is not None:
+        command += ["--time-scale", repr(args.time_scale)]
+    log_path = args.data_dir / "launcher.log"
+    with log_path.open("wb") as log:
+        # Popen, not asyncio's subprocess: the launcher must outlive this process.
+        launcher = subprocess.Popen(  # noqa: ASYNC220
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = read_state()
+        if state is not None and state.launcher_pid == launcher.pid:
+            print_table(state)
+            print(
+                f"running in the background (launcher pid {launcher.pid}); stop with `edgekv down`"
+            )
+            return 0
+        if launcher.poll() is not None:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
+            raise OSError(f"the cluster did not start: {' '.join(tail) or 'no output'}")
+        await asyncio.sleep(0.1)
+    launcher.terminate()
+    raise OSError(f"the cluster was not healthy within 60 s; see {log_path}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _running_state() -> ClusterState:
+    state = read_state()
+    if state is None:
+        raise ValueError(f"no cluster is running (no state file at {state_file_path()})")
+    return state
+
+
+async def run_down(args: argparse.Namespace) -> int:
+    state = _running_state()
+    pids = [int(str(info["pid"])) for info in state.nodes.values()]
+    if state.launcher_pid and _alive(state.launcher_pid):
+        os.kill(state.launcher_pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    # Other processes' exits have no event to wait on: poll them.
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    for pid in pids:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    state_file_path().unlink(missing_ok=True)
+    print(f"stopped {len(pids)} nodes")
+    return 0
+
+
+async def run_status(args: argparse.Namespace) -> int:
+    import grpc
+
+    from edgekv.launcher import healthy
+    from edgekv.v1 import edge_pb2, edge_pb2_grpc
+
+    state = _running_state()
+    print(f"{'node':<16} {'region':<14} {'address':<22} {'health':<8} stats")
+    unhealthy = 0
+    for name, info in state.nodes.items():
+        address = str(info["address"])
+        try:
+            await healthy(address, timeout_s=2.0)
+            health = "SERVING"
+        except (grpc.aio.AioRpcError, OSError):
+            health, unhealthy = "DOWN", unhealthy + 1
+        detail = ""
+        if info["kind"] == "edge" and health == "SERVING":
+            async with grpc.aio.insecure_channel(address) as channel:
+                stats = await edge_pb2_grpc.EdgeControlStub(channel).GetStats(
+                    edge_pb2.GetStatsRequest(), timeout=2.0
+                )
+            detail = (
+                f"hits={stats.hits} misses={stats.misses} expired={stats.expired} "
+                f"stale={stats.stale_serves} upstream={stats.upstream_calls} "
+                f"entries={stats.entries} bytes={stats.bytes_cached}"
+            )
+        print(f"{name:<16} {info['region']!s:<14} {address:<22} {health:<8} {detail}")
+    return 1 if unhealthy else 0

@@ -1,0 +1,240 @@
+"""The cluster topology: one typed description for the launcher, the demo and deployments.
+
+Theory of operation: a TOML file (or the built-in default) names the central
+store and the regions; each region has its modelled link to central (RTT,
+jitter, loss) and a number of edges with their cache and consistency settings.
+:func:`load_topology` checks every field and names the one that is wrong, in
+one line. The local launcher and the docker-compose generator both read a
+:class:`Topology`, so they cannot drift apart.
+
+A file looks like this (every field optional except the regions' names)::
+
+    time_scale = 1.0                  # simulated seconds per real second
+
+    [central]
+    region = "us-east"
+    storage = "sqlite:central.db"     # relative paths are inside the data dir
+    write_rate_limit = true
+
+    [edge_defaults]                   # for every region, unless it says otherwise
+    cache = "memory"                  # or redis://HOST:PORT/DB
+    cache_max_bytes = "64MiB"
+    mode = "ttl"                      # ttl | invalidate | push
+    max_stale_s = 0
+    refresh_ahead = 0.0
+
+    [[regions]]
+    name = "eu-west"
+    rtt_ms = 83
+    jitter_ms = 4
+    loss = 0.0
+    edges = 1
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+MiB = 1024 * 1024
+MODES = ("ttl", "invalidate", "push")
+
+# Median RTT to a central store in us-east, from DESIGN.md (Azure's published
+# inter-region medians, July 2023).
+DEFAULT_REGION_RTT_MS = {
+    "us-east": 2.0,
+    "us-west": 64.0,
+    "eu-west": 83.0,
+    "ap-southeast": 223.0,
+    "sa-east": 115.0,
+}
+
+
+class TopologyError(ValueError):
+    """A topology that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class EdgeSpec:
+    cache: str = "memory"
+    cache_max_bytes: int = 64 * MiB
+    mode: str = "ttl"
+    max_stale_s: float = 0.0
+    refresh_ahead: float = 0.0
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    name: str
+    rtt_ms: float
+    jitter_ms: float = 0.0
+    loss: float = 0.0
+    edges: int = 1
+    edge: EdgeSpec = EdgeSpec()
+
+    def node_names(self) -> list[str]:
+        return [f"{self.name}-{index}" for index in range(1, self.edges + 1)]
+
+
+@dataclass(frozen=True)
+class CentralSpec:
+    region: str = "us-east"
+    storage: str = "sqlite:central.db"
+    write_rate_limit: bool = True
+
+
+@dataclass(frozen=True)
+class Topology:
+    central: CentralSpec
+    regions: tuple[RegionSpec, ...]
+    time_scale: float = 1.0
+
+    def with_time_scale(self, time_scale: float | None) -> Topology:
+        return self if time_scale is None else replace(self, time_scale=time_scale)
+
+    def region(self, name: str) -> RegionSpec:
+        for region in self.regions:
+            if region.name == name:
+                return region
+        raise TopologyError(f"no region {name!r} in the topology")
+
+
+def default_topology() -> Topology:
+    """A central store in us-east on SQLite and one edge in each of the five regions."""
+    regions = tuple(
+        RegionSpec(name, rtt_ms, jitter_ms=round(rtt_ms * 0.05, 2))
+        for name, rtt_ms in DEFAULT_REGION_RTT_MS.items()
+    )
+    return Topology(CentralSpec(), regions)
+
+
+def parse_size(text: str | int, field: str = "size") -> int:
+    """``64MiB``, ``1GiB``, ``500KiB``, ``1MB`` or a number of bytes."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    units = {"kib": 1024, "mib": MiB, "gib": 1024 * MiB, "kb": 1000, "mb": 10**6, "gb": 10**9}
+    lowered = str(text).strip().lower()
+    try:
+        for suffix, factor in units.items():
+            if lowered.endswith(suffix):
+                return int(float(lowered[: -len(suffix)]) * factor)
+        return int(lowered)
+    except ValueError:
+        raise TopologyError(f"{field}: {text!r} is not a size like 64MiB") from None
+
+
+def load_topology(path: str | Path) -> Topology:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TopologyError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TopologyError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        return _topology(raw)
+    except TopologyError as exc:
+        raise TopologyError(f"{path}: {exc}") from None
+
+
+class _Fields:
+    """Reads one table, checking each field's type and range, naming it when wrong."""
+
+    def __init__(self, table: Any, where: str, known: set[str]) -> None:
+        if not isinstance(table, dict):
+            raise TopologyError(f"{where}: must be a table")
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise TopologyError(f"{where}.{unknown[0]}: unknown field")
+        self.table = table
+        self.where = where
+
+    def name(self, field: str) -> str:
+        return f"{self.where}.{field}" if self.where else field
+
+    def number(self, field: str, default: float, low: float = 0.0, high: float = math.inf) -> float:
+        value = self.table.get(field, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TopologyError(f"{self.name(field)}: must be a number")
+        if not low <= value <= high:
+            raise TopologyError(f"{self.name(field)}: must be between {low:g} and {high:g}")
+        return float(value)
+
+    def text(self, field: str, default: str, choices: tuple[str, ...] = ()) -> str:
+        value = self.table.get(field, default)
+        if not isinstance(value, str) or not value:
+            raise TopologyError(f"{self.name(field)}: must be a non-empty string")
+        if choices and value not in choices:
+            raise TopologyError(f"{self.name(field)}: must be one of {', '.join(choices)}")
+        return value
+
+    def flag(self, field: str, default: bool) -> bool:
+        value = self.table.get(field, default)
+        if not isinstance(value, bool):
+            raise TopologyError(f"{self.name(field)}: must be true or false")
+        return value
+
+
+_EDGE_FIELDS = {"cache", "cache_max_bytes", "mode", "max_stale_s", "refresh_ahead"}
+
+
+def _edge_spec(fields: _Fields, base: EdgeSpec) -> EdgeSpec:
+    size = fields.table.get("cache_max_bytes", base.cache_max_bytes)
+    max_bytes = parse_size(size, fields.name("cache_max_bytes"))
+    if max_bytes <= 0:
+        raise TopologyError(f"{fields.name('cache_max_bytes')}: must be positive")
+    return EdgeSpec(
+        cache=fields.text("cache", base.cache),
+        cache_max_bytes=max_bytes,
+        mode=fields.text("mode", base.mode, MODES),
+        max_stale_s=fields.number("max_stale_s", base.max_stale_s),
+        refresh_ahead=fields.number("refresh_ahead", base.refresh_ahead, 0.0, 0.99),
+    )
+
+
+def _topology(raw: dict[str, Any]) -> Topology:
+    top = _Fields(raw, "", {"time_scale", "central", "edge_defaults", "regions"})
+    time_scale = top.number("time_scale", 1.0, low=1e-6)
+    central_fields = _Fields(
+        raw.get("central", {}), "central", {"region", "storage", "write_rate_limit"}
+    )
+    central = CentralSpec(
+        region=central_fields.text("region", "us-east"),
+        storage=central_fields.text("storage", "sqlite:central.db"),
+        write_rate_limit=central_fields.flag("write_rate_limit", True),
+    )
+    defaults = _edge_spec(
+        _Fields(raw.get("edge_defaults", {}), "edge_defaults", _EDGE_FIELDS), EdgeSpec()
+    )
+    entries = raw.get("regions")
+    if not isinstance(entries, list) or not entries:
+        raise TopologyError("regions: needs at least one [[regions]] table")
+    regions = []
+    for index, entry in enumerate(entries):
+        fields = _Fields(
+            entry,
+            f"regions[{index}]",
+            {"name", "rtt_ms", "jitter_ms", "loss", "edges", *_EDGE_FIELDS},
+        )
+        name = fields.text("name", "")
+        edges = fields.number("edges", 1, low=0, high=64)
+        if edges != int(edges):
+            raise TopologyError(f"{fields.name('edges')}: must be a whole number")
+        regions.append(
+            RegionSpec(
+                name=name,
+                rtt_ms=fields.number("rtt_ms", DEFAULT_REGION_RTT_MS.get(name, 0.0)),
+                jitter_ms=fields.number("jitter_ms", 0.0),
+                loss=fields.number("loss", 0.0, high=1.0),
+                edges=int(edges),
+                edge=_edge_spec(fields, defaults),
+            )
+        )
+    names = [region.name for region in regions]
+    duplicate = next((name for name in names if names.count(name) > 1), None)
+    if duplicate is not None:
+        raise TopologyError(f"regions: {duplicate!r} appears more than once")
+    return Topology(central, tuple(regions), time_scale)

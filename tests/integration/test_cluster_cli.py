@@ -1,0 +1,159 @@
+"""``edgekv up / status / down`` and ``edgekv demo`` as a user runs them: real processes.
+
+Every test points EDGEKV_STATE_FILE into its own temp folder, so a developer's
+own cluster is never touched, and checks by PID that nothing is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+EDGEKV = [sys.executable, "-m", "edgekv"]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def run(env: dict[str, str], *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*EDGEKV, *args], env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
+    environ["EDGEKV_STATE_FILE"] = str(tmp_path / "state" / "cluster.json")
+    return environ
+
+
+def node_pids(state_file: Path) -> dict[str, int]:
+    state = json.loads(state_file.read_text())
+    return {name: int(info["pid"]) for name, info in state["nodes"].items()}
+
+
+def test_up_detached_status_kv_through_the_state_file_and_down(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    state_file = Path(env["EDGEKV_STATE_FILE"])
+    started = time.monotonic()
+    up = run(env, "up", "--detach", "--data-dir", str(tmp_path / "data"), "--time-scale", "10")
+    took_s = time.monotonic() - started
+    assert up.returncode == 0, up.stderr
+    pids = node_pids(state_file)
+    launcher_pid = json.loads(state_file.read_text())["launcher_pid"]
+    try:
+        assert sorted(pids) == sorted(
+            ["central", "us-east-1", "us-west-1", "eu-west-1", "ap-southeast-1", "sa-east-1"]
+        )
+        assert "eu-west-1" in up.stdout and "83" in up.stdout
+        assert took_s < 30, f"up --detach took {took_s:.1f} s"
+
+        status = run(env, "status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert status.stdout.count("SERVING") == 6
+
+        created = run(env, "kv", "namespace", "create", "CLUSTER")
+        assert created.returncode == 0, created.stderr
+        namespace_id = created.stdout.split('id = "')[1].split('"')[0]
+        ns = ["--namespace-id", namespace_id]
+        assert run(env, "kv", "key", "put", "k", "v", *ns).returncode == 0
+        first = run(env, "kv", "key", "get", "k", *ns, "--region", "eu-west", "--verbose")
+        second = run(env, "kv", "key", "get", "k", *ns, "--region", "eu-west", "--verbose")
+        assert (first.stdout, second.stdout) == ("v", "v")
+        assert "cache_status=MISS" in first.stderr and "node=eu-west-1" in first.stderr
+        assert "cache_status=HIT" in second.stderr
+
+        again = run(env, "up", "--detach", "--data-dir", str(tmp_path / "other"))
+        assert again.returncode == 1
+        assert again.stderr.startswith("edgekv: error: a cluster is already running")
+    finally:
+        down = run(env, "down")
+    assert down.returncode == 0, down.stderr
+    assert "stopped 6 nodes" in down.stdout
+    assert not state_file.exists()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(map(alive, [launcher_pid, *pids.values()])):
+        time.sleep(0.05)
+    assert not [name for name, pid in pids.items() if alive(pid)], "orphan nodes after down"
+    assert not alive(launcher_pid)
+
+
+def test_up_in_the_foreground_stops_everything_on_sigterm(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    topology = tmp_path / "small.toml"
+    topology.write_text("[[regions]]\nname = 'eu-west'\nedges = 2\n")
+    state_file = Path(env["EDGEKV_STATE_FILE"])
+    process = subprocess.Popen(
+        [*EDGEKV, "up", "--topology", str(topology), "--data-dir", str(tmp_path / "data")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not state_file.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no state file within 30 s"
+            time.sleep(0.05)
+        pids = node_pids(state_file)
+        assert sorted(pids) == ["central", "eu-west-1", "eu-west-2"]
+        os.kill(pids["eu-west-2"], signal.SIGKILL)  # a node that dies is reported at once
+        time.sleep(0.6)  # the launcher checks its nodes every 0.2 s
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "node eu-west-2 exited with code -9" in stderr
+    assert "stopped" in stdout
+    assert not state_file.exists()
+    assert not [name for name, pid in pids.items() if alive(pid)], "orphan nodes after SIGTERM"
+
+
+def test_a_bad_topology_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    topology = tmp_path / "bad.toml"
+    topology.write_text("[[regions]]\nname = 'x'\nrtt_ms = 'far'\n")
+    result = run(env, "up", "--topology", str(topology), "--data-dir", str(tmp_path / "d"))
+    assert result.returncode == 1
+    assert result.stderr == f"edgekv: error: {topology}: regions[0].rtt_ms: must be a number\n"
+
+
+def test_status_and_down_without_a_cluster_say_so(env: dict[str, str]) -> None:
+    for command in ("status", "down"):
+        result = run(env, command)
+        assert result.returncode == 1
+        assert result.stderr.startswith("edgekv: error: no cluster is running"), result.stderr
+
+
+def test_the_demo_converges_within_the_bound(env: dict[str, str]) -> None:
+    started = time.monotonic()
+    result = run(env, "demo", timeout_s=120)
+    took_s = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every region converged within the bound" in result.stdout
+    for region in ("us-west", "eu-west", "ap-southeast", "sa-east"):
+        line = next(
+            line
+            for line in result.stdout.splitlines()
+            if line.strip().startswith(region) and "bound" in line
+        )
+        seen_s = float(line.split()[1])
+        assert 50 <= seen_s <= 61, line  # its copy was filled ~2 s before the write
+    assert took_s < 30, f"the demo took {took_s:.1f} s"
