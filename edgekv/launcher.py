@@ -159,12 +159,16 @@ class LocalCluster:
         self, kind: str, name: str, region: str, rtt_ms: float, args: list[str]
     ) -> RunningNode:
         log_path = self.data_dir / "logs" / f"{name}.log"
+        # Every flag of a node can come from an EDGEKV_* variable; the launcher passes
+        # what the topology says as flags, and nothing from its own shell may leak in.
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
         with log_path.open("wb") as log:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "edgekv",
                 *args,
+                env=environment,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

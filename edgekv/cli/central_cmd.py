@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 from edgekv.cli.common import add_time_flags, clock_from, configure_logging
+from edgekv.cli.env_flags import apply_env_defaults
 
 log = logging.getLogger("edgekv.central")
 
@@ -34,6 +35,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     add_time_flags(parser)
     parser.set_defaults(run=run)
+    apply_env_defaults(parser)
 
 
 async def run(args: argparse.Namespace) -> int:

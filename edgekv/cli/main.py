@@ -8,7 +8,15 @@ import sys
 from collections.abc import Sequence
 from typing import cast
 
-from edgekv.cli import central_cmd, cluster_cmd, demo_cmd, edge_cmd, kv_cmd
+from edgekv.cli import (
+    central_cmd,
+    cluster_cmd,
+    demo_cmd,
+    deploy_cmd,
+    edge_cmd,
+    health_cmd,
+    kv_cmd,
+)
 from edgekv.cli.common import OneLineParser, run_command
 
 
@@ -28,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     kv_cmd.register(subcommands)
     cluster_cmd.register(subcommands)
     demo_cmd.register(subcommands)
+    health_cmd.register(subcommands)
+    deploy_cmd.register(subcommands)
     return parser
 
 

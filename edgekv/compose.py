@@ -1,0 +1,152 @@
+"""A docker-compose deployment of a :class:`~edgekv.topology.Topology`.
+
+Theory of operation: :func:`compose_dict` turns a topology into the dict of a
+Compose file, with the same ``edgekv central`` / ``edgekv edge`` flags the
+local launcher (:mod:`edgekv.launcher`) passes for the same topology, except
+what only makes sense in containers: nodes listen on ``0.0.0.0`` (central on
+7000, edges on 7100), central stores in the ``redis`` service, edges reach it
+as ``central:7000``, and an edge's node name defaults to REGION-HOSTNAME (the
+container's id) so a region's service can be scaled to any number of
+replicas. Only central publishes a fixed host port; edges publish 7100 on an
+ephemeral host port (``docker compose port edge-REGION 7100``). Key order is
+fixed, so the same topology always gives the same file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from edgekv.topology import RegionSpec, Topology
+
+IMAGE = "edgekv:local"
+CENTRAL_PORT = 7000
+EDGE_PORT = 7100
+REDIS_URL = "redis://redis:6379/0"
+BUILD = {"context": "..", "dockerfile": "deploy/Dockerfile"}
+# Placeholder until `edgekv experiment` exists: a smoke job that lists namespaces.
+EXPERIMENT_COMMAND = ["kv", "namespace", "list", "--central", f"central:{CENTRAL_PORT}"]
+# Give every node the same anchor so scaled clocks agree: EDGEKV_TIME_ANCHOR=$(date +%s).
+TIME_ANCHOR_ENV = "${EDGEKV_TIME_ANCHOR:-}"
+
+
+def service_name(region: RegionSpec) -> str:
+    return f"edge-{region.name}"
+
+
+def _healthcheck(test: list[str]) -> dict[str, Any]:
+    return {"test": test, "interval": "2s", "timeout": "5s", "retries": 30, "start_period": "5s"}
+
+
+def _node_health(port: int) -> dict[str, Any]:
+    return _healthcheck(["CMD", "edgekv", "health", f"127.0.0.1:{port}"])
+
+
+def _time_args(topology: Topology) -> list[str]:
+    return ["--time-scale", repr(topology.time_scale)]
+
+
+def central_command(topology: Topology) -> list[str]:
+    args = [
+        "central",
+        "--listen", f"0.0.0.0:{CENTRAL_PORT}",
+        "--storage", REDIS_URL,
+        *_time_args(topology),
+    ]  # fmt: skip
+    if not topology.central.write_rate_limit:
+        args.append("--no-write-rate-limit")
+    return args
+
+
+def edge_command(topology: Topology, region: RegionSpec, seed: int) -> list[str]:
+    spec = region.edge
+    return [
+        "edge",
+        "--listen", f"0.0.0.0:{EDGE_PORT}",
+        "--central", f"central:{CENTRAL_PORT}",
+        "--region", region.name,
+        "--cache", spec.cache,
+        "--cache-max-bytes", str(spec.cache_max_bytes),
+        "--mode", spec.mode,
+        "--max-stale-s", repr(spec.max_stale_s),
+        "--refresh-ahead", repr(spec.refresh_ahead),
+        "--rtt-ms", repr(region.rtt_ms),
+        "--jitter-ms", repr(region.jitter_ms),
+        "--loss", repr(region.loss),
+        "--seed", str(seed),
+        *_time_args(topology),
+    ]  # fmt: skip
+
+
+def _healthy(*names: str) -> dict[str, Any]:
+    return {name: {"condition": "service_healthy"} for name in names}
+
+
+def compose_dict(topology: Topology) -> dict[str, Any]:
+    """The Compose file for ``topology``, as plain dicts, lists and strings."""
+    services: dict[str, Any] = {
+        "redis": {
+            "image": "redis:7-alpine",
+            "command": ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec"],
+            "volumes": ["redis-data:/data"],
+            "healthcheck": _healthcheck(["CMD", "redis-cli", "ping"]),
+            "restart": "unless-stopped",
+        },
+        "central": {
+            "build": dict(BUILD),
+            "image": IMAGE,
+            "command": central_command(topology),
+            "environment": {
+                "EDGEKV_HEALTH_PORT": str(CENTRAL_PORT),
+                "EDGEKV_TIME_ANCHOR": TIME_ANCHOR_ENV,
+            },
+            "ports": [f"{CENTRAL_PORT}:{CENTRAL_PORT}"],
+            "depends_on": _healthy("redis"),
+            "healthcheck": _node_health(CENTRAL_PORT),
+            "restart": "unless-stopped",
+        },
+    }
+    # The launcher seeds edges 1, 2, ... in topology order; a region's replicas share
+    # the seed of its first edge (their links still diverge: calls differ in timing).
+    seed = 1
+    for region in topology.regions:
+        services[service_name(region)] = {
+            "build": dict(BUILD),
+            "image": IMAGE,
+            "command": edge_command(topology, region, seed),
+            "environment": {
+                "EDGEKV_HEALTH_PORT": str(EDGE_PORT),
+                "EDGEKV_TIME_ANCHOR": TIME_ANCHOR_ENV,
+            },
+            "ports": [str(EDGE_PORT)],
+            "depends_on": _healthy("central"),
+            "healthcheck": _node_health(EDGE_PORT),
+            "deploy": {"replicas": region.edges},
+            "restart": "unless-stopped",
+        }
+        seed += region.edges
+    edges = [service_name(region) for region in topology.regions if region.edges > 0]
+    services["experiment"] = {
+        "build": dict(BUILD),
+        "image": IMAGE,
+        "profiles": ["experiment"],
+        "command": list(EXPERIMENT_COMMAND),
+        "environment": {"EDGEKV_CENTRAL": f"central:{CENTRAL_PORT}"},
+        "depends_on": _healthy("central", *edges),
+        "restart": "no",
+    }
+    return {"name": "edgekv", "services": services, "volumes": {"redis-data": {}}}
+
+
+def compose_yaml(topology: Topology, regenerate: str) -> str:
+    """The Compose file as YAML, headed by a comment saying how to regenerate it."""
+    header = (
+        "# Generated by `edgekv deploy compose`; do not edit by hand.\n"
+        f"# Regenerate: {regenerate}\n"
+        "# Run: docker compose -f deploy/docker-compose.yml up -d  (see deploy/README.md)\n"
+    )
+    body = yaml.safe_dump(
+        compose_dict(topology), sort_keys=False, default_flow_style=False, width=1000
+    )
+    return header + body
