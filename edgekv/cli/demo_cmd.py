@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import edgekv
+from edgekv.cli.cluster_cmd import print_table
 from edgekv.clock import ScaledClock
 from edgekv.launcher import LocalCluster
-from edgekv.locate import ClusterState
 from edgekv.topology import default_topology
 
 CACHE_TTL_S = 60
@@ -66,19 +66,13 @@ async def run(args: argparse.Namespace) -> int:
                 f"started {len(cluster.nodes)} nodes in {time.monotonic() - started:.1f} s "
                 f"(time runs {topology.time_scale:g}x faster than real time)"
             )
-            _print_nodes(cluster.state())
+            print_table(cluster.state())
             clock = ScaledClock(topology.time_scale, cluster.time_anchor)
             ok = await _show(cluster, clock)
         finally:
             await cluster.stop()
     print(f"cluster stopped; the demo took {time.monotonic() - started:.1f} s of real time")
     return 0 if ok else 1
-
-
-def _print_nodes(state: ClusterState) -> None:
-    for name, info in state.nodes.items():
-        rtt = "" if info["kind"] == "central" else f", RTT {float(str(info['rtt_ms'])):g} ms"
-        print(f"  {name:<15} {info['address']}{rtt}")
 
 
 async def _show(cluster: LocalCluster, clock: ScaledClock) -> bool:

@@ -8,20 +8,11 @@ import logging
 
 from edgekv.cli.common import add_time_flags, clock_from, configure_logging
 from edgekv.cli.env_flags import apply_env_defaults
+from edgekv.topology import parse_size
 
 log = logging.getLogger("edgekv.edge")
 
 MiB = 1024 * 1024
-
-
-def _size(text: str) -> int:
-    """Sizes like 64MiB, 1GiB, 500KiB or plain bytes."""
-    units = {"kib": 1024, "mib": MiB, "gib": 1024 * MiB, "kb": 1000, "mb": 10**6, "gb": 10**9}
-    lowered = text.strip().lower()
-    for suffix, factor in units.items():
-        if lowered.endswith(suffix):
-            return int(float(lowered[: -len(suffix)]) * factor)
-    return int(lowered)
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +31,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--cache", default="memory", metavar="URL", help="memory (default) or redis://HOST:PORT/DB"
     )
     parser.add_argument(
-        "--cache-max-bytes", type=_size, default=256 * MiB, metavar="SIZE", help="e.g. 64MiB"
+        "--cache-max-bytes", type=parse_size, default=256 * MiB, metavar="SIZE", help="e.g. 64MiB"
     )
     parser.add_argument("--mode", choices=["ttl", "invalidate", "push"], default="ttl")
     parser.add_argument(
