@@ -424,8 +424,9 @@ class EdgeNode:
             if not exc.transient:
                 raise
             outcome = "was not applied" if exc.definite else "may or may not have been applied"
+            kind = ErrorKind.UNAVAILABLE_NOT_APPLIED if exc.definite else ErrorKind.UNAVAILABLE
             raise error(
-                ErrorKind.UNAVAILABLE,
+                kind,
                 detail=f"edge {self.identity.node} ({self.identity.region}) cannot reach the "
                 f"central store; the write {outcome}: {exc.message}",
             ) from None

@@ -106,6 +106,8 @@ class NamespaceWatchers:
         ):
             await node.cache.delete(change.namespace_id, change.key)
             return
+        # A pushed value crossed the link from central as surely as a fetched one.
+        node.counters.upstream_bytes += len(change.version.value) if change.version else 0
         copy = CachedValue(
             change.namespace_id,
             change.key,

@@ -14,6 +14,7 @@ from edgekv.cli import (
     demo_cmd,
     deploy_cmd,
     edge_cmd,
+    experiment_cmd,
     health_cmd,
     kv_cmd,
 )
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.register(subcommands)
     health_cmd.register(subcommands)
     deploy_cmd.register(subcommands)
+    experiment_cmd.register(subcommands)
     return parser
 
 

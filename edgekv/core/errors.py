@@ -111,6 +111,8 @@ class ErrorKind(enum.StrEnum):
     REQUEST_LOST = "REQUEST_LOST"
     RESPONSE_LOST = "RESPONSE_LOST"
     UNAVAILABLE = "UNAVAILABLE"
+    # A server could not pass a write on, and knows it never arrived.
+    UNAVAILABLE_NOT_APPLIED = "UNAVAILABLE_NOT_APPLIED"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     INTERNAL = "INTERNAL"
 
@@ -265,6 +267,9 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
     ),
     ErrorKind.UNAVAILABLE: ErrorSpec(
         "UNAVAILABLE", "{detail}", UnavailableError, definite=False, retryable=True
+    ),
+    ErrorKind.UNAVAILABLE_NOT_APPLIED: ErrorSpec(
+        "UNAVAILABLE", "{detail}", UnavailableError, definite=True, retryable=True
     ),
     ErrorKind.DEADLINE_EXCEEDED: ErrorSpec(
         "DEADLINE_EXCEEDED", "{detail}", UnavailableError, definite=False, retryable=True

@@ -115,6 +115,7 @@ async def test_a_partitioned_link_serves_stale_refuses_writes_and_heals(
         "edge b (eu-west) cannot reach the central store; the write was not applied: "
         "The link from b to the central store is partitioned."
     )
+    assert caught.value.definite, "a write that never left the edge surely did not happen"
     with pytest.raises(edgekv.UnavailableError):
         await b.kv.delete("k")
     assert cluster.revision == revision, "a write across a partition must not reach central"

@@ -1,0 +1,277 @@
+"""What every experiment shares: its options, its cluster, its progress bar, its folder.
+
+Theory of operation: an :class:`Experiment` says which options it takes,
+what topology a fresh cluster should have, how to run (returning the history
+and the facts it gathered), and how to summarise and draw a run from its
+files. :func:`run_experiment` does the rest the same way for all of them:
+check the options and the output folder before starting anything, run,
+write the primary files, derive the summary and plots, and move the folder
+into place only when all of it is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from edgekv.core import validation
+from edgekv.core.errors import KVError
+from edgekv.experiments.cluster import ClusterView, fresh_cluster, running_cluster
+from edgekv.experiments.history import Op, read_history, write_history
+from edgekv.experiments.results import (
+    HISTORY_FILE,
+    RUN_FILE,
+    ResultsFolder,
+    RunRecord,
+    Summary,
+    git_commit,
+    write_derived,
+)
+from edgekv.topology import Topology, default_topology, load_topology
+
+
+class Experiment(Protocol):
+    name: str
+    help: str
+    default_duration_s: float
+    default_time_scale: float
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def validate(self, args: argparse.Namespace) -> None:
+        """Raise ValueError naming the option when the options cannot work."""
+        ...
+
+    async def run(
+        self, args: argparse.Namespace, progress: Progress
+    ) -> tuple[list[Op], dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """Run; return the history, the facts, the cluster's description and driver stats."""
+        ...
+
+    def summarise(self, record: RunRecord, ops: list[Op]) -> Summary: ...
+
+    def draw(self, record: RunRecord, ops: list[Op], summary: Summary, out: Path) -> list[str]:
+        """Write PNG plots into ``out``; return their file names."""
+        ...
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, experiment: Experiment) -> None:
+    parser.add_argument("--seed", type=int, default=1, help="seed of the workload (default 1)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"simulated seconds per real second of a fresh cluster "
+        f"(default {experiment.default_time_scale:g})",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=experiment.default_duration_s,
+        metavar="SECONDS",
+        help=f"simulated seconds of workload (default {experiment.default_duration_s:g})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="results go to DIR/<experiment>/<timestamp>/ (default ./results)",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--topology",
+        type=Path,
+        metavar="FILE",
+        help="start a fresh cluster from this topology (default: the five-region default)",
+    )
+    where.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="run on the running cluster this state file describes (e.g. ~/.edgekv/cluster.json)",
+    )
+
+
+def validate_common(args: argparse.Namespace) -> None:
+    if args.duration <= 0:
+        raise ValueError(f"--duration must be positive, got {args.duration:g}")
+    if args.time_scale is not None and args.time_scale <= 0:
+        raise ValueError(f"--time-scale must be positive, got {args.time_scale:g}")
+    if args.state is not None and args.time_scale is not None:
+        raise ValueError("--time-scale cannot change a running cluster's clock; drop it or --state")
+
+
+def validate_cache_ttl(cache_ttl_s: int, flag: str = "--cache-ttl") -> None:
+    """The same rule, and the same words, as a read's cacheTtl (the core's validation)."""
+    try:
+        validation.validate_cache_ttl(cache_ttl_s)
+    except KVError as exc:
+        raise ValueError(f"{flag}: {exc.message}") from None
+
+
+def validate_rate(value: float, flag: str) -> None:
+    if not value > 0 or value == float("inf"):
+        raise ValueError(
+            f"{flag} must be a positive number of operations per second, got {value:g}"
+        )
+
+
+def base_topology(args: argparse.Namespace, experiment: Experiment) -> Topology:
+    """The topology of a fresh cluster: the file or the default, without a write limit.
+
+    One write per second per key is Workers KV's limit, but Poisson writes
+    collide with it now and then, and the theory assumes none are refused.
+    """
+    topology = load_topology(args.topology) if args.topology else default_topology()
+    scale = args.time_scale or experiment.default_time_scale
+    return replace(
+        topology.with_time_scale(scale),
+        central=replace(topology.central, write_rate_limit=False),
+    )
+
+
+@asynccontextmanager
+async def cluster_for(args: argparse.Namespace, topology: Topology) -> AsyncIterator[ClusterView]:
+    if args.state is not None:
+        yield await running_cluster(args.state)
+        return
+    async with fresh_cluster(topology) as view:
+        yield view
+
+
+class Progress:
+    """One line on stderr: simulated time against the duration, operations, errors."""
+
+    def __init__(self, stream: Any = None, interval_real_s: float = 0.25) -> None:
+        self.stream = stream or sys.stderr
+        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval_real_s = interval_real_s if self.interactive else 5.0
+        self.label = ""
+        self.total_s = 1.0
+        self._last_real = 0.0
+
+    def phase(self, label: str, total_s: float) -> None:
+        self.label, self.total_s, self._last_real = label, total_s, 0.0
+
+    def __call__(self, sim_s: float, ops: int, errors: int) -> None:
+        now = time.monotonic()
+        if now - self._last_real < self.interval_real_s:
+            return
+        self._last_real = now
+        done = min(1.0, max(0.0, sim_s / self.total_s))
+        bar = "#" * int(done * 30)
+        line = (
+            f"{self.label:<14} [{bar:<30}] {sim_s:7.0f}/{self.total_s:.0f} s simulated "
+            f"{ops:7d} ops {errors:5d} errors"
+        )
+        if self.interactive:
+            self.stream.write("\r" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def finish(self, sim_s: float | None = None, ops: int = 0, errors: int = 0) -> None:
+        """Draw the last state (when given) and end the line."""
+        if sim_s is not None:
+            self._last_real = 0.0
+            self(sim_s, ops, errors)
+        if self.interactive and self._last_real:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+async def run_experiment(experiment: Experiment, args: argparse.Namespace) -> int:
+    validate_common(args)
+    experiment.validate(args)
+    folder = ResultsFolder(args.out, experiment.name)
+    progress = Progress()
+    try:
+        started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        ops, facts, cluster, driver = await experiment.run(args, progress)
+        progress.finish()
+        record = RunRecord(
+            experiment=experiment.name,
+            options=options_of(args),
+            seed=args.seed,
+            git_commit=git_commit(),
+            started_at=started_at,
+            cluster=cluster,
+            facts=facts,
+            driver=driver,
+        )
+        (folder.partial / RUN_FILE).write_text(record.to_json(), encoding="utf-8")
+        write_history(folder.partial / HISTORY_FILE, ops)
+        summary = derive(experiment, folder.partial)
+        final = folder.complete()
+    except BaseException:
+        progress.finish()
+        folder.discard()
+        raise
+    print(summary.as_text())
+    print(f"\nresults: {final}")
+    return 0 if summary.ok else 1
+
+
+def derive(experiment: Experiment, run_dir: Path) -> Summary:
+    """Summary, CSVs, plots and report from run.json and history.jsonl alone."""
+    record = RunRecord.from_json((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    ops = read_history(run_dir / HISTORY_FILE)
+    summary = experiment.summarise(record, ops)
+    plots = experiment.draw(record, ops, summary, run_dir)
+    write_derived(run_dir, summary, plots)
+    return summary
+
+
+def options_of(args: argparse.Namespace) -> dict[str, Any]:
+    skipped = {"run", "command", "experiment"}
+    return {
+        name: str(value) if isinstance(value, Path) else value
+        for name, value in vars(args).items()
+        if name not in skipped and not callable(value)
+    }
+
+
+# Real seconds a call may spend in processes and sockets on a loaded machine;
+# a bound in simulated time allows this much, times the time scale.
+PROCESSING_REAL_S = 0.05
+
+
+def allowance_s(record: RunRecord) -> dict[str, float]:
+    """Per region, what a visibility bound adds to the cacheTtl.
+
+    The modelled RTT, a generous tail of its jitter (ten means of the
+    exponential), and the real time a call spends in processes and sockets,
+    which a time scale stretches into simulated time.
+    """
+    scale = float(record.cluster.get("time_scale", 1.0))
+    return {
+        region: (float(info["rtt_ms"]) + 10 * float(info["jitter_ms"])) / 1000
+        + PROCESSING_REAL_S * scale
+        for region, info in record.cluster.get("regions", {}).items()
+    }
+
+
+def rtt_s(record: RunRecord) -> dict[str, float]:
+    return {
+        region: float(info["rtt_ms"]) / 1000
+        for region, info in record.cluster.get("regions", {}).items()
+    }
+
+
+def parse_list(text: str, flag: str, kind: type[float] | type[int] = float) -> list[Any]:
+    """``30,60,120`` → [30, 60, 120], or a clear error naming the flag."""
+    try:
+        values = [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise ValueError(f"{flag}: give at least one value")
+    return values

@@ -1,0 +1,144 @@
+"""The cluster an experiment runs on: a fresh one it starts, or a running one.
+
+Theory of operation: a :class:`ClusterView` is all an experiment needs to
+know — central's address, each region's edges, each region's modelled RTT,
+and the clock the whole cluster shares (its time scale and anchor). A fresh
+cluster comes from the local launcher (``edgekv up``'s machinery) and is
+stopped when the experiment ends; a running one comes from its state file
+and must answer health checks first, so that a dead cluster is one clear
+error before anything is written.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from edgekv.clock import ScaledClock
+from edgekv.launcher import LocalCluster, healthy
+from edgekv.locate import ClusterNotFoundError, ClusterState
+from edgekv.topology import Topology
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeAddress:
+    node: str
+    region: str
+    address: str
+
+
+@dataclass
+class ClusterView:
+    central: str
+    edges: list[EdgeAddress]
+    rtt_ms: dict[str, float]
+    jitter_ms: dict[str, float]
+    clock: ScaledClock
+    # True when the experiment started the cluster (and so chose its settings).
+    fresh: bool
+    topology: Topology | None = None
+    # What the edges were run with (mode, max staleness, refresh-ahead), when known.
+    edge_settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def regions(self) -> list[str]:
+        return list(dict.fromkeys(edge.region for edge in self.edges))
+
+    def edges_in(self, region: str) -> list[EdgeAddress]:
+        found = [edge for edge in self.edges if edge.region == region]
+        if not found:
+            known = ", ".join(self.regions)
+            raise ValueError(f"the cluster has no edge in region {region!r} (regions: {known})")
+        return found
+
+    def describe(self) -> dict[str, Any]:
+        """What run.json records about the cluster."""
+        return {
+            "fresh": self.fresh,
+            "central": self.central,
+            "time_scale": self.clock.scale,
+            "time_anchor": self.clock.anchor,
+            "regions": {
+                region: {
+                    "rtt_ms": self.rtt_ms.get(region, 0.0),
+                    "jitter_ms": self.jitter_ms.get(region, 0.0),
+                    "edges": [edge.node for edge in self.edges_in(region)],
+                }
+                for region in self.regions
+            },
+            "edge_settings": self.edge_settings,
+        }
+
+
+@asynccontextmanager
+async def fresh_cluster(topology: Topology) -> AsyncIterator[ClusterView]:
+    """Start ``topology`` as local processes; stop them, whatever happens."""
+    with tempfile.TemporaryDirectory(prefix="edgekv-experiment-") as data_dir:
+        cluster = await LocalCluster.start(topology, Path(data_dir))
+        try:
+            edges = [EdgeAddress(node.name, node.region, node.address) for node in cluster.edges]
+            spec = topology.regions[0].edge
+            yield ClusterView(
+                central=cluster.central.address,
+                edges=edges,
+                rtt_ms={region.name: region.rtt_ms for region in topology.regions},
+                jitter_ms={region.name: region.jitter_ms for region in topology.regions},
+                clock=ScaledClock(topology.time_scale, cluster.time_anchor),
+                fresh=True,
+                topology=topology,
+                edge_settings={
+                    "mode": spec.mode,
+                    "max_stale_s": spec.max_stale_s,
+                    "refresh_ahead": spec.refresh_ahead,
+                },
+            )
+        finally:
+            await cluster.stop()
+
+
+async def running_cluster(state_path: Path, timeout_s: float = 3.0) -> ClusterView:
+    """The cluster a state file describes, once every node answers health checks."""
+    try:
+        text = state_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ClusterNotFoundError(
+            f"cannot read the cluster state file {state_path}: {exc.strerror or exc}"
+        ) from None
+    state = ClusterState.from_json(text, state_path)
+    edges, rtt_ms = _edges_of(state)
+    if not edges:
+        raise ClusterNotFoundError(f"the cluster in {state_path} has no edges")
+    for address in [state.central, *(edge.address for edge in edges)]:
+        try:
+            await healthy(address, timeout_s)
+        except (grpc.aio.AioRpcError, OSError):
+            raise ClusterNotFoundError(
+                f"the cluster in {state_path} is not running: {address} does not answer "
+                "(start one with `edgekv up --detach`)"
+            ) from None
+    return ClusterView(
+        central=state.central,
+        edges=edges,
+        rtt_ms=rtt_ms,
+        jitter_ms={},
+        clock=ScaledClock(state.time_scale, state.time_anchor),
+        fresh=False,
+    )
+
+
+def _edges_of(state: ClusterState) -> tuple[list[EdgeAddress], dict[str, float]]:
+    edges: list[EdgeAddress] = []
+    rtt_ms: dict[str, float] = {}
+    by_address = {str(info.get("address")): (name, info) for name, info in state.nodes.items()}
+    for region, addresses in state.edges.items():
+        for index, address in enumerate(addresses, start=1):
+            name, info = by_address.get(address, (f"{region}-{index}", {}))
+            edges.append(EdgeAddress(name, region, address))
+            rtt_ms[region] = float(str(info.get("rtt_ms", rtt_ms.get(region, 0.0))))
+    return edges, rtt_ms

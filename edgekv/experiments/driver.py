@@ -1,0 +1,259 @@
+"""Driving a cluster with a planned workload, open loop, and recording its history.
+
+Theory of operation: :class:`Driver` holds one :class:`edgekv.Client` per edge
+(and one for central), with client-side retries off, so the history records
+what the edge answered rather than what a retry hid. :meth:`Driver.setup`
+creates one namespace per workload group and writes every key once through
+central, so that reads find something. :meth:`Driver.run` walks the plan in
+time order on the cluster's shared clock, sleeps until each operation is due
+and starts it as its own task, never waiting for earlier ones to answer; each
+operation records its invoke and completion times (simulated seconds since
+the run began) and what came back. How late the driver itself started each
+operation is kept, so a run can say whether the machine kept up; operations
+beyond ``max_in_flight`` are dropped and counted rather than queued, because
+queueing them would turn an open loop into a closed one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import edgekv
+from edgekv.client import RetryPolicy
+from edgekv.core.errors import KVError
+from edgekv.experiments.checkers import percentile
+from edgekv.experiments.cluster import ClusterView, EdgeAddress
+from edgekv.experiments.history import Op, annotate_central_revisions
+from edgekv.experiments.workload import KeySpace, Planned
+
+# Deadline of one call, in real seconds: generous, since the edge retries for itself.
+CALL_TIMEOUT_S = 30.0
+# Real seconds between the end of setup and the first operation, so it is not late.
+LEAD_REAL_S = 0.2
+NO_RETRIES = RetryPolicy(attempts=1)
+
+
+class Progress(Protocol):
+    def __call__(self, sim_s: float, ops: int, errors: int) -> None: ...
+
+    def finish(self, sim_s: float | None = None, ops: int = 0, errors: int = 0) -> None: ...
+
+
+@dataclass
+class DriverStats:
+    planned: int = 0
+    started: int = 0
+    dropped: int = 0
+    errors: int = 0
+    # How late each operation started (simulated seconds after it was due).
+    lag_s: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        lags = self.lag_s or [0.0]
+        return {
+            "planned": self.planned,
+            "started": self.started,
+            "dropped": self.dropped,
+            "errors": self.errors,
+            "lag_p50_s": percentile(lags, 50),
+            "lag_p99_s": percentile(lags, 99),
+            "lag_max_s": max(lags),
+        }
+
+
+class Driver:
+    def __init__(self, view: ClusterView, max_in_flight: int = 4096) -> None:
+        self.view = view
+        self.clock = view.clock
+        self.max_in_flight = max_in_flight
+        self.stats = DriverStats()
+        self.ops: list[Op] = []
+        self.namespaces: dict[str, str] = {}
+        self.t0 = self.clock.now()
+        self._central = edgekv.Client(central=view.central, timeout_s=CALL_TIMEOUT_S)
+        self._edges = {
+            edge.address: edgekv.Client(
+                edge=edge.address, timeout_s=CALL_TIMEOUT_S, retry=NO_RETRIES
+            )
+            for edge in view.edges
+        }
+
+    async def close(self) -> None:
+        for client in [self._central, *self._edges.values()]:
+            await client.close()
+
+    async def __aenter__(self) -> Driver:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def now_s(self) -> float:
+        """Simulated seconds since the run began (negative during setup)."""
+        return self.clock.now() - self.t0
+
+    async def setup(self, title: str, groups: Iterable[str], keys: KeySpace) -> None:
+        """One namespace per group, and every key written once through central."""
+        for group in groups:
+            namespace = await self._central.create_namespace(f"{title} {group}")
+            self.namespaces[group] = namespace.id
+        self.t0 = self.clock.now()
+        writes = [
+            Planned(0.0, "write", "central", "setup", key, group, value_bytes=16)
+            for group in self.namespaces
+            for key in keys.names
+        ]
+        await asyncio.gather(*(self._perform(op, via=None) for op in writes))
+        self.stats = DriverStats()  # the driver's lag is judged on the run proper
+        # The run proper begins a moment from now; setup happened before its time 0.
+        setup_origin = self.t0
+        self.t0 = self.clock.now() + self.clock.scale * LEAD_REAL_S
+        shift_s = setup_origin - self.t0
+        for op in self.ops:
+            op.scheduled_s += shift_s
+            op.invoke_s += shift_s
+            op.complete_s += shift_s
+            if op.commit_s is not None:
+                op.commit_s += shift_s
+
+    async def run(
+        self,
+        plan: list[Planned],
+        progress: Progress | None = None,
+        at_time: Iterable[tuple[float, Callable[[], Any]]] = (),
+    ) -> list[Op]:
+        """Send every planned operation when it is due; return the whole history.
+
+        ``at_time`` holds (simulated second, action) pairs run on schedule
+        beside the workload, such as cutting a link.
+        """
+        self.stats.planned += len(plan)
+        in_flight: set[asyncio.Task[None]] = set()
+        actions = [asyncio.create_task(self._act_at(at_s, act)) for at_s, act in at_time]
+        for planned in plan:
+            delay_s = planned.at_s - self.now_s()
+            if delay_s > 0:
+                await self.clock.sleep(delay_s)
+            if len(in_flight) >= self.max_in_flight:
+                self.stats.dropped += 1
+                continue
+            task = asyncio.create_task(self._perform(planned, via=self._edge_for(planned)))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            if progress is not None:
+                progress(self.now_s(), self.stats.started, self.stats.errors)
+        await asyncio.gather(*in_flight, *actions)
+        if progress is not None:
+            progress.finish(self.now_s(), self.stats.started, self.stats.errors)
+        annotate_central_revisions(self.ops)
+        self.ops.sort(key=lambda op: op.id)
+        return self.ops
+
+    async def _act_at(self, at_s: float, act: Callable[[], Any]) -> None:
+        delay_s = at_s - self.now_s()
+        if delay_s > 0:
+            await self.clock.sleep(delay_s)
+        result = act()
+        if asyncio.iscoroutine(result):
+            await result
+
+    def _edge_for(self, planned: Planned) -> EdgeAddress:
+        """A session always uses the same edge of its region."""
+        edges = self.view.edges_in(planned.region)
+        return edges[zlib.crc32(planned.session.encode()) % len(edges)]
+
+    async def _perform(self, planned: Planned, via: EdgeAddress | None) -> None:
+        client = self._central if via is None else self._edges[via.address]
+        namespace = client.namespace(self.namespaces[planned.group])
+        op = Op(
+            id=len(self.ops),
+            kind=planned.kind,
+            session=planned.session,
+            region=planned.region,
+            node="central" if via is None else via.node,
+            key=planned.key,
+            group=planned.group,
+            scheduled_s=planned.at_s,
+            invoke_s=self.now_s(),
+            complete_s=0.0,
+            outcome="ok",
+            cache_ttl_s=planned.cache_ttl_s,
+        )
+        self.ops.append(op)
+        self.stats.started += 1
+        self.stats.lag_s.append(max(0.0, op.invoke_s - op.scheduled_s))
+        try:
+            if planned.kind == "read":
+                await self._read(namespace, planned, op)
+            else:
+                await self._write(namespace, planned, op)
+        except KVError as exc:
+            op.outcome = "failed" if planned.kind == "read" or exc.definite else "unknown"
+            op.error = f"{exc.kind.name}: {exc.message}"
+            self.stats.errors += 1
+        op.complete_s = self.now_s()
+
+    async def _read(self, namespace: edgekv.KVNamespace, planned: Planned, op: Op) -> None:
+        ttl = None if planned.cache_ttl_s is None else int(planned.cache_ttl_s)
+        result = await namespace.get_with_metadata(planned.key, type="bytes", cache_ttl=ttl)
+        op.revision = result.info.revision
+        op.cache_status = result.cache_status
+        op.age_s = result.info.age_s
+        op.value_bytes = 0 if result.value is None else len(result.value)
+        if result.info.node and result.info.node != "central":
+            op.node = result.info.node
+
+    async def _write(self, namespace: edgekv.KVNamespace, planned: Planned, op: Op) -> None:
+        value = f"{op.id}:".encode().ljust(planned.value_bytes, b".")
+        written = await namespace.put(planned.key, value)
+        op.revision = written.revision
+        op.commit_s = written.commit_time - self.t0
+        op.value_bytes = len(value)
+
+    async def central_revisions(self) -> dict[str, dict[str, int]]:
+        """Group → key → the revision central holds now (0 when the key is gone)."""
+        held: dict[str, dict[str, int]] = {}
+        for group, namespace_id in self.namespaces.items():
+            keys = sorted({op.key for op in self.ops if op.group == group})
+            namespace = self._central.namespace(namespace_id)
+            held[group] = {}
+            for start in range(0, len(keys), 100):
+                chunk = keys[start : start + 100]
+                found = await namespace.get_with_metadata(chunk)
+                for key in chunk:
+                    read = found.get(key)
+                    held[group][key] = 0 if read is None else read.info.revision
+        return held
+
+    async def edge_counters(self) -> dict[str, dict[str, int]]:
+        """Each edge's counters (EdgeControl.GetStats), by node name."""
+        import grpc
+
+        from edgekv.v1 import edge_pb2, edge_pb2_grpc
+
+        counters: dict[str, dict[str, int]] = {}
+        for edge in self.view.edges:
+            async with grpc.aio.insecure_channel(edge.address) as channel:
+                stats = await edge_pb2_grpc.EdgeControlStub(channel).GetStats(
+                    edge_pb2.GetStatsRequest(), timeout=5.0
+                )
+            counters[edge.node] = {
+                name: int(getattr(stats, name))
+                for name in (
+                    "hits",
+                    "misses",
+                    "expired",
+                    "revalidated",
+                    "stale_serves",
+                    "upstream_calls",
+                    "upstream_errors",
+                    "upstream_bytes",
+                    "watch_changes",
+                    "refreshes",
+                )
+            }
+        return counters

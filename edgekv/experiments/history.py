@@ -1,0 +1,148 @@
+"""The history of an experiment: every operation it made, one JSON object a line.
+
+Theory of operation: the workload driver records an :class:`Op` for each read
+and write it sends — who sent it (session, region, node), what (key, setting),
+when (invoke and completion, in simulated seconds since the run began, on the
+one clock the whole cluster shares), and what came back (outcome, revision,
+cache status and age). Checkers and plots are pure functions of this list, so
+a saved ``history.jsonl`` can be re-checked and re-drawn without a cluster.
+
+``central_revision`` of a read is the newest revision of its key committed at
+central when the read was invoked. The driver is the only writer during an
+experiment, so :func:`annotate_central_revisions` derives it from the writes'
+commit times (central's own clock) once the run is over. Writes whose outcome
+is unknown are left out: whether they committed is exactly what is unknown.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+Kind = Literal["read", "write"]
+Outcome = Literal["ok", "failed", "unknown"]
+
+
+@dataclass(slots=True)
+class Op:
+    """One operation of a history. Times are simulated seconds since the run began."""
+
+    id: int
+    kind: Kind
+    session: str
+    region: str
+    # The edge node that served the operation, or "central" when sent to central.
+    node: str
+    key: str
+    # The setting (e.g. "ttl=60") the operation belongs to, for experiments that sweep.
+    group: str
+    # When the workload meant to send it; invoke_s - scheduled_s is the driver's lag.
+    scheduled_s: float
+    invoke_s: float
+    complete_s: float
+    outcome: Outcome
+    # A read: the revision it returned (0 = "not found"); a write: the revision it
+    # created. None when the operation failed or its outcome is unknown.
+    revision: int | None = None
+    # A write that succeeded: central's commit time (simulated, since the run began).
+    commit_s: float | None = None
+    # A read at an edge: HIT, MISS, EXPIRED, STALE or REVALIDATED, and the copy's age.
+    cache_status: str | None = None
+    age_s: float | None = None
+    cache_ttl_s: float | None = None
+    # A read: the newest revision of the key committed at central when it was invoked.
+    central_revision: int | None = None
+    value_bytes: int = 0
+    # A failed or unknown operation: the error kind and message.
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    @property
+    def is_read(self) -> bool:
+        return self.kind == "read"
+
+    @property
+    def is_write(self) -> bool:
+        return self.kind == "write"
+
+    def to_json(self) -> str:
+        record = {name: value for name, value in asdict(self).items() if value is not None}
+        return json.dumps(record, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Op:
+        known = {field.name for field in fields(cls)}
+        return cls(**{name: value for name, value in record.items() if name in known})
+
+
+def write_history(path: Path, ops: Iterable[Op]) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for op in ops:
+            out.write(op.to_json())
+            out.write("\n")
+
+
+def read_history(path: Path) -> list[Op]:
+    with path.open(encoding="utf-8") as lines:
+        return [Op.from_dict(json.loads(line)) for line in lines if line.strip()]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyWrites:
+    """The acknowledged writes of one key, in commit order."""
+
+    commit_s: list[float]
+    revisions: list[int]
+
+    def newest_at(self, time_s: float) -> int:
+        """The newest revision committed at or before ``time_s`` (0 if none)."""
+        index = bisect.bisect_right(self.commit_s, time_s)
+        return self.revisions[index - 1] if index else 0
+
+    def superseded_at(self, revision: int) -> float | None:
+        """When the first write newer than ``revision`` committed (None if none did)."""
+        index = bisect.bisect_right(self.revisions, revision)
+        return self.commit_s[index] if index < len(self.revisions) else None
+
+    def between(self, older: int, newer: int) -> int:
+        """How many writes have a revision in (older, newer]."""
+        return bisect.bisect_right(self.revisions, newer) - bisect.bisect_right(
+            self.revisions, older
+        )
+
+
+def writes_by_key(ops: Iterable[Op]) -> dict[tuple[str, str], KeyWrites]:
+    """Acknowledged writes grouped by (group, key), sorted by revision.
+
+    Revisions are store-wide and strictly increasing with commit time, so
+    sorting by revision also sorts by commit time.
+    """
+    grouped: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for op in ops:
+        if op.is_write and op.ok and op.revision is not None and op.commit_s is not None:
+            grouped.setdefault((op.group, op.key), []).append((op.revision, op.commit_s))
+    result = {}
+    for group_key, writes in grouped.items():
+        writes.sort()
+        result[group_key] = KeyWrites([c for _, c in writes], [r for r, _ in writes])
+    return result
+
+
+def annotate_central_revisions(ops: list[Op]) -> None:
+    """Fill in each read's ``central_revision`` from the acknowledged writes."""
+    writes = writes_by_key(ops)
+    empty = KeyWrites([], [])
+    for op in ops:
+        if op.is_read:
+            op.central_revision = writes.get((op.group, op.key), empty).newest_at(op.invoke_s)
+
+
+def reads(ops: Iterable[Op]) -> Iterator[Op]:
+    return (op for op in ops if op.is_read)

@@ -1,0 +1,324 @@
+"""``edgekv experiment partition``: cut one region off central, then heal it.
+
+Theory of operation: every region reads and writes through its edge while,
+between ``--cut-at`` and ``--heal-at``, the chosen region's link to central is
+partitioned (EdgeControl.SetLink, the same switch an operator has). While cut,
+its edge serves copies past their cacheTtl as STALE for up to the edges'
+maximum staleness and fails reads with UNAVAILABLE after that; its writes fail
+definitely (they never left the edge). After the heal the summary says how
+long the region took to serve fresh reads and accept writes again, and the
+last check reads every key at central: nothing acknowledged may be missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from edgekv.experiments import checkers, plots
+from edgekv.experiments.base import (
+    Progress,
+    base_topology,
+    cluster_for,
+    validate_cache_ttl,
+    validate_rate,
+)
+from edgekv.experiments.checkers import CheckResult, Violation
+from edgekv.experiments.cluster import ClusterView
+from edgekv.experiments.history import Op
+from edgekv.experiments.results import RunRecord, Summary, Table
+from edgekv.experiments.workload import KeySpace, Stream, plan
+from edgekv.topology import Topology
+
+GROUP = "partition"
+PHASES = ("before", "during", "after")
+
+
+class Partition:
+    name = "partition"
+    help = "cut one region off central mid-run: STALE serves, UNAVAILABLE errors, recovery"
+    default_duration_s = 1800.0
+    default_time_scale = 60.0
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--region", default="eu-west", metavar="REGION", help="the region to cut off"
+        )
+        parser.add_argument(
+            "--cut-at",
+            type=float,
+            default=None,
+            metavar="S",
+            help="simulated second of the cut (default: a quarter of the duration)",
+        )
+        parser.add_argument(
+            "--heal-at",
+            type=float,
+            default=None,
+            metavar="S",
+            help="simulated second of the heal (default: 60%% of the duration)",
+        )
+        parser.add_argument(
+            "--cache-ttl", type=int, default=60, metavar="S", help="readers' cacheTtl"
+        )
+        parser.add_argument(
+            "--max-stale",
+            type=float,
+            default=300.0,
+            metavar="S",
+            help="a fresh cluster's edges serve copies up to S seconds past their cacheTtl",
+        )
+        parser.add_argument(
+            "--read-rate",
+            type=float,
+            default=0.5,
+            metavar="PER_S",
+            help="reads per simulated second in each region",
+        )
+        parser.add_argument(
+            "--write-rate",
+            type=float,
+            default=0.05,
+            metavar="PER_S",
+            help="writes per simulated second in each region",
+        )
+        parser.add_argument("--keys", type=int, default=10, metavar="N", help="number of keys")
+
+    def validate(self, args: argparse.Namespace) -> None:
+        validate_cache_ttl(args.cache_ttl)
+        validate_rate(args.read_rate, "--read-rate")
+        validate_rate(args.write_rate, "--write-rate")
+        if args.keys < 1:
+            raise ValueError(f"--keys must be at least 1, got {args.keys}")
+        if args.max_stale < 0:
+            raise ValueError(f"--max-stale must be 0 or more, got {args.max_stale:g}")
+        cut_s, heal_s = window_of(args)
+        if not 0 < cut_s < heal_s < args.duration:
+            raise ValueError(
+                f"the partition must fit in the run: 0 < --cut-at ({cut_s:g}) < --heal-at "
+                f"({heal_s:g}) < --duration ({args.duration:g})"
+            )
+
+    async def run(
+        self, args: argparse.Namespace, progress: Progress
+    ) -> tuple[list[Op], dict[str, Any], dict[str, Any], dict[str, Any]]:
+        from edgekv.experiments.driver import Driver
+
+        cut_s, heal_s = window_of(args)
+        keys = KeySpace(args.keys)
+        topology = with_max_stale(base_topology(args, self), args.max_stale)
+        async with cluster_for(args, topology) as view, Driver(view) as driver:
+            view.edges_in(args.region)
+            streams = [
+                stream
+                for region in view.regions
+                for stream in (
+                    Stream(
+                        "read",
+                        region,
+                        args.read_rate,
+                        keys,
+                        GROUP,
+                        0,
+                        args.duration,
+                        sessions=2,
+                        cache_ttl_s=args.cache_ttl,
+                    ),
+                    Stream(
+                        "write",
+                        region,
+                        args.write_rate,
+                        keys,
+                        GROUP,
+                        0,
+                        args.duration,
+                        value_bytes=64,
+                    ),
+                )
+            ]
+            await driver.setup(f"experiment partition {driver.t0:.0f}", [GROUP], keys)
+            events: dict[str, float] = {}
+            switch = LinkSwitch(view, args.region, events, driver.now_s)
+            progress.phase("partition", args.duration)
+            try:
+                ops = await driver.run(
+                    plan(streams, args.seed),
+                    progress,
+                    at_time=[
+                        (cut_s, lambda: switch.set(True)),
+                        (heal_s, lambda: switch.set(False)),
+                    ],
+                )
+            finally:
+                await switch.set(False)
+            facts = {
+                "region": args.region,
+                "regions": view.regions,
+                "cut_s": events.get("cut_s", cut_s),
+                "heal_s": events.get("heal_s", heal_s),
+                "central_revisions": (await driver.central_revisions())[GROUP],
+                "edge_counters": await driver.edge_counters(),
+            }
+            return ops, facts, view.describe(), driver.stats.as_dict()
+
+    def summarise(self, record: RunRecord, ops: list[Op]) -> Summary:
+        facts = record.facts
+        region, cut_s, heal_s = facts["region"], float(facts["cut_s"]), float(facts["heal_s"])
+        rows = [phase_row(ops, region, phase, cut_s, heal_s) for phase in PHASES]
+        read_recovery = first_after(
+            ops, heal_s, region, lambda op: op.is_read and op.cache_status != "STALE"
+        )
+        write_recovery = first_after(ops, heal_s, region, lambda op: op.is_write)
+        lost = nothing_lost(ops, facts["central_revisions"])
+        checks = [lost, checkers.monotonic_reads(ops), checkers.read_your_writes(ops)]
+        during = rows[1]
+        headline = (
+            f"cut off for {heal_s - cut_s:.0f} s, {region} served {during[3]} STALE reads and "
+            f"failed {during[4]}; it served fresh reads again {fmt_s(read_recovery)} after the heal"
+        )
+        return Summary(
+            self.name,
+            headline,
+            [
+                Table(
+                    f"{region} before, during and after the partition",
+                    [
+                        "phase",
+                        "reads",
+                        "fresh_ok",
+                        "stale_served",
+                        "reads_failed",
+                        "writes_ok",
+                        "writes_failed",
+                        "writes_unknown",
+                    ],
+                    rows,
+                ),
+                Table(
+                    "recovery after the heal (simulated s)",
+                    ["region", "partition_s", "fresh_read_after_s", "write_after_s"],
+                    [[region, heal_s - cut_s, read_recovery, write_recovery]],
+                ),
+            ],
+            [check.as_dict() for check in checks],
+            measures={
+                "phases": {row[0]: row[1:] for row in rows},
+                "read_recovery_s": read_recovery,
+                "write_recovery_s": write_recovery,
+            },
+        )
+
+    def draw(self, record: RunRecord, ops: list[Op], summary: Summary, out: Path) -> list[str]:
+        facts = record.facts
+        regions = facts["regions"]
+        status_code = {"HIT": 0.0, "REVALIDATED": 0.0, "MISS": 0.0, "EXPIRED": 0.0, "STALE": 1.0}
+        reads = [op for op in ops if op.is_read]
+        return [
+            plots.region_time_heatmap(
+                out,
+                "partition-heatmap.png",
+                f"Reads per region: fresh (0), STALE (1), failed (2); {facts['region']} cut off",
+                reads,
+                regions,
+                float(record.options["duration"]),
+                value=lambda op: 2.0 if not op.ok else status_code.get(op.cache_status or "", 0.0),
+                colour_label="fresh 0 · STALE 1 · failed 2",
+                events=[(float(facts["cut_s"]), "cut"), (float(facts["heal_s"]), "heal")],
+            )
+        ]
+
+
+class LinkSwitch:
+    """Partitions or heals every edge of one region, noting when it happened."""
+
+    def __init__(
+        self, view: ClusterView, region: str, events: dict[str, float], now_s: Any
+    ) -> None:
+        self._addresses = [edge.address for edge in view.edges_in(region)]
+        self._events = events
+        self._now_s = now_s
+
+    async def set(self, partitioned: bool) -> None:
+        import grpc
+
+        from edgekv.v1 import edge_pb2, edge_pb2_grpc
+
+        for address in self._addresses:
+            async with grpc.aio.insecure_channel(address) as channel:
+                control = edge_pb2_grpc.EdgeControlStub(channel)
+                link = await control.GetLink(edge_pb2.GetLinkRequest(), timeout=5.0)
+                if link.partitioned != partitioned:
+                    link.partitioned = partitioned
+                    await control.SetLink(link, timeout=5.0)
+                    self._events.setdefault("cut_s" if partitioned else "heal_s", self._now_s())
+
+
+def window_of(args: argparse.Namespace) -> tuple[float, float]:
+    cut_s = args.duration * 0.25 if args.cut_at is None else args.cut_at
+    heal_s = args.duration * 0.6 if args.heal_at is None else args.heal_at
+    return cut_s, heal_s
+
+
+def with_max_stale(topology: Topology, max_stale_s: float) -> Topology:
+    regions = tuple(
+        replace(region, edge=replace(region.edge, max_stale_s=max_stale_s))
+        for region in topology.regions
+    )
+    return replace(topology, regions=regions)
+
+
+def phase_of(op: Op, cut_s: float, heal_s: float) -> str:
+    return "before" if op.invoke_s < cut_s else "during" if op.invoke_s < heal_s else "after"
+
+
+def phase_row(ops: list[Op], region: str, phase: str, cut_s: float, heal_s: float) -> list[Any]:
+    mine = [
+        op
+        for op in ops
+        if op.region == region and op.invoke_s >= 0 and phase_of(op, cut_s, heal_s) == phase
+    ]
+    reads = [op for op in mine if op.is_read]
+    writes = [op for op in mine if op.is_write]
+    return [
+        phase,
+        len(reads),
+        sum(op.ok and op.cache_status != "STALE" for op in reads),
+        sum(op.ok and op.cache_status == "STALE" for op in reads),
+        sum(not op.ok for op in reads),
+        sum(op.outcome == "ok" for op in writes),
+        sum(op.outcome == "failed" for op in writes),
+        sum(op.outcome == "unknown" for op in writes),
+    ]
+
+
+def first_after(ops: list[Op], heal_s: float, region: str, wanted: Any) -> float | None:
+    """Seconds from the heal to the completion of the first ok operation ``wanted`` picks."""
+    done = [
+        op.complete_s
+        for op in ops
+        if op.region == region and op.ok and op.invoke_s >= heal_s and wanted(op)
+    ]
+    return min(done) - heal_s if done else None
+
+
+def nothing_lost(ops: list[Op], held: dict[str, int]) -> CheckResult:
+    """Every acknowledged write is at central, or was overwritten by a newer one."""
+    violations = []
+    writes = [op for op in ops if op.is_write and op.ok and op.revision is not None]
+    for op in writes:
+        if held.get(op.key, 0) < (op.revision or 0):
+            violations.append(
+                Violation(
+                    "nothing-lost",
+                    f"write of {op.key} acknowledged at revision {op.revision} in {op.region} is "
+                    f"missing: central holds revision {held.get(op.key, 0)}",
+                    (op.id,),
+                )
+            )
+    return CheckResult("nothing-lost", len(writes), tuple(violations))
+
+
+def fmt_s(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds:.1f} s"

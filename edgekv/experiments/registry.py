@@ -1,0 +1,34 @@
+"""The experiments ``edgekv experiment`` knows, by name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgekv.experiments.base import Experiment
+from edgekv.experiments.modes import Modes
+from edgekv.experiments.partition import Partition
+from edgekv.experiments.results import HISTORY_FILE, RUN_FILE
+from edgekv.experiments.staleness import Staleness
+from edgekv.experiments.visibility import Visibility
+
+EXPERIMENTS: dict[str, Experiment] = {
+    experiment.name: experiment for experiment in (Visibility(), Staleness(), Modes(), Partition())
+}
+
+
+def experiment_of(folder: Path) -> Experiment:
+    """The experiment that wrote a results folder, or a clear error."""
+    run_file, history_file = folder / RUN_FILE, folder / HISTORY_FILE
+    if not run_file.is_file() or not history_file.is_file():
+        raise ValueError(
+            f"{folder} is not an experiment's results folder "
+            f"(it needs {RUN_FILE} and {HISTORY_FILE})"
+        )
+    try:
+        name = json.loads(run_file.read_text(encoding="utf-8"))["experiment"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{run_file} is not an experiment's run.json") from None
+    if name not in EXPERIMENTS:
+        raise ValueError(f"{run_file} names an unknown experiment {name!r}")
+    return EXPERIMENTS[name]

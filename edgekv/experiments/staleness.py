@@ -1,0 +1,320 @@
+"""``edgekv experiment staleness``: stale reads, hit ratio and central load against cacheTtl.
+
+Theory of operation: one setting per cacheTtl T, each in its own namespace,
+all run at once on one cluster (cacheTtl is a property of the read, so the
+settings cannot disturb each other). In each, one region writes (Poisson, μ
+per key) and the other regions read (Poisson, λ per key, uniform or Zipf
+keys). For every setting the summary puts what was measured beside DESIGN.md's
+predictions, summed over keys by popularity: hit ratio λT/(1+λT), stale-read
+fraction H·(1 - (1 - e^(-μT))/(μT)) and central reads λ/(1+λT) per edge —
+with the relative error. The trade-off curve is staleness against central load.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from edgekv.experiments import checkers, plots, theory
+from edgekv.experiments.base import (
+    Progress,
+    base_topology,
+    cluster_for,
+    parse_list,
+    validate_cache_ttl,
+    validate_rate,
+)
+from edgekv.experiments.history import Op
+from edgekv.experiments.results import RunRecord, Summary, Table
+from edgekv.experiments.workload import KeySpace, Stream, plan
+
+UPSTREAM_STATUSES = ("MISS", "EXPIRED", "REVALIDATED")
+
+
+def group_of(ttl_s: int) -> str:
+    return f"ttl={ttl_s}"
+
+
+def add_workload_arguments(
+    parser: argparse.ArgumentParser, read_rate: float, write_rate: float
+) -> None:
+    """The read/write workload staleness and modes share."""
+    parser.add_argument(
+        "--read-rate",
+        type=float,
+        default=read_rate,
+        metavar="PER_S",
+        help="reads per simulated second in each reading region, over all keys",
+    )
+    parser.add_argument(
+        "--write-rate",
+        type=float,
+        default=write_rate,
+        metavar="PER_S",
+        help="writes per simulated second, over all keys",
+    )
+    parser.add_argument("--keys", type=int, default=10, metavar="N", help="number of keys")
+    parser.add_argument(
+        "--zipf",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="Zipf exponent of key popularity (0 = uniform)",
+    )
+    parser.add_argument(
+        "--writer-region", default="us-east", metavar="REGION", help="the region that writes"
+    )
+    parser.add_argument(
+        "--reader-regions",
+        default=None,
+        metavar="R1,R2",
+        help="regions that read (default: every other region)",
+    )
+
+
+def validate_workload(args: argparse.Namespace) -> None:
+    validate_rate(args.read_rate, "--read-rate")
+    validate_rate(args.write_rate, "--write-rate")
+    if args.keys < 1:
+        raise ValueError(f"--keys must be at least 1, got {args.keys}")
+    if args.zipf < 0:
+        raise ValueError(f"--zipf must be 0 (uniform) or more, got {args.zipf:g}")
+
+
+def reader_regions(args: argparse.Namespace, regions: list[str]) -> list[str]:
+    if args.reader_regions:
+        chosen = [name.strip() for name in args.reader_regions.split(",") if name.strip()]
+        unknown = [name for name in chosen if name not in regions]
+        if unknown:
+            raise ValueError(
+                f"--reader-regions: no region {unknown[0]!r} (regions: {', '.join(regions)})"
+            )
+        return chosen
+    return [region for region in regions if region != args.writer_region]
+
+
+def workload_streams(
+    args: argparse.Namespace, group: str, ttl_s: int, readers: list[str]
+) -> list[Stream]:
+    keys = KeySpace(args.keys, args.zipf)
+    return [
+        Stream(
+            "write",
+            args.writer_region,
+            args.write_rate,
+            keys,
+            group,
+            0,
+            args.duration,
+            value_bytes=64,
+        ),
+        *(
+            Stream(
+                "read",
+                region,
+                args.read_rate,
+                keys,
+                group,
+                0,
+                args.duration,
+                sessions=4,
+                cache_ttl_s=ttl_s,
+            )
+            for region in readers
+        ),
+    ]
+
+
+def prediction(options: dict[str, Any], ttl_s: float) -> theory.Prediction:
+    weights = theory.key_weights(int(options["keys"]), float(options["zipf"]))
+    return theory.predict_keys(
+        [float(options["read_rate"]) * weight for weight in weights],
+        [float(options["write_rate"]) * weight for weight in weights],
+        ttl_s,
+    )
+
+
+def measure(ops: list[Op], group: str, readers: list[str], duration_s: float) -> dict[str, Any]:
+    """A setting's measured hit ratio, stale fraction and central reads per edge per second."""
+    stale = checkers.staleness(ops, group=group, region=readers)
+    return {
+        "reads": stale.reads,
+        "hit_ratio": stale.hit_ratio,
+        "stale_fraction": stale.stale_fraction,
+        "upstream_per_s": stale.upstream / (duration_s * len(readers)),
+        "time_behind_s": list(stale.time_behind_s),
+        "revisions_behind": list(stale.revisions_behind),
+    }
+
+
+class Staleness:
+    name = "staleness"
+    help = "a sweep over cacheTtl: stale reads, hit ratio and central load beside the theory"
+    default_duration_s = 3000.0
+    default_time_scale = 100.0
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--cache-ttls",
+            default="30,60,120,300",
+            metavar="T1,T2",
+            help="the cacheTtl settings, in seconds",
+        )
+        add_workload_arguments(parser, read_rate=0.4, write_rate=0.05)
+
+    def validate(self, args: argparse.Namespace) -> None:
+        for ttl_s in parse_list(args.cache_ttls, "--cache-ttls", int):
+            validate_cache_ttl(ttl_s, "--cache-ttls")
+        validate_workload(args)
+
+    async def run(
+        self, args: argparse.Namespace, progress: Progress
+    ) -> tuple[list[Op], dict[str, Any], dict[str, Any], dict[str, Any]]:
+        from edgekv.experiments.driver import Driver
+
+        ttls: list[int] = parse_list(args.cache_ttls, "--cache-ttls", int)
+        async with cluster_for(args, base_topology(args, self)) as view, Driver(view) as driver:
+            view.edges_in(args.writer_region)
+            readers = reader_regions(args, view.regions)
+            streams = [
+                stream
+                for ttl_s in ttls
+                for stream in workload_streams(args, group_of(ttl_s), ttl_s, readers)
+            ]
+            groups = [group_of(ttl_s) for ttl_s in ttls]
+            await driver.setup(f"experiment staleness {driver.t0:.0f}", groups, KeySpace(args.keys))
+            progress.phase("staleness", args.duration)
+            ops = await driver.run(plan(streams, args.seed), progress)
+            facts = {
+                "readers": readers,
+                "cache_ttls": ttls,
+                "edge_counters": await driver.edge_counters(),
+            }
+            return ops, facts, view.describe(), driver.stats.as_dict()
+
+    def summarise(self, record: RunRecord, ops: list[Op]) -> Summary:
+        options, facts = record.options, record.facts
+        duration_s = float(options["duration"])
+        rows, measures = [], {}
+        for ttl_s in facts["cache_ttls"]:
+            got = measure(ops, group_of(ttl_s), facts["readers"], duration_s)
+            want = prediction(options, ttl_s)
+            measures[group_of(ttl_s)] = {**got, "predicted": asdict(want)}
+            rows.append(
+                [
+                    ttl_s,
+                    got["reads"],
+                    got["hit_ratio"],
+                    want.hit_ratio,
+                    theory.relative_error(got["hit_ratio"], want.hit_ratio),
+                    got["stale_fraction"],
+                    want.stale_fraction,
+                    theory.relative_error(got["stale_fraction"], want.stale_fraction),
+                    got["upstream_per_s"],
+                    want.upstream_per_s,
+                ]
+            )
+        checks = [checkers.monotonic_reads(ops), checkers.read_your_writes(ops)]
+        worst_hit = max(row[4] for row in rows)
+        worst_stale = max(row[7] for row in rows)
+        headline = (
+            f"measured within {worst_hit:.1%} of the predicted hit ratio and {worst_stale:.1%} "
+            f"of the predicted stale-read fraction across {len(rows)} cacheTtl settings"
+        )
+        return Summary(
+            self.name,
+            headline,
+            [
+                Table(
+                    "stale reads, hit ratio and central load per cacheTtl",
+                    [
+                        "cacheTtl_s",
+                        "reads",
+                        "hit_ratio",
+                        "theory_hit",
+                        "hit_rel_err",
+                        "stale_fraction",
+                        "theory_stale",
+                        "stale_rel_err",
+                        "central_reads_per_s_per_edge",
+                        "theory_central",
+                    ],
+                    rows,
+                )
+            ],
+            [check.as_dict() for check in checks],
+            measures=measures,
+            notes=[
+                f"Readers: {', '.join(facts['readers'])}; writer: {options['writer_region']}. "
+                "A read is stale when it returned an older revision than central had committed "
+                "for its key when the read was invoked."
+            ],
+        )
+
+    def draw(self, record: RunRecord, ops: list[Op], summary: Summary, out: Path) -> list[str]:
+        options, facts = record.options, record.facts
+        rows = summary.tables[0].rows
+        ttls = [float(row[0]) for row in rows]
+        predicted = [prediction(options, ttl_s) for ttl_s in ttls]
+        names = [
+            plots.measured_vs_predicted(
+                out,
+                "staleness-vs-ttl.png",
+                "Measured (points) against theory (dashed) per cacheTtl",
+                "cacheTtl (s)",
+                [
+                    ("hit ratio", ttls, [row[2] for row in rows], [p.hit_ratio for p in predicted]),
+                    (
+                        "stale-read fraction",
+                        ttls,
+                        [row[5] for row in rows],
+                        [p.stale_fraction for p in predicted],
+                    ),
+                    (
+                        "central reads / s / edge",
+                        ttls,
+                        [row[8] for row in rows],
+                        [p.upstream_per_s for p in predicted],
+                    ),
+                ],
+            ),
+            plots.tradeoff(
+                out,
+                "staleness-tradeoff.png",
+                "What a longer cacheTtl buys and costs",
+                [(f"T={row[0]:g}", row[8], row[5], row[9], row[6]) for row in rows],
+            ),
+            plots.cdf_figure(
+                out,
+                "staleness-time-behind-cdf.png",
+                "How far behind a stale read was",
+                {
+                    f"cacheTtl {ttl:g}": measure(ops, group_of(int(ttl)), facts["readers"], 1.0)[
+                        "time_behind_s"
+                    ]
+                    for ttl in ttls
+                },
+                xlabel="seconds since the returned version was superseded",
+            ),
+        ]
+        group = group_of(int(ttls[-1]))
+        reads = [
+            op
+            for op in ops
+            if op.is_read and op.ok and op.group == group and op.central_revision is not None
+        ]
+        names.append(
+            plots.region_time_heatmap(
+                out,
+                "staleness-heatmap.png",
+                f"Revisions behind central, per region over time (cacheTtl {ttls[-1]:g} s)",
+                reads,
+                facts["readers"],
+                float(options["duration"]),
+                value=lambda op: float((op.central_revision or 0) > (op.revision or 0)),
+                colour_label="last read stale (1) or fresh (0)",
+            )
+        )
+        return names
