@@ -14,10 +14,12 @@ fixed, so the same topology always gives the same file.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
 
+from edgekv.locate import ClusterState
 from edgekv.topology import RegionSpec, Topology
 
 IMAGE = "edgekv:local"
@@ -25,8 +27,13 @@ CENTRAL_PORT = 7000
 EDGE_PORT = 7100
 REDIS_URL = "redis://redis:6379/0"
 BUILD = {"context": "..", "dockerfile": "deploy/Dockerfile"}
-# Placeholder until `edgekv experiment` exists: a smoke job that lists namespaces.
-EXPERIMENT_COMMAND = ["kv", "namespace", "list", "--central", f"central:{CENTRAL_PORT}"]
+# The experiment job finds the cluster in a state file that Compose writes from
+# an inline config, and leaves its results folder in ../results on the host.
+STATE_PATH = "/etc/edgekv/cluster.json"
+RESULTS_PATH = "/results"
+EXPERIMENT_COMMAND = [
+    "experiment", "visibility", "--state", STATE_PATH, "--out", RESULTS_PATH, "--duration", "600",
+]  # fmt: skip
 # Give every node the same anchor so scaled clocks agree: EDGEKV_TIME_ANCHOR=$(date +%s).
 TIME_ANCHOR_ENV = "${EDGEKV_TIME_ANCHOR:-}"
 
@@ -132,11 +139,43 @@ def compose_dict(topology: Topology) -> dict[str, Any]:
         "image": IMAGE,
         "profiles": ["experiment"],
         "command": list(EXPERIMENT_COMMAND),
-        "environment": {"EDGEKV_CENTRAL": f"central:{CENTRAL_PORT}"},
+        "configs": [{"source": "cluster-state", "target": STATE_PATH}],
+        "volumes": [f"../results:{RESULTS_PATH}"],
         "depends_on": _healthy("central", *edges),
         "restart": "no",
     }
-    return {"name": "edgekv", "services": services, "volumes": {"redis-data": {}}}
+    return {
+        "name": "edgekv",
+        "services": services,
+        "volumes": {"redis-data": {}},
+        "configs": {"cluster-state": {"content": cluster_state_json(topology)}},
+    }
+
+
+def cluster_state_json(topology: Topology) -> str:
+    """The state file of the Compose cluster, as ``edgekv experiment --state`` reads it.
+
+    Each region is reached through its service name, which Docker's DNS spreads
+    over the region's replicas. The time anchor is the one the nodes get
+    (Compose fills in ``${EDGEKV_TIME_ANCHOR}``; unset means "null", fine at scale 1).
+    """
+    state = ClusterState(
+        central=f"central:{CENTRAL_PORT}",
+        edges={r.name: [f"{service_name(r)}:{EDGE_PORT}"] for r in topology.regions if r.edges},
+        nodes={
+            service_name(region): {
+                "kind": "edge",
+                "region": region.name,
+                "address": f"{service_name(region)}:{EDGE_PORT}",
+                "rtt_ms": region.rtt_ms,
+            }
+            for region in topology.regions
+            if region.edges
+        },
+        time_scale=topology.time_scale,
+    )
+    compact = json.dumps(json.loads(state.to_json()), separators=(",", ":"))
+    return compact.replace('"time_anchor":null', '"time_anchor":${EDGEKV_TIME_ANCHOR:-null}')
 
 
 def compose_yaml(topology: Topology, regenerate: str) -> str:

@@ -27,6 +27,7 @@ import yaml
 
 from edgekv.compose import compose_dict
 from edgekv.launcher import LocalCluster, RunningNode
+from edgekv.locate import ClusterState
 from edgekv.topology import default_topology, load_topology
 
 EDGEKV = [sys.executable, "-m", "edgekv"]
@@ -120,7 +121,28 @@ def test_default_compose_services_and_wiring() -> None:
         assert "--node" not in edge["command"]
     experiment = services["experiment"]
     assert experiment["profiles"] == ["experiment"]
-    assert experiment["command"] == ["kv", "namespace", "list", "--central", "central:7000"]
+    command = experiment["command"]
+    assert command[:4] == ["experiment", "visibility", "--state", "/etc/edgekv/cluster.json"]
+    assert experiment["configs"] == [
+        {"source": "cluster-state", "target": "/etc/edgekv/cluster.json"}
+    ]
+    assert experiment["volumes"] == ["../results:/results"]
+
+
+@pytest.mark.parametrize("anchor", ["", "1790000000.25"])
+def test_the_compose_state_file_names_every_region_and_the_shared_anchor(anchor: str) -> None:
+    document = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    content = document["configs"]["cluster-state"]["content"]
+    # What Compose's interpolation makes of ${EDGEKV_TIME_ANCHOR:-null}.
+    text = content.replace("${EDGEKV_TIME_ANCHOR:-null}", anchor or "null")
+    state = ClusterState.from_json(text, COMPOSE_FILE)
+    topology = default_topology()
+    assert state.central == "central:7000"
+    assert state.edges == {r.name: [f"edge-{r.name}:7100"] for r in topology.regions}
+    assert {info["region"]: info["rtt_ms"] for info in state.nodes.values()} == {
+        r.name: r.rtt_ms for r in topology.regions
+    }
+    assert state.time_anchor == (float(anchor) if anchor else None)
 
 
 CUSTOM_TOPOLOGY = """
@@ -334,9 +356,6 @@ def test_health_of_a_live_and_a_dead_address(
     live = run(env, "health", address)
     assert live.returncode == 0, live.stderr
     assert live.stdout.strip() == f"{address} SERVING"
-    # The placeholder experiment job of the compose file, against the same central.
-    smoke = run(env, "kv", "namespace", "list", "--central", address)
-    assert smoke.returncode == 0, smoke.stderr
 
     started[0].send_signal(signal.SIGTERM)
     started[0].wait(10)
