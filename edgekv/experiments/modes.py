@@ -41,7 +41,7 @@ MODES = ("ttl", "invalidate", "push", "refresh-ahead")
 class Modes:
     name = "modes"
     help = "the same workload under ttl, invalidate, push and refresh-ahead, side by side"
-    default_duration_s = 1200.0
+    default_duration_s = 1000.0
     default_time_scale = 100.0
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:

@@ -76,16 +76,18 @@ def measured_vs_predicted(
     name: str,
     title: str,
     xlabel: str,
-    panels: Sequence[tuple[str, Sequence[float], Sequence[float], Sequence[float]]],
+    panels: Sequence[tuple[str, Sequence[float], Sequence[float], Curve]],
     log_x: bool = False,
 ) -> str:
-    """One panel per measure: measured points beside the predicted line, same x."""
+    """One panel per measure: measured points (x, y) over the predicted curve (label, xs, ys)."""
     plt = _pyplot()
     figure, axes_list = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2))
     if len(panels) == 1:
         axes_list = [axes_list]
-    for axes, (ylabel, xs, measured, predicted) in zip(axes_list, panels, strict=True):
-        axes.plot(xs, predicted, linestyle="--", marker="", color="grey", label="theory")
+    for axes, (ylabel, xs, measured, (label, theory_xs, theory_ys)) in zip(
+        axes_list, panels, strict=True
+    ):
+        axes.plot(theory_xs, theory_ys, linestyle="--", color="grey", label=label)
         axes.plot(xs, measured, linestyle="", marker="o", color="C0", label="measured")
         axes.set_xlabel(xlabel)
         axes.set_ylabel(ylabel)
@@ -101,14 +103,15 @@ def tradeoff(
     out: Path,
     name: str,
     title: str,
-    points: Sequence[tuple[str, float, float, float, float]],
+    points: Sequence[tuple[str, float, float]],
+    theory_curve: tuple[Sequence[float], Sequence[float]],
 ) -> str:
-    """Stale-read fraction against central load: (label, load, stale, predicted load, stale)."""
+    """Stale-read fraction against central load: measured (label, load, stale), theory's curve."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6.5, 4.5))
-    axes.plot([p[3] for p in points], [p[4] for p in points], "--", color="grey", label="theory")
+    axes.plot(*theory_curve, "--", color="grey", label="theory")
     axes.plot([p[1] for p in points], [p[2] for p in points], "o", color="C0", label="measured")
-    for label, load, stale, _, _ in points:
+    for label, load, stale in points:
         axes.annotate(label, (load, stale), textcoords="offset points", xytext=(6, 4), fontsize=8)
     axes.set_xlabel("central reads per second per edge")
     axes.set_ylabel("stale-read fraction")

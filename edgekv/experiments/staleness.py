@@ -257,7 +257,9 @@ class Staleness:
         options, facts = record.options, record.facts
         rows = summary.tables[0].rows
         ttls = [float(row[0]) for row in rows]
-        predicted = [prediction(options, ttl_s) for ttl_s in ttls]
+        low, high = min(ttls), max(ttls)
+        grid = [low + (high - low) * step / 100 for step in range(101)] if high > low else ttls
+        curve = [prediction(options, ttl_s) for ttl_s in grid]
         names = [
             plots.measured_vs_predicted(
                 out,
@@ -265,18 +267,23 @@ class Staleness:
                 "Measured (points) against theory (dashed) per cacheTtl",
                 "cacheTtl (s)",
                 [
-                    ("hit ratio", ttls, [row[2] for row in rows], [p.hit_ratio for p in predicted]),
+                    (
+                        "hit ratio",
+                        ttls,
+                        [row[2] for row in rows],
+                        ("theory", grid, [p.hit_ratio for p in curve]),
+                    ),
                     (
                         "stale-read fraction",
                         ttls,
                         [row[5] for row in rows],
-                        [p.stale_fraction for p in predicted],
+                        ("theory", grid, [p.stale_fraction for p in curve]),
                     ),
                     (
                         "central reads / s / edge",
                         ttls,
                         [row[8] for row in rows],
-                        [p.upstream_per_s for p in predicted],
+                        ("theory", grid, [p.upstream_per_s for p in curve]),
                     ),
                 ],
             ),
@@ -284,7 +291,8 @@ class Staleness:
                 out,
                 "staleness-tradeoff.png",
                 "What a longer cacheTtl buys and costs",
-                [(f"T={row[0]:g}", row[8], row[5], row[9], row[6]) for row in rows],
+                [(f"T={row[0]:g}", row[8], row[5]) for row in rows],
+                ([p.upstream_per_s for p in curve], [p.stale_fraction for p in curve]),
             ),
             plots.cdf_figure(
                 out,
