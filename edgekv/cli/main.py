@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from edgekv.cli import (
+    bench_cmd,
     central_cmd,
     cluster_cmd,
     demo_cmd,
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     health_cmd.register(subcommands)
     deploy_cmd.register(subcommands)
     experiment_cmd.register(subcommands)
+    bench_cmd.register(subcommands)
     return parser
 
 

@@ -1,0 +1,382 @@
+"""The servers a benchmark measures, as child processes, and the no-op floor.
+
+Theory of operation: every server is a child process (``python -m MODULE
+...``) in its own session (Ctrl-C reaches only the benchmark, which then stops
+them), with stdout and stderr in files (never pipes, so they cannot block),
+and with ``PR_SET_PDEATHSIG`` so the kernel sends them SIGTERM should the
+benchmark die without cleaning up. :class:`ServerGroup` starts several at
+once, waits for each one's ready line, and stops them all (SIGTERM, then
+SIGKILL after 10 s).
+
+The floor: ``python -m benchmarks.servers --serve-noop HOST:PORT`` serves
+``/bench.Noop/Call`` through a generic handler with identity (de)serializers
+and returns its (empty) request: what a gRPC call costs on this machine,
+measured in the same run as the scenarios it judges. With ``--forward-to
+NOOP`` it is a *relay*: it crosses a modelled link (the RTT named in the
+request, waited as the edge waits it) to the no-op server, so it is a
+do-nothing edge: what two hops and a link cost here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from edgekv.rpc import CHANNEL_OPTIONS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOOP_METHOD = "/bench.Noop/Call"
+NOOP_READY = re.compile(r"^noop ready on (?P<address>\S+)$", re.MULTILINE)
+RELAY_READY = re.compile(r"^relay ready on (?P<address>\S+)$", re.MULTILINE)
+CENTRAL_READY = re.compile(r"^edgekv central ready on (?P<address>\S+) ", re.MULTILINE)
+EDGE_READY = re.compile(r"^edgekv edge ready on (?P<address>\S+) ", re.MULTILINE)
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+CALL_TIMEOUT_S = 30.0
+
+# Run in each server child before its module: die with the benchmark, whatever happens to it.
+_CHILD_PRELUDE = """\
+import ctypes, os, runpy, signal, sys
+try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)  # the parent died before the prctl took effect
+sys.argv = sys.argv[2:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+# -- the no-op server and the relay (child processes) ---------------------------------
+
+
+async def _noop_call(request: bytes, context: Any) -> bytes:
+    return request
+
+
+def _relay_call(forward_to: str) -> Callable[[bytes, Any], Awaitable[bytes]]:
+    """A two-hop no-op: wait half an RTT, call the no-op server, wait the other half.
+
+    The request is the modelled RTT in ms as ASCII (empty: none); the waits are
+    ``asyncio.sleep``, as in the edge's link model, so a relay is an edge that
+    does nothing but cross its link.
+    """
+    channel = grpc.aio.insecure_channel(forward_to, options=CHANNEL_OPTIONS)
+    forward = channel.unary_unary(NOOP_METHOD, request_serializer=None, response_deserializer=None)
+
+    async def relay(request: bytes, context: Any) -> bytes:
+        half_s = float(request or b"0") / 2000
+        if half_s:
+            await asyncio.sleep(half_s)
+        await forward(b"", timeout=CALL_TIMEOUT_S)
+        if half_s:
+            await asyncio.sleep(half_s)
+        return b""
+
+    return relay
+
+
+async def serve_noop(listen: str, forward_to: str | None = None) -> None:
+    """Serve ``/bench.Noop/Call`` until SIGTERM or SIGINT: bytes in, same bytes out.
+
+    With ``forward_to``, relay each call to the no-op server there instead.
+    """
+    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    call = _noop_call if forward_to is None else _relay_call(forward_to)
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Noop",
+        {
+            "Call": grpc.unary_unary_rpc_method_handler(
+                call, request_deserializer=None, response_serializer=None
+            )
+        },
+    )
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port(listen)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    kind = "noop" if forward_to is None else "relay"
+    print(f"{kind} ready on {listen.rpartition(':')[0]}:{port}", flush=True)
+    await stop.wait()
+    await server.stop(1.0)
+
+
+NOOP_ARGV = ("benchmarks.servers", "--serve-noop", "127.0.0.1:0")
+
+
+def relay_argv(noop_address: str) -> tuple[str, ...]:
+    return (*NOOP_ARGV, "--forward-to", noop_address)
+
+
+# -- server processes -------------------------------------------------------------------
+
+
+@dataclass
+class ServerProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    argv: Sequence[str]
+    ready: re.Pattern[str]
+    stdout_path: Path
+    stderr_path: Path
+    address: str = ""
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def check_ready(self) -> bool:
+        """True once the ready line named the address; raise if the server died."""
+        match = self.ready.search(self.stdout_path.read_text(errors="replace"))
+        if match:
+            self.address = match["address"]
+            return True
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} did not start (exited with {self.process.returncode}): "
+                f"{' '.join(self.argv)}\nstderr:\n{self.stderr_tail()}"
+            )
+        return False
+
+    def stderr_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> int | None:
+        """SIGTERM, wait, then SIGKILL; return the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def spawn_server(
+    name: str, module_argv: Sequence[str], ready: re.Pattern[str], log_dir: Path
+) -> ServerProcess:
+    """Start ``python -m MODULE ARGS``; :meth:`ServerProcess.check_ready` says when it serves."""
+    stdout_path = log_dir / f"{name}.stdout"
+    stderr_path = log_dir / f"{name}.stderr"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-c", _CHILD_PRELUDE, str(os.getpid()), *module_argv]
+    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            cwd=log_dir,
+            start_new_session=True,
+        )
+    return ServerProcess(name, process, module_argv, ready, stdout_path, stderr_path)
+
+
+class ServerGroup:
+    """Servers started together and stopped together: ``with ServerGroup(dir) as group``."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.servers: list[ServerProcess] = []
+
+    def __enter__(self) -> ServerGroup:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop_all()
+
+    def start(
+        self, specs: Sequence[tuple[str, Sequence[str], re.Pattern[str]]]
+    ) -> list[ServerProcess]:
+        """Start (name, module argv, ready pattern) servers at once; return when all serve."""
+        started = []
+        for name, argv, ready in specs:
+            server = spawn_server(name, argv, ready, self.log_dir)
+            self.servers.append(server)
+            started.append(server)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        waiting = list(started)
+        while waiting:
+            waiting = [server for server in waiting if not server.check_ready()]
+            if waiting and time.monotonic() > deadline:
+                names = ", ".join(server.name for server in waiting)
+                raise RuntimeError(f"{names} did not start within {START_TIMEOUT_S:g} s")
+            if waiting:
+                time.sleep(0.02)
+        for server in started:
+            print(f"{server.name}: pid {server.pid} on {server.address}", flush=True)
+        return started
+
+    def stop_all(self) -> None:
+        for server in reversed(self.servers):
+            code = server.stop()
+            if code not in (0, None):
+                print(f"{server.name} exited with {code}; its stderr ends:\n{server.stderr_tail()}")
+        self.servers.clear()
+
+
+# -- /proc ------------------------------------------------------------------------------
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid``, all threads (0.0 if unknown)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def process_memory(pid: int) -> dict[str, int]:
+    """``VmRSS`` (resident now) and ``VmHWM`` (peak resident) of ``pid``, in bytes."""
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = int(rest.split()[0]) * 1024  # reported in kB
+    return out
+
+
+# -- the machine ----------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 0
+    from google.protobuf import __version__ as protobuf_version
+    from google.protobuf.internal import api_implementation
+
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "protobuf": f"{protobuf_version} ({api_implementation.Type()})",
+        "kernel": platform.release(),
+        "redis_py": _version("redis"),
+        "hdrhistogram": _version("hdrhistogram"),
+        "edgekv": _version("edgekv"),
+        "redis_server": _redis_server_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _redis_server_version() -> str:
+    try:
+        done = subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
+    except OSError:
+        return "not installed"
+    match = re.search(r"v=(\S+)", done.stdout)
+    return match.group(1) if match else done.stdout.strip()
+
+
+def start_redis(log_dir: Path) -> ServerProcess:
+    """A throw-away ``redis-server`` on a free loopback port, no persistence."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(log_dir),
+    ]
+    stdout_path, stderr_path = log_dir / "redis.stdout", log_dir / "redis.stderr"
+    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True
+        )
+    server = ServerProcess("redis", process, argv, re.compile(r"(?!)"), stdout_path, stderr_path)
+    server.address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server did not start: {server.stderr_tail()}")
+        with socket.socket() as attempt:
+            if attempt.connect_ex(("127.0.0.1", port)) == 0:
+                return server
+        time.sleep(0.02)
+    server.stop()
+    raise RuntimeError(f"redis-server did not listen on {port} within {START_TIMEOUT_S:g} s")
+
+
+def print_machine(info: dict[str, Any]) -> None:
+    print(
+        f"machine: {info['cpu_model']}, {info['cores']} cores ({info['usable_cores']} usable), "
+        f"Python {info['python']}, grpcio {info['grpcio']}, protobuf {info['protobuf']}, "
+        f"Linux {info['kernel']}, load average {info['load_average_at_start']}",
+        flush=True,
+    )
+
+
+def finish_machine(info: dict[str, Any]) -> None:
+    info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"load average at end {info['load_average_at_end']}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.servers")
+    parser.add_argument("--serve-noop", metavar="HOST:PORT", required=True)
+    parser.add_argument("--forward-to", metavar="HOST:PORT", help="relay to this no-op server")
+    args = parser.parse_args(argv)
+    asyncio.run(serve_noop(args.serve_noop, args.forward_to))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

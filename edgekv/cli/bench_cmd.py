@@ -1,0 +1,190 @@
+"""``edgekv bench``: the latency benchmarks (the harness lives in ``benchmarks/``).
+
+Theory of operation: ``quick`` runs the main scenarios for a few seconds each
+(about a minute in all) and prints the table people look at first; ``run``
+takes any scenarios, rates and sweeps; ``list`` names them. Each run writes
+``benchmarks/results/<timestamp>/`` (or ``--out``). Exit 0 when every run was
+valid (the generator kept up) and no call failed; 1 otherwise, saying why.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subcommands.add_parser(
+        "bench",
+        help="open-loop latency benchmarks with floors measured in the same run",
+        description="Open-loop latency benchmarks: arrivals at a rate whatever the latency, "
+        "latency from the intended start, full HdrHistograms, a no-op gRPC floor and a "
+        "redis-server baseline measured in the same run.",
+        epilog="example: edgekv bench quick",
+    )
+    kinds = parser.add_subparsers(
+        dest="bench_command", metavar="quick|run|resources|list", required=True
+    )
+    quick = kinds.add_parser("quick", help="the main scenarios, about a minute")
+    _common(quick)
+    quick.set_defaults(run=run_quick)
+    full = kinds.add_parser("run", help="chosen scenarios, rates and sweeps")
+    _common(full)
+    full.add_argument(
+        "--scenarios", default="all", metavar="A,B", help="names (see `edgekv bench list`) or all"
+    )
+    full.add_argument(
+        "--duration", type=float, default=5.0, metavar="S", help="seconds per run (default 5)"
+    )
+    full.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        metavar="PER_S",
+        help="calls per second for every scenario (default: each scenario's own)",
+    )
+    full.add_argument(
+        "--sweep", action="store_true", help="also step the rate up to find each knee"
+    )
+    full.add_argument(
+        "--p99-bound-ms",
+        type=float,
+        default=20.0,
+        metavar="MS",
+        help="a knee is the highest rate with p99 under this (default 20)",
+    )
+    full.set_defaults(run=run_full)
+    resources = kinds.add_parser(
+        "resources",
+        help="edge memory under its cache bound; a cluster's start time, idle CPU and RSS",
+    )
+    resources.add_argument(
+        "--idle-s",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds of idle CPU measured (default 10)",
+    )
+    resources.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="results folder parent (default benchmarks/results)",
+    )
+    resources.set_defaults(run=run_resources)
+    listing = kinds.add_parser("list", help="the scenarios and what one call of each is")
+    listing.set_defaults(run=run_list)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--arrival",
+        choices=("poisson", "constant"),
+        default="poisson",
+        help="arrival process (default poisson)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="generator processes (default: as the rate needs)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the arrivals (default 1)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="results folder parent (default benchmarks/results)",
+    )
+
+
+async def run_resources(args: argparse.Namespace) -> int:
+    import json
+
+    from benchmarks.bench import RESULTS_DIR
+    from benchmarks.resources import measure
+    from benchmarks.servers import machine
+    from edgekv.experiments.results import git_commit, utc_stamp
+
+    if args.idle_s <= 0:
+        raise ValueError(f"--idle-s must be positive, got {args.idle_s:g}")
+    folder = (args.out or RESULTS_DIR) / f"resources-{utc_stamp()}"
+    results = await measure(args.idle_s)
+    folder.mkdir(parents=True)
+    document = {"machine": machine(), "git_commit": git_commit(), **results}
+    (folder / "summary.json").write_text(json.dumps(document, indent=2))
+    print(f"\nresults: {folder}")
+    within = all(m["within_target"] for m in results["edge_memory"])
+    return 0 if within else 1
+
+
+async def run_list(args: argparse.Namespace) -> int:
+    from benchmarks.scenarios import all_scenarios
+
+    for scenario in all_scenarios():
+        floor = f"floor: {scenario.floor}" if scenario.floor else "a floor"
+        print(f"{scenario.name:<22} {scenario.rate_per_s:>6g}/s  {floor:<14} {scenario.what}")
+    return 0
+
+
+async def run_quick(args: argparse.Namespace) -> int:
+    from benchmarks.scenarios import all_scenarios
+
+    names = [scenario.name for scenario in all_scenarios() if scenario.in_quick]
+    return await _run(args, names, duration_s=3.0, rate=None, sweep=False, bound_ms=20.0)
+
+
+async def run_full(args: argparse.Namespace) -> int:
+    from benchmarks.scenarios import all_scenarios, scenario_named
+
+    if args.scenarios == "all":
+        names = [scenario.name for scenario in all_scenarios()]
+    else:
+        names = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+        for name in names:
+            scenario_named(name)
+    return await _run(args, names, args.duration, args.rate, args.sweep, args.p99_bound_ms)
+
+
+async def _run(
+    args: argparse.Namespace,
+    names: list[str],
+    duration_s: float,
+    rate: float | None,
+    sweep: bool,
+    bound_ms: float,
+) -> int:
+    import asyncio
+
+    from benchmarks.bench import RESULTS_DIR, BenchOptions, run
+
+    if duration_s <= 0 or (rate is not None and not rate > 0) or args.workers < 0:
+        raise ValueError("--duration and --rate must be positive, --workers 0 or more")
+    options = BenchOptions(
+        names,
+        duration_s,
+        rate,
+        args.arrival,
+        sweep,
+        p99_bound_ms=bound_ms,
+        workers=args.workers,
+        seed=args.seed,
+        out=args.out or RESULTS_DIR,
+    )
+    # The harness runs its own event loops (and worker processes): give it a thread.
+    finished = await asyncio.to_thread(run, options)
+    rows = [m.row() for m in finished.measured]
+    # A sweep is meant to run past the knee: only its steps may be invalid.
+    bad = [
+        f"{row['scenario']} ({row['problems'] or str(row['errors']) + ' errors'})"
+        for row in rows
+        if row["mode"] != "sweep" and (not row["valid"] or row["errors"])
+    ]
+    print(f"\nresults: {finished.folder}")
+    if bad:
+        print(f"edgekv: error: not every run is valid: {', '.join(bad)}")
+        return 1
+    return 0

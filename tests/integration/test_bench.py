@@ -1,0 +1,106 @@
+"""``edgekv bench`` against real servers: a short seeded run and its results folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hdrh.log import HistogramLogReader
+
+from benchmarks.loadgen import new_histogram
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.timeout(180)
+def test_a_short_seeded_run_writes_a_complete_results_folder(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgekv",
+            "bench",
+            "run",
+            "--scenarios",
+            "edge-hit,edge-miss-eu-west,central-put-sqlite",
+            "--duration",
+            "1.5",
+            "--rate",
+            "200",
+            "--seed",
+            "4",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        env=environment,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert "Traceback" not in done.stderr
+    (folder,) = list(tmp_path.iterdir())
+    names = {path.name for path in folder.iterdir()}
+    assert {
+        "options.json",
+        "machine.json",
+        "summary.json",
+        "summary.csv",
+        "percentiles.png",
+        "histograms",
+    } <= names
+    options = json.loads((folder / "options.json").read_text())
+    assert options["seed"] == 4 and options["git_commit"]
+    machine = json.loads((folder / "machine.json").read_text())
+    for field in ("cpu_model", "cores", "python", "grpcio", "redis_py", "hdrhistogram"):
+        assert machine[field], field
+
+    summary = json.loads((folder / "summary.json").read_text())
+    rows = {(row["scenario"], row["mode"]): row for row in summary["rows"]}
+    # The floor came along, since every ratio needs it; closed-loop throughput for the put.
+    assert {
+        ("floor", "open"),
+        ("edge-hit", "open"),
+        ("edge-miss-eu-west", "open"),
+        ("central-put-sqlite", "open"),
+        ("central-put-sqlite", "closed"),
+    } <= set(rows)
+    miss = rows[("edge-miss-eu-west", "open")]
+    assert miss["errors"] == 0, miss["first_error"]
+    assert miss["p50_ms"] > 83, "a MISS pays the modelled 83 ms RTT"
+    assert rows[("edge-hit", "open")]["p50_ms"] < 83
+    assert rows[("edge-hit", "open")]["calls"] == 300
+    with (folder / "summary.csv").open() as table:
+        assert len(list(csv.DictReader(table))) == len(summary["rows"])
+    ratio_names = [item["name"] for item in summary["ratios"]]
+    assert "edge-hit p50 / floor p50" in ratio_names
+    assert "edge-miss-eu-west (p50 - RTT) / floor p50" in ratio_names
+
+    # The summary's percentiles are the raw histogram's, recomputed from the .hlog file.
+    for row in summary["rows"]:
+        reference = new_histogram()
+        reader = HistogramLogReader(str(folder / row["histogram_log"]), reference)
+        histogram = reader.get_next_interval_histogram()
+        assert histogram is not None, row["histogram_log"]
+        assert histogram.get_total_count() == row["calls"]
+        for p in (50, 90, 99, 99.9):
+            assert histogram.get_value_at_percentile(p) / 1000 == row[f"p{p:g}_ms"]
+        assert histogram.get_max_value() / 1000 == row["max_ms"]
+
+
+def test_an_unknown_scenario_is_one_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "edgekv", "bench", "run", "--scenarios", "edge-hot"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("edgekv: error: unknown scenario 'edge-hot'")
+    assert len(done.stderr.strip().splitlines()) == 1
