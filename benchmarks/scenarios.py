@@ -44,6 +44,7 @@ from edgekv.client import RetryPolicy
 from edgekv.experiments.theory import key_weights
 from edgekv.rpc import CHANNEL_OPTIONS
 from edgekv.topology import DEFAULT_REGION_RTT_MS
+from edgekv.v1 import edge_pb2, edge_pb2_grpc
 
 KEY_COUNT = 1000
 VALUE = b"v" * 100
@@ -171,6 +172,32 @@ async def connect_edge(
         yield call
 
 
+@asynccontextmanager
+async def connect_edge_stub(targets: dict[str, Any]) -> AsyncIterator[CallFn]:
+    """A HIT without the client library: prepared requests, the answer checked by status."""
+    async with grpc.aio.insecure_channel(
+        targets["edges"]["us-east"], options=CHANNEL_OPTIONS
+    ) as channel:
+        stub = edge_pb2_grpc.EdgeKVStub(channel)
+        requests = [
+            edge_pb2.EdgeGetRequest(
+                namespace_id=targets["namespace_sqlite"],
+                key=key(k).encode(),
+                cache_ttl=LONG_CACHE_TTL_S,
+            )
+            for k in range(KEY_COUNT)
+        ]
+        hit = edge_pb2.CACHE_STATUS_HIT
+
+        async def call(index: int) -> object:
+            answer = await stub.Get(requests[index % KEY_COUNT], timeout=CALL_TIMEOUT_S)
+            if answer.info.cache_status != hit:
+                raise RuntimeError(f"expected HIT, got status {answer.info.cache_status}")
+            return answer
+
+        yield call
+
+
 def index_is_measured(name: str) -> bool:
     """The warm-up call may find anything; measured calls must find what they expect."""
     return not name.endswith("-warm")
@@ -241,6 +268,13 @@ def all_scenarios() -> list[Scenario]:
             p(connect_edge, operation="hit", region="us-east"),
             300,
             in_quick=True,
+            sweep_rates=SWEEP,
+        ),
+        Scenario(
+            "edge-hit-stub",
+            "the same HIT through the raw EdgeKV stub with prepared requests (the server alone)",
+            connect_edge_stub,
+            300,
             sweep_rates=SWEEP,
         ),
         *(

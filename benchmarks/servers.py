@@ -317,7 +317,11 @@ def _redis_server_version() -> str:
 
 
 def start_redis(log_dir: Path) -> ServerProcess:
-    """A throw-away ``redis-server`` on a free loopback port, no persistence."""
+    """A throw-away ``redis-server`` on a free loopback port, durable as a store should be.
+
+    Append-only with ``appendfsync always``: a write is on disk before Redis answers,
+    so central's Put on Redis is as durable as on SQLite (and SET pays the same).
+    """
     import socket
 
     with socket.socket() as probe:
@@ -332,7 +336,9 @@ def start_redis(log_dir: Path) -> ServerProcess:
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes",
+        "--appendfsync",
+        "always",
         "--dir",
         str(log_dir),
     ]
