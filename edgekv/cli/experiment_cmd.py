@@ -27,10 +27,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     names = parser.add_subparsers(dest="experiment", metavar="NAME", required=True)
     for experiment in EXPERIMENTS.values():
-        sub = names.add_parser(
-            experiment.name, help=experiment.help, description=experiment.help,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        )  # fmt: skip
+        sub = names.add_parser(experiment.name, help=experiment.help, description=experiment.help)
         add_common_arguments(sub, experiment)
         experiment.add_arguments(sub)
         sub.set_defaults(run=run_experiment_command)

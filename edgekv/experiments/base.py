@@ -109,6 +109,23 @@ def validate_common(args: argparse.Namespace) -> None:
         raise ValueError("--time-scale cannot change a running cluster's clock; drop it or --state")
 
 
+def add_cache_ttl_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-ttl", type=int, default=60, metavar="S", help="readers' cacheTtl (default 60)"
+    )
+
+
+def add_keys_argument(parser: argparse.ArgumentParser, default: int) -> None:
+    parser.add_argument(
+        "--keys", type=int, default=default, metavar="N", help=f"number of keys (default {default})"
+    )
+
+
+def validate_keys(args: argparse.Namespace) -> None:
+    if args.keys < 1:
+        raise ValueError(f"--keys must be at least 1, got {args.keys}")
+
+
 def validate_cache_ttl(cache_ttl_s: int, flag: str = "--cache-ttl") -> None:
     """The same rule, and the same words, as a read's cacheTtl (the core's validation)."""
     try:

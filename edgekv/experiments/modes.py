@@ -20,6 +20,7 @@ from typing import Any
 from edgekv.experiments import checkers, plots
 from edgekv.experiments.base import (
     Progress,
+    add_cache_ttl_argument,
     base_topology,
     cluster_for,
     validate_cache_ttl,
@@ -45,18 +46,20 @@ class Modes:
     default_time_scale = 100.0
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_cache_ttl_argument(parser)
         parser.add_argument(
-            "--cache-ttl", type=int, default=60, metavar="S", help="readers' cacheTtl"
-        )
-        parser.add_argument(
-            "--modes", default=",".join(MODES), metavar="M1,M2", help="which modes to run"
+            "--modes",
+            default=",".join(MODES),
+            metavar="M1,M2",
+            help="which modes to run (default %(default)s)",
         )
         parser.add_argument(
             "--refresh-ahead",
             type=float,
             default=0.25,
             metavar="FRACTION",
-            help="refresh-ahead: refresh a copy read in the last FRACTION of its cacheTtl",
+            help="refresh-ahead: refresh a copy read in the last FRACTION of its cacheTtl "
+            "(default %(default)s)",
         )
         add_workload_arguments(parser, read_rate=0.4, write_rate=0.05)
 

@@ -20,9 +20,12 @@ from typing import Any
 from edgekv.experiments import checkers, plots
 from edgekv.experiments.base import (
     Progress,
+    add_cache_ttl_argument,
+    add_keys_argument,
     base_topology,
     cluster_for,
     validate_cache_ttl,
+    validate_keys,
     validate_rate,
 )
 from edgekv.experiments.checkers import CheckResult, Violation
@@ -44,7 +47,10 @@ class Partition:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
-            "--region", default="eu-west", metavar="REGION", help="the region to cut off"
+            "--region",
+            default="eu-west",
+            metavar="REGION",
+            help="the region to cut off (default %(default)s)",
         )
         parser.add_argument(
             "--cut-at",
@@ -60,38 +66,36 @@ class Partition:
             metavar="S",
             help="simulated second of the heal (default: 60%% of the duration)",
         )
-        parser.add_argument(
-            "--cache-ttl", type=int, default=60, metavar="S", help="readers' cacheTtl"
-        )
+        add_cache_ttl_argument(parser)
         parser.add_argument(
             "--max-stale",
             type=float,
             default=300.0,
             metavar="S",
-            help="a fresh cluster's edges serve copies up to S seconds past their cacheTtl",
+            help="a fresh cluster's edges serve copies up to S seconds past their cacheTtl "
+            "(default %(default)s)",
         )
         parser.add_argument(
             "--read-rate",
             type=float,
             default=0.5,
             metavar="PER_S",
-            help="reads per simulated second in each region",
+            help="reads per simulated second in each region (default %(default)s)",
         )
         parser.add_argument(
             "--write-rate",
             type=float,
             default=0.05,
             metavar="PER_S",
-            help="writes per simulated second in each region",
+            help="writes per simulated second in each region (default %(default)s)",
         )
-        parser.add_argument("--keys", type=int, default=10, metavar="N", help="number of keys")
+        add_keys_argument(parser, default=10)
 
     def validate(self, args: argparse.Namespace) -> None:
         validate_cache_ttl(args.cache_ttl)
         validate_rate(args.read_rate, "--read-rate")
         validate_rate(args.write_rate, "--write-rate")
-        if args.keys < 1:
-            raise ValueError(f"--keys must be at least 1, got {args.keys}")
+        validate_keys(args)
         if args.max_stale < 0:
             raise ValueError(f"--max-stale must be 0 or more, got {args.max_stale:g}")
         cut_s, heal_s = window_of(args)

@@ -20,10 +20,12 @@ from typing import Any
 from edgekv.experiments import checkers, plots, theory
 from edgekv.experiments.base import (
     Progress,
+    add_keys_argument,
     base_topology,
     cluster_for,
     parse_list,
     validate_cache_ttl,
+    validate_keys,
     validate_rate,
 )
 from edgekv.experiments.history import Op
@@ -46,25 +48,29 @@ def add_workload_arguments(
         type=float,
         default=read_rate,
         metavar="PER_S",
-        help="reads per simulated second in each reading region, over all keys",
+        help="reads per simulated second in each reading region, over all keys "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--write-rate",
         type=float,
         default=write_rate,
         metavar="PER_S",
-        help="writes per simulated second, over all keys",
+        help="writes per simulated second, over all keys (default %(default)s)",
     )
-    parser.add_argument("--keys", type=int, default=10, metavar="N", help="number of keys")
+    add_keys_argument(parser, default=10)
     parser.add_argument(
         "--zipf",
         type=float,
         default=0.0,
         metavar="S",
-        help="Zipf exponent of key popularity (0 = uniform)",
+        help="Zipf exponent of key popularity (0 = uniform) (default %(default)s)",
     )
     parser.add_argument(
-        "--writer-region", default="us-east", metavar="REGION", help="the region that writes"
+        "--writer-region",
+        default="us-east",
+        metavar="REGION",
+        help="the region that writes (default %(default)s)",
     )
     parser.add_argument(
         "--reader-regions",
@@ -77,8 +83,7 @@ def add_workload_arguments(
 def validate_workload(args: argparse.Namespace) -> None:
     validate_rate(args.read_rate, "--read-rate")
     validate_rate(args.write_rate, "--write-rate")
-    if args.keys < 1:
-        raise ValueError(f"--keys must be at least 1, got {args.keys}")
+    validate_keys(args)
     if args.zipf < 0:
         raise ValueError(f"--zipf must be 0 (uniform) or more, got {args.zipf:g}")
 
@@ -160,7 +165,7 @@ class Staleness:
             "--cache-ttls",
             default="30,60,120,300",
             metavar="T1,T2",
-            help="the cacheTtl settings, in seconds",
+            help="the cacheTtl settings, in seconds (default %(default)s)",
         )
         add_workload_arguments(parser, read_rate=0.4, write_rate=0.05)
 

@@ -22,11 +22,14 @@ from typing import Any
 from edgekv.experiments import checkers, plots, theory
 from edgekv.experiments.base import (
     Progress,
+    add_cache_ttl_argument,
+    add_keys_argument,
     allowance_s,
     base_topology,
     cluster_for,
     rtt_s,
     validate_cache_ttl,
+    validate_keys,
     validate_rate,
 )
 from edgekv.experiments.driver import Driver
@@ -45,18 +48,14 @@ class Visibility:
     default_time_scale = 60.0
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--cache-ttl", type=int, default=60, metavar="S", help="readers' cacheTtl (default 60)"
-        )
+        add_cache_ttl_argument(parser)
         parser.add_argument(
             "--writer-region",
             default="us-east",
             metavar="REGION",
             help="where writes are made (default us-east)",
         )
-        parser.add_argument(
-            "--keys", type=int, default=2, metavar="N", help="keys written and polled (default 2)"
-        )
+        add_keys_argument(parser, default=2)
         parser.add_argument(
             "--write-rate",
             type=float,
@@ -76,8 +75,7 @@ class Visibility:
         validate_cache_ttl(args.cache_ttl)
         validate_rate(args.write_rate, "--write-rate")
         validate_rate(1 / args.poll_interval if args.poll_interval > 0 else 0, "1/--poll-interval")
-        if args.keys < 1:
-            raise ValueError(f"--keys must be at least 1, got {args.keys}")
+        validate_keys(args)
         if args.duration <= settle_s(args.cache_ttl) * 2:
             raise ValueError(
                 f"--duration {args.duration:g} is too short: writes stop "
