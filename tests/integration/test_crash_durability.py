@@ -124,10 +124,21 @@ def check_acknowledged_writes_survived(
     )
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def durable_storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Central's storage: a SQLite file, or a Redis that outlives the killed central."""
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'central.db'}"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
 async def test_acknowledged_writes_survive_kill_9(
-    launcher: CentralLauncher, tmp_path: Path
+    launcher: CentralLauncher, durable_storage: str
 ) -> None:
-    storage = f"sqlite:{tmp_path / 'central.db'}"
+    # On Redis, concurrent commits share pipelines (group commit): every acknowledged
+    # write must still be there, and no unacknowledged one may be half there.
+    storage = durable_storage
     central = launcher.start(storage, ["--no-write-rate-limit"], name="before-kill")
     log = WriteLog()
     async with edgekv.Client(central.address, timeout_s=10) as client:
