@@ -54,6 +54,7 @@ BULK_ENTRIES = 10_000
 LONG_CACHE_TTL_S = 86_400
 MIXED_ZIPF = 1.0
 NO_RETRIES = RetryPolicy(attempts=1)
+REDIS_MAX_CONNECTIONS = 10_000
 
 
 def key(index: int) -> str:
@@ -97,7 +98,8 @@ async def connect_floor(targets: dict[str, Any], rtt_ms: float = 0.0) -> AsyncIt
 @asynccontextmanager
 async def connect_redis(targets: dict[str, Any], operation: str) -> AsyncIterator[CallFn]:
     host, _, port = targets["redis"].rpartition(":")
-    client = aioredis.Redis(host=host, port=int(port))
+    # An open loop may have many calls in flight: redis-py's pool must not be the limit.
+    client = aioredis.Redis(host=host, port=int(port), max_connections=REDIS_MAX_CONNECTIONS)
     prefix = unique_prefix(targets)
     try:
 
