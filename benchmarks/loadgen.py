@@ -31,7 +31,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from hdrh.histogram import HdrHistogram
@@ -254,14 +254,7 @@ def run_workers(
     ready, results = context.Queue(), context.Queue()
     go = context.Event()
     start_at = context.Value("d", 0.0)
-    share = LoadSettings(
-        settings.rate_per_s / workers,
-        settings.duration_s,
-        settings.arrival,
-        settings.seed,
-        settings.max_in_flight,
-        settings.late_ms,
-    )
+    share = replace(settings, rate_per_s=settings.rate_per_s / workers)
     processes = [
         context.Process(
             target=_worker_main,
@@ -292,14 +285,8 @@ def run_workers(
 
 
 def _seeded(settings: LoadSettings, index: int) -> LoadSettings:
-    return LoadSettings(
-        settings.rate_per_s,
-        settings.duration_s,
-        settings.arrival,
-        settings.seed * 1000 + index,
-        settings.max_in_flight,
-        settings.late_ms,
-    )
+    """Each worker's own arrivals: the run's seed and the worker's index."""
+    return replace(settings, seed=settings.seed * 1000 + index)
 
 
 def _worker_main(

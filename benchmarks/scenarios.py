@@ -61,7 +61,7 @@ def key(index: int) -> str:
     return f"key-{index % KEY_COUNT}"
 
 
-def unique_prefix(targets: dict[str, Any]) -> str:
+def unique_prefix() -> str:
     """Keys no other worker or run writes: process id and a random tag."""
     return f"{os.getpid()}-{random.randrange(1 << 30)}"
 
@@ -100,7 +100,7 @@ async def connect_redis(targets: dict[str, Any], operation: str) -> AsyncIterato
     host, _, port = targets["redis"].rpartition(":")
     # An open loop may have many calls in flight: redis-py's pool must not be the limit.
     client = aioredis.Redis(host=host, port=int(port), max_connections=REDIS_MAX_CONNECTIONS)
-    prefix = unique_prefix(targets)
+    prefix = unique_prefix()
     try:
 
         async def call(index: int) -> object:
@@ -119,7 +119,7 @@ async def connect_central(
 ) -> AsyncIterator[CallFn]:
     async with edgekv.Client(central=targets[f"central_{storage}"], retry=NO_RETRIES) as client:
         kv = client.namespace(targets[f"namespace_{storage}"])
-        prefix = unique_prefix(targets)
+        prefix = unique_prefix()
 
         async def call(index: int) -> object:
             if operation == "get":
@@ -145,7 +145,7 @@ async def connect_edge(
 ) -> AsyncIterator[CallFn]:
     async with edgekv.Client(edge=targets["edges"][region], retry=NO_RETRIES) as client:
         kv = client.namespace(targets["namespace_sqlite"])
-        prefix = unique_prefix(targets)
+        prefix = unique_prefix()
         weights = key_weights(KEY_COUNT, MIXED_ZIPF)
         rng = random.Random(f"{prefix}")
 

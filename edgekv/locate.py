@@ -85,11 +85,17 @@ def state_file_path(environ: Mapping[str, str] = os.environ) -> Path:
 
 
 def read_state(environ: Mapping[str, str] = os.environ) -> ClusterState | None:
+    """The state file named by the environment (or the default), None when there is none."""
     path = state_file_path(environ)
+    if not path.exists():
+        return None
+    return read_state_file(path)
+
+
+def read_state_file(path: Path) -> ClusterState:
+    """A state file at an explicit path; one clear error when it cannot be read or parsed."""
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
     except OSError as exc:
         raise ClusterNotFoundError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     return ClusterState.from_json(text, path)

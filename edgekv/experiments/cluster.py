@@ -22,7 +22,7 @@ import grpc
 
 from edgekv.clock import ScaledClock
 from edgekv.launcher import LocalCluster, healthy
-from edgekv.locate import ClusterNotFoundError, ClusterState
+from edgekv.locate import ClusterNotFoundError, ClusterState, read_state_file
 from edgekv.topology import Topology
 
 
@@ -104,13 +104,7 @@ async def fresh_cluster(topology: Topology) -> AsyncIterator[ClusterView]:
 
 async def running_cluster(state_path: Path, timeout_s: float = 3.0) -> ClusterView:
     """The cluster a state file describes, once every node answers health checks."""
-    try:
-        text = state_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ClusterNotFoundError(
-            f"cannot read the cluster state file {state_path}: {exc.strerror or exc}"
-        ) from None
-    state = ClusterState.from_json(text, state_path)
+    state = read_state_file(state_path)
     edges, rtt_ms = _edges_of(state)
     if not edges:
         raise ClusterNotFoundError(f"the cluster in {state_path} has no edges")

@@ -75,6 +75,7 @@ class Driver:
         self.namespaces: dict[str, str] = {}
         self.t0 = self.clock.now()
         self._central = edgekv.Client(central=view.central, timeout_s=CALL_TIMEOUT_S)
+        self._edges_by_region = {region: view.edges_in(region) for region in view.regions}
         self._edges = {
             edge.address: edgekv.Client(
                 edge=edge.address, timeout_s=CALL_TIMEOUT_S, retry=NO_RETRIES
@@ -163,7 +164,7 @@ class Driver:
 
     def _edge_for(self, planned: Planned) -> EdgeAddress:
         """A session always uses the same edge of its region."""
-        edges = self.view.edges_in(planned.region)
+        edges = self._edges_by_region.get(planned.region) or self.view.edges_in(planned.region)
         return edges[zlib.crc32(planned.session.encode()) % len(edges)]
 
     async def _perform(self, planned: Planned, via: EdgeAddress | None) -> None:
