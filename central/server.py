@@ -41,6 +41,26 @@ class CentralServer:
         await self.storage.close()
 
 
+async def central_service(
+    storage: Storage,
+    clock: Clock,
+    *,
+    write_rate_limit: bool = True,
+    watch_backlog: int = DEFAULT_WATCH_BACKLOG,
+    new_namespace_id: Callable[[], str] = random_namespace_id,
+) -> CentralStoreService:
+    """The service over ``storage``, ready to serve: the one way, served or in-process."""
+    service = CentralStoreService(
+        storage,
+        clock,
+        new_namespace_id,
+        KeyWriteLimiter(enabled=write_rate_limit),
+        watch_backlog=watch_backlog,
+    )
+    await service.load()
+    return service
+
+
 async def start_central(
     listen: str,
     storage_url: str,
@@ -52,14 +72,13 @@ async def start_central(
 ) -> CentralServer:
     storage = await open_storage(storage_url)
     try:
-        service = CentralStoreService(
+        service = await central_service(
             storage,
             clock,
-            new_namespace_id,
-            KeyWriteLimiter(enabled=write_rate_limit),
+            write_rate_limit=write_rate_limit,
             watch_backlog=watch_backlog,
+            new_namespace_id=new_namespace_id,
         )
-        await service.load()
         node = GrpcNode([SERVICE_NAME])
         central_pb2_grpc.add_CentralStoreServicer_to_server(service, node.server)
         port = await node.start(listen)

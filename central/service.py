@@ -5,7 +5,8 @@ Theory of operation: each handler (1) reads the request into plain values,
 fails), (3) asks the storage back-end, (4) tells the watch hub about what was
 committed, and (5) answers with a header carrying the store's revision and
 time. Errors are :class:`~edgekv.core.errors.KVError` everywhere below this
-layer; :func:`edgekv.rpc.handled` converts them to gRPC statuses at one boundary.
+layer; the boundary every server installs (:class:`edgekv.rpc.ErrorBoundary`)
+converts them to gRPC statuses.
 
 Namespaces are few and read on every call, so the service keeps the set of
 existing namespace ids in memory (it is the only writer of its store).
@@ -35,10 +36,17 @@ from edgekv.core.validation import (
     validate_put,
     validate_title,
 )
-from edgekv.rpc import Context, abort_with, handled
+from edgekv.rpc import Context
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc, kv_pb2
-from edgekv.wire import change_to_pb, entry_to_pb, fill_entry, key_info_to_pb, namespace_to_pb
+from edgekv.wire import (
+    change_to_pb,
+    entry_to_pb,
+    fill_entry,
+    key_info_to_pb,
+    namespace_to_pb,
+    optional,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +54,6 @@ log = logging.getLogger(__name__)
 DEFAULT_WATCH_BACKLOG = 10_000
 # Changes replayed from the log per batch, while a watcher catches up.
 REPLAY_BATCH = 1000
-
-
-def _optional(message: Any, field: str) -> Any:
-    return getattr(message, field) if message.HasField(field) else None
 
 
 class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
@@ -98,7 +102,6 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
 
     # -- namespaces ---------------------------------------------------------
 
-    @handled
     async def CreateNamespace(
         self, request: pb.CreateNamespaceRequest, context: Context
     ) -> pb.NamespaceResponse:
@@ -108,7 +111,6 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         self._namespace_ids.add(namespace.id)
         return pb.NamespaceResponse(header=self._header(), namespace=namespace_to_pb(namespace))
 
-    @handled
     async def ListNamespaces(
         self, request: pb.ListNamespacesRequest, context: Context
     ) -> pb.ListNamespacesResponse:
@@ -125,7 +127,6 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             total_count=page.total_count,
         )
 
-    @handled
     async def GetNamespace(
         self, request: pb.GetNamespaceRequest, context: Context
     ) -> pb.NamespaceResponse:
@@ -135,7 +136,6 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             raise error(ErrorKind.NAMESPACE_NOT_FOUND, operation="get", namespace_id=namespace_id)
         return pb.NamespaceResponse(header=self._header(), namespace=namespace_to_pb(namespace))
 
-    @handled
     async def RenameNamespace(
         self, request: pb.RenameNamespaceRequest, context: Context
     ) -> pb.NamespaceResponse:
@@ -144,7 +144,6 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         namespace = await self._storage.rename_namespace(namespace_id, title)
         return pb.NamespaceResponse(header=self._header(), namespace=namespace_to_pb(namespace))
 
-    @handled
     async def DeleteNamespace(
         self, request: pb.DeleteNamespaceRequest, context: Context
     ) -> pb.DeleteNamespaceResponse:
@@ -156,7 +155,6 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
 
     # -- keys ---------------------------------------------------------------
 
-    @handled
     async def Get(self, request: pb.GetRequest, context: Context) -> pb.GetResponse:
         namespace_id = self._require_namespace(request.namespace_id, "get")
         key = validate_key(request.key)
@@ -165,7 +163,6 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         fill_entry(response.entry, request.key, self._live(version, self._clock.now()))
         return response
 
-    @handled
     async def GetMany(self, request: pb.GetManyRequest, context: Context) -> pb.GetManyResponse:
         namespace_id = self._require_namespace(request.namespace_id, "bulk get keys")
         keys = validate_get_many_keys(request.keys)
@@ -179,16 +176,15 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             ],
         )
 
-    @handled
     async def Put(self, request: pb.PutRequest, context: Context) -> pb.WriteResponse:
         now = self._clock.now()
         write = validate_put(
             request.namespace_id,
             request.key,
             request.value,
-            _optional(request, "metadata_json"),
-            _optional(request, "expiration"),
-            _optional(request, "expiration_ttl"),
+            optional(request, "metadata_json"),
+            optional(request, "expiration"),
+            optional(request, "expiration_ttl"),
             now,
         )
         self._require_namespace(request.namespace_id, "put")
@@ -198,7 +194,6 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             header=self._header(), revision=committed.revision, commit_time=committed.commit_time
         )
 
-    @handled
     async def Delete(self, request: pb.DeleteRequest, context: Context) -> pb.WriteResponse:
         now = self._clock.now()
         write = validate_delete(request.namespace_id, request.key)
@@ -209,7 +204,6 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             header=self._header(), revision=committed.revision, commit_time=committed.commit_time
         )
 
-    @handled
     async def BulkPut(self, request: pb.BulkPutRequest, context: Context) -> pb.BulkWriteResponse:
         total_bytes = sum(
             len(entry.key) + len(entry.value) + len(entry.metadata_json.encode("utf-8"))
@@ -224,9 +218,9 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
                 namespace_id,
                 entry.key,
                 entry.value,
-                _optional(entry, "metadata_json"),
-                _optional(entry, "expiration"),
-                _optional(entry, "expiration_ttl"),
+                optional(entry, "metadata_json"),
+                optional(entry, "expiration"),
+                optional(entry, "expiration_ttl"),
                 now,
             )
             self._limiter.check(namespace_id, write.key, now, method="PUT")
@@ -234,7 +228,6 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
 
         return await self._bulk_write([(e.key, e) for e in request.entries], validate, now)
 
-    @handled
     async def BulkDelete(
         self, request: pb.BulkDeleteRequest, context: Context
     ) -> pb.BulkWriteResponse:
@@ -274,7 +267,6 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             header=self._header(), successful_key_count=len(valid), results=results
         )
 
-    @handled
     async def List(self, request: pb.ListRequest, context: Context) -> pb.ListResponse:
         query = parse_list_request(
             request.namespace_id, request.prefix, request.limit, request.cursor
@@ -293,10 +285,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
     async def Watch(
         self, request: pb.WatchRequest, context: Context
     ) -> AsyncIterator[pb.WatchResponse]:
-        try:
-            namespace_id = self._require_namespace(request.namespace_id, "watch")
-        except KVError as exc:
-            await abort_with(context, exc)
+        namespace_id = self._require_namespace(request.namespace_id, "watch")
         # Subscribe before replaying, so nothing committed meanwhile is missed;
         # revisions already replayed are skipped when the live batches arrive.
         subscription = self._hub.subscribe(namespace_id, self._watch_backlog)
@@ -312,8 +301,6 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
                 batch = await subscription.next_batch(last_sent)
                 last_sent = batch[-1].revision
                 yield self._watch_response(batch, request.include_values)
-        except KVError as exc:
-            await abort_with(context, exc)
         finally:
             self._hub.unsubscribe(subscription)
 

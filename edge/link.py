@@ -15,6 +15,7 @@ scaled clock shrinks them with the rest of simulated time.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -33,13 +34,21 @@ class LinkSettings:
     loss: float = 0.0
     partitioned: bool = False
 
-    def validated(self) -> LinkSettings:
-        if self.rtt_ms < 0 or self.jitter_ms < 0:
-            raise ValueError(
-                f"link delays must be >= 0 ms, got rtt {self.rtt_ms}, jitter {self.jitter_ms}"
+    def problem(self) -> str | None:
+        """What makes these settings unusable, or None when they are fine."""
+        if not (0 <= self.rtt_ms < math.inf and 0 <= self.jitter_ms < math.inf):
+            return (
+                f"link delays must be finite and >= 0 ms, got rtt {self.rtt_ms:g}, "
+                f"jitter {self.jitter_ms:g}"
             )
         if not 0.0 <= self.loss <= 1.0:
-            raise ValueError(f"link loss is a probability between 0 and 1, got {self.loss}")
+            return f"link loss is a probability between 0 and 1, got {self.loss:g}"
+        return None
+
+    def validated(self) -> LinkSettings:
+        problem = self.problem()
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

@@ -1,23 +1,29 @@
-"""The edge node's logic: reads through the cache, writes through to central.
+"""The edge node: reads through the cache, writes through to central.
 
-Theory of operation (the policy itself is :mod:`edgekv.core.cache`):
+Theory of operation: the node carries out what the core's policy
+(:func:`edgekv.core.cache.decide`) decides, and does the I/O the policy may
+not do. It speaks core values only — keys, versions, pages, commits — and
+leaves protobuf to the services and to :class:`~edge.upstream.Upstream`.
 
-* **Read.** Look the key up in the cache store and let the policy judge the
-  copy against the reader's cacheTtl. A fresh copy is a HIT (and may start a
-  background refresh-ahead). Otherwise fetch from central — concurrent misses
-  of one key share one upstream call — store the answer, "not found"
-  included, and report MISS, EXPIRED or REVALIDATED. If central cannot be
-  reached after the upstream's retries, serve the old copy as STALE when the
-  policy allows, else fail UNAVAILABLE.
+* **Read** (a value, or a page of a listing — the same path). Look the slot
+  up, let the policy judge the copy against the reader's cacheTtl: a HIT
+  answers from the copy (and may start a refresh-ahead in the background).
+  Otherwise fetch from central — concurrent fetches of one slot share one
+  upstream call (:class:`~edge.flights.SingleFlight`) — and answer MISS,
+  EXPIRED or REVALIDATED, keeping the answer when the policy says so. If
+  central cannot be reached after the upstream's retries, the policy says
+  whether the old copy may be served as STALE; if not the read fails
+  UNAVAILABLE. A bulk read asks central once for all its keys that miss.
 * **Write.** Validate with the core (so bad input never costs an upstream
-  call), send to central, and once central acknowledges, cache the new value
-  (or "not found") so the writing region reads its own write at once.
-* **Ordering.** A copy never replaces one that central produced later
-  (``fetched_at_revision``), so a slow read that started before a write
-  cannot overwrite the write's copy.
+  call), send to central, and once central acknowledges, keep the new value
+  (or "not found") as a copy, so the writing region reads its own write at
+  once; the namespace's cached pages go.
+* **Ordering.** A copy never replaces one that central produced later, so a
+  slow read that started before a write cannot overwrite the write's copy.
 * **Modes.** ``ttl`` (Workers KV: nobody tells an edge about writes made
   elsewhere), ``invalidate`` and ``push`` (a watcher per namespace applies
-  central's Watch stream; see :mod:`edge.watcher`).
+  central's Watch stream; see :mod:`edge.watcher`, which hooks in through
+  ``on_namespace`` and ``revision_floor``).
 """
 
 from __future__ import annotations
@@ -25,28 +31,34 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from edge.cache.base import CacheStore
-from edge.pages import CachedPage, PageCache, PageSlot
+from edge.flights import SingleFlight
+from edge.pages import PageCache
 from edge.stats import EdgeCounters
 from edge.upstream import Upstream
 from edgekv.clock import Clock
+from edgekv.core import limits
 from edgekv.core.cache import (
+    Answered,
+    CachedPage,
     CachedValue,
+    CachePolicy,
     CacheStatus,
-    Freshness,
-    judge,
-    may_serve_stale,
-    retention_s,
-    status_after_fetch,
+    Copy,
+    Looked,
+    PageSlot,
+    Serve,
+    Unreachable,
+    decide,
+    worth_keeping,
 )
 from edgekv.core.errors import ErrorKind, KVError, error
-from edgekv.core.listing import parse_list_request
-from edgekv.core.model import Version
+from edgekv.core.listing import ListPage, parse_list_request
+from edgekv.core.model import Committed, Version
 from edgekv.core.validation import (
     validate_delete,
     validate_get_many_keys,
@@ -54,12 +66,14 @@ from edgekv.core.validation import (
     validate_namespace_id,
     validate_put,
 )
-from edgekv.v1 import central_pb2 as pb
-from edgekv.v1 import kv_pb2
-from edgekv.wire import entry_from_pb
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+
+ContentT = TypeVar("ContentT")
+ContentT_co = TypeVar("ContentT_co", covariant=True)
+CopyT = TypeVar("CopyT", bound=Copy)
+SlotT = TypeVar("SlotT", tuple[str, str], PageSlot)
+ValueSlot = tuple[str, str]
 
 
 class Mode(enum.Enum):
@@ -82,23 +96,79 @@ class EdgePolicy:
     # Refresh a copy read in the last fraction of its TTL (0 = no refresh-ahead).
     refresh_fraction: float = 0.0
 
+    @property
+    def cache(self) -> CachePolicy:
+        return CachePolicy(self.max_stale_s, self.refresh_fraction)
+
 
 @dataclass(frozen=True, slots=True)
-class Read:
+class Read(Generic[ContentT]):
     """One answered read: what was served and how."""
 
-    version: Version | None
+    content: ContentT
     status: CacheStatus
     age_s: float
     fetched_at_revision: int
 
 
-@dataclass(frozen=True, slots=True)
-class PageRead:
-    page: pb.ListResponse
-    status: CacheStatus
-    age_s: float
-    fetched_at_revision: int
+ValueRead = Read[Version | None]
+PageRead = Read[ListPage]
+
+
+class _Shelf(Protocol[SlotT, CopyT, ContentT_co]):
+    """Where copies of one kind are looked up, fetched and kept."""
+
+    flights: SingleFlight[SlotT, CopyT]
+
+    async def look(self, slot: SlotT) -> CopyT | None: ...
+
+    async def fetch(self, slot: SlotT) -> CopyT: ...
+
+    async def keep(self, copy: CopyT, retention_s: float) -> None: ...
+
+    def content(self, copy: CopyT, now: float) -> ContentT_co: ...
+
+
+class _Values:
+    """Copies of values: in the cache store, fetched with central's Get."""
+
+    def __init__(self, cache: CacheStore, upstream: Upstream) -> None:
+        self.cache = cache
+        self.upstream = upstream
+        self.flights: SingleFlight[ValueSlot, CachedValue] = SingleFlight()
+
+    async def look(self, slot: ValueSlot) -> CachedValue | None:
+        return await self.cache.get(*slot)
+
+    async def fetch(self, slot: ValueSlot) -> CachedValue:
+        return await self.upstream.get(*slot)
+
+    async def keep(self, copy: CachedValue, retention_s: float) -> None:
+        await self.cache.put(copy, retention_s)
+
+    def content(self, copy: CachedValue, now: float) -> Version | None:
+        return copy.served_version(now)
+
+
+class _Pages:
+    """Copies of list pages: in the page cache, fetched with central's List."""
+
+    def __init__(self, pages: PageCache, upstream: Upstream) -> None:
+        self.pages = pages
+        self.upstream = upstream
+        self.flights: SingleFlight[PageSlot, CachedPage] = SingleFlight()
+
+    async def look(self, slot: PageSlot) -> CachedPage | None:
+        return self.pages.get(slot)
+
+    async def fetch(self, slot: PageSlot) -> CachedPage:
+        return await self.upstream.list(slot)
+
+    async def keep(self, copy: CachedPage, retention_s: float) -> None:
+        self.pages.put(copy)
+
+    def content(self, copy: CachedPage, now: float) -> ListPage:
+        return copy.page
 
 
 class EdgeNode:
@@ -119,7 +189,9 @@ class EdgeNode:
         self.upstream = upstream
         self.clock = clock
         self.counters = counters
-        self._inflight: dict[tuple[str, str], asyncio.Future[CachedValue]] = {}
+        self._cache_policy = policy.cache
+        self._values = _Values(cache, upstream)
+        self._pages = _Pages(pages, upstream)
         self._background: set[asyncio.Task[object]] = set()
         # The watchers hook in here (invalidate and push modes): they learn each
         # namespace the node serves, and say from which revision on they cover its
@@ -129,194 +201,142 @@ class EdgeNode:
 
     # -- reads ----------------------------------------------------------------
 
-    async def get(self, namespace_id: str, raw_key: bytes, cache_ttl_s: int) -> Read:
+    async def get(self, namespace_id: str, raw_key: bytes, cache_ttl_s: float) -> ValueRead:
         key = validate_key(raw_key)
-        namespace_id = self._serve_namespace(namespace_id)
+        slot = (self._serve_namespace(namespace_id), key)
+        return await self._read_through(self._values, slot, cache_ttl_s)
+
+    async def _read_through(
+        self, shelf: _Shelf[SlotT, CopyT, ContentT], slot: SlotT, cache_ttl_s: float
+    ) -> Read[ContentT]:
         now = self.clock.now()
-        copy = await self.cache.get(namespace_id, key)
-        hit = self._hit(namespace_id, key, copy, cache_ttl_s, now)
-        if hit is not None:
-            return hit
+        held = await shelf.look(slot)
+        decision = decide(Looked(held, cache_ttl_s, now), self._cache_policy)
+        if isinstance(decision, Serve):
+            self.counters.hits += 1
+            if decision.refresh:
+                self._refresh_in_background(shelf, slot, held, cache_ttl_s)
+            return self._served(shelf, decision, now)
         try:
-            fetched = await self._fetch(namespace_id, key, cache_ttl_s)
-        except KVError as exc:
-            return self._stale_or_raise(exc, copy, cache_ttl_s, now)
-        return self._fetched(copy, fetched)
+            answer = await shelf.flights.run(slot, lambda: shelf.fetch(slot))
+        except KVError as failure:
+            return self._served(shelf, self._unreachable(failure, held, cache_ttl_s, now), now)
+        served = await self._answered(shelf, slot, held, answer, cache_ttl_s)
+        return self._served(shelf, served, now)
 
     async def get_many(
-        self, namespace_id: str, raw_keys: list[bytes], cache_ttl_s: int
-    ) -> list[Read]:
+        self, namespace_id: str, raw_keys: list[bytes], cache_ttl_s: float
+    ) -> list[ValueRead]:
         """Like ``get`` for each key, but the keys central must answer go in ONE call."""
         keys = validate_get_many_keys(raw_keys)
         namespace_id = self._serve_namespace(namespace_id)
-        now = self.clock.now()
-        answers: dict[str, Read] = {}
-        copies: dict[str, CachedValue | None] = {}
+        shelf, now = self._values, self.clock.now()
+        served: dict[str, Serve[CachedValue]] = {}
+        held: dict[str, CachedValue | None] = {}
         for key in dict.fromkeys(keys):
-            copy = copies[key] = await self.cache.get(namespace_id, key)
-            hit = self._hit(namespace_id, key, copy, cache_ttl_s, now)
-            if hit is not None:
-                answers[key] = hit
-        missing = [key for key in copies if key not in answers]
+            held[key] = await shelf.look((namespace_id, key))
+            decision = decide(Looked(held[key], cache_ttl_s, now), self._cache_policy)
+            if isinstance(decision, Serve):
+                self.counters.hits += 1
+                if decision.refresh:
+                    self._refresh_in_background(shelf, (namespace_id, key), held[key], cache_ttl_s)
+                served[key] = decision
+        missing = [(namespace_id, key) for key in held if key not in served]
         if missing:
             try:
-                fetched = await self._fetch_many(namespace_id, missing, cache_ttl_s)
-            except KVError as exc:
-                for key in missing:
-                    answers[key] = self._stale_or_raise(exc, copies[key], cache_ttl_s, now)
+                answers = await shelf.flights.run_many(missing, self._fetch_many)
+            except KVError as failure:
+                for _, key in missing:
+                    served[key] = self._unreachable(failure, held[key], cache_ttl_s, now)
             else:
-                for key in missing:
-                    answers[key] = self._fetched(copies[key], fetched[key])
-        return [answers[key] for key in keys]
+                for slot, answer in answers.items():
+                    served[slot[1]] = await self._answered(
+                        shelf, slot, held[slot[1]], answer, cache_ttl_s
+                    )
+        return [self._served(shelf, served[key], now) for key in keys]
 
-    def _hit(
+    async def _fetch_many(self, slots: list[ValueSlot]) -> list[CachedValue]:
+        namespace_id = slots[0][0]
+        return await self.upstream.get_many(namespace_id, [key for _, key in slots])
+
+    async def list(
         self,
         namespace_id: str,
-        key: str,
-        copy: CachedValue | None,
-        cache_ttl_s: int,
-        now: float,
-    ) -> Read | None:
-        """The HIT a fresh copy gives (starting a refresh-ahead when due), or None."""
-        if copy is None:
-            return None
-        freshness = judge(
-            copy.fetched_at, copy.expires_at, cache_ttl_s, now, self.policy.refresh_fraction
+        raw_prefix: bytes,
+        limit: int,
+        cursor: str,
+        cache_ttl_s: float,
+    ) -> PageRead:
+        query = parse_list_request(namespace_id, raw_prefix, limit, cursor)
+        slot: PageSlot = (
+            self._serve_namespace(namespace_id),
+            query.prefix,
+            query.limit,
+            cursor or None,
         )
-        if freshness is Freshness.TOO_OLD:
-            return None
-        self.counters.hits += 1
-        if freshness is Freshness.FRESH_REFRESH:
-            self._refresh_in_background(namespace_id, key, cache_ttl_s)
-        return Read(copy.version, CacheStatus.HIT, copy.age_s(now), copy.fetched_at_revision)
+        return await self._read_through(self._pages, slot, cache_ttl_s)
 
-    def _fetched(self, previous: CachedValue | None, fetched: CachedValue) -> Read:
-        status = status_after_fetch(
-            None if previous is None else previous.revision, fetched.revision
-        )
-        self._count(status)
-        return Read(fetched.version, status, 0.0, fetched.fetched_at_revision)
+    async def _answered(
+        self,
+        shelf: _Shelf[SlotT, CopyT, ContentT],
+        slot: SlotT,
+        previous: CopyT | None,
+        answer: CopyT,
+        cache_ttl_s: float,
+    ) -> Serve[CopyT]:
+        """Central answered: the status to report, and the answer kept if worth keeping."""
+        step = Answered(previous, answer, await shelf.look(slot), self.revision_floor(slot[0]))
+        served = decide(step, self._cache_policy)
+        assert isinstance(served, Serve)
+        if served.keep:
+            await shelf.keep(answer, self._cache_policy.retention_s(cache_ttl_s))
+        self._count(served.status)
+        return served
 
-    def _stale_or_raise(
-        self, failure: KVError, copy: CachedValue | None, cache_ttl_s: int, now: float
-    ) -> Read:
+    def _unreachable(
+        self, failure: KVError, previous: CopyT | None, cache_ttl_s: float, now: float
+    ) -> Serve[CopyT]:
+        """Central did not answer: STALE if the policy allows, else fail."""
         if not failure.transient:
             raise failure
-        if copy is not None and may_serve_stale(
-            copy.fetched_at, cache_ttl_s, now, self.policy.max_stale_s
-        ):
+        decision = decide(Unreachable(previous, cache_ttl_s, now), self._cache_policy)
+        if isinstance(decision, Serve):
             self.counters.stale_serves += 1
-            return Read(
-                copy.served_version(now),
-                CacheStatus.STALE,
-                copy.age_s(now),
-                copy.fetched_at_revision,
-            )
+            return decision
         raise error(
             ErrorKind.UNAVAILABLE,
             detail=f"edge {self.identity.node} ({self.identity.region}) cannot reach the central "
             f"store and has no copy it may serve: {failure.message}",
         )
 
-    async def _fetch(self, namespace_id: str, key: str, cache_ttl_s: int) -> CachedValue:
-        """One upstream read per key at a time; concurrent callers share its answer."""
-        slot = (namespace_id, key)
-        running = self._inflight.get(slot)
-        if running is not None:
-            return await asyncio.shield(running)
-        shared: asyncio.Future[CachedValue] = asyncio.get_running_loop().create_future()
-        self._inflight[slot] = shared
-        try:
-            copy = await self._fetch_from_central(namespace_id, key, cache_ttl_s)
-        except BaseException as exc:
-            shared.set_exception(exc)
-            shared.exception()  # retrieved here, so lone failures log no warning
-            raise
-        else:
-            shared.set_result(copy)
-            return copy
-        finally:
-            del self._inflight[slot]
-
-    async def _fetch_from_central(
-        self, namespace_id: str, key: str, cache_ttl_s: int
-    ) -> CachedValue:
-        response = await self.upstream.read(
-            self.upstream.stub.Get,
-            pb.GetRequest(namespace_id=namespace_id, key=key.encode("utf-8")),
-        )
-        copy = self._copy_of(namespace_id, key, response.entry, response.header)
-        await self._keep(copy, cache_ttl_s)
-        return copy
-
-    def _copy_of(
-        self, namespace_id: str, key: str, entry: kv_pb2.Entry, header: kv_pb2.ResponseHeader
-    ) -> CachedValue:
-        """What central answered, stamped with when (its time and revision) it answered."""
-        self.counters.upstream_bytes += len(entry.value)
-        return CachedValue(
-            namespace_id,
-            key,
-            entry_from_pb(entry),
-            fetched_at=header.server_time,
-            fetched_at_revision=header.revision,
+    def _served(
+        self, shelf: _Shelf[SlotT, CopyT, ContentT], served: Serve[CopyT], now: float
+    ) -> Read[ContentT]:
+        return Read(
+            shelf.content(served.copy, now),
+            served.status,
+            served.age_s,
+            served.copy.fetched_at_revision,
         )
 
-    async def _fetch_many(
-        self, namespace_id: str, keys: list[str], cache_ttl_s: int
-    ) -> dict[str, CachedValue]:
-        """One upstream GetMany for the keys nobody is fetching; share the others' answers."""
-        shared = {
-            key: self._inflight[(namespace_id, key)]
-            for key in keys
-            if (namespace_id, key) in self._inflight
-        }
-        mine = [key for key in keys if key not in shared]
-        loop = asyncio.get_running_loop()
-        promised: dict[str, asyncio.Future[CachedValue]] = {}
-        for key in mine:
-            promised[key] = self._inflight[(namespace_id, key)] = loop.create_future()
-        copies: dict[str, CachedValue] = {}
-        try:
-            if mine:
-                response = await self.upstream.read(
-                    self.upstream.stub.GetMany,
-                    pb.GetManyRequest(
-                        namespace_id=namespace_id, keys=[key.encode("utf-8") for key in mine]
-                    ),
-                )
-                for key, entry in zip(mine, response.entries, strict=True):
-                    copy = self._copy_of(namespace_id, key, entry, response.header)
-                    await self._keep(copy, cache_ttl_s)
-                    copies[key] = copy
-                    promised[key].set_result(copy)
-        except BaseException as exc:
-            for future in promised.values():
-                if not future.done():
-                    future.set_exception(exc)
-                    future.exception()  # retrieved here, so lone failures log no warning
-            raise
-        finally:
-            for key in mine:
-                del self._inflight[(namespace_id, key)]
-        for key, running in shared.items():
-            copies[key] = await asyncio.shield(running)
-        return copies
-
-    async def _keep(self, copy: CachedValue, cache_ttl_s: float) -> None:
-        """Cache ``copy`` unless the cache already holds something central produced later."""
-        if copy.fetched_at_revision < self.revision_floor(copy.namespace_id):
-            return
-        held = await self.cache.get(copy.namespace_id, copy.key)
-        if held is not None and held.fetched_at_revision > copy.fetched_at_revision:
-            return
-        await self.cache.put(copy, retention_s(cache_ttl_s, self.policy.max_stale_s))
-
-    def _refresh_in_background(self, namespace_id: str, key: str, cache_ttl_s: int) -> None:
-        if (namespace_id, key) in self._inflight:
+    def _refresh_in_background(
+        self,
+        shelf: _Shelf[SlotT, CopyT, ContentT],
+        slot: SlotT,
+        held: CopyT | None,
+        cache_ttl_s: float,
+    ) -> None:
+        if shelf.flights.is_running(slot):
             return
         self.counters.refreshes += 1
-        self._spawn(self._fetch(namespace_id, key, cache_ttl_s))
+
+        async def refresh() -> None:
+            answer = await shelf.flights.run(slot, lambda: shelf.fetch(slot))
+            step = Answered(held, answer, await shelf.look(slot), self.revision_floor(slot[0]))
+            if worth_keeping(step.answer, step.held, step.floor_revision):
+                await shelf.keep(answer, self._cache_policy.retention_s(cache_ttl_s))
+
+        self._spawn(refresh())
 
     def _spawn(self, work: Awaitable[object]) -> None:
         async def guarded() -> object:
@@ -338,88 +358,43 @@ class EdgeNode:
         elif status is CacheStatus.REVALIDATED:
             self.counters.revalidated += 1
 
-    # -- lists ------------------------------------------------------------------
-
-    async def list(self, request: pb.ListRequest, cache_ttl_s: int) -> PageRead:
-        parse_list_request(request.namespace_id, request.prefix, request.limit, request.cursor)
-        namespace_id = self._serve_namespace(request.namespace_id)
-        slot: PageSlot = (namespace_id, request.prefix, request.limit, request.cursor)
-        now = self.clock.now()
-        cached = self.pages.get(slot)
-        if cached is not None:
-            freshness = judge(cached.fetched_at, cached.expires_at, cache_ttl_s, now)
-            if freshness is not Freshness.TOO_OLD:
-                self.counters.hits += 1
-                return PageRead(
-                    cached.page,
-                    CacheStatus.HIT,
-                    now - cached.fetched_at,
-                    cached.fetched_at_revision,
-                )
-        try:
-            response = await self.upstream.read(self.upstream.stub.List, request)
-        except KVError as exc:
-            if (
-                not exc.transient
-                or cached is None
-                or not may_serve_stale(cached.fetched_at, cache_ttl_s, now, self.policy.max_stale_s)
-            ):
-                raise
-            self.counters.stale_serves += 1
-            return PageRead(
-                cached.page, CacheStatus.STALE, now - cached.fetched_at, cached.fetched_at_revision
-            )
-        fresh = CachedPage.of(response, response.header.server_time)
-        self.pages.put(slot, fresh)
-        if cached is None:
-            status = CacheStatus.MISS
-        else:
-            same = cached.same_content(fresh)
-            status = CacheStatus.REVALIDATED if same else CacheStatus.EXPIRED
-        self._count(status)
-        return PageRead(response, status, 0.0, fresh.fetched_at_revision)
-
     # -- writes -------------------------------------------------------------------
 
-    async def put(self, request: pb.PutRequest) -> pb.WriteResponse:
+    async def put(
+        self,
+        namespace_id: str,
+        raw_key: bytes,
+        value: bytes,
+        metadata_json: str | None = None,
+        expiration: int | None = None,
+        expiration_ttl: int | None = None,
+    ) -> Committed:
         write = validate_put(
-            request.namespace_id,
-            request.key,
-            request.value,
-            request.metadata_json if request.HasField("metadata_json") else None,
-            request.expiration if request.HasField("expiration") else None,
-            request.expiration_ttl if request.HasField("expiration_ttl") else None,
+            namespace_id,
+            raw_key,
+            value,
+            metadata_json,
+            expiration,
+            expiration_ttl,
             self.clock.now(),
         )
-        self._serve_namespace(request.namespace_id)
-        response = await self._write_upstream(self.upstream.stub.Put, request)
-        # Central resolved any TTL against its own commit time; do the same.
-        expiration = write.expiration
-        if request.HasField("expiration_ttl"):
-            expiration = math.floor(response.commit_time) + request.expiration_ttl
-        version = Version(
-            write.key,
-            write.value,
-            write.metadata_json,
-            expiration,
-            response.revision,
-            response.commit_time,
+        self._serve_namespace(namespace_id)
+        committed = await self._write_upstream(self.upstream.put(write))
+        await self._keep_own_write(
+            write.namespace_id, write.key, write.committed_version(committed), committed
         )
-        await self._keep_own_write(write.namespace_id, write.key, version, response)
-        return response
+        return committed
 
-    async def delete(self, request: pb.DeleteRequest) -> pb.WriteResponse:
-        write = validate_delete(request.namespace_id, request.key)
-        self._serve_namespace(request.namespace_id)
-        response = await self._write_upstream(self.upstream.stub.Delete, request)
-        await self._keep_own_write(write.namespace_id, write.key, None, response)
-        return response
+    async def delete(self, namespace_id: str, raw_key: bytes) -> Committed:
+        write = validate_delete(namespace_id, raw_key)
+        self._serve_namespace(namespace_id)
+        committed = await self._write_upstream(self.upstream.delete(write))
+        await self._keep_own_write(write.namespace_id, write.key, None, committed)
+        return committed
 
-    async def _write_upstream(
-        self, method: Callable[..., Awaitable[pb.WriteResponse]], request: object
-    ) -> pb.WriteResponse:
+    async def _write_upstream(self, call: Awaitable[Committed]) -> Committed:
         try:
-            return await self.upstream.write(method, request)
+            return await call
         except KVError as exc:
             if not exc.transient:
                 raise
@@ -432,21 +407,20 @@ class EdgeNode:
             ) from None
 
     async def _keep_own_write(
-        self,
-        namespace_id: str,
-        key: str,
-        version: Version | None,
-        response: pb.WriteResponse,
+        self, namespace_id: str, key: str, version: Version | None, committed: Committed
     ) -> None:
-        """The writing edge reads its own write: cache it as fetched at the commit."""
+        """The writing edge reads its own write: keep it as if fetched at the commit."""
         copy = CachedValue(
             namespace_id,
             key,
             version,
-            fetched_at=response.commit_time,
-            fetched_at_revision=response.revision,
+            fetched_at=committed.commit_time,
+            fetched_at_revision=committed.revision,
         )
-        await self._keep(copy, cache_ttl_s=60)
+        held = await self.cache.get(namespace_id, key)
+        if worth_keeping(copy, held, self.revision_floor(namespace_id)):
+            retention_s = self._cache_policy.retention_s(limits.DEFAULT_CACHE_TTL_S)
+            await self.cache.put(copy, retention_s)
         self.pages.flush(namespace_id)
 
     # -- namespaces and background work ----------------------------------------------

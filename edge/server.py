@@ -1,11 +1,15 @@
 """Running an edge node: cache store, link, upstream, node, services — started as one.
 
-Theory of operation: :func:`start_edge` checks that central answers (a bad
-``--central`` fails at start with one line), opens the cache store, wires the
-node with the injected clock and a seeded RNG (link jitter and loss, retry
-jitter and watcher backoff all draw from it, so a seed replays a run), and
-serves EdgeKV and EdgeControl with health and reflection. :meth:`EdgeServer.stop`
-stops serving, then the watchers, the background refreshes and the stores.
+Theory of operation: :func:`assemble_edge` is the one way an edge is wired:
+cache store, link, upstream over a given channel, node with the injected clock
+and a seeded RNG, and the watchers of the watch-driven modes. A server
+(:func:`start_edge`) first checks that central answers over a real channel
+(a bad ``--central`` fails at start with one line), then serves EdgeKV and
+EdgeControl with health and reflection; an in-process wiring (tests, a
+simulation) hands :func:`assemble_edge` an in-process channel instead and
+registers the same services on an in-process server (:func:`add_edge_services`).
+:meth:`EdgeServer.stop` stops serving, then the watchers, the background
+refreshes and the stores.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from edge.node import EdgeIdentity, EdgeNode, EdgePolicy, Mode
 from edge.pages import PageCache
 from edge.service import EdgeControlService, EdgeKVService
 from edge.stats import EdgeCounters
-from edge.upstream import RetrySettings, Upstream
+from edge.upstream import RetrySettings, Upstream, central_channel, check_reachable
 from edge.watcher import NamespaceWatchers
 from edgekv.clock import Clock
 from edgekv.serving import GrpcNode, host_port
@@ -58,33 +62,32 @@ class EdgeConfig:
 
 
 @dataclass
-class EdgeServer:
+class Edge:
+    """An edge node wired to its upstream, cache and watchers, not yet serving."""
+
     node: EdgeNode
     link: Link
-    address: str
-    grpc_node: GrpcNode
     watchers: NamespaceWatchers
-    metrics: Any = None
 
-    async def stop(self, grace_s: float = 5.0) -> None:
-        await self.grpc_node.stop(grace_s)
+    async def close(self) -> None:
         await self.watchers.close()
         await self.node.close()
         await self.node.cache.close()
         await self.node.upstream.close()
-        if self.metrics is not None:
-            # shutdown() waits for the serving thread's poll loop; keep the event loop free.
-            await asyncio.to_thread(self.metrics.shutdown)
-            self.metrics.server_close()
 
 
-async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
+async def assemble_edge(config: EdgeConfig, clock: Clock, channel: Any) -> Edge:
+    """Wire an edge over ``channel`` to central: the one way, served or in-process.
+
+    The node draws all its randomness (link jitter and loss, retry jitter,
+    watcher backoff) from one RNG seeded with ``config.seed``, so a seed
+    replays a run.
+    """
     rng = random.Random(config.seed)
     counters = EdgeCounters()
     link = Link(config.link, rng, clock, config.node_name)
-    upstream = Upstream(config.central, link, clock, rng, counters, config.retry)
+    upstream = Upstream(channel, link, clock, rng, counters, config.retry, config.central)
     try:
-        await upstream.check_reachable(config.startup_timeout_s)
         cache = await open_cache(config.cache_url, config.cache_max_bytes, clock, config.region)
     except BaseException:
         await upstream.close()
@@ -102,17 +105,58 @@ async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
     if config.policy.mode is not Mode.TTL:
         node.on_namespace = watchers.ensure
         node.revision_floor = watchers.floor
-    grpc_node = GrpcNode(SERVICE_NAMES)
-    edge_pb2_grpc.add_EdgeKVServicer_to_server(EdgeKVService(node), grpc_node.server)
+    return Edge(node, link, watchers)
+
+
+def add_edge_services(edge: Edge, server: Any) -> None:
+    """Register EdgeKV and EdgeControl on a grpc server (or an in-process one)."""
+    edge_pb2_grpc.add_EdgeKVServicer_to_server(EdgeKVService(edge.node), server)
     edge_pb2_grpc.add_EdgeControlServicer_to_server(
-        EdgeControlService(node, link), grpc_node.server
+        EdgeControlService(edge.node, edge.link), server
     )
-    server = EdgeServer(node, link, "", grpc_node, watchers)
+
+
+@dataclass
+class EdgeServer:
+    edge: Edge
+    address: str
+    grpc_node: GrpcNode
+    metrics: Any = None
+
+    @property
+    def node(self) -> EdgeNode:
+        return self.edge.node
+
+    @property
+    def link(self) -> Link:
+        return self.edge.link
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        await self.grpc_node.stop(grace_s)
+        await self.edge.close()
+        if self.metrics is not None:
+            # shutdown() waits for the serving thread's poll loop; keep the event loop free.
+            await asyncio.to_thread(self.metrics.shutdown)
+            self.metrics.server_close()
+
+
+async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
+    """Check that central answers (a bad ``--central`` fails at start), then serve."""
+    channel = central_channel(config.central)
+    try:
+        await check_reachable(channel, config.central, config.startup_timeout_s)
+    except BaseException:
+        await channel.close()
+        raise
+    edge = await assemble_edge(config, clock, channel)
+    grpc_node = GrpcNode(SERVICE_NAMES)
+    add_edge_services(edge, grpc_node.server)
+    server = EdgeServer(edge, "", grpc_node)
     try:
         port = await grpc_node.start(config.listen)
         if config.metrics_listen:
             server.metrics = serve_metrics(
-                config.metrics_listen, counters, config.region, config.node_name
+                config.metrics_listen, edge.node.counters, config.region, config.node_name
             )
     except BaseException:
         await server.stop(grace_s=0)

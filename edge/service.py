@@ -1,24 +1,24 @@
 """The edge's gRPC services: ``EdgeKV`` (for Workers) and ``EdgeControl`` (for operators).
 
-Theory of operation: thin shells. Each handler unpacks the request, asks the
-:class:`~edge.node.EdgeNode`, and packs the answer with a ReadInfo saying which
-revision was served, how (HIT, MISS, …), how old the copy was, and by whom.
-KVError from anywhere below becomes its gRPC status at one boundary, as in
-the central store.
+Theory of operation: thin shells. Each handler unpacks the request into plain
+values, asks the :class:`~edge.node.EdgeNode`, and packs the answer with a
+ReadInfo saying which revision was served, how (HIT, MISS, …), how old the
+copy was, and by whom. A KVError from anywhere below becomes its gRPC status
+at the one boundary every server installs (:class:`edgekv.rpc.ErrorBoundary`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from edge.link import Link
-from edge.node import EdgeNode, PageRead, Read
+from edge.link import Link, LinkSettings
+from edge.node import EdgeNode, PageRead, ValueRead
 from edgekv.core.cache import CacheStatus
+from edgekv.core.errors import ErrorKind, error
+from edgekv.core.model import Committed
 from edgekv.core.validation import validate_cache_ttl
-from edgekv.rpc import Context, handled
+from edgekv.rpc import Context
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
-from edgekv.wire import fill_entry
+from edgekv.wire import fill_entry, key_info_to_pb, optional
 
 _STATUS = {
     CacheStatus.HIT: edge_pb2.CACHE_STATUS_HIT,
@@ -29,8 +29,8 @@ _STATUS = {
 }
 
 
-def _cache_ttl(message: Any) -> int:
-    return validate_cache_ttl(message.cache_ttl if message.HasField("cache_ttl") else None)
+def _cache_ttl(message: edge_pb2.EdgeGetRequest | edge_pb2.EdgeGetManyRequest) -> int:
+    return validate_cache_ttl(optional(message, "cache_ttl"))
 
 
 class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
@@ -39,7 +39,7 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
         self._region = node.identity.region
         self._name = node.identity.node
 
-    def _info(self, read: Read | PageRead, revision: int) -> edge_pb2.ReadInfo:
+    def _info(self, read: ValueRead | PageRead, revision: int) -> edge_pb2.ReadInfo:
         return edge_pb2.ReadInfo(
             revision=revision,
             cache_status=_STATUS[read.status],
@@ -49,20 +49,18 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
             fetched_at_revision=read.fetched_at_revision,
         )
 
-    def _answer(self, raw_key: bytes, read: Read) -> edge_pb2.EdgeGetResponse:
-        revision = 0 if read.version is None else read.version.revision
+    def _answer(self, raw_key: bytes, read: ValueRead) -> edge_pb2.EdgeGetResponse:
+        revision = 0 if read.content is None else read.content.revision
         answer = edge_pb2.EdgeGetResponse(info=self._info(read, revision))
-        fill_entry(answer.entry, raw_key, read.version)
+        fill_entry(answer.entry, raw_key, read.content)
         return answer
 
-    @handled
     async def Get(
         self, request: edge_pb2.EdgeGetRequest, context: Context
     ) -> edge_pb2.EdgeGetResponse:
         read = await self._node.get(request.namespace_id, request.key, _cache_ttl(request))
         return self._answer(request.key, read)
 
-    @handled
     async def GetMany(
         self, request: edge_pb2.EdgeGetManyRequest, context: Context
     ) -> edge_pb2.EdgeGetManyResponse:
@@ -72,41 +70,46 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
             reads=[self._answer(raw, read) for raw, read in zip(keys, reads, strict=True)]
         )
 
-    @handled
     async def Put(self, request: pb.PutRequest, context: Context) -> edge_pb2.EdgeWriteResponse:
-        written = await self._node.put(request)
-        return self._written(written)
+        committed = await self._node.put(
+            request.namespace_id,
+            request.key,
+            request.value,
+            optional(request, "metadata_json"),
+            optional(request, "expiration"),
+            optional(request, "expiration_ttl"),
+        )
+        return self._written(committed)
 
-    @handled
     async def Delete(
         self, request: pb.DeleteRequest, context: Context
     ) -> edge_pb2.EdgeWriteResponse:
-        written = await self._node.delete(request)
-        return self._written(written)
+        committed = await self._node.delete(request.namespace_id, request.key)
+        return self._written(committed)
 
-    def _written(self, written: pb.WriteResponse) -> edge_pb2.EdgeWriteResponse:
+    def _written(self, committed: Committed) -> edge_pb2.EdgeWriteResponse:
         return edge_pb2.EdgeWriteResponse(
-            revision=written.revision,
-            commit_time=written.commit_time,
+            revision=committed.revision,
+            commit_time=committed.commit_time,
             region=self._region,
             node=self._name,
         )
 
-    @handled
     async def List(
         self, request: edge_pb2.EdgeListRequest, context: Context
     ) -> edge_pb2.EdgeListResponse:
-        upstream_request = pb.ListRequest(
-            namespace_id=request.namespace_id,
-            prefix=request.prefix,
-            limit=request.limit,
-            cursor=request.cursor,
+        read: PageRead = await self._node.list(
+            request.namespace_id,
+            request.prefix,
+            request.limit,
+            request.cursor,
+            validate_cache_ttl(optional(request, "cache_ttl")),
         )
-        read = await self._node.list(upstream_request, _cache_ttl(request))
+        page = read.content
         return edge_pb2.EdgeListResponse(
-            keys=read.page.keys,
-            list_complete=read.page.list_complete,
-            cursor=read.page.cursor,
+            keys=[key_info_to_pb(info) for info in page.keys],
+            list_complete=page.list_complete,
+            cursor=page.cursor or "",
             info=self._info(read, read.fetched_at_revision),
         )
 
@@ -150,19 +153,12 @@ class EdgeControlService(edge_pb2_grpc.EdgeControlServicer):
     ) -> edge_pb2.LinkSettings:
         return self._settings()
 
-    @handled
     async def SetLink(
         self, request: edge_pb2.LinkSettings, context: Context
     ) -> edge_pb2.LinkSettings:
-        try:
-            self._link.change(
-                rtt_ms=request.rtt_ms,
-                jitter_ms=request.jitter_ms,
-                loss=request.loss,
-                partitioned=request.partitioned,
-            )
-        except ValueError as exc:
-            import grpc
-
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        wanted = LinkSettings(request.rtt_ms, request.jitter_ms, request.loss, request.partitioned)
+        problem = wanted.problem()
+        if problem is not None:
+            raise error(ErrorKind.LINK_SETTINGS_INVALID, detail=problem)
+        self._link.settings = wanted
         return self._settings()

@@ -1,13 +1,22 @@
-"""The edge's calls to the central store: across the link, with deadlines and retries.
+"""The edge's calls to the central store: typed, across the link, with deadlines and retries.
 
-Theory of operation: every call goes through the modelled :class:`~edge.link.Link`
-and has a deadline. Failures to reach central (UNAVAILABLE, DEADLINE_EXCEEDED,
-and the link's own losses and partitions) are retried with tenacity — bounded
-attempts, exponential backoff with jitter drawn from the seeded RNG, sleeping on
-the injected clock — but a call that is not idempotent (a write) is retried
-only when the failure is *definite*, i.e. central surely never saw it, so a
-retry cannot apply a write twice. Everything else (validation, NOT_FOUND, 429)
-passes through untouched. Counters record every attempt and every failure.
+Theory of operation: :class:`Upstream` is the only part of the edge that
+speaks central's protobuf contract. Its methods take and return core values
+(:mod:`edgekv.core`): ``get``/``get_many``/``list`` return copies stamped
+with central's answer time and revision, ``put``/``delete`` return what was
+committed, ``watch`` yields batches of changes. Every call goes through the
+modelled :class:`~edge.link.Link` and has a deadline. Failures to reach
+central (UNAVAILABLE, DEADLINE_EXCEEDED, and the link's own losses and
+partitions) are retried with tenacity — bounded attempts, exponential backoff
+with jitter drawn from the seeded RNG, sleeping on the injected clock — but a
+write is retried only when the failure is *definite*, i.e. central surely
+never saw it, so a retry cannot apply a write twice. Everything else
+(validation, NOT_FOUND, 429) passes through untouched. Counters record every
+attempt, every failure and the value bytes that crossed.
+
+The channel is given, not made here: a ``grpc.aio`` channel to a central
+address in a server, or an :class:`~edgekv.inprocess.InProcessChannel` to a
+central service in the same process (unit tests, simulation).
 """
 
 from __future__ import annotations
@@ -23,11 +32,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from edge.link import Link
 from edge.stats import EdgeCounters
 from edgekv.clock import Clock
+from edgekv.core.cache import CachedPage, CachedValue, PageSlot
 from edgekv.core.errors import ErrorKind, KVError, error
+from edgekv.core.listing import ListPage
+from edgekv.core.model import Change, Committed, Delete, Put
 from edgekv.retry import call_with_retries
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2 as pb
-from edgekv.v1 import central_pb2_grpc
+from edgekv.v1 import central_pb2_grpc, kv_pb2
+from edgekv.wire import change_from_pb, entry_from_pb, key_info_from_pb
 
 T = TypeVar("T")
 
@@ -39,6 +52,22 @@ RECONNECT_OPTIONS: list[tuple[str, int]] = [
 ]
 
 
+def central_channel(address: str) -> Any:
+    """A ``grpc.aio`` channel to central at ``address``, tuned for an edge's upstream."""
+    return grpc.aio.insecure_channel(address, options=[*CHANNEL_OPTIONS, *RECONNECT_OPTIONS])
+
+
+async def check_reachable(channel: Any, central: str, timeout_s: float) -> None:
+    """Raise a one-line OSError unless central answers its health check over ``channel``."""
+    health = health_pb2_grpc.HealthStub(channel)
+    try:
+        answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
+    except grpc.aio.AioRpcError as exc:
+        raise OSError(f"cannot reach the central store at {central}: {exc.code().name}") from None
+    if answer.status != health_pb2.HealthCheckResponse.SERVING:
+        raise OSError(f"the central store at {central} is not serving")
+
+
 @dataclass(frozen=True, slots=True)
 class RetrySettings:
     attempts: int = 3
@@ -48,53 +77,108 @@ class RetrySettings:
     deadline_s: float = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    """One message of central's change stream: its revision then, and the changes."""
+
+    revision: int
+    changes: list[Change]
+
+
 class Upstream:
     def __init__(
         self,
-        central: str,
+        channel: Any,
         link: Link,
         clock: Clock,
         rng: random.Random,
         counters: EdgeCounters,
         retry: RetrySettings,
+        central: str = "the central store",
     ) -> None:
         self.central = central
         self.link = link
+        self._channel = channel
+        self._stub = central_pb2_grpc.CentralStoreStub(channel)
         self._clock = clock
         self._rng = rng
         self._counters = counters
         self._retry = retry
-        self._channel = grpc.aio.insecure_channel(
-            central, options=[*CHANNEL_OPTIONS, *RECONNECT_OPTIONS]
-        )
-        self.stub = central_pb2_grpc.CentralStoreStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close()
 
-    async def check_reachable(self, timeout_s: float) -> None:
-        """Raise a one-line OSError unless central answers its health check."""
-        health = health_pb2_grpc.HealthStub(self._channel)
-        try:
-            answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            raise OSError(
-                f"cannot reach the central store at {self.central}: {exc.code().name}"
-            ) from None
-        if answer.status != health_pb2.HealthCheckResponse.SERVING:
-            raise OSError(f"the central store at {self.central} is not serving")
+    # -- reads: repeated freely ---------------------------------------------------------
 
-    async def read(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
-        """A call that may be repeated freely (reads, lists)."""
-        return await self._with_retries(method, request, idempotent=True)
+    async def get(self, namespace_id: str, key: str) -> CachedValue:
+        request = pb.GetRequest(namespace_id=namespace_id, key=key.encode("utf-8"))
+        response = await self._call(self._stub.Get, request, idempotent=True)
+        return self._copy_of(namespace_id, key, response.entry, response.header)
 
-    async def write(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
-        """A call retried only when central surely never saw it."""
-        return await self._with_retries(method, request, idempotent=False)
+    async def get_many(self, namespace_id: str, keys: list[str]) -> list[CachedValue]:
+        request = pb.GetManyRequest(
+            namespace_id=namespace_id, keys=[key.encode("utf-8") for key in keys]
+        )
+        response = await self._call(self._stub.GetMany, request, idempotent=True)
+        return [
+            self._copy_of(namespace_id, key, entry, response.header)
+            for key, entry in zip(keys, response.entries, strict=True)
+        ]
 
-    async def _with_retries(
-        self, method: Callable[..., Awaitable[T]], request: Any, idempotent: bool
-    ) -> T:
+    async def list(self, slot: PageSlot) -> CachedPage:
+        namespace_id, prefix, limit, cursor = slot
+        request = pb.ListRequest(
+            namespace_id=namespace_id,
+            prefix=prefix.encode("utf-8"),
+            limit=limit,
+            cursor=cursor or "",
+        )
+        response = await self._call(self._stub.List, request, idempotent=True)
+        page = ListPage(
+            keys=[key_info_from_pb(info) for info in response.keys],
+            list_complete=response.list_complete,
+            cursor=response.cursor or None,
+        )
+        return CachedPage(
+            slot, page, response.header.server_time, fetched_at_revision=response.header.revision
+        )
+
+    def _copy_of(
+        self, namespace_id: str, key: str, entry: kv_pb2.Entry, header: kv_pb2.ResponseHeader
+    ) -> CachedValue:
+        """What central answered, stamped with when (its time and revision) it answered."""
+        self._counters.upstream_bytes += len(entry.value)
+        return CachedValue(
+            namespace_id,
+            key,
+            entry_from_pb(entry),
+            fetched_at=header.server_time,
+            fetched_at_revision=header.revision,
+        )
+
+    # -- writes: retried only when central surely never saw them --------------------------
+
+    async def put(self, write: Put) -> Committed:
+        # A TTL goes as given, so that central counts it from its own commit.
+        request = pb.PutRequest(
+            namespace_id=write.namespace_id,
+            key=write.key.encode("utf-8"),
+            value=write.value,
+            metadata_json=write.metadata_json,
+            expiration=write.expiration if write.expiration_ttl is None else None,
+            expiration_ttl=write.expiration_ttl,
+        )
+        response = await self._call(self._stub.Put, request, idempotent=False)
+        return Committed(response.revision, response.commit_time)
+
+    async def delete(self, write: Delete) -> Committed:
+        request = pb.DeleteRequest(namespace_id=write.namespace_id, key=write.key.encode("utf-8"))
+        response = await self._call(self._stub.Delete, request, idempotent=False)
+        return Committed(response.revision, response.commit_time)
+
+    # -- the attempts ---------------------------------------------------------------------
+
+    async def _call(self, method: Callable[..., Awaitable[T]], request: Any, idempotent: bool) -> T:
         def may_retry(exc: BaseException) -> bool:
             return isinstance(exc, KVError) and exc.transient and (idempotent or exc.definite)
 
@@ -124,12 +208,14 @@ class Upstream:
                 self._counters.upstream_errors += 1
             raise
 
+    # -- the change stream ------------------------------------------------------------------
+
     async def watch(
         self, namespace_id: str, start_revision: int, include_values: bool
-    ) -> AsyncIterator[pb.WatchResponse]:
+    ) -> AsyncIterator[WatchBatch]:
         """Central's change stream for one namespace, each message delayed one way."""
         self.link.check_up()
-        call = self.stub.Watch(
+        call = self._stub.Watch(
             pb.WatchRequest(
                 namespace_id=namespace_id,
                 start_revision=start_revision,
@@ -140,7 +226,10 @@ class Upstream:
             async for response in call:
                 self.link.check_up()
                 await self.link.deliver_one_way()
-                yield response
+                yield WatchBatch(
+                    response.header.revision,
+                    [change_from_pb(namespace_id, change) for change in response.changes],
+                )
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc) from None
         finally:

@@ -22,10 +22,10 @@ import logging
 import random
 
 from edge.node import EdgeNode, Mode
+from edgekv.core import limits
 from edgekv.core.cache import CachedValue
 from edgekv.core.errors import ErrorKind, KVError
 from edgekv.core.model import Change, ChangeKind
-from edgekv.wire import change_from_pb
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +61,19 @@ class NamespaceWatchers:
         failures = 0
         while True:
             try:
-                async for response in node.upstream.watch(
+                async for batch in node.upstream.watch(
                     namespace_id, next_revision, include_values=node.policy.mode is Mode.PUSH
                 ):
                     if next_revision == 0:
                         # Registered "from now": changes before now were never seen, so
                         # older copies go, and copies still in flight are refused.
-                        self._floors[namespace_id] = response.header.revision
+                        self._floors[namespace_id] = batch.revision
                         await self._forget(namespace_id)
-                        next_revision = response.header.revision + 1
+                        next_revision = batch.revision + 1
                     failures = 0
-                    for message in response.changes:
-                        await self._apply(change_from_pb(namespace_id, message))
-                        next_revision = message.revision + 1
+                    for change in batch.changes:
+                        await self._apply(change)
+                        next_revision = change.revision + 1
             except KVError as exc:
                 if exc.kind is ErrorKind.NAMESPACE_NOT_FOUND:
                     log.info("namespace %s is gone; its watcher stops", namespace_id)
@@ -115,4 +115,4 @@ class NamespaceWatchers:
             fetched_at=node.clock.now(),
             fetched_at_revision=change.revision,
         )
-        await node.cache.put(copy, retention_s=60 + node.policy.max_stale_s)
+        await node.cache.put(copy, node.policy.cache.retention_s(limits.DEFAULT_CACHE_TTL_S))

@@ -26,6 +26,7 @@ from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Change, Namespace
 from edgekv.core.validation import validate_cache_ttl
+from edgekv.locate import locate_central
 from edgekv.retry import call_with_retries
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2 as pb
@@ -224,21 +225,26 @@ class Client:
     ``central=`` talks to the central store (authoritative, like the REST API);
     ``edge=`` reads and writes through one edge node (like a Worker in that
     edge's region). Give both to manage namespaces at central and use keys
-    through the edge. Bulk writes and watches are central's.
+    through the edge. Bulk writes and watches are central's. With neither,
+    the client finds the running cluster's central store the way ``edgekv kv``
+    does: ``EDGEKV_CENTRAL``, then the state file ``edgekv up`` wrote.
+
+    Each may be an address (``"HOST:PORT"``) or a channel to use as it is, such
+    as an :class:`edgekv.inprocess.InProcessChannel` to servers in this process.
     """
 
     def __init__(
         self,
-        central: str | None = None,
-        edge: str | None = None,
+        central: str | Any | None = None,
+        edge: str | Any | None = None,
         *,
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
     ) -> None:
         if central is None and edge is None:
-            raise ValueError("edgekv.Client needs central='HOST:PORT' or edge='HOST:PORT'")
-        self.central = central
-        self.edge = edge
+            central = locate_central(how_to_pass="central='HOST:PORT'")
+        self.central = central if central is None or isinstance(central, str) else "in-process"
+        self.edge = edge if edge is None or isinstance(edge, str) else "in-process"
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
         self._rng = random.Random(self.retry.seed)
@@ -246,13 +252,16 @@ class Client:
         self._stub: central_pb2_grpc.CentralStoreStub | None = None
         self._edge_stub: edge_pb2_grpc.EdgeKVStub | None = None
         if central is not None:
-            channel = grpc.aio.insecure_channel(central, options=CHANNEL_OPTIONS)
-            self._channels.append(channel)
-            self._stub = central_pb2_grpc.CentralStoreStub(channel)
+            self._stub = central_pb2_grpc.CentralStoreStub(self._channel_to(central))
         if edge is not None:
-            channel = grpc.aio.insecure_channel(edge, options=CHANNEL_OPTIONS)
-            self._channels.append(channel)
-            self._edge_stub = edge_pb2_grpc.EdgeKVStub(channel)
+            self._edge_stub = edge_pb2_grpc.EdgeKVStub(self._channel_to(edge))
+
+    def _channel_to(self, target: str | Any) -> Any:
+        if not isinstance(target, str):
+            return target  # the caller's channel; the caller closes it
+        channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._channels.append(channel)
+        return channel
 
     async def __aenter__(self) -> Client:
         return self

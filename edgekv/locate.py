@@ -105,7 +105,13 @@ def edge_variable(region: str) -> str:
     return "EDGEKV_EDGE_" + region.upper().replace("-", "_")
 
 
-def locate_central(flag: str | None = None, environ: Mapping[str, str] = os.environ) -> str:
+def locate_central(
+    flag: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+    how_to_pass: str = "--central HOST:PORT",
+) -> str:
+    """``flag``, else ``EDGEKV_CENTRAL``, else the state file's central; ``how_to_pass``
+    names the first way in the error (a flag for the CLI, an argument for Python)."""
     if flag:
         return flag
     if environ.get("EDGEKV_CENTRAL"):
@@ -114,7 +120,7 @@ def locate_central(flag: str | None = None, environ: Mapping[str, str] = os.envi
     if state is not None:
         return state.central
     raise ClusterNotFoundError(
-        "no central store given: pass --central HOST:PORT, set EDGEKV_CENTRAL, "
+        f"no central store given: pass {how_to_pass}, set EDGEKV_CENTRAL, "
         "or start a cluster with `edgekv up`"
     )
 

@@ -1,31 +1,36 @@
 """The boundary where registry errors become gRPC statuses and back.
 
-Theory of operation: a server handler raises :class:`~edgekv.core.errors.KVError`;
-:func:`abort_with` turns it into the registry's status code, its message and a
-trailing-metadata entry ``edgekv-error: <KIND>``. On the client side
-:func:`error_from_rpc` reads that entry and rebuilds the same exception class,
-so callers catch one exception tree whether the error arose locally or on a
-server. Transport failures (no ``edgekv-error``) map to UNAVAILABLE or
-DEADLINE_EXCEEDED, which are *not definite*: the call may have happened.
+Theory of operation: a handler raises :class:`~edgekv.core.errors.KVError`
+anywhere below it. :class:`ErrorBoundary`, a server interceptor every edgekv
+server (and the in-process transport) installs, wraps every method — unary
+and streaming, ours and the health service's alike — and turns that error
+into the registry's status code, its message and a trailing-metadata entry
+``edgekv-error: <KIND>``. Anything else a handler raises is a bug: it is
+logged once with its traceback and answered as INTERNAL, so a caller never
+sees grpc's bare UNKNOWN. On the client side :func:`error_from_rpc` reads
+``edgekv-error`` and rebuilds the same exception class, so callers catch one
+exception tree whether the error arose locally or on a server. Transport
+failures (no ``edgekv-error``) map to UNAVAILABLE or DEADLINE_EXCEEDED, which
+are *not definite*: the call may have happened.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeAlias, TypeVar
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn, TypeAlias
 
 import grpc
 
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error, from_kind_name
 
+log = logging.getLogger(__name__)
+
 ERROR_KIND_METADATA_KEY = "edgekv-error"
 
 # grpcio ships no type information; the servicer context is typed loosely.
 Context: TypeAlias = Any
-Request = TypeVar("Request")
-Response = TypeVar("Response")
 
 CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
@@ -33,25 +38,87 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
 ]
 
 
-async def abort_with(context: grpc.aio.ServicerContext[object, object], exc: KVError) -> NoReturn:
+async def abort_with(context: Context, exc: KVError) -> NoReturn:
     context.set_trailing_metadata(((ERROR_KIND_METADATA_KEY, exc.kind.value),))
     await context.abort(grpc.StatusCode[exc.status], exc.message)
     raise AssertionError("context.abort returns only by raising")
 
 
-def handled(
-    handler: Callable[[Any, Request, Context], Awaitable[Response]],
-) -> Callable[[Any, Request, Context], Awaitable[Response]]:
-    """Decorate a unary servicer method: a KVError it raises becomes its gRPC status."""
+async def _abort_for(context: Context, method: str, exc: Exception) -> NoReturn:
+    if isinstance(exc, KVError):
+        await abort_with(context, exc)
+    log.exception("%s failed on a bug, answered INTERNAL", method)
+    await abort_with(
+        context, error(ErrorKind.INTERNAL, detail=f"internal error in {method}: {exc!r}")
+    )
 
-    @functools.wraps(handler)
-    async def wrapper(self: Any, request: Request, context: Context) -> Response:
+
+def _unary_unary(
+    method: str, behaviour: Callable[[Any, Context], Awaitable[Any]]
+) -> Callable[[Any, Context], Awaitable[Any]]:
+    async def bounded(request: Any, context: Context) -> Any:
         try:
-            return await handler(self, request, context)
-        except KVError as exc:
-            await abort_with(context, exc)
+            return await behaviour(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort_for(context, method, exc)
 
-    return wrapper
+    return bounded
+
+
+def _unary_stream(
+    method: str, behaviour: Callable[[Any, Context], AsyncIterator[Any]]
+) -> Callable[[Any, Context], AsyncIterator[Any]]:
+    async def bounded(request: Any, context: Context) -> AsyncIterator[Any]:
+        try:
+            async for response in behaviour(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort_for(context, method, exc)
+
+    return bounded
+
+
+class ErrorBoundary(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
+    """Every method of a server behind one error conversion (see the module docstring)."""
+
+    def __init__(self) -> None:
+        # Wrapped handlers by method, built on the first call of each method.
+        self._bounded: dict[str, grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method: str = details.method
+        bounded = self._bounded.get(method)
+        if bounded is None:
+            handler = await continuation(details)
+            if handler is None:
+                return None  # an unknown method: grpc answers UNIMPLEMENTED
+            bounded = self._bounded[method] = bound_handler(method, handler)
+        return bounded
+
+
+def bound_handler(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """``handler`` with its behaviour behind the boundary; other shapes are left as they are."""
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            _unary_unary(method, handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            _unary_stream(method, handler.unary_stream),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
 
 
 def error_from_rpc(exc: grpc.aio.AioRpcError, server: str = "the central store") -> KVError:

@@ -1,8 +1,9 @@
 """What every edgekv gRPC server shares: health, reflection, limits, shutdown.
 
-Theory of operation: :func:`build_server` makes a ``grpc.aio`` server with
-message limits big enough for a 25 MiB value and a 100 MiB bulk write, and
-registers standard health checking and reflection; :class:`GrpcNode` starts
+Theory of operation: :class:`GrpcNode` makes a ``grpc.aio`` server with
+message limits big enough for a 25 MiB value and a 100 MiB bulk write, every
+method behind the one error boundary (:class:`~edgekv.rpc.ErrorBoundary`),
+and standard health checking and reflection registered; :class:`GrpcNode` starts
 it on an address (port 0 picks a free port), flips health to SERVING, and on
 :meth:`GrpcNode.stop` flips it to NOT_SERVING before a graceful stop, so load
 balancers and launchers see the node leave before it refuses calls.
@@ -18,14 +19,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from edgekv.rpc import CHANNEL_OPTIONS
+from edgekv.rpc import CHANNEL_OPTIONS, ErrorBoundary
 
 
 class GrpcNode:
     def __init__(self, service_names: Sequence[str]) -> None:
         # grpc turns SO_REUSEPORT on by default, which lets a second server bind a port
         # another one serves and silently split the clients between them; refuse instead.
-        self.server = grpc.aio.server(options=[*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)])
+        self.server = grpc.aio.server(
+            interceptors=[ErrorBoundary()],
+            options=[*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)],
+        )
         self._health = health.aio.HealthServicer()
         self._service_names = list(service_names)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self.server)

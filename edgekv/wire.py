@@ -7,8 +7,15 @@ dataclasses; this module is the one place that maps one onto the other, so
 
 from __future__ import annotations
 
+from typing import Any
+
 from edgekv.core.model import Change, ChangeKind, KeyInfo, Namespace, Version
 from edgekv.v1 import kv_pb2
+
+
+def optional(message: Any, field: str) -> Any:
+    """A proto3 ``optional`` field's value, or None when the sender left it out."""
+    return getattr(message, field) if message.HasField(field) else None
 
 
 def namespace_to_pb(namespace: Namespace) -> kv_pb2.Namespace:

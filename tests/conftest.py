@@ -31,3 +31,10 @@ def redis_url(redis_server: RedisServer) -> str:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def no_cluster_of_the_developers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test finds only the clusters it starts, never the one a developer left running."""
+    monkeypatch.setenv("EDGEKV_STATE_FILE", str(tmp_path / "no-cluster.json"))
+    monkeypatch.delenv("EDGEKV_CENTRAL", raising=False)

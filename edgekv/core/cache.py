@@ -1,30 +1,40 @@
-"""The edge's cache policy: when a cached copy may answer a read, and how.
+"""The edge's cache policy: one pure decision function for values and list pages alike.
 
 Theory of operation: an edge keeps *copies* of what central answered — a
-version, or "not found" (negative caching) — stamped with when they were
-fetched. A read brings its own ``cacheTtl`` T:
+value, "not found" (negative caching), or a page of a key listing — each
+stamped with when central answered (its time and its revision). A read
+brings its own ``cacheTtl`` T, and walks through at most three steps, each
+decided here by :func:`decide`:
 
-* a copy younger than T whose key has not expired is a **HIT** (a later read
-  with a smaller T therefore treats an older copy as expired — Workers KV
-  documents exactly that), and if refresh-ahead is on and the copy is in the
-  last ``refresh_fraction`` of T, a background refresh is due;
-* otherwise the edge fetches from central: **MISS** when it had no copy,
-  **REVALIDATED** when central still has the version the copy held,
-  **EXPIRED** when central has another;
-* when central cannot be reached, an old copy may be served as **STALE** if it
-  is less than ``max_stale_s`` past its freshness; a copy whose key has
-  expired is served as "not found" then, since the copy itself says the key is
-  gone. With no usable copy the read fails: the edge never invents data.
+1. :class:`Looked` — the read looked its slot up in the cache. A copy younger
+   than T whose key has not expired answers as a **HIT** (a later read with a
+   smaller T therefore treats an older copy as expired, as Workers KV
+   documents); with refresh-ahead on, a HIT in the last ``refresh_fraction``
+   of T also asks for a background refresh. Otherwise: **fetch** from central.
+   A fresh copy is not enough when the caller's right to read the namespace
+   is not known yet (``access_known``): central must see the caller, so the
+   read fetches — access checks fit in here without a second path.
+2. :class:`Answered` — central answered. The read reports **MISS** (the edge
+   had no copy), **REVALIDATED** (central still has what the copy held) or
+   **EXPIRED** (it has something else), and the answer is *kept* unless the
+   cache meanwhile holds a copy central produced later, or the answer is older
+   than the revision from which a watch covers the namespace (it may have
+   missed a change).
+3. :class:`Unreachable` — central could not be reached. The old copy is served
+   as **STALE** if it is at most ``max_stale_s`` past its freshness, else the
+   read **fails**: the edge never invents data. Nothing is kept or dropped.
 
-A copy never outlives its key's expiration. Nothing here reads a clock:
-``now`` comes in, decisions go out.
+A copy never outlives its key's expiration. Nothing here reads a clock or
+does I/O: steps come in, decisions go out; :mod:`edge.node` carries them out.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Generic, Protocol, Self, TypeVar
 
+from edgekv.core.listing import ListPage
 from edgekv.core.model import Version
 
 # Bytes a cache entry costs beyond its key, value and metadata (bookkeeping),
@@ -40,10 +50,30 @@ class CacheStatus(enum.Enum):
     REVALIDATED = "REVALIDATED"
 
 
-class Freshness(enum.Enum):
-    FRESH = "fresh"  # answer from the copy
-    FRESH_REFRESH = "fresh, refresh ahead"  # answer from the copy and refresh it
-    TOO_OLD = "too old"  # fetch from central
+class Copy(Protocol):
+    """What the policy needs to know of any cached copy."""
+
+    @property
+    def fetched_at(self) -> float:
+        """Simulated time central answered (or the commit, for a write kept here)."""
+        ...
+
+    @property
+    def fetched_at_revision(self) -> int:
+        """Central's newest revision when it answered."""
+        ...
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the copy's content stops being true by itself (a key's expiration)."""
+        ...
+
+    def same_content(self, other: Self) -> bool:
+        """Does ``other`` (a newer answer) say what this copy says?"""
+        ...
+
+
+CopyT = TypeVar("CopyT", bound=Copy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +84,7 @@ class CachedValue:
     key: str
     # None is a negative entry: central said the key does not exist.
     version: Version | None
-    # Simulated time the copy was fetched from central (or written through here).
     fetched_at: float
-    # Central's newest revision when the copy was fetched.
     fetched_at_revision: int
 
     @property
@@ -74,8 +102,8 @@ class CachedValue:
             size += len(self.version.value) + len(self.version.metadata_json or "")
         return size
 
-    def age_s(self, now: float) -> float:
-        return max(0.0, now - self.fetched_at)
+    def same_content(self, other: CachedValue) -> bool:
+        return self.revision == other.revision
 
     def served_version(self, now: float) -> Version | None:
         """What the copy says now: its version, or None once the key has expired."""
@@ -84,38 +112,181 @@ class CachedValue:
         return self.version
 
 
-def judge(
-    fetched_at: float,
-    expires_at: float | None,
-    cache_ttl_s: float,
-    now: float,
-    refresh_fraction: float = 0.0,
-) -> Freshness:
-    """May a copy fetched at ``fetched_at`` answer a read with this cacheTtl now?"""
-    if expires_at is not None and now >= expires_at:
-        return Freshness.TOO_OLD
-    age_s = now - fetched_at
-    if age_s >= cache_ttl_s:
-        return Freshness.TOO_OLD
-    if refresh_fraction > 0 and age_s >= cache_ttl_s * (1 - refresh_fraction):
-        return Freshness.FRESH_REFRESH
-    return Freshness.FRESH
+# Where a page lives: namespace, prefix, limit and cursor of the request.
+PageSlot = tuple[str, str, int, str | None]
 
 
-def status_after_fetch(previous_revision: int | None, fetched_revision: int) -> CacheStatus:
-    """The status of a read that went to central; ``previous_revision`` None: no copy."""
-    if previous_revision is None:
-        return CacheStatus.MISS
-    if previous_revision == fetched_revision:
-        return CacheStatus.REVALIDATED
-    return CacheStatus.EXPIRED
+@dataclass(frozen=True, slots=True)
+class CachedPage:
+    """A copy of one list page; it stops being true when its first key expires."""
+
+    slot: PageSlot
+    page: ListPage
+    fetched_at: float
+    fetched_at_revision: int
+
+    @property
+    def expires_at(self) -> float | None:
+        expirations = [key.expiration for key in self.page.keys if key.expiration is not None]
+        return min(expirations) if expirations else None
+
+    @property
+    def size_bytes(self) -> int:
+        return ENTRY_OVERHEAD_BYTES + sum(
+            ENTRY_OVERHEAD_BYTES // 4 + len(key.name.encode("utf-8")) + len(key.metadata_json or "")
+            for key in self.page.keys
+        )
+
+    def same_content(self, other: CachedPage) -> bool:
+        return self.page == other.page
 
 
-def may_serve_stale(fetched_at: float, cache_ttl_s: float, now: float, max_stale_s: float) -> bool:
-    """Is a copy at most ``max_stale_s`` past the end of its freshness?"""
-    return now - (fetched_at + cache_ttl_s) <= max_stale_s
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    # How long past its freshness a copy may still be served when central is away.
+    max_stale_s: float = 0.0
+    # Refresh a copy read in the last fraction of its TTL (0 = no refresh-ahead).
+    refresh_fraction: float = 0.0
+
+    def retention_s(self, cache_ttl_s: float) -> float:
+        """How long a store should keep a copy: fresh for the filling read, then stale-servable."""
+        return cache_ttl_s + self.max_stale_s
 
 
-def retention_s(cache_ttl_s: float, max_stale_s: float) -> float:
-    """How long a store should keep a copy: fresh for the filling read, then stale-servable."""
-    return cache_ttl_s + max_stale_s
+# -- the steps of a read ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Looked(Generic[CopyT]):
+    """The read looked its slot up; ``held`` is the copy found, if any."""
+
+    held: CopyT | None
+    cache_ttl_s: float
+    now: float
+    # False while the caller's right to read the namespace is unchecked.
+    access_known: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Answered(Generic[CopyT]):
+    """Central answered the fetch the read asked for."""
+
+    # What the read found before fetching (too old, or nothing).
+    previous: CopyT | None
+    answer: CopyT
+    # What the cache holds now: another read or a write may have stored a copy meanwhile.
+    held: CopyT | None
+    # Copies central produced before this revision may have missed a change (watch modes).
+    floor_revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Unreachable(Generic[CopyT]):
+    """Central could not be reached (after the upstream's retries)."""
+
+    previous: CopyT | None
+    cache_ttl_s: float
+    now: float
+
+
+Step = Looked[CopyT] | Answered[CopyT] | Unreachable[CopyT]
+
+
+# -- the decisions --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Serve(Generic[CopyT]):
+    """Answer the read from ``copy``."""
+
+    copy: CopyT
+    status: CacheStatus
+    age_s: float
+    # Also refresh the copy from central in the background (refresh-ahead).
+    refresh: bool = False
+    # Store ``copy`` in the cache (an answer worth keeping).
+    keep: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Ask central."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """Central is away and no copy may stand in for it."""
+
+
+FETCH = Fetch()
+FAIL = Fail()
+Decision = Serve[CopyT] | Fetch | Fail
+
+
+def decide(step: Step[CopyT], policy: CachePolicy) -> Decision[CopyT]:
+    """What a read does next, given what it has seen so far."""
+    match step:
+        case Looked():
+            return _after_lookup(step, policy)
+        case Answered():
+            return _after_answer(step)
+        case Unreachable():
+            return _after_failure(step, policy)
+    raise TypeError(f"not a step of a read: {step!r}")
+
+
+def _after_lookup(step: Looked[CopyT], policy: CachePolicy) -> Serve[CopyT] | Fetch:
+    held = step.held
+    if held is None or not step.access_known or not is_fresh(held, step.cache_ttl_s, step.now):
+        return FETCH
+    age_s = step.now - held.fetched_at
+    refresh_from_s = step.cache_ttl_s * (1 - policy.refresh_fraction)
+    refresh = policy.refresh_fraction > 0 and age_s >= refresh_from_s
+    return Serve(held, CacheStatus.HIT, max(0.0, age_s), refresh=refresh)
+
+
+def _after_answer(step: Answered[CopyT]) -> Serve[CopyT]:
+    previous, answer = step.previous, step.answer
+    if previous is None:
+        status = CacheStatus.MISS
+    elif previous.same_content(answer):
+        status = CacheStatus.REVALIDATED
+    else:
+        status = CacheStatus.EXPIRED
+    keep = worth_keeping(answer, step.held, step.floor_revision)
+    return Serve(answer, status, 0.0, keep=keep)
+
+
+def _after_failure(step: Unreachable[CopyT], policy: CachePolicy) -> Serve[CopyT] | Fail:
+    previous = step.previous
+    if previous is None:
+        return FAIL
+    past_freshness_s = step.now - (previous.fetched_at + step.cache_ttl_s)
+    if past_freshness_s > policy.max_stale_s:
+        return FAIL
+    return Serve(previous, CacheStatus.STALE, max(0.0, step.now - previous.fetched_at))
+
+
+def is_fresh(copy: Copy, cache_ttl_s: float, now: float) -> bool:
+    """May ``copy`` answer a read with this cacheTtl now, without asking central?"""
+    if copy.expires_at is not None and now >= copy.expires_at:
+        return False
+    return now - copy.fetched_at < cache_ttl_s
+
+
+def worth_keeping(answer: Copy, held: Copy | None, floor_revision: int = 0) -> bool:
+    """Keep ``answer`` unless it may have missed a change, or the cache holds as late a copy.
+
+    Copies are ordered by central's revision when it answered, then by the
+    time it answered: an answer of the same revision but later renews an
+    old copy's freshness (a REVALIDATED read), while the copy another reader
+    of the same fetch kept already is not stored twice.
+    """
+    if answer.fetched_at_revision < floor_revision:
+        return False
+    if held is None:
+        return True
+    return (held.fetched_at_revision, held.fetched_at) < (
+        answer.fetched_at_revision,
+        answer.fetched_at,
+    )

@@ -5,8 +5,12 @@ the facts that fill its message. The registry row of a kind says
 
 * which gRPC status carries it (by name, so this module imports no ``grpc``),
 * the message template, worded as Workers KV words it,
-* whether it is *definite* — the operation surely did not happen — and
-* whether the same call may be retried as it is.
+* whether it is *definite* — the operation surely did not happen.
+
+A third fact follows from the status: an error is *transient* when the
+server could not be reached or did not answer in time (UNAVAILABLE,
+DEADLINE_EXCEEDED). Callers retry transient reads freely, and transient
+writes only when definite, so that a retry never applies a write twice.
 
 Everything that raises builds a :class:`KVError` from a kind; the gRPC shells
 turn it into a status at one boundary (``edgekv.rpc``) and back into the same
@@ -35,11 +39,6 @@ class KVError(Exception):
     def definite(self) -> bool:
         """True when the operation surely did not take effect."""
         return REGISTRY[self.kind].definite
-
-    @property
-    def retryable(self) -> bool:
-        """True when the same call may simply be tried again."""
-        return REGISTRY[self.kind].retryable
 
     @property
     def transient(self) -> bool:
@@ -107,6 +106,7 @@ class ErrorKind(enum.StrEnum):
     PAGE_INVALID = "PAGE_INVALID"
     WATCH_COMPACTED = "WATCH_COMPACTED"
     WATCH_LAGGING = "WATCH_LAGGING"
+    LINK_SETTINGS_INVALID = "LINK_SETTINGS_INVALID"
     LINK_DOWN = "LINK_DOWN"
     REQUEST_LOST = "REQUEST_LOST"
     RESPONSE_LOST = "RESPONSE_LOST"
@@ -125,7 +125,6 @@ class ErrorSpec:
     template: str
     exception: type[KVError]
     definite: bool = True
-    retryable: bool = False
 
 
 _INVALID = InvalidRequestError
@@ -204,7 +203,6 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "RESOURCE_EXHAUSTED",
         "KV {method} failed: 429 Too Many Requests",
         RateLimitedError,
-        retryable=True,
     ),
     ErrorKind.NAMESPACE_ID_INVALID: ErrorSpec(
         "INVALID_ARGUMENT",
@@ -241,7 +239,9 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "ABORTED",
         "Watcher fell more than {backlog} changes behind; resume with start_revision={resume}.",
         WatchError,
-        retryable=True,
+    ),
+    ErrorKind.LINK_SETTINGS_INVALID: ErrorSpec(
+        "INVALID_ARGUMENT", "Invalid link settings: {detail}.", _INVALID
     ),
     # The modelled link between an edge and central. A partition or a request lost on
     # the way out is *definite* (central never saw the call: even a write may be
@@ -250,29 +250,24 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "UNAVAILABLE",
         "The link from {node} to the central store is partitioned.",
         UnavailableError,
-        retryable=True,
     ),
     ErrorKind.REQUEST_LOST: ErrorSpec(
         "UNAVAILABLE",
         "A call from {node} to the central store was lost on the way out.",
         UnavailableError,
-        retryable=True,
     ),
     ErrorKind.RESPONSE_LOST: ErrorSpec(
         "UNAVAILABLE",
         "The answer of the central store to {node} was lost on the way back.",
         UnavailableError,
         definite=False,
-        retryable=True,
     ),
-    ErrorKind.UNAVAILABLE: ErrorSpec(
-        "UNAVAILABLE", "{detail}", UnavailableError, definite=False, retryable=True
-    ),
+    ErrorKind.UNAVAILABLE: ErrorSpec("UNAVAILABLE", "{detail}", UnavailableError, definite=False),
     ErrorKind.UNAVAILABLE_NOT_APPLIED: ErrorSpec(
-        "UNAVAILABLE", "{detail}", UnavailableError, definite=True, retryable=True
+        "UNAVAILABLE", "{detail}", UnavailableError, definite=True
     ),
     ErrorKind.DEADLINE_EXCEEDED: ErrorSpec(
-        "DEADLINE_EXCEEDED", "{detail}", UnavailableError, definite=False, retryable=True
+        "DEADLINE_EXCEEDED", "{detail}", UnavailableError, definite=False
     ),
     ErrorKind.INTERNAL: ErrorSpec("INTERNAL", "{detail}", KVError, definite=False),
 }

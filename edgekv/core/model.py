@@ -10,6 +10,7 @@ Unix seconds (``int``) or ``None`` for "never".
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 
@@ -54,6 +55,23 @@ class Put:
     value: bytes
     metadata_json: str | None
     expiration: int | None
+    # The TTL the writer gave, if any. An edge forwards it as given, so that
+    # central counts it from its own commit time.
+    expiration_ttl: int | None = None
+
+    def committed_version(self, committed: Committed) -> Version:
+        """The version this put became: a TTL counts from the commit's whole second."""
+        expiration = self.expiration
+        if self.expiration_ttl is not None:
+            expiration = math.floor(committed.commit_time) + self.expiration_ttl
+        return Version(
+            self.key,
+            self.value,
+            self.metadata_json,
+            expiration,
+            committed.revision,
+            committed.commit_time,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,21 +119,13 @@ class Change:
 def change_of(write: Write, committed: Committed) -> Change:
     """The change a committed write produced, for the watchers."""
     if isinstance(write, Put):
-        version = Version(
-            key=write.key,
-            value=write.value,
-            metadata_json=write.metadata_json,
-            expiration=write.expiration,
-            revision=committed.revision,
-            commit_time=committed.commit_time,
-        )
         return Change(
             committed.revision,
             ChangeKind.PUT,
             write.namespace_id,
             write.key,
             committed.commit_time,
-            version,
+            write.committed_version(committed),
         )
     return Change(
         committed.revision,

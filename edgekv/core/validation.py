@@ -97,6 +97,7 @@ def validate_put(
         value=validate_value(value),
         metadata_json=validate_metadata(metadata_json),
         expiration=resolve_expiration(now, expiration, expiration_ttl),
+        expiration_ttl=expiration_ttl,
     )
 
 

@@ -305,7 +305,7 @@ async def test_one_write_per_second_per_key(central: Central, kv: edgekv.KVNames
     exc = await refused(central, edgekv.ErrorKind.WRITE_RATE_LIMITED, kv.put("hot", "2"))
     assert exc.message == "KV PUT failed: 429 Too Many Requests"
     assert isinstance(exc, edgekv.RateLimitedError)
-    assert exc.retryable
+    assert exc.definite and not exc.transient  # refused outright: wait, then write again
     await refused(central, edgekv.ErrorKind.WRITE_RATE_LIMITED, kv.delete("hot"))
     await kv.put("other", "fine")
     central.clock.advance(0.999)

@@ -69,10 +69,10 @@ def test_errors_rebuild_from_their_wire_form() -> None:
     original = error(ErrorKind.WRITE_RATE_LIMITED, method="PUT")
     rebuilt = from_kind_name(original.kind.value, original.message)
     assert type(rebuilt) is type(original)
-    assert (rebuilt.kind, rebuilt.message, rebuilt.retryable) == (
+    assert (rebuilt.kind, rebuilt.message, rebuilt.transient) == (
         original.kind,
         "KV PUT failed: 429 Too Many Requests",
-        True,
+        False,
     )
     assert from_kind_name("NO_SUCH_KIND", "x").kind is ErrorKind.INTERNAL
 

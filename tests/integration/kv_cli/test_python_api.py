@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import edgekv
+from edgekv.locate import ClusterNotFoundError, ClusterState
 from tests.integration.kv_cli.conftest import EDGE_NODE, REGION, ClusterAddresses, unique
 
 
@@ -72,9 +73,20 @@ async def test_a_duplicate_title_is_already_exists(client: edgekv.Client) -> Non
     assert isinstance(caught.value, edgekv.KVError)
 
 
-def test_a_client_needs_an_address() -> None:
-    with pytest.raises(ValueError, match="central="):
+async def test_a_client_without_an_address_finds_the_running_cluster(
+    cluster: ClusterAddresses, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state_file = tmp_path / "cluster.json"
+    monkeypatch.setenv("EDGEKV_STATE_FILE", str(state_file))
+    monkeypatch.delenv("EDGEKV_CENTRAL", raising=False)
+    with pytest.raises(ClusterNotFoundError, match="pass central='HOST:PORT'"):
         edgekv.Client()
+
+    ClusterState(central=cluster.central).write(state_file)
+    async with edgekv.Client() as client:
+        title = unique("found")
+        namespace = await client.create_namespace(title)
+        assert (await client.get_namespace(namespace.id)).title == title
 
 
 # -- get / get_with_metadata ----------------------------------------------------------------------

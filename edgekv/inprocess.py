@@ -1,0 +1,299 @@
+"""A gRPC transport without sockets: the real services, called in the same process.
+
+Theory of operation: :class:`InProcessServer` stands where a ``grpc.aio``
+server stands. The generated ``add_*Servicer_to_server`` functions register
+their method handlers on it exactly as on a real server, and it runs every
+call through the same interceptors (the :class:`~edgekv.rpc.ErrorBoundary`
+above all). :meth:`InProcessServer.channel` gives a channel that the
+generated stubs accept in place of a ``grpc.aio`` channel. A call crosses it
+the way it crosses the wire: the request is serialised by the stub's
+serializer and parsed by the handler's deserializer, the response the same
+way back, so a message the wire would refuse (too large, not parseable) is
+refused here too; an aborted call arrives as a ``grpc.aio.AioRpcError``
+carrying the status, details and trailing metadata the handler set, so
+:func:`edgekv.rpc.error_from_rpc` rebuilds the same ``KVError``. A deadline
+is a wait on the running event loop's clock.
+
+Nothing here sleeps, reads the host's clock or draws random numbers: it is
+the transport of the unit tests that drive an edge and central with a manual
+clock, and of a simulation that runs the nodes on virtual time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from edgekv.core import limits
+from edgekv.rpc import ErrorBoundary
+
+Metadata = tuple[tuple[str, str | bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _CallDetails:
+    """What an interceptor learns of a call (``grpc.HandlerCallDetails``)."""
+
+    method: str
+    invocation_metadata: Metadata
+
+
+@dataclass
+class InProcessContext:
+    """The servicer context of one in-process call: what our handlers use of one."""
+
+    metadata: Metadata
+    deadline: float | None
+    code: grpc.StatusCode = grpc.StatusCode.OK
+    details: str = ""
+    trailing: Metadata = ()
+    _cancelled: bool = field(default=False, repr=False)
+
+    def invocation_metadata(self) -> Metadata:
+        return self.metadata
+
+    def set_trailing_metadata(self, metadata: Iterable[tuple[str, str | bytes]]) -> None:
+        self.trailing = tuple(metadata)
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self.code = code
+
+    def set_details(self, details: str) -> None:
+        self.details = details
+
+    async def abort(
+        self, code: grpc.StatusCode, details: str = "", trailing: Metadata = ()
+    ) -> None:
+        self.code, self.details = code, details
+        if trailing:
+            self.trailing = trailing
+        raise grpc.aio.AbortError(details)
+
+    def time_remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def peer(self) -> str:
+        return "inprocess"
+
+    def rpc_error(self) -> grpc.aio.AioRpcError:
+        return grpc.aio.AioRpcError(
+            self.code,
+            grpc.aio.Metadata(),
+            grpc.aio.Metadata(*self.trailing),
+            self.details,
+        )
+
+
+class InProcessServer:
+    """Method handlers registered as on a grpc server, reachable through :meth:`channel`."""
+
+    def __init__(self, interceptors: Sequence[Any] | None = None) -> None:
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self._interceptors = list(interceptors) if interceptors is not None else [ErrorBoundary()]
+
+    # -- what the generated add_*Servicer_to_server functions call ---------------------
+
+    def add_generic_rpc_handlers(self, handlers: Iterable[Any]) -> None:
+        """Registered method handlers (below) carry the same methods; nothing to keep."""
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        for name, handler in handlers.items():
+            self._handlers[f"/{service}/{name}"] = handler
+
+    # -- what a channel calls --------------------------------------------------------------
+
+    def channel(self) -> InProcessChannel:
+        return InProcessChannel(self)
+
+    async def handler_for(self, details: _CallDetails) -> grpc.RpcMethodHandler:
+        """The handler of a call, through every interceptor, as a grpc.aio server finds it."""
+
+        async def lookup(call: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+            return self._handlers.get(call.method)
+
+        continuation = lookup
+        for interceptor in reversed(self._interceptors):
+            continuation = _chained(interceptor, continuation)
+        handler = await continuation(details)
+        if handler is None:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                f"Method not found: {details.method}",
+            )
+        return handler
+
+
+def _chained(interceptor: Any, continuation: Callable[..., Any]) -> Callable[..., Any]:
+    async def call(details: Any) -> Any:
+        return await interceptor.intercept_service(continuation, details)
+
+    return call
+
+
+def _check_size(payload: bytes, method: str) -> None:
+    """Refuse what grpc's message limits refuse (the same limits every edgekv channel sets)."""
+    if len(payload) > limits.MAX_MESSAGE_BYTES:
+        raise grpc.aio.AioRpcError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            grpc.aio.Metadata(),
+            grpc.aio.Metadata(),
+            f"{method}: message of {len(payload)} bytes is larger than the limit of "
+            f"{limits.MAX_MESSAGE_BYTES}",
+        )
+
+
+class InProcessChannel:
+    """What the generated stubs need of a channel; calls go to an :class:`InProcessServer`."""
+
+    def __init__(self, server: InProcessServer) -> None:
+        self._server = server
+
+    def unary_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes],
+        response_deserializer: Callable[[bytes], Any],
+        _registered_method: bool = False,
+    ) -> _UnaryUnary:
+        return _UnaryUnary(self._server, method, request_serializer, response_deserializer)
+
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes],
+        response_deserializer: Callable[[bytes], Any],
+        _registered_method: bool = False,
+    ) -> _UnaryStream:
+        return _UnaryStream(self._server, method, request_serializer, response_deserializer)
+
+    async def close(self) -> None:
+        """Nothing to release: there is no socket."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Method:
+    server: InProcessServer
+    method: str
+    serialize: Callable[[Any], bytes]
+    deserialize: Callable[[bytes], Any]
+
+    def context(self, timeout: float | None, metadata: Metadata | None) -> InProcessContext:
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        return InProcessContext(tuple(metadata or ()), deadline)
+
+    async def handler(self, context: InProcessContext) -> grpc.RpcMethodHandler:
+        return await self.server.handler_for(_CallDetails(self.method, context.metadata))
+
+    def request_bytes(self, request: Any) -> bytes:
+        payload = self.serialize(request)
+        _check_size(payload, self.method)
+        return payload
+
+
+class _UnaryUnary(_Method):
+    async def __call__(  # grpc's stubs take ``timeout=``, so this one does too
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
+    ) -> Any:
+        context = self.context(timeout, metadata)
+        payload = self.request_bytes(request)
+        handler = await self.handler(context)
+        call = handler.unary_unary(handler.request_deserializer(payload), context)
+        try:
+            response = await asyncio.wait_for(call, timeout)
+        except grpc.aio.AbortError:
+            raise context.rpc_error() from None
+        except TimeoutError:
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.aio.Metadata(),
+                grpc.aio.Metadata(),
+                "Deadline Exceeded",
+            ) from None
+        answer = handler.response_serializer(response)
+        _check_size(answer, self.method)
+        return self.deserialize(answer)
+
+
+class _UnaryStream(_Method):
+    def __call__(
+        self,
+        request: Any,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        wait_for_ready: bool | None = None,
+    ) -> InProcessStream:
+        return InProcessStream(self, self.context(timeout, metadata), self.request_bytes(request))
+
+
+class InProcessStream:
+    """A server-streaming call: iterate it, or ``await read()`` until ``grpc.aio.EOF``.
+
+    The handler runs in a task of its own that hands each response over a
+    one-slot queue, so it waits for the reader as a flow-controlled stream
+    does; :meth:`cancel` cancels that task, which ends the handler where it
+    waits (its ``finally`` blocks run), as a cancelled RPC does.
+    """
+
+    def __init__(self, method: _Method, context: InProcessContext, payload: bytes) -> None:
+        self._method = method
+        self._context = context
+        self._payload = payload
+        self._queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=1)
+        self._pump: asyncio.Task[None] | None = None
+
+    async def _run_handler(self) -> None:
+        try:
+            handler = await self._method.handler(self._context)
+            request = handler.request_deserializer(self._payload)
+            async for response in handler.unary_stream(request, self._context):
+                await self._queue.put(handler.response_serializer(response))
+        except grpc.aio.AbortError:
+            await self._queue.put(self._context.rpc_error())
+        except grpc.aio.AioRpcError as exc:
+            await self._queue.put(exc)
+        else:
+            await self._queue.put(None)
+
+    async def read(self) -> Any:
+        if self._pump is None:
+            self._pump = asyncio.ensure_future(self._run_handler())
+        item = await self._queue.get()
+        if item is None:
+            self._queue.put_nowait(None)  # every later read sees the end too
+            return grpc.aio.EOF
+        if isinstance(item, BaseException):
+            raise item
+        return self._method.deserialize(item)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        while (response := await self.read()) is not grpc.aio.EOF:
+            yield response
+
+    def cancel(self) -> bool:
+        self._context._cancelled = True
+        if self._pump is None or self._pump.done():
+            return False
+        self._pump.cancel()
+        return True
