@@ -1,0 +1,109 @@
+"""The one error boundary: every method of every server, in-process and over a socket."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+
+import edgekv
+from edge.server import add_edge_services
+from edgekv.core.errors import ErrorKind, KVError
+from edgekv.inprocess import InProcessServer
+from edgekv.rpc import error_from_rpc
+from edgekv.serving import GrpcNode
+from edgekv.v1 import edge_pb2, edge_pb2_grpc
+from tests.support.inprocess_cluster import InProcessCluster
+
+
+class BuggyControl(edge_pb2_grpc.EdgeControlServicer):
+    """A control service with a bug in one method, and a KVError in another."""
+
+    async def GetStats(self, request: Any, context: Any) -> edge_pb2.EdgeStats:
+        return edge_pb2.EdgeStats(hits=1 // 0)
+
+    async def Flush(self, request: Any, context: Any) -> edge_pb2.FlushResponse:
+        raise edgekv.KVError(ErrorKind.UNAVAILABLE, "the cache is away")
+
+
+async def refusal(call: Any) -> KVError:
+    try:
+        await call
+    except grpc.aio.AioRpcError as exc:
+        return error_from_rpc(exc)
+    raise AssertionError("the call succeeded")
+
+
+async def test_a_bug_answers_internal_with_its_kind_and_logs_one_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = InProcessServer()
+    edge_pb2_grpc.add_EdgeControlServicer_to_server(BuggyControl(), server)
+    control = edge_pb2_grpc.EdgeControlStub(server.channel())
+    with caplog.at_level(logging.ERROR, logger="edgekv.rpc"):
+        failed = await refusal(control.GetStats(edge_pb2.GetStatsRequest()))
+    assert failed.kind is ErrorKind.INTERNAL and failed.status == "INTERNAL"
+    assert "ZeroDivisionError" in failed.message
+    [logged] = caplog.records
+    assert "GetStats" in logged.getMessage() and logged.exc_info is not None
+
+    unavailable = await refusal(control.Flush(edge_pb2.FlushRequest()))
+    assert (unavailable.kind, unavailable.message) == (ErrorKind.UNAVAILABLE, "the cache is away")
+
+
+async def test_the_same_boundary_holds_over_a_real_socket() -> None:
+    node = GrpcNode(["edgekv.v1.EdgeControl"])
+    edge_pb2_grpc.add_EdgeControlServicer_to_server(BuggyControl(), node.server)
+    port = await node.start("127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            control = edge_pb2_grpc.EdgeControlStub(channel)
+            failed = await refusal(control.GetStats(edge_pb2.GetStatsRequest()))
+            unavailable = await refusal(control.Flush(edge_pb2.FlushRequest()))
+    finally:
+        await node.stop(grace_s=0)
+    assert failed.kind is ErrorKind.INTERNAL
+    assert unavailable.kind is ErrorKind.UNAVAILABLE
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[InProcessCluster]:
+    cluster = await InProcessCluster.start()
+    try:
+        yield cluster
+    finally:
+        await cluster.close()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"rtt_ms": math.nan},
+        {"jitter_ms": math.inf},
+        {"rtt_ms": -1.0},
+        {"loss": 1.5},
+    ],
+)
+async def test_set_link_refuses_bad_settings_with_a_registry_error(
+    cluster: InProcessCluster, settings: dict[str, float]
+) -> None:
+    edge = await cluster.add_edge()
+    server = InProcessServer()
+
+    add_edge_services(edge.edge, server)
+    control = edge_pb2_grpc.EdgeControlStub(server.channel())
+    refused = await refusal(control.SetLink(edge_pb2.LinkSettings(**settings)))
+    assert refused.kind is ErrorKind.LINK_SETTINGS_INVALID and refused.status == "INVALID_ARGUMENT"
+    assert refused.message.startswith("Invalid link settings: ")
+    assert edge.edge.link.settings.rtt_ms == 0.0, "a refused change changes nothing"
+
+
+async def test_a_watch_of_an_unknown_namespace_is_refused_through_the_boundary(
+    cluster: InProcessCluster,
+) -> None:
+    with pytest.raises(edgekv.NotFoundError, match="namespace not found"):
+        await cluster.admin.namespace("f" * 32).watch()
