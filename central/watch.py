@@ -79,6 +79,3 @@ class WatchHub:
         failure = error(ErrorKind.NAMESPACE_NOT_FOUND, operation="watch", namespace_id=namespace_id)
         for subscription in self._subscriptions.pop(namespace_id, set()):
             subscription.fail(failure)
-
-    def watcher_count(self) -> int:
-        return sum(len(watchers) for watchers in self._subscriptions.values())

@@ -1,7 +1,11 @@
-"""Clocks: the only place edgekv reads the time.
+"""Clocks: how a node reads simulated time and waits on it.
 
-Theory of operation: every component takes a :class:`Clock` and asks it for
-``now()`` (simulated Unix seconds) and to ``sleep()`` (simulated seconds).
+Theory of operation: every part of a node — central's service, an edge's
+cache policy, its link, its retries, its watchers — takes a :class:`Clock`
+and asks it for ``now()`` (simulated Unix seconds) and to ``sleep()``
+(simulated seconds); none reads the host's clock. Tools that measure the
+host itself (the launcher's start-up time-outs, the load generator, the
+benchmarks' latencies) read ``time.monotonic`` directly, on purpose.
 
 * :class:`ScaledClock` runs ``scale`` times faster than real time around an
   ``anchor``: ``now = anchor + (real_now - anchor) * scale``. All nodes of a
@@ -49,10 +53,6 @@ class ScaledClock:
 
     def real_seconds(self, seconds: float) -> float:
         return seconds / self.scale
-
-
-def real_clock() -> ScaledClock:
-    return ScaledClock(scale=1.0)
 
 
 class ManualClock:

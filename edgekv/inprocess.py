@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -47,23 +47,12 @@ class InProcessContext:
     """The servicer context of one in-process call: what our handlers use of one."""
 
     metadata: Metadata
-    deadline: float | None
     code: grpc.StatusCode = grpc.StatusCode.OK
     details: str = ""
     trailing: Metadata = ()
-    _cancelled: bool = field(default=False, repr=False)
-
-    def invocation_metadata(self) -> Metadata:
-        return self.metadata
 
     def set_trailing_metadata(self, metadata: Iterable[tuple[str, str | bytes]]) -> None:
         self.trailing = tuple(metadata)
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        self.code = code
-
-    def set_details(self, details: str) -> None:
-        self.details = details
 
     async def abort(
         self, code: grpc.StatusCode, details: str = "", trailing: Metadata = ()
@@ -72,17 +61,6 @@ class InProcessContext:
         if trailing:
             self.trailing = trailing
         raise grpc.aio.AbortError(details)
-
-    def time_remaining(self) -> float | None:
-        if self.deadline is None:
-            return None
-        return max(0.0, self.deadline - asyncio.get_running_loop().time())
-
-    def cancelled(self) -> bool:
-        return self._cancelled
-
-    def peer(self) -> str:
-        return "inprocess"
 
     def rpc_error(self) -> grpc.aio.AioRpcError:
         return grpc.aio.AioRpcError(
@@ -190,9 +168,8 @@ class _Method:
     serialize: Callable[[Any], bytes]
     deserialize: Callable[[bytes], Any]
 
-    def context(self, timeout: float | None, metadata: Metadata | None) -> InProcessContext:
-        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-        return InProcessContext(tuple(metadata or ()), deadline)
+    def context(self, metadata: Metadata | None) -> InProcessContext:
+        return InProcessContext(tuple(metadata or ()))
 
     async def handler(self, context: InProcessContext) -> grpc.RpcMethodHandler:
         return await self.server.handler_for(_CallDetails(self.method, context.metadata))
@@ -212,7 +189,7 @@ class _UnaryUnary(_Method):
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
     ) -> Any:
-        context = self.context(timeout, metadata)
+        context = self.context(metadata)
         payload = self.request_bytes(request)
         handler = await self.handler(context)
         call = handler.unary_unary(handler.request_deserializer(payload), context)
@@ -241,7 +218,7 @@ class _UnaryStream(_Method):
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
     ) -> InProcessStream:
-        return InProcessStream(self, self.context(timeout, metadata), self.request_bytes(request))
+        return InProcessStream(self, self.context(metadata), self.request_bytes(request))
 
 
 class InProcessStream:
@@ -292,7 +269,6 @@ class InProcessStream:
             yield response
 
     def cancel(self) -> bool:
-        self._context._cancelled = True
         if self._pump is None or self._pump.done():
             return False
         self._pump.cancel()

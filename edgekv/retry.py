@@ -1,7 +1,10 @@
-"""Bounded retries with exponential backoff and seeded jitter — the one way edgekv retries.
+"""Bounded retries of a call, with exponential backoff and seeded jitter.
 
-Theory of operation: tenacity does the looping; this module fixes how it is
-configured, so that no retry in edgekv uses tenacity's defaults: the number
+Theory of operation: the client's reads and the edge's calls to central are
+retried here (an edge's watcher re-subscribing to a broken stream is not a
+retried call: it follows the stream for as long as the edge runs, with a
+capped backoff of its own). tenacity does the looping; this module fixes how
+it is configured, so that no retry in edgekv uses tenacity's defaults: the number
 of attempts is bounded, the wait before attempt n is drawn uniformly from
 [0, min(max, initial * 2^(n-1))] ("full jitter") with the caller's seeded
 RNG, and the sleep is the caller's (an edge sleeps on its simulated clock).
