@@ -26,7 +26,7 @@ from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Change, Namespace
 from edgekv.core.validation import validate_cache_ttl
-from edgekv.locate import locate_central
+from edgekv.locate import locate_central, locate_edge
 from edgekv.retry import call_with_retries
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2 as pb
@@ -227,7 +227,9 @@ class Client:
     edge's region). Give both to manage namespaces at central and use keys
     through the edge. Bulk writes and watches are central's. With neither,
     the client finds the running cluster's central store the way ``edgekv kv``
-    does: ``EDGEKV_CENTRAL``, then the state file ``edgekv up`` wrote.
+    does: ``EDGEKV_CENTRAL``, then the state file ``edgekv up`` wrote; with
+    ``region=`` it finds that region's edge too (``EDGEKV_EDGE_<REGION>``, then
+    the state file), as a Worker running there would read.
 
     Each may be an address (``"HOST:PORT"``) or a channel to use as it is, such
     as an :class:`edgekv.inprocess.InProcessChannel` to servers in this process.
@@ -238,10 +240,13 @@ class Client:
         central: str | Any | None = None,
         edge: str | Any | None = None,
         *,
+        region: str | None = None,
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
     ) -> None:
-        if central is None and edge is None:
+        if region is not None and edge is None:
+            edge = locate_edge(region, how_to_pass="edge='HOST:PORT'")
+        if central is None and (edge is None or region is not None):
             central = locate_central(how_to_pass="central='HOST:PORT'")
         self.central = central if central is None or isinstance(central, str) else "in-process"
         self.edge = edge if edge is None or isinstance(edge, str) else "in-process"

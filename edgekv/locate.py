@@ -126,7 +126,10 @@ def locate_central(
 
 
 def locate_edge(
-    region: str, flag: str | None = None, environ: Mapping[str, str] = os.environ
+    region: str,
+    flag: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+    how_to_pass: str = "--edge HOST:PORT",
 ) -> str:
     if flag:
         return flag
@@ -144,6 +147,6 @@ def locate_edge(
             f"(regions: {known})"
         )
     raise ClusterNotFoundError(
-        f"no edge for region {region!r}: pass --edge HOST:PORT, set {variable}, "
+        f"no edge for region {region!r}: pass {how_to_pass}, set {variable}, "
         "or start a cluster with `edgekv up`"
     )

@@ -82,11 +82,18 @@ async def test_a_client_without_an_address_finds_the_running_cluster(
     with pytest.raises(ClusterNotFoundError, match="pass central='HOST:PORT'"):
         edgekv.Client()
 
-    ClusterState(central=cluster.central).write(state_file)
+    ClusterState(central=cluster.central, edges={REGION: [cluster.edge]}).write(state_file)
     async with edgekv.Client() as client:
         title = unique("found")
         namespace = await client.create_namespace(title)
         assert (await client.get_namespace(namespace.id)).title == title
+        await client.namespace(namespace.id).put("k", "v")
+    async with edgekv.Client(region=REGION) as client:
+        read = await client.namespace(namespace.id).get_with_metadata("k")
+        assert (read.value, read.cache_status, read.info.region) == ("v", "MISS", REGION)
+        assert (await client.get_namespace(namespace.id)).title == title, "central, too"
+    with pytest.raises(ClusterNotFoundError, match="no edge in region 'mars'"):
+        edgekv.Client(region="mars")
 
 
 # -- get / get_with_metadata ----------------------------------------------------------------------
