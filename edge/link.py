@@ -15,41 +15,16 @@ scaled clock shrinks them with the rest of simulated time.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TypeVar
 
 from edgekv.clock import Clock
+from edgekv.control import LinkSettings
 from edgekv.core.errors import ErrorKind, error
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class LinkSettings:
-    rtt_ms: float = 0.0
-    jitter_ms: float = 0.0
-    loss: float = 0.0
-    partitioned: bool = False
-
-    def problem(self) -> str | None:
-        """What makes these settings unusable, or None when they are fine."""
-        if not (0 <= self.rtt_ms < math.inf and 0 <= self.jitter_ms < math.inf):
-            return (
-                f"link delays must be finite and >= 0 ms, got rtt {self.rtt_ms:g}, "
-                f"jitter {self.jitter_ms:g}"
-            )
-        if not 0.0 <= self.loss <= 1.0:
-            return f"link loss is a probability between 0 and 1, got {self.loss:g}"
-        return None
-
-    def validated(self) -> LinkSettings:
-        problem = self.problem()
-        if problem is not None:
-            raise ValueError(problem)
-        return self
 
 
 class Link:

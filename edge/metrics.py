@@ -1,6 +1,6 @@
 """The edge's Prometheus endpoint: its counters, read when scraped.
 
-Theory of operation: the node's :class:`~edge.stats.EdgeCounters` are the one
+Theory of operation: the node's :class:`~edgekv.control.EdgeCounters` are the one
 source of truth; a collector turns them into ``edgekv_edge_*_total`` counters
 (labelled by region and node) each time Prometheus scrapes, so nothing on the
 read path pays for metrics.
@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from edge.stats import EdgeCounters
+from edgekv.control import EdgeCounters
 
 
 class EdgeCollector(Collector):

@@ -38,9 +38,9 @@ from typing import Generic, Protocol, TypeVar
 from edge.cache.base import CacheStore
 from edge.flights import SingleFlight
 from edge.pages import PageCache
-from edge.stats import EdgeCounters
 from edge.upstream import Upstream
 from edgekv.clock import Clock
+from edgekv.control import EdgeCounters
 from edgekv.core import limits
 from edgekv.core.cache import (
     Answered,

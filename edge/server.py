@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.cache import open_cache
-from edge.link import Link, LinkSettings
+from edge.link import Link
 from edge.metrics import serve_metrics
 from edge.node import EdgeIdentity, EdgeNode, EdgePolicy, Mode
 from edge.pages import PageCache
 from edge.service import EdgeControlService, EdgeKVService
-from edge.stats import EdgeCounters
 from edge.upstream import RetrySettings, Upstream, central_channel, check_reachable
 from edge.watcher import NamespaceWatchers
 from edgekv.clock import Clock
+from edgekv.control import EdgeCounters, LinkSettings
 from edgekv.serving import GrpcNode, host_port
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
 

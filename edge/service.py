@@ -9,10 +9,10 @@ at the one boundary every server installs (:class:`edgekv.rpc.ErrorBoundary`).
 
 from __future__ import annotations
 
-from edge.link import Link, LinkSettings
+from edge.link import Link
 from edge.node import EdgeNode, PageRead, ValueRead
+from edgekv.control import LinkSettings
 from edgekv.core.cache import CacheStatus
-from edgekv.core.errors import ErrorKind, error
 from edgekv.core.model import Committed
 from edgekv.core.validation import validate_cache_ttl
 from edgekv.rpc import Context
@@ -139,26 +139,13 @@ class EdgeControlService(edge_pb2_grpc.EdgeControlServicer):
         dropped = await self._node.flush(request.namespace_id or None)
         return edge_pb2.FlushResponse(entries_dropped=dropped)
 
-    def _settings(self) -> edge_pb2.LinkSettings:
-        settings = self._link.settings
-        return edge_pb2.LinkSettings(
-            rtt_ms=settings.rtt_ms,
-            jitter_ms=settings.jitter_ms,
-            loss=settings.loss,
-            partitioned=settings.partitioned,
-        )
-
     async def GetLink(
         self, request: edge_pb2.GetLinkRequest, context: Context
     ) -> edge_pb2.LinkSettings:
-        return self._settings()
+        return self._link.settings.to_pb()
 
     async def SetLink(
         self, request: edge_pb2.LinkSettings, context: Context
     ) -> edge_pb2.LinkSettings:
-        wanted = LinkSettings(request.rtt_ms, request.jitter_ms, request.loss, request.partitioned)
-        problem = wanted.problem()
-        if problem is not None:
-            raise error(ErrorKind.LINK_SETTINGS_INVALID, detail=problem)
-        self._link.settings = wanted
-        return self._settings()
+        self._link.settings = LinkSettings.from_pb(request).validated()
+        return self._link.settings.to_pb()

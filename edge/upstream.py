@@ -30,8 +30,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge.link import Link
-from edge.stats import EdgeCounters
 from edgekv.clock import Clock
+from edgekv.control import EdgeCounters
 from edgekv.core.cache import CachedPage, CachedValue, PageSlot
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListPage

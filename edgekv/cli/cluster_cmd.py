@@ -209,31 +209,28 @@ async def run_down(args: argparse.Namespace) -> int:
 
 
 async def run_status(args: argparse.Namespace) -> int:
-    import grpc
-
-    from edgekv.launcher import healthy
-    from edgekv.v1 import edge_pb2, edge_pb2_grpc
+    from edgekv.control import NodeControl
+    from edgekv.core.errors import KVError
 
     state = _running_state()
     print(f"{'node':<16} {'region':<14} {'address':<22} {'health':<8} stats")
     unhealthy = 0
     for name, info in state.nodes.items():
         address = str(info["address"])
-        try:
-            await healthy(address, timeout_s=2.0)
-            health = "SERVING"
-        except (grpc.aio.AioRpcError, OSError):
-            health, unhealthy = "DOWN", unhealthy + 1
-        detail = ""
-        if info["kind"] == "edge" and health == "SERVING":
-            async with grpc.aio.insecure_channel(address) as channel:
-                stats = await edge_pb2_grpc.EdgeControlStub(channel).GetStats(
-                    edge_pb2.GetStatsRequest(), timeout=2.0
-                )
-            detail = (
-                f"hits={stats.hits} misses={stats.misses} expired={stats.expired} "
-                f"stale={stats.stale_serves} upstream={stats.upstream_calls} "
-                f"entries={stats.entries} bytes={stats.bytes_cached}"
-            )
+        async with NodeControl(address, timeout_s=2.0) as control:
+            health = "SERVING" if await control.healthy() else "DOWN"
+            unhealthy += health != "SERVING"
+            detail = ""
+            if info["kind"] == "edge" and health == "SERVING":
+                try:
+                    stats = await control.stats()
+                except KVError as exc:
+                    detail = f"no stats: {exc.message}"
+                else:
+                    detail = (
+                        f"hits={stats.hits} misses={stats.misses} expired={stats.expired} "
+                        f"stale={stats.stale_serves} upstream={stats.upstream_calls} "
+                        f"entries={stats.entries} bytes={stats.bytes_cached}"
+                    )
         print(f"{name:<16} {info['region']!s:<14} {address:<22} {health:<8} {detail}")
     return 1 if unhealthy else 0

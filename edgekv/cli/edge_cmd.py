@@ -58,9 +58,9 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 async def run(args: argparse.Namespace) -> int:
-    from edge.link import LinkSettings
     from edge.node import EdgePolicy, Mode
     from edge.server import EdgeConfig, start_edge
+    from edgekv.control import LinkSettings
     from edgekv.serving import install_stop_signals
 
     configure_logging()

@@ -28,23 +28,18 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 async def run(args: argparse.Namespace) -> int:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from edgekv.control import NodeControl
+    from edgekv.core.errors import KVError
 
     if args.timeout_s <= 0:
         raise ValueError(f"--timeout-s must be positive, got {args.timeout_s}")
-    async with grpc.aio.insecure_channel(args.address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+    async with NodeControl(args.address, timeout_s=args.timeout_s) as control:
         try:
-            answer = await stub.Check(
-                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout_s
-            )
-        except grpc.aio.AioRpcError as exc:
-            details = (exc.details() or "").splitlines()
-            reason = f"{exc.code().name}: {details[0]}" if details else exc.code().name
+            status = await control.serving_status(service=args.service)
+        except KVError as exc:
+            reason = exc.message.splitlines()[0] if exc.message else exc.kind.value
             raise ConnectionError(f"{args.address} is not serving ({reason})") from None
-    status = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
-    if answer.status != health_pb2.HealthCheckResponse.SERVING:
+    if status != "SERVING":
         raise ConnectionError(f"{args.address} is not serving (status {status})")
     print(f"{args.address} {status}", flush=True)
     return 0

@@ -17,12 +17,11 @@ from itertools import count
 import edgekv
 from central.server import central_service
 from central.storage.memory import MemoryStorage
-from edge.link import LinkSettings
 from edge.node import EdgeNode, EdgePolicy
 from edge.server import Edge, EdgeConfig, add_edge_services, assemble_edge
-from edge.stats import EdgeCounters
 from edge.upstream import RetrySettings
 from edgekv.clock import ManualClock
+from edgekv.control import EdgeCounters, LinkSettings
 from edgekv.inprocess import InProcessServer
 from edgekv.v1 import central_pb2_grpc
 

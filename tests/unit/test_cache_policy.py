@@ -7,8 +7,10 @@ import statistics
 
 import pytest
 
-from edge.link import Link, LinkSettings
+import edgekv
+from edge.link import Link
 from edgekv.clock import ManualClock
+from edgekv.control import LinkSettings
 from edgekv.core.cache import (
     FAIL,
     FETCH,
@@ -196,9 +198,9 @@ async def test_link_loss_is_seeded_and_partition_refuses_at_once() -> None:
 
 
 def test_link_settings_are_validated() -> None:
-    with pytest.raises(ValueError, match="probability"):
+    with pytest.raises(edgekv.InvalidRequestError, match="probability"):
         LinkSettings(loss=1.5).validated()
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(edgekv.InvalidRequestError, match=">= 0"):
         LinkSettings(rtt_ms=-1).validated()
     link = Link(LinkSettings(), random.Random(0), ManualClock(), "n")
     assert link.change(rtt_ms=5).rtt_ms == 5

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 import edgekv
-from edge.link import LinkSettings
 from edge.node import EdgePolicy
+from edgekv.control import LinkSettings
 from edgekv.core.errors import ErrorKind, KVError
 from tests.support.inprocess_cluster import InProcessCluster, InProcessEdge
 

@@ -5,8 +5,9 @@ A :class:`Cluster` is one central store and any number of edges, all on
 tests move time instead of waiting for it (with the default RTT of 0 the
 modelled link never sleeps), or a fast :class:`ScaledClock` for tests of
 modelled latency. One namespace is created at start; each edge gets an
-``edgekv.Client(edge=...)`` and a :class:`KVNamespace` on it, plus a raw
-EdgeControl stub. Everything a cluster started is stopped at teardown.
+``edgekv.Client(edge=...)`` and a :class:`KVNamespace` on it, plus the
+operators' :class:`~edgekv.control.NodeControl`. Everything a cluster started
+is stopped at teardown.
 
 Two defaults keep the tests about the edge and nothing else:
 
@@ -27,18 +28,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
 import pytest
 
 import edgekv
 from central.server import CentralServer, start_central
-from edge.link import LinkSettings
 from edge.node import EdgePolicy
 from edge.server import EdgeConfig, EdgeServer, start_edge
 from edge.upstream import RetrySettings
 from edgekv.clock import Clock, ManualClock
-from edgekv.rpc import CHANNEL_OPTIONS
-from edgekv.v1 import edge_pb2, edge_pb2_grpc
+from edgekv.control import EdgeStats, LinkSettings, NodeControl
 
 NO_BACKOFF = RetrySettings(initial_backoff_s=0.0)
 NO_CLIENT_RETRY = edgekv.RetryPolicy(attempts=1)
@@ -52,8 +50,7 @@ class Edge:
     server: EdgeServer
     client: edgekv.Client
     kv: edgekv.KVNamespace
-    control: edge_pb2_grpc.EdgeControlStub
-    channel: Any  # grpc.aio.Channel (grpcio ships no types)
+    control: NodeControl
 
     @property
     def address(self) -> str:
@@ -63,25 +60,16 @@ class Edge:
     def name(self) -> str:
         return self.server.node.identity.node
 
-    async def stats(self) -> edge_pb2.EdgeStats:
-        stats: edge_pb2.EdgeStats = await self.control.GetStats(edge_pb2.GetStatsRequest())
-        return stats
+    async def stats(self) -> EdgeStats:
+        return await self.control.stats()
 
-    async def set_link(self, **fields: Any) -> edge_pb2.LinkSettings:
-        """EdgeControl.SetLink with the current settings, changed by ``fields``."""
-        current = await self.control.GetLink(edge_pb2.GetLinkRequest())
-        request = edge_pb2.LinkSettings(
-            rtt_ms=fields.get("rtt_ms", current.rtt_ms),
-            jitter_ms=fields.get("jitter_ms", current.jitter_ms),
-            loss=fields.get("loss", current.loss),
-            partitioned=fields.get("partitioned", current.partitioned),
-        )
-        answer: edge_pb2.LinkSettings = await self.control.SetLink(request)
-        return answer
+    async def set_link(self, **changes: Any) -> LinkSettings:
+        """EdgeControl.SetLink with the current settings, changed by ``changes``."""
+        return await self.control.set_link(**changes)
 
     async def close(self) -> None:
         await self.client.close()
-        await self.channel.close()
+        await self.control.close()
         await self.server.stop(grace_s=0)
 
 
@@ -162,13 +150,8 @@ class Cluster:
         )
         server = await start_edge(config, self.clock)
         client = edgekv.Client(edge=server.address, retry=NO_CLIENT_RETRY)
-        channel = grpc.aio.insecure_channel(server.address, options=CHANNEL_OPTIONS)
         edge = Edge(
-            server,
-            client,
-            client.namespace(self.namespace_id),
-            edge_pb2_grpc.EdgeControlStub(channel),
-            channel,
+            server, client, client.namespace(self.namespace_id), NodeControl(server.address)
         )
         self.edges.append(edge)
         return edge

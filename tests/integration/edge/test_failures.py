@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 import edgekv
-from edge.link import Link, LinkSettings
+from edge.link import Link
 from edge.node import EdgePolicy
 from edge.upstream import RetrySettings
 from edgekv.clock import ManualClock, ScaledClock
+from edgekv.control import LinkSettings
 from tests.integration.edge.conftest import Cluster, Edge, MakeCluster, eventually
 
 MAX_STALE_S = 120

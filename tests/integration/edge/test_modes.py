@@ -14,9 +14,9 @@ import time
 import pytest
 
 import edgekv
-from edge.link import LinkSettings
 from edge.node import EdgePolicy, Mode
 from edgekv.clock import Clock, ManualClock, ScaledClock
+from edgekv.control import LinkSettings
 from tests.integration.edge.conftest import Cluster, Edge, MakeCluster, eventually
 
 DAY_S = 86_400

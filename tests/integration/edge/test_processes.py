@@ -11,11 +11,10 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 import edgekv
-from edgekv.v1 import edge_pb2, edge_pb2_grpc
+from edgekv.control import EdgeStats, NodeControl
 from tests.integration.edge.conftest import Cluster, scrape
 from tests.support.central_process import CentralLauncher
 from tests.support.edge_process import EdgeExit, EdgeLauncher, run_edge_to_exit
@@ -34,12 +33,9 @@ def edges(tmp_path: Path) -> Iterator[EdgeLauncher]:
         yield launcher
 
 
-async def edge_stats(address: str) -> edge_pb2.EdgeStats:
-    async with grpc.aio.insecure_channel(address) as channel:
-        stats: edge_pb2.EdgeStats = await edge_pb2_grpc.EdgeControlStub(channel).GetStats(
-            edge_pb2.GetStatsRequest()
-        )
-    return stats
+async def edge_stats(address: str) -> EdgeStats:
+    async with NodeControl(address) as control:
+        return await control.stats()
 
 
 @pytest.mark.redis

@@ -15,9 +15,9 @@ import grpc
 import pytest
 
 import edgekv
-from edge.link import LinkSettings
 from edge.node import EdgePolicy
 from edgekv.clock import ManualClock
+from edgekv.control import LinkSettings
 from edgekv.core import limits
 from edgekv.core.cache import ENTRY_OVERHEAD_BYTES
 from edgekv.rpc import error_from_rpc
@@ -232,17 +232,14 @@ async def test_flush_drops_every_copy_and_stats_count_them(cluster: Cluster) -> 
     assert (stats.entries, stats.bytes_cached) == (3, expected_bytes)
     assert (stats.region, stats.node, stats.mode) == ("eu-west", "b", "ttl")
 
-    other = await b.control.Flush(edge_pb2.FlushRequest(namespace_id="f" * 32))
-    assert other.entries_dropped == 0, "flushing another namespace drops nothing"
-    flushed = await b.control.Flush(edge_pb2.FlushRequest(namespace_id=cluster.namespace_id))
-    assert flushed.entries_dropped == 3
+    assert await b.control.flush("f" * 32) == 0, "flushing another namespace drops nothing"
+    assert await b.control.flush(cluster.namespace_id) == 3
     stats = await b.stats()
     assert (stats.entries, stats.bytes_cached) == (0, 0)
 
     after = await b.kv.get_with_metadata("k1")
     assert (after.value, after.cache_status) == ("a" * 1000, "MISS"), "a flushed copy is gone"
-    everything = await b.control.Flush(edge_pb2.FlushRequest())
-    assert everything.entries_dropped == 1
+    assert await b.control.flush() == 1
     assert (await b.kv.get_with_metadata("k1")).cache_status == "MISS"
 
 
