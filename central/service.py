@@ -45,7 +45,7 @@ from edgekv.wire import (
     fill_entry,
     key_info_to_pb,
     namespace_to_pb,
-    optional,
+    put_arguments,
 )
 
 log = logging.getLogger(__name__)
@@ -178,15 +178,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
 
     async def Put(self, request: pb.PutRequest, context: Context) -> pb.WriteResponse:
         now = self._clock.now()
-        write = validate_put(
-            request.namespace_id,
-            request.key,
-            request.value,
-            optional(request, "metadata_json"),
-            optional(request, "expiration"),
-            optional(request, "expiration_ttl"),
-            now,
-        )
+        write = validate_put(request.namespace_id, *put_arguments(request), now)
         self._require_namespace(request.namespace_id, "put")
         self._limiter.check(write.namespace_id, write.key, now, method="PUT")
         [committed] = await self._commit([write], now)
@@ -214,15 +206,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         now = self._clock.now()
 
         def validate(entry: pb.BulkPutEntry) -> Write:
-            write = validate_put(
-                namespace_id,
-                entry.key,
-                entry.value,
-                optional(entry, "metadata_json"),
-                optional(entry, "expiration"),
-                optional(entry, "expiration_ttl"),
-                now,
-            )
+            write = validate_put(namespace_id, *put_arguments(entry), now)
             self._limiter.check(namespace_id, write.key, now, method="PUT")
             return write
 

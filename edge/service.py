@@ -18,7 +18,7 @@ from edgekv.core.validation import validate_cache_ttl
 from edgekv.rpc import Context
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
-from edgekv.wire import fill_entry, key_info_to_pb, optional
+from edgekv.wire import fill_entry, key_info_to_pb, optional, put_arguments
 
 _STATUS = {
     CacheStatus.HIT: edge_pb2.CACHE_STATUS_HIT,
@@ -71,14 +71,7 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
         )
 
     async def Put(self, request: pb.PutRequest, context: Context) -> edge_pb2.EdgeWriteResponse:
-        committed = await self._node.put(
-            request.namespace_id,
-            request.key,
-            request.value,
-            optional(request, "metadata_json"),
-            optional(request, "expiration"),
-            optional(request, "expiration_ttl"),
-        )
+        committed = await self._node.put(request.namespace_id, *put_arguments(request))
         return self._written(committed)
 
     async def Delete(

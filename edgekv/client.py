@@ -17,11 +17,11 @@ import json
 import random
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import IO, Any, Literal, TypeVar, overload
 
 import grpc
 
+from edgekv.closing import AsyncClosing
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Change, Namespace
@@ -219,7 +219,7 @@ def _result(entry: kv_pb2.Entry, value_type: str, info: ReadInfo) -> ValueWithMe
     )
 
 
-class Client:
+class Client(AsyncClosing):
     """An async client of an edgekv cluster. Use as ``async with edgekv.Client(...)``.
 
     ``central=`` talks to the central store (authoritative, like the REST API);
@@ -267,17 +267,6 @@ class Client:
         channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._channels.append(channel)
         return channel
-
-    async def __aenter__(self) -> Client:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         for channel in self._channels:

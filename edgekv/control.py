@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from types import TracebackType
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from edgekv.closing import AsyncClosing
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.rpc import error_from_rpc
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
@@ -98,7 +98,7 @@ def stats_from_pb(message: edge_pb2.EdgeStats) -> EdgeStats:
     return EdgeStats(**{field.name: getattr(message, field.name) for field in fields(EdgeStats)})
 
 
-class NodeControl:
+class NodeControl(AsyncClosing):
     """One node's health (any node) and EdgeControl (edges): ``async with NodeControl(addr)``."""
 
     def __init__(self, address: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
@@ -107,17 +107,6 @@ class NodeControl:
         self._channel = grpc.aio.insecure_channel(address)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._edge = edge_pb2_grpc.EdgeControlStub(self._channel)
-
-    async def __aenter__(self) -> NodeControl:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         await self._channel.close()

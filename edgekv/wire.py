@@ -18,6 +18,18 @@ def optional(message: Any, field: str) -> Any:
     return getattr(message, field) if message.HasField(field) else None
 
 
+def put_arguments(message: Any) -> tuple[bytes, bytes, str | None, int | None, int | None]:
+    """A put's key, value, metadata, expiration and TTL (a PutRequest or a BulkPutEntry),
+    in the order :func:`edgekv.core.validation.validate_put` takes them."""
+    return (
+        message.key,
+        message.value,
+        optional(message, "metadata_json"),
+        optional(message, "expiration"),
+        optional(message, "expiration_ttl"),
+    )
+
+
 def namespace_to_pb(namespace: Namespace) -> kv_pb2.Namespace:
     return kv_pb2.Namespace(id=namespace.id, title=namespace.title, created_at=namespace.created_at)
 

@@ -13,14 +13,14 @@ The returned :class:`Bindings` owns one client: close it, or use ``async with``.
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 
 from edgekv.client import Client, KVNamespace
+from edgekv.closing import AsyncClosing
 from edgekv.config import ConfigError, find_config, load_config, resolve_id
 from edgekv.locate import locate_central, locate_edge
 
 
-class Bindings:
+class Bindings(AsyncClosing):
     def __init__(self, client: Client, namespaces: dict[str, KVNamespace]) -> None:
         self.client = client
         self._namespaces = namespaces
@@ -40,17 +40,6 @@ class Bindings:
 
     async def close(self) -> None:
         await self.client.close()
-
-    async def __aenter__(self) -> Bindings:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 async def bindings(

@@ -9,7 +9,6 @@ the edge's real gRPC service. Time moves only when a test moves it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,15 +17,6 @@ from edge.node import EdgePolicy
 from edgekv.control import LinkSettings
 from edgekv.core.errors import ErrorKind, KVError
 from tests.support.inprocess_cluster import InProcessCluster, InProcessEdge
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[InProcessCluster]:
-    cluster = await InProcessCluster.start()
-    try:
-        yield cluster
-    finally:
-        await cluster.close()
 
 
 async def read(edge: InProcessEdge, key: str, cache_ttl: int | None = None) -> tuple[object, str]:

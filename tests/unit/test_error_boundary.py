@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -68,15 +67,6 @@ async def test_the_same_boundary_holds_over_a_real_socket() -> None:
         await node.stop(grace_s=0)
     assert failed.kind is ErrorKind.INTERNAL
     assert unavailable.kind is ErrorKind.UNAVAILABLE
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[InProcessCluster]:
-    cluster = await InProcessCluster.start()
-    try:
-        yield cluster
-    finally:
-        await cluster.close()
 
 
 @pytest.mark.parametrize(
