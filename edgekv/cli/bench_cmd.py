@@ -1,4 +1,4 @@
-"""``edgekv bench``: the latency benchmarks (the harness lives in ``benchmarks/``).
+"""``edgekv bench``: the latency benchmarks (the harness is :mod:`edgekv.bench`).
 
 Theory of operation: ``quick`` runs the main scenarios for a few seconds each
 (about a minute in all) and prints the table people look at first; ``run``
@@ -104,9 +104,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 async def run_resources(args: argparse.Namespace) -> int:
     import json
 
-    from benchmarks.bench import RESULTS_DIR
-    from benchmarks.resources import measure
-    from benchmarks.servers import machine
+    from edgekv.bench.resources import measure
+    from edgekv.bench.runner import RESULTS_DIR
+    from edgekv.bench.servers import machine
     from edgekv.experiments.results import git_commit, utc_stamp
 
     if args.idle_s <= 0:
@@ -122,7 +122,7 @@ async def run_resources(args: argparse.Namespace) -> int:
 
 
 async def run_list(args: argparse.Namespace) -> int:
-    from benchmarks.scenarios import all_scenarios
+    from edgekv.bench.scenarios import all_scenarios
 
     for scenario in all_scenarios():
         floor = f"floor: {scenario.floor}" if scenario.floor else "a floor"
@@ -131,14 +131,14 @@ async def run_list(args: argparse.Namespace) -> int:
 
 
 async def run_quick(args: argparse.Namespace) -> int:
-    from benchmarks.scenarios import all_scenarios
+    from edgekv.bench.scenarios import all_scenarios
 
     names = [scenario.name for scenario in all_scenarios() if scenario.in_quick]
     return await _run(args, names, duration_s=3.0, rate=None, sweep=False, bound_ms=20.0)
 
 
 async def run_full(args: argparse.Namespace) -> int:
-    from benchmarks.scenarios import all_scenarios, scenario_named
+    from edgekv.bench.scenarios import all_scenarios, scenario_named
 
     if args.scenarios == "all":
         names = [scenario.name for scenario in all_scenarios()]
@@ -159,7 +159,7 @@ async def _run(
 ) -> int:
     import asyncio
 
-    from benchmarks.bench import RESULTS_DIR, BenchOptions, run
+    from edgekv.bench.runner import RESULTS_DIR, BenchOptions, run
 
     if duration_s <= 0 or (rate is not None and not rate > 0) or args.workers < 0:
         raise ValueError("--duration and --rate must be positive, --workers 0 or more")

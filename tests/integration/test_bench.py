@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hdrh.log import HistogramLogReader
 
-from benchmarks.loadgen import new_histogram
+from edgekv.bench.loadgen import new_histogram
 
 pytestmark = pytest.mark.slow
 

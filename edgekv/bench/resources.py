@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import edgekv
-from benchmarks.servers import (
+from edgekv.bench.servers import (
     CENTRAL_READY,
     EDGE_READY,
     ServerGroup,

@@ -27,8 +27,8 @@ import grpc
 import redis.asyncio as aioredis
 
 import edgekv
-from benchmarks.loadgen import CallFn, Connector
-from benchmarks.servers import (
+from edgekv.bench.loadgen import CallFn, Connector
+from edgekv.bench.servers import (
     CALL_TIMEOUT_S,
     CENTRAL_READY,
     EDGE_READY,

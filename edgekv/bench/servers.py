@@ -8,7 +8,7 @@ benchmark die without cleaning up. :class:`ServerGroup` starts several at
 once, waits for each one's ready line, and stops them all (SIGTERM, then
 SIGKILL after 10 s).
 
-The floor: ``python -m benchmarks.servers --serve-noop HOST:PORT`` serves
+The floor: ``python -m edgekv.bench.servers --serve-noop HOST:PORT`` serves
 ``/bench.Noop/Call`` through a generic handler with identity (de)serializers
 and returns its (empty) request: what a gRPC call costs on this machine,
 measured in the same run as the scenarios it judges. With ``--forward-to
@@ -118,7 +118,7 @@ async def serve_noop(listen: str, forward_to: str | None = None) -> None:
     await server.stop(1.0)
 
 
-NOOP_ARGV = ("benchmarks.servers", "--serve-noop", "127.0.0.1:0")
+NOOP_ARGV = ("edgekv.bench.servers", "--serve-noop", "127.0.0.1:0")
 
 
 def relay_argv(noop_address: str) -> tuple[str, ...]:
@@ -376,7 +376,7 @@ def finish_machine(info: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.servers")
+    parser = argparse.ArgumentParser(prog="python -m edgekv.bench.servers")
     parser.add_argument("--serve-noop", metavar="HOST:PORT", required=True)
     parser.add_argument("--forward-to", metavar="HOST:PORT", help="relay to this no-op server")
     args = parser.parse_args(argv)

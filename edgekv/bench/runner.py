@@ -1,6 +1,6 @@
 """Running the benchmarks: scenarios, sweeps, baselines in the same run, results as files.
 
-Theory of operation: :func:`run` starts a :class:`~benchmarks.scenarios.BenchCluster`,
+Theory of operation: :func:`run` starts a :class:`~edgekv.bench.scenarios.BenchCluster`,
 then for each chosen scenario (floors first) runs the open-loop generator at
 the scenario's rate and keeps its full latency histogram; with sweeps on, it
 steps the rate up until the generator cannot keep up or p99 passes the bound,
@@ -24,9 +24,9 @@ from typing import Any
 
 from hdrh.log import HistogramLogWriter
 
-from benchmarks.loadgen import LoadResult, LoadSettings, closed_loop, run_workers
-from benchmarks.scenarios import BenchCluster, Scenario, all_scenarios, scenario_named
-from benchmarks.servers import finish_machine, machine, print_machine
+from edgekv.bench.loadgen import LoadResult, LoadSettings, closed_loop, run_workers
+from edgekv.bench.scenarios import BenchCluster, Scenario, all_scenarios, scenario_named
+from edgekv.bench.servers import finish_machine, machine, print_machine
 from edgekv.experiments.results import git_commit, utc_stamp
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -357,7 +357,7 @@ def write_results(run: Run, info: dict[str, Any]) -> None:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    from benchmarks.plots import draw
+    from edgekv.bench.plots import draw
 
     draw(folder, summary)
     print_ratios(found, knees)
