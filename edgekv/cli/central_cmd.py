@@ -8,6 +8,7 @@ import logging
 
 from edgekv.cli.common import add_time_flags, clock_from, configure_logging
 from edgekv.cli.env_flags import apply_env_defaults
+from edgekv.process import format_ready
 
 log = logging.getLogger("edgekv.central")
 
@@ -49,11 +50,12 @@ async def run(args: argparse.Namespace) -> int:
     )
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
-    print(
-        f"edgekv central ready on {server.address} storage={args.storage} "
-        f"revision={server.storage.revision} time-scale={clock.scale:g}",
-        flush=True,
-    )
+    fields = {
+        "storage": args.storage,
+        "revision": server.storage.revision,
+        "time-scale": clock.scale,
+    }
+    print(format_ready("central", server.address, fields), flush=True)
     await stopping.wait()
     log.info("stopping: finishing calls in flight, then closing storage")
     # Central's calls are short; 2 s lets those in flight finish without keeping a

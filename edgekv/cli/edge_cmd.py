@@ -8,6 +8,7 @@ import logging
 
 from edgekv.cli.common import add_time_flags, clock_from, configure_logging
 from edgekv.cli.env_flags import apply_env_defaults
+from edgekv.process import format_ready
 from edgekv.topology import parse_size
 
 log = logging.getLogger("edgekv.edge")
@@ -84,11 +85,14 @@ async def run(args: argparse.Namespace) -> int:
     server = await start_edge(config, clock)
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
-    print(
-        f"edgekv edge ready on {server.address} region={config.region} node={config.node_name} "
-        f"central={config.central} mode={args.mode} rtt-ms={args.rtt_ms:g}",
-        flush=True,
-    )
+    fields = {
+        "region": config.region,
+        "node": config.node_name,
+        "central": config.central,
+        "mode": args.mode,
+        "rtt-ms": args.rtt_ms,
+    }
+    print(format_ready("edge", server.address, fields), flush=True)
     await stopping.wait()
     log.info("stopping")
     await server.stop()
