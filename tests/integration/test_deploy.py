@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import selectors
-import signal
 import subprocess
 import sys
 import time
@@ -26,15 +23,15 @@ import pytest
 import yaml
 
 from edgekv.compose import compose_dict
-from edgekv.launcher import LocalCluster, RunningNode
+from edgekv.launcher import LocalCluster
 from edgekv.locate import ClusterState
+from edgekv.process import Child, spawn, wait_ready
 from edgekv.topology import default_topology, load_topology
 
 EDGEKV = [sys.executable, "-m", "edgekv"]
 REPO = Path(__file__).parents[2]
 COMPOSE_FILE = REPO / "deploy" / "docker-compose.yml"
 SCHEMA_FILE = REPO.parent / "shared" / "data" / "compose-spec.json"
-READY = re.compile(r"edgekv central ready on (\S+)")
 
 
 @pytest.fixture
@@ -223,15 +220,13 @@ def test_compose_commands_use_the_launchers_flags(tmp_path: Path) -> None:
     topology_file = tmp_path / "topology.toml"
     topology_file.write_text(CUSTOM_TOPOLOGY, encoding="utf-8")
     topology = load_topology(topology_file)
-    cluster = LocalCluster(topology, tmp_path, time_anchor=0.0)
     # The launcher's edges dial central's bound address; no process is started here.
-    central = RunningNode("central", "central", "us-east", 0.0, tmp_path, None, "127.0.0.1:7000")  # type: ignore[arg-type]
-    cluster.nodes.append(central)
+    cluster = LocalCluster(topology, tmp_path, time_anchor=0.0)
     services = compose_dict(topology)["services"]
     container_only = {"--listen", "--central", "--node", "--time-anchor"}
     seed = 1
     for region in topology.regions:
-        launched = cluster._edge_args(region, region.node_names()[0], seed)
+        launched = cluster._edge_args(region, region.node_names()[0], seed, "127.0.0.1:7000")
         composed = services[f"edge-{region.name}"]["command"]
         assert {k: v for k, v in flags(launched).items() if k not in container_only} == {
             k: v for k, v in flags(composed).items() if k not in container_only
@@ -250,62 +245,48 @@ def test_bad_topology_is_one_error_line(env: dict[str, str], tmp_path: Path) -> 
 # -- flags from the environment --------------------------------------------------------------
 
 
+class Centrals:
+    """``edgekv central`` processes with a given environment, stopped at the end."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.children: list[Child] = []
+
+    def start(self, env: dict[str, str], *args: str) -> tuple[str, str]:
+        """Start one; return its address and its ready line."""
+        log = self.log_dir / f"central-{len(self.children)}"
+        child = spawn(
+            [*EDGEKV, "central", *args], log.with_suffix(".out"), log.with_suffix(".err"), env=env
+        )
+        self.children.append(child)
+        (ready,) = wait_ready([child], timeout_s=20)
+        assert ready.kind == "central"
+        return ready.address, ready.line
+
+
 @pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[str]]]:
-    processes: list[subprocess.Popen[str]] = []
-    yield processes
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def start_central(
-    env: dict[str, str], started: list[subprocess.Popen[str]], *args: str
-) -> tuple[str, str]:
-    """Start ``edgekv central``; return its address and its ready line."""
-    process = subprocess.Popen(
-        [*EDGEKV, "central", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    started.append(process)
-    assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if selector.select(timeout=0.5):
-            line = process.stdout.readline()
-            match = READY.search(line)
-            if match:
-                return match.group(1), line
-            if not line and process.poll() is not None:
-                break
-    pytest.fail(f"central did not print its ready line (exit code {process.poll()})")
+def centrals(tmp_path: Path) -> Iterator[Centrals]:
+    started = Centrals(tmp_path)
+    yield started
+    for child in started.children:
+        child.stop()
 
 
 def test_central_takes_its_flags_from_the_environment(
-    env: dict[str, str], started: list[subprocess.Popen[str]]
+    env: dict[str, str], centrals: Centrals
 ) -> None:
     env |= {"EDGEKV_LISTEN": "127.0.0.1:0", "EDGEKV_STORAGE": "memory:", "EDGEKV_TIME_SCALE": "4"}
-    address, line = start_central(env, started)
+    address, line = centrals.start(env)
     assert "storage=memory:" in line and "time-scale=4" in line
     assert address.startswith("127.0.0.1:") and not address.endswith(":0")
 
 
 def test_an_explicit_flag_wins_over_the_environment(
-    env: dict[str, str], started: list[subprocess.Popen[str]]
+    env: dict[str, str], centrals: Centrals
 ) -> None:
     # A bad value in a variable is no error when the flag overrides it.
     env |= {"EDGEKV_LISTEN": "127.0.0.1:0", "EDGEKV_STORAGE": "bogus:", "EDGEKV_TIME_SCALE": "x"}
-    _, line = start_central(env, started, "--storage", "memory:", "--time-scale", "2")
+    _, line = centrals.start(env, "--storage", "memory:", "--time-scale", "2")
     assert "storage=memory:" in line and "time-scale=2" in line
 
 
@@ -349,16 +330,13 @@ def test_help_lists_the_variables(env: dict[str, str]) -> None:
 # -- edgekv health --------------------------------------------------------------------------
 
 
-def test_health_of_a_live_and_a_dead_address(
-    env: dict[str, str], started: list[subprocess.Popen[str]]
-) -> None:
-    address, _ = start_central(env, started, "--listen", "127.0.0.1:0", "--storage", "memory:")
+def test_health_of_a_live_and_a_dead_address(env: dict[str, str], centrals: Centrals) -> None:
+    address, _ = centrals.start(env, "--listen", "127.0.0.1:0", "--storage", "memory:")
     live = run(env, "health", address)
     assert live.returncode == 0, live.stderr
     assert live.stdout.strip() == f"{address} SERVING"
 
-    started[0].send_signal(signal.SIGTERM)
-    started[0].wait(10)
+    centrals.children[0].stop()
     began = time.monotonic()
     dead = run(env, "health", address, "--timeout-s", "2")
     assert time.monotonic() - began < 10
