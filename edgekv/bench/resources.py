@@ -14,6 +14,7 @@ and the resident memory of a topology with four edges per region.
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -21,13 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import edgekv
-from edgekv.bench.servers import (
-    CENTRAL_READY,
-    EDGE_READY,
-    ServerGroup,
-    process_cpu_s,
-    process_memory,
-)
+from edgekv.bench.servers import ServerGroup, process_cpu_s, process_memory
 from edgekv.launcher import LocalCluster
 from edgekv.topology import default_topology
 
@@ -50,6 +45,8 @@ async def edge_memory(work_dir: Path, callers: tuple[int, ...] = (1, 4)) -> list
                 (
                     "central",
                     [
+                        sys.executable,
+                        "-m",
                         "edgekv",
                         "central",
                         "--listen",
@@ -58,7 +55,6 @@ async def edge_memory(work_dir: Path, callers: tuple[int, ...] = (1, 4)) -> list
                         f"sqlite:{work_dir / 'memory.db'}",
                         "--no-write-rate-limit",
                     ],
-                    CENTRAL_READY,
                 )
             ]
         )
@@ -71,6 +67,8 @@ async def edge_memory(work_dir: Path, callers: tuple[int, ...] = (1, 4)) -> list
                     (
                         f"edge-{readers}",
                         [
+                            sys.executable,
+                            "-m",
                             "edgekv",
                             "edge",
                             "--listen",
@@ -82,7 +80,6 @@ async def edge_memory(work_dir: Path, callers: tuple[int, ...] = (1, 4)) -> list
                             "--cache-max-bytes",
                             str(CACHE_BOUND_BYTES),
                         ],
-                        EDGE_READY,
                     )
                 ]
             )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,12 +31,8 @@ import edgekv
 from edgekv.bench.loadgen import CallFn, Connector
 from edgekv.bench.servers import (
     CALL_TIMEOUT_S,
-    CENTRAL_READY,
-    EDGE_READY,
     NOOP_ARGV,
     NOOP_METHOD,
-    NOOP_READY,
-    RELAY_READY,
     ServerGroup,
     relay_argv,
     start_redis,
@@ -387,15 +384,16 @@ class BenchCluster:
         self.pids: dict[str, int] = {}
 
     def start(self, miss_keys: int) -> dict[str, Any]:
-        redis_server = start_redis(self.work_dir)
-        self.group.servers.append(redis_server)
-        (noop,) = self.group.start([("noop", NOOP_ARGV, NOOP_READY)])
+        _, redis_address = start_redis(self.group)
+        (noop,) = self.group.start([("noop", NOOP_ARGV)])
         relay, central_sqlite, central_redis = self.group.start(
             [
-                ("relay", relay_argv(noop.address), RELAY_READY),
+                ("relay", relay_argv(noop.address)),
                 (
                     "central-sqlite",
                     [
+                        sys.executable,
+                        "-m",
                         "edgekv",
                         "central",
                         "--listen",
@@ -404,20 +402,20 @@ class BenchCluster:
                         f"sqlite:{self.work_dir / 'central.db'}",
                         "--no-write-rate-limit",
                     ],
-                    CENTRAL_READY,
                 ),
                 (
                     "central-redis",
                     [
+                        sys.executable,
+                        "-m",
                         "edgekv",
                         "central",
                         "--listen",
                         "127.0.0.1:0",
                         "--storage",
-                        f"redis://{redis_server.address}/1",
+                        f"redis://{redis_address}/1",
                         "--no-write-rate-limit",
                     ],
-                    CENTRAL_READY,
                 ),
             ]
         )
@@ -426,6 +424,8 @@ class BenchCluster:
                 (
                     f"edge-{region}",
                     [
+                        sys.executable,
+                        "-m",
                         "edgekv",
                         "edge",
                         "--listen",
@@ -443,7 +443,6 @@ class BenchCluster:
                         "--cache-max-bytes",
                         "256MiB",
                     ],
-                    EDGE_READY,
                 )
                 for region, rtt_ms in DEFAULT_REGION_RTT_MS.items()
             ]
@@ -451,7 +450,7 @@ class BenchCluster:
         self.targets = {
             "noop": noop.address,
             "relay": relay.address,
-            "redis": redis_server.address,
+            "redis": redis_address,
             "central_sqlite": central_sqlite.address,
             "central_redis": central_redis.address,
             "edges": {server.name.removeprefix("edge-"): server.address for server in edges},
