@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +24,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edgekv.locate import ClusterState
+from edgekv.node_args import central_args, edge_args, edgekv_command
 from edgekv.process import Child, StartError, spawn, wait_ready_async
-from edgekv.topology import RegionSpec, Topology
+from edgekv.topology import Topology
 
 
 @dataclass
@@ -85,20 +85,33 @@ class LocalCluster:
         data_dir.mkdir(parents=True, exist_ok=True)
         (data_dir / "logs").mkdir(exist_ok=True)
         cluster = cls(topology, data_dir, time_anchor=time.time())
+        anchor = cluster.time_anchor
         try:
-            central = await cluster._spawn(
-                "central", "central", topology.central.region, 0.0, cluster._central_args()
+            storage = cluster._storage()
+            central = cluster._spawn(
+                "central",
+                "central",
+                topology.central.region,
+                0.0,
+                central_args(topology, storage=storage, time_anchor=anchor),
             )
             await cluster._wait_ready([central], ready_timeout_s)
             edges = [
-                await cluster._spawn(
+                cluster._spawn(
                     "edge",
-                    name,
-                    region.name,
-                    region.rtt_ms,
-                    cluster._edge_args(region, name, seed, central.address),
+                    edge.name,
+                    edge.region.name,
+                    edge.region.rtt_ms,
+                    edge_args(
+                        topology,
+                        edge.region,
+                        central=central.address,
+                        seed=edge.seed,
+                        node=edge.name,
+                        time_anchor=anchor,
+                    ),
                 )
-                for seed, (region, name) in enumerate(cluster._edge_names(), start=1)
+                for edge in topology.edge_nodes()
             ]
             await cluster._wait_ready(edges, ready_timeout_s)
         except BaseException:
@@ -106,57 +119,22 @@ class LocalCluster:
             raise
         return cluster
 
-    def _edge_names(self) -> list[tuple[RegionSpec, str]]:
-        return [(region, name) for region in self.topology.regions for name in region.node_names()]
-
-    def _time_args(self) -> list[str]:
-        return [
-            "--time-scale",
-            repr(self.topology.time_scale),
-            "--time-anchor",
-            repr(self.time_anchor),
-        ]
-
-    def _central_args(self) -> list[str]:
+    def _storage(self) -> str:
+        """Central's storage URL, a relative SQLite path taken inside the data dir."""
         storage = self.topology.central.storage
         scheme, _, rest = storage.partition(":")
         if scheme == "sqlite" and not Path(rest).is_absolute():
             storage = f"sqlite:{self.data_dir / rest}"
-        args = ["central", "--listen", "127.0.0.1:0", "--storage", storage, *self._time_args()]
-        if not self.topology.central.write_rate_limit:
-            args.append("--no-write-rate-limit")
-        return args
+        return storage
 
-    def _edge_args(
-        self, region: RegionSpec, name: str, seed: int, central_address: str
-    ) -> list[str]:
-        spec = region.edge
-        return [
-            "edge",
-            "--listen", "127.0.0.1:0",
-            "--central", central_address,
-            "--region", region.name,
-            "--node", name,
-            "--cache", spec.cache,
-            "--cache-max-bytes", str(spec.cache_max_bytes),
-            "--mode", spec.mode,
-            "--max-stale-s", repr(spec.max_stale_s),
-            "--refresh-ahead", repr(spec.refresh_ahead),
-            "--rtt-ms", repr(region.rtt_ms),
-            "--jitter-ms", repr(region.jitter_ms),
-            "--loss", repr(region.loss),
-            "--seed", str(seed),
-            *self._time_args(),
-        ]  # fmt: skip
-
-    async def _spawn(
+    def _spawn(
         self, kind: str, name: str, region: str, rtt_ms: float, args: list[str]
     ) -> RunningNode:
         # Every flag of a node can come from an EDGEKV_* variable; the launcher passes
         # what the topology says as flags, and nothing from its own shell may leak in.
         environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
         child = spawn(
-            [sys.executable, "-m", "edgekv", *args],
+            edgekv_command(args),
             self.data_dir / "logs" / f"{name}.log",
             name=name,
             env=environment,

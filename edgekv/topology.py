@@ -41,6 +41,8 @@ from typing import Any
 
 MiB = 1024 * 1024
 MODES = ("ttl", "invalidate", "push")
+# Edges are seeded 1, 2, ... in topology order, so that a run's randomness replays.
+FIRST_EDGE_SEED = 1
 
 # Median RTT to a central store in us-east, from DESIGN.md (Azure's published
 # inter-region medians, July 2023).
@@ -80,6 +82,15 @@ class RegionSpec:
 
 
 @dataclass(frozen=True)
+class EdgeNodeSpec:
+    """One edge of a region: its name and the seed of its randomness."""
+
+    region: RegionSpec
+    name: str
+    seed: int
+
+
+@dataclass(frozen=True)
 class CentralSpec:
     region: str = "us-east"
     storage: str = "sqlite:central.db"
@@ -94,6 +105,19 @@ class Topology:
 
     def with_time_scale(self, time_scale: float | None) -> Topology:
         return self if time_scale is None else replace(self, time_scale=time_scale)
+
+    def first_seed(self, region: RegionSpec) -> int:
+        """The seed of ``region``'s first edge; its others take the seeds after it."""
+        before = self.regions[: self.regions.index(region)]
+        return FIRST_EDGE_SEED + sum(other.edges for other in before)
+
+    def edge_nodes(self) -> list[EdgeNodeSpec]:
+        """Every edge, in topology order: named REGION-1, REGION-2, ..., seeded 1, 2, ..."""
+        return [
+            EdgeNodeSpec(region, name, self.first_seed(region) + index)
+            for region in self.regions
+            for index, name in enumerate(region.node_names())
+        ]
 
     def region(self, name: str) -> RegionSpec:
         for region in self.regions:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import os
 import random
-import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,13 +38,15 @@ from edgekv.bench.servers import (
 )
 from edgekv.client import RetryPolicy
 from edgekv.experiments.theory import key_weights
+from edgekv.node_args import central_args, edge_args, edgekv_command
 from edgekv.rpc import CHANNEL_OPTIONS
-from edgekv.topology import DEFAULT_REGION_RTT_MS
+from edgekv.topology import DEFAULT_REGION_RTT_MS, CentralSpec, EdgeSpec, RegionSpec, Topology
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
 
 KEY_COUNT = 1000
 VALUE = b"v" * 100
 BIG_VALUE_BYTES = 25 * 1024 * 1024
+BENCH_CACHE_MAX_BYTES = 256 * 1024 * 1024
 BULK_ENTRIES = 10_000
 # A HIT must stay a HIT for the whole run: copies live this long.
 LONG_CACHE_TTL_S = 86_400
@@ -373,6 +374,21 @@ def scenario_named(name: str) -> Scenario:
 # -- the servers ----------------------------------------------------------------------------
 
 
+def bench_topology(work_dir: Path) -> Topology:
+    """Central on SQLite without the write-rate limit; one edge per default region.
+
+    No jitter, so a MISS costs exactly its region's RTT; a cache large enough that
+    every key a scenario reads, the 25 MiB value included, stays cached.
+    """
+    edge = EdgeSpec(cache_max_bytes=BENCH_CACHE_MAX_BYTES)
+    regions = tuple(
+        RegionSpec(name, rtt_ms, jitter_ms=0.0, edge=edge)
+        for name, rtt_ms in DEFAULT_REGION_RTT_MS.items()
+    )
+    central = CentralSpec(storage=f"sqlite:{work_dir / 'central.db'}", write_rate_limit=False)
+    return Topology(central, regions)
+
+
 class BenchCluster:
     """Every server the scenarios use, started as child processes, and their data."""
 
@@ -386,65 +402,32 @@ class BenchCluster:
     def start(self, miss_keys: int) -> dict[str, Any]:
         _, redis_address = start_redis(self.group)
         (noop,) = self.group.start([("noop", NOOP_ARGV)])
+        topology = bench_topology(self.work_dir)
         relay, central_sqlite, central_redis = self.group.start(
             [
                 ("relay", relay_argv(noop.address)),
-                (
-                    "central-sqlite",
-                    [
-                        sys.executable,
-                        "-m",
-                        "edgekv",
-                        "central",
-                        "--listen",
-                        "127.0.0.1:0",
-                        "--storage",
-                        f"sqlite:{self.work_dir / 'central.db'}",
-                        "--no-write-rate-limit",
-                    ],
-                ),
+                ("central-sqlite", edgekv_command(central_args(topology))),
                 (
                     "central-redis",
-                    [
-                        sys.executable,
-                        "-m",
-                        "edgekv",
-                        "central",
-                        "--listen",
-                        "127.0.0.1:0",
-                        "--storage",
-                        f"redis://{redis_address}/1",
-                        "--no-write-rate-limit",
-                    ],
+                    edgekv_command(central_args(topology, storage=f"redis://{redis_address}/1")),
                 ),
             ]
         )
         edges = self.group.start(
             [
                 (
-                    f"edge-{region}",
-                    [
-                        sys.executable,
-                        "-m",
-                        "edgekv",
-                        "edge",
-                        "--listen",
-                        "127.0.0.1:0",
-                        "--central",
-                        central_sqlite.address,
-                        "--region",
-                        region,
-                        "--node",
-                        f"{region}-bench",
-                        "--rtt-ms",
-                        f"{rtt_ms:g}",
-                        "--jitter-ms",
-                        "0",
-                        "--cache-max-bytes",
-                        "256MiB",
-                    ],
+                    f"edge-{edge.region.name}",
+                    edgekv_command(
+                        edge_args(
+                            topology,
+                            edge.region,
+                            central=central_sqlite.address,
+                            seed=edge.seed,
+                            node=f"{edge.region.name}-bench",
+                        )
+                    ),
                 )
-                for region, rtt_ms in DEFAULT_REGION_RTT_MS.items()
+                for edge in topology.edge_nodes()
             ]
         )
         self.targets = {

@@ -169,8 +169,13 @@ max_stale_s = 30
 
 
 def flags(command: list[str]) -> dict[str, str]:
-    """``["edge", "--a", "1", "--b", "2"]`` -> ``{"--a": "1", "--b": "2"}``."""
-    return dict(zip(command[1::2], command[2::2], strict=True))
+    """``["edge", "--a", "1", "--b", "2", "--c"]`` -> ``{"--a": "1", "--b": "2", "--c": ""}``."""
+    words = command[1:]
+    return {
+        word: (words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else "")
+        for i, word in enumerate(words)
+        if word.startswith("--")
+    }
 
 
 def test_custom_topology_gives_one_edge_service_per_region_with_its_flags(
@@ -215,23 +220,42 @@ def test_custom_topology_gives_one_edge_service_per_region_with_its_flags(
     )
 
 
-def test_compose_commands_use_the_launchers_flags(tmp_path: Path) -> None:
-    """Same topology, same edge flags, except where containers differ on purpose."""
+def running_flags(pid: int) -> dict[str, str]:
+    """The flags of a running ``python -m edgekv KIND ...``, read from its argv."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    return flags(argv[argv.index("edgekv") + 1 :])
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+async def test_compose_commands_are_the_launchers_but_where_containers_differ(
+    tmp_path: Path,
+) -> None:
+    """The flags the launcher really started its nodes with against the compose file's."""
     topology_file = tmp_path / "topology.toml"
     topology_file.write_text(CUSTOM_TOPOLOGY, encoding="utf-8")
     topology = load_topology(topology_file)
-    # The launcher's edges dial central's bound address; no process is started here.
-    cluster = LocalCluster(topology, tmp_path, time_anchor=0.0)
     services = compose_dict(topology)["services"]
-    container_only = {"--listen", "--central", "--node", "--time-anchor"}
-    seed = 1
-    for region in topology.regions:
-        launched = cluster._edge_args(region, region.node_names()[0], seed, "127.0.0.1:7000")
-        composed = services[f"edge-{region.name}"]["command"]
-        assert {k: v for k, v in flags(launched).items() if k not in container_only} == {
-            k: v for k, v in flags(composed).items() if k not in container_only
-        }
-        seed += region.edges
+    container_only = {"--listen", "--central", "--node", "--time-anchor", "--storage"}
+
+    def shared(flags: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in flags.items() if k not in container_only}
+
+    cluster = await LocalCluster.start(topology, tmp_path / "cluster")
+    try:
+        central = running_flags(cluster.central.pid)
+        edges = {node.name: running_flags(node.pid) for node in cluster.edges}
+    finally:
+        await cluster.stop()
+    assert shared(central) == shared(flags(services["central"]["command"]))
+    assert "--no-write-rate-limit" in central
+    assert central["--time-anchor"] == repr(cluster.time_anchor)
+    for edge in topology.edge_nodes():
+        launched = edges[edge.name]
+        assert (launched["--node"], launched["--seed"]) == (edge.name, str(edge.seed))
+        composed = flags(services[f"edge-{edge.region.name}"]["command"])
+        # A region's replicas share one service, and so its first edge's seed.
+        composed["--seed"] = str(edge.seed)
+        assert shared(launched) == shared(composed)
 
 
 def test_bad_topology_is_one_error_line(env: dict[str, str], tmp_path: Path) -> None:
