@@ -23,7 +23,6 @@ Theory of operation (the policy itself is :mod:`edgekv.core.cache`):
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -54,18 +53,13 @@ from edgekv.core.validation import (
     validate_namespace_id,
     validate_put,
 )
+from edgekv.topology import Mode as Mode  # defined once, beside the topology's modes
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import kv_pb2
 from edgekv.wire import entry_from_pb
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class Mode(enum.Enum):
-    TTL = "ttl"
-    INVALIDATE = "invalidate"
-    PUSH = "push"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,11 +22,11 @@ import yaml
 
 from edgekv.locate import ClusterState
 from edgekv.node_args import central_args, edge_args
-from edgekv.topology import RegionSpec, Topology
+from edgekv.topology import DEFAULT_CENTRAL_PORT, DEFAULT_EDGE_PORT, RegionSpec, Topology
 
 IMAGE = "edgekv:local"
-CENTRAL_PORT = 7000
-EDGE_PORT = 7100
+CENTRAL_PORT = DEFAULT_CENTRAL_PORT
+EDGE_PORT = DEFAULT_EDGE_PORT
 REDIS_URL = "redis://redis:6379/0"
 BUILD = {"context": "..", "dockerfile": "deploy/Dockerfile"}
 # The experiment job finds the cluster in a state file that Compose writes from

@@ -9,6 +9,7 @@ import logging
 from edgekv.cli.common import add_time_flags, clock_from, configure_logging
 from edgekv.cli.env_flags import apply_env_defaults
 from edgekv.process import format_ready
+from edgekv.topology import DEFAULT_CENTRAL_PORT
 
 log = logging.getLogger("edgekv.central")
 
@@ -21,7 +22,10 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         epilog="example: edgekv central --listen 127.0.0.1:7000 --storage sqlite:edgekv.db",
     )
     parser.add_argument(
-        "--listen", default="127.0.0.1:7000", metavar="HOST:PORT", help="port 0 picks a free port"
+        "--listen",
+        default=f"127.0.0.1:{DEFAULT_CENTRAL_PORT}",
+        metavar="HOST:PORT",
+        help="port 0 picks a free port",
     )
     parser.add_argument(
         "--storage",

@@ -8,6 +8,10 @@ import pytest
 
 from edgekv.node_args import central_args, edge_args
 from edgekv.topology import (
+    DEFAULT_CACHE_MAX_BYTES,
+    MODE_NAMES,
+    EdgeSpec,
+    Mode,
     TopologyError,
     default_topology,
     load_topology,
@@ -122,6 +126,16 @@ def test_edges_are_named_and_seeded_in_topology_order(tmp_path: Path) -> None:
         ("b", "b-1", 3),
     ]
     assert [topology.first_seed(region) for region in topology.regions] == [1, 3, 3]
+
+
+def test_one_set_of_edge_defaults_and_mode_names() -> None:
+    assert EdgeSpec().cache_max_bytes == DEFAULT_CACHE_MAX_BYTES == 64 * 1024 * 1024
+    assert MODE_NAMES == ("ttl", "invalidate", "push")
+    assert EdgeSpec().mode == Mode.TTL.value
+    # The edge package's Mode is this one, not a copy.
+    from edge.node import Mode as EdgeMode
+
+    assert EdgeMode is Mode
 
 
 def test_node_flags_say_what_the_topology_says_and_what_the_caller_adds() -> None:
