@@ -35,6 +35,7 @@ from typing import Any
 
 import grpc
 
+from edgekv.node_args import ANY_LOOPBACK_PORT
 from edgekv.process import Child, format_ready, spawn, wait_ready
 from edgekv.rpc import CHANNEL_OPTIONS
 
@@ -101,7 +102,7 @@ async def serve_noop(listen: str, forward_to: str | None = None) -> None:
     await server.stop(1.0)
 
 
-NOOP_ARGV = (sys.executable, "-m", "edgekv.bench.servers", "--serve-noop", "127.0.0.1:0")
+NOOP_ARGV = (sys.executable, "-m", "edgekv.bench.servers", "--serve-noop", ANY_LOOPBACK_PORT)
 
 
 def relay_argv(noop_address: str) -> tuple[str, ...]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Generic, Self, TypeVar
 
+from edgekv.node_args import ANY_LOOPBACK_PORT, edgekv_command
 from edgekv.process import DEFAULT_GRACE_S, Child, ReadyLine, StartError, spawn, wait_ready
 
 DEFAULT_START_TIMEOUT_S = 30.0
@@ -56,7 +56,7 @@ class NodeStartError(RuntimeError):
 
 def node_command(kind: str, *args: str) -> list[str]:
     """The argv of ``edgekv KIND`` on a free loopback port, then ``args``."""
-    return [sys.executable, "-m", "edgekv", kind, "--listen", "127.0.0.1:0", *args]
+    return edgekv_command([kind, "--listen", ANY_LOOPBACK_PORT, *args])
 
 
 def child_env() -> dict[str, str]:
