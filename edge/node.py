@@ -29,7 +29,6 @@ leaves protobuf to the services and to :class:`~edge.upstream.Upstream`.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -66,6 +65,7 @@ from edgekv.core.validation import (
     validate_namespace_id,
     validate_put,
 )
+from edgekv.topology import Mode
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +74,6 @@ ContentT_co = TypeVar("ContentT_co", covariant=True)
 CopyT = TypeVar("CopyT", bound=Copy)
 SlotT = TypeVar("SlotT", tuple[str, str], PageSlot)
 ValueSlot = tuple[str, str]
-
-
-class Mode(enum.Enum):
-    TTL = "ttl"
-    INVALIDATE = "invalidate"
-    PUSH = "push"
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from typing import Any
 from edge.cache import open_cache
 from edge.link import Link
 from edge.metrics import serve_metrics
-from edge.node import EdgeIdentity, EdgeNode, EdgePolicy, Mode
+from edge.node import EdgeIdentity, EdgeNode, EdgePolicy
 from edge.pages import PageCache
 from edge.service import EdgeControlService, EdgeKVService
 from edge.upstream import RetrySettings, Upstream, central_channel, check_reachable
@@ -31,13 +31,13 @@ from edge.watcher import NamespaceWatchers
 from edgekv.clock import Clock
 from edgekv.control import EdgeCounters, LinkSettings
 from edgekv.serving import GrpcNode, host_port
+from edgekv.topology import DEFAULT_CACHE_MAX_BYTES, EdgeSpec, Mode
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
 
 SERVICE_NAMES = [
     edge_pb2.DESCRIPTOR.services_by_name["EdgeKV"].full_name,
     edge_pb2.DESCRIPTOR.services_by_name["EdgeControl"].full_name,
 ]
-DEFAULT_CACHE_MAX_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class EdgeConfig:
     region: str
     listen: str = "127.0.0.1:0"
     node: str | None = None
-    cache_url: str = "memory"
+    cache_url: str = EdgeSpec.cache
     cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
     policy: EdgePolicy = field(default_factory=EdgePolicy)
     link: LinkSettings = field(default_factory=LinkSettings)

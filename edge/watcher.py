@@ -21,11 +21,12 @@ import asyncio
 import logging
 import random
 
-from edge.node import EdgeNode, Mode
+from edge.node import EdgeNode
 from edgekv.core import limits
 from edgekv.core.cache import CachedValue
 from edgekv.core.errors import ErrorKind, KVError
 from edgekv.core.model import Change, ChangeKind
+from edgekv.topology import Mode
 
 log = logging.getLogger(__name__)
 

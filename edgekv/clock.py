@@ -38,8 +38,12 @@ class Clock(Protocol):
         ...
 
 
+# Simulated time runs as fast as real time unless a node, a topology or a state file says.
+DEFAULT_TIME_SCALE = 1.0
+
+
 class ScaledClock:
-    def __init__(self, scale: float = 1.0, anchor: float | None = None) -> None:
+    def __init__(self, scale: float = DEFAULT_TIME_SCALE, anchor: float | None = None) -> None:
         if scale <= 0:
             raise ValueError(f"time scale must be positive, got {scale}")
         self.scale = scale

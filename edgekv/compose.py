@@ -1,15 +1,16 @@
 """A docker-compose deployment of a :class:`~edgekv.topology.Topology`.
 
 Theory of operation: :func:`compose_dict` turns a topology into the dict of a
-Compose file, with the same ``edgekv central`` / ``edgekv edge`` flags the
-local launcher (:mod:`edgekv.launcher`) passes for the same topology, except
-what only makes sense in containers: nodes listen on ``0.0.0.0`` (central on
-7000, edges on 7100), central stores in the ``redis`` service, edges reach it
-as ``central:7000``, and an edge's node name defaults to REGION-HOSTNAME (the
-container's id) so a region's service can be scaled to any number of
-replicas. Only central publishes a fixed host port; edges publish 7100 on an
-ephemeral host port (``docker compose port edge-REGION 7100``). Key order is
-fixed, so the same topology always gives the same file.
+Compose file, with the ``edgekv central`` / ``edgekv edge`` flags of
+:mod:`edgekv.node_args`, as the local launcher (:mod:`edgekv.launcher`)
+passes them for the same topology, except what only makes sense in
+containers: nodes listen on ``0.0.0.0`` (central on 7000, edges on 7100),
+central stores in the ``redis`` service, edges reach it as ``central:7000``,
+and an edge's node name defaults to REGION-HOSTNAME (the container's id) so a
+region's service can be scaled to any number of replicas. Only central
+publishes a fixed host port; edges publish 7100 on an ephemeral host port
+(``docker compose port edge-REGION 7100``). Key order is fixed, so the same
+topology always gives the same file.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from typing import Any
 import yaml
 
 from edgekv.locate import ClusterState
-from edgekv.topology import RegionSpec, Topology
+from edgekv.node_args import central_args, edge_args
+from edgekv.topology import DEFAULT_CENTRAL_PORT, DEFAULT_EDGE_PORT, RegionSpec, Topology
 
 IMAGE = "edgekv:local"
-CENTRAL_PORT = 7000
-EDGE_PORT = 7100
+CENTRAL_PORT = DEFAULT_CENTRAL_PORT
+EDGE_PORT = DEFAULT_EDGE_PORT
 REDIS_URL = "redis://redis:6379/0"
 BUILD = {"context": "..", "dockerfile": "deploy/Dockerfile"}
 # The experiment job finds the cluster in a state file that Compose writes from
@@ -50,40 +52,20 @@ def _node_health(port: int) -> dict[str, Any]:
     return _healthcheck(["CMD", "edgekv", "health", f"127.0.0.1:{port}"])
 
 
-def _time_args(topology: Topology) -> list[str]:
-    return ["--time-scale", repr(topology.time_scale)]
-
-
 def central_command(topology: Topology) -> list[str]:
-    args = [
-        "central",
-        "--listen", f"0.0.0.0:{CENTRAL_PORT}",
-        "--storage", REDIS_URL,
-        *_time_args(topology),
-    ]  # fmt: skip
-    if not topology.central.write_rate_limit:
-        args.append("--no-write-rate-limit")
-    return args
+    """Central stores in the redis service; its time anchor comes from the environment."""
+    return central_args(topology, listen=f"0.0.0.0:{CENTRAL_PORT}", storage=REDIS_URL)
 
 
-def edge_command(topology: Topology, region: RegionSpec, seed: int) -> list[str]:
-    spec = region.edge
-    return [
-        "edge",
-        "--listen", f"0.0.0.0:{EDGE_PORT}",
-        "--central", f"central:{CENTRAL_PORT}",
-        "--region", region.name,
-        "--cache", spec.cache,
-        "--cache-max-bytes", str(spec.cache_max_bytes),
-        "--mode", spec.mode,
-        "--max-stale-s", repr(spec.max_stale_s),
-        "--refresh-ahead", repr(spec.refresh_ahead),
-        "--rtt-ms", repr(region.rtt_ms),
-        "--jitter-ms", repr(region.jitter_ms),
-        "--loss", repr(region.loss),
-        "--seed", str(seed),
-        *_time_args(topology),
-    ]  # fmt: skip
+def edge_command(topology: Topology, region: RegionSpec) -> list[str]:
+    """A region's edges share one service, so they share its first edge's seed."""
+    return edge_args(
+        topology,
+        region,
+        listen=f"0.0.0.0:{EDGE_PORT}",
+        central=f"central:{CENTRAL_PORT}",
+        seed=topology.first_seed(region),
+    )
 
 
 def _healthy(*names: str) -> dict[str, Any]:
@@ -114,14 +96,13 @@ def compose_dict(topology: Topology) -> dict[str, Any]:
             "restart": "unless-stopped",
         },
     }
-    # The launcher seeds edges 1, 2, ... in topology order; a region's replicas share
-    # the seed of its first edge (their links still diverge: calls differ in timing).
-    seed = 1
+    # A region's replicas share the seed of its first edge (their links still diverge:
+    # calls differ in timing).
     for region in topology.regions:
         services[service_name(region)] = {
             "build": dict(BUILD),
             "image": IMAGE,
-            "command": edge_command(topology, region, seed),
+            "command": edge_command(topology, region),
             "environment": {
                 "EDGEKV_HEALTH_PORT": str(EDGE_PORT),
                 "EDGEKV_TIME_ANCHOR": TIME_ANCHOR_ENV,
@@ -132,7 +113,6 @@ def compose_dict(topology: Topology) -> dict[str, Any]:
             "deploy": {"replicas": region.edges},
             "restart": "unless-stopped",
         }
-        seed += region.edges
     edges = [service_name(region) for region in topology.regions if region.edges > 0]
     services["experiment"] = {
         "build": dict(BUILD),

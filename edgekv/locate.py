@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgekv.clock import DEFAULT_TIME_SCALE
+
 
 class ClusterNotFoundError(ValueError):
     """No address for the central store or for a region's edge."""
@@ -31,7 +33,7 @@ class ClusterState:
     # Node name → {"kind", "region", "address", "pid", "log"}; empty for hand-made files.
     nodes: dict[str, dict[str, object]] = field(default_factory=dict)
     launcher_pid: int | None = None
-    time_scale: float = 1.0
+    time_scale: float = DEFAULT_TIME_SCALE
     time_anchor: float | None = None
 
     def to_json(self) -> str:
@@ -58,7 +60,7 @@ class ClusterState:
             }
             nodes = {str(name): dict(info) for name, info in raw.get("nodes", {}).items()}
             launcher_pid = raw.get("launcher_pid")
-            time_scale = float(raw.get("time_scale", 1.0))
+            time_scale = float(raw.get("time_scale", DEFAULT_TIME_SCALE))
             anchor = raw.get("time_anchor")
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ClusterNotFoundError(f"{path}: not a cluster state file ({exc})") from None

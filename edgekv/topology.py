@@ -33,14 +33,36 @@ A file looks like this (every field optional except the regions' names)::
 
 from __future__ import annotations
 
+import enum
 import math
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from edgekv.clock import DEFAULT_TIME_SCALE
+
 MiB = 1024 * 1024
-MODES = ("ttl", "invalidate", "push")
+# Where a node listens when nobody says otherwise (``edgekv central`` / ``edgekv edge``,
+# and the containers of the compose file).
+DEFAULT_CENTRAL_PORT = 7000
+DEFAULT_EDGE_PORT = 7100
+# The memory an edge's cache may hold: ``edgekv edge --cache-max-bytes``, and the
+# topology's ``cache_max_bytes``.
+DEFAULT_CACHE_MAX_BYTES = 64 * MiB
+# Edges are seeded 1, 2, ... in topology order, so that a run's randomness replays.
+FIRST_EDGE_SEED = 1
+
+
+class Mode(enum.Enum):
+    """How an edge learns of writes made elsewhere (see :mod:`edge.node`)."""
+
+    TTL = "ttl"  # it does not: copies live out the reader's cacheTtl (Workers KV)
+    INVALIDATE = "invalidate"  # central's Watch stream drops its copies
+    PUSH = "push"  # central's Watch stream replaces its copies
+
+
+MODE_NAMES = tuple(mode.value for mode in Mode)
 
 # Median RTT to a central store in us-east, from DESIGN.md (Azure's published
 # inter-region medians, July 2023).
@@ -60,8 +82,8 @@ class TopologyError(ValueError):
 @dataclass(frozen=True)
 class EdgeSpec:
     cache: str = "memory"
-    cache_max_bytes: int = 64 * MiB
-    mode: str = "ttl"
+    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
+    mode: str = Mode.TTL.value  # one of MODE_NAMES
     max_stale_s: float = 0.0
     refresh_ahead: float = 0.0
 
@@ -80,6 +102,15 @@ class RegionSpec:
 
 
 @dataclass(frozen=True)
+class EdgeNodeSpec:
+    """One edge of a region: its name and the seed of its randomness."""
+
+    region: RegionSpec
+    name: str
+    seed: int
+
+
+@dataclass(frozen=True)
 class CentralSpec:
     region: str = "us-east"
     storage: str = "sqlite:central.db"
@@ -90,10 +121,23 @@ class CentralSpec:
 class Topology:
     central: CentralSpec
     regions: tuple[RegionSpec, ...]
-    time_scale: float = 1.0
+    time_scale: float = DEFAULT_TIME_SCALE
 
     def with_time_scale(self, time_scale: float | None) -> Topology:
         return self if time_scale is None else replace(self, time_scale=time_scale)
+
+    def first_seed(self, region: RegionSpec) -> int:
+        """The seed of ``region``'s first edge; its others take the seeds after it."""
+        before = self.regions[: self.regions.index(region)]
+        return FIRST_EDGE_SEED + sum(other.edges for other in before)
+
+    def edge_nodes(self) -> list[EdgeNodeSpec]:
+        """Every edge, in topology order: named REGION-1, REGION-2, ..., seeded 1, 2, ..."""
+        return [
+            EdgeNodeSpec(region, name, self.first_seed(region) + index)
+            for region in self.regions
+            for index, name in enumerate(region.node_names())
+        ]
 
     def region(self, name: str) -> RegionSpec:
         for region in self.regions:
@@ -189,7 +233,7 @@ def _edge_spec(fields: _Fields, base: EdgeSpec) -> EdgeSpec:
     return EdgeSpec(
         cache=fields.text("cache", base.cache),
         cache_max_bytes=max_bytes,
-        mode=fields.text("mode", base.mode, MODES),
+        mode=fields.text("mode", base.mode, MODE_NAMES),
         max_stale_s=fields.number("max_stale_s", base.max_stale_s),
         refresh_ahead=fields.number("refresh_ahead", base.refresh_ahead, 0.0, 0.99),
     )
@@ -197,14 +241,15 @@ def _edge_spec(fields: _Fields, base: EdgeSpec) -> EdgeSpec:
 
 def _topology(raw: dict[str, Any]) -> Topology:
     top = _Fields(raw, "", {"time_scale", "central", "edge_defaults", "regions"})
-    time_scale = top.number("time_scale", 1.0, low=1e-6)
+    time_scale = top.number("time_scale", DEFAULT_TIME_SCALE, low=1e-6)
     central_fields = _Fields(
         raw.get("central", {}), "central", {"region", "storage", "write_rate_limit"}
     )
+    base = CentralSpec()
     central = CentralSpec(
-        region=central_fields.text("region", "us-east"),
-        storage=central_fields.text("storage", "sqlite:central.db"),
-        write_rate_limit=central_fields.flag("write_rate_limit", True),
+        region=central_fields.text("region", base.region),
+        storage=central_fields.text("storage", base.storage),
+        write_rate_limit=central_fields.flag("write_rate_limit", base.write_rate_limit),
     )
     defaults = _edge_spec(
         _Fields(raw.get("edge_defaults", {}), "edge_defaults", _EDGE_FIELDS), EdgeSpec()
@@ -220,15 +265,16 @@ def _topology(raw: dict[str, Any]) -> Topology:
             {"name", "rtt_ms", "jitter_ms", "loss", "edges", *_EDGE_FIELDS},
         )
         name = fields.text("name", "")
-        edges = fields.number("edges", 1, low=0, high=64)
+        region_base = RegionSpec(name, DEFAULT_REGION_RTT_MS.get(name, 0.0))
+        edges = fields.number("edges", region_base.edges, low=0, high=64)
         if edges != int(edges):
             raise TopologyError(f"{fields.name('edges')}: must be a whole number")
         regions.append(
             RegionSpec(
                 name=name,
-                rtt_ms=fields.number("rtt_ms", DEFAULT_REGION_RTT_MS.get(name, 0.0)),
-                jitter_ms=fields.number("jitter_ms", 0.0),
-                loss=fields.number("loss", 0.0, high=1.0),
+                rtt_ms=fields.number("rtt_ms", region_base.rtt_ms),
+                jitter_ms=fields.number("jitter_ms", region_base.jitter_ms),
+                loss=fields.number("loss", region_base.loss, high=1.0),
                 edges=int(edges),
                 edge=_edge_spec(fields, defaults),
             )

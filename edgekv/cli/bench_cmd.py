@@ -1,9 +1,11 @@
-"""``edgekv bench``: the latency benchmarks (the harness lives in ``benchmarks/``).
+"""``edgekv bench``: the latency benchmarks (the harness is :mod:`edgekv.bench`).
 
 Theory of operation: ``quick`` runs the main scenarios for a few seconds each
 (about a minute in all) and prints the table people look at first; ``run``
 takes any scenarios, rates and sweeps; ``list`` names them. Each run writes
-``benchmarks/results/<timestamp>/`` (or ``--out``). Exit 0 when every run was
+``results/bench/<timestamp>/`` under the current directory (``resources``:
+``results/bench/resources-<timestamp>/``; ``--out DIR`` for another parent
+than ``results``), as the experiments write ``results/<experiment>/...``. Exit 0 when every run was
 valid (the generator kept up) and no call failed; 1 otherwise, saying why.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+OUT_HELP = "write results under DIR/bench/ (default: results, in the current directory)"
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,7 +74,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         type=Path,
         default=None,
         metavar="DIR",
-        help="results folder parent (default benchmarks/results)",
+        help=OUT_HELP,
     )
     resources.set_defaults(run=run_resources)
     listing = kinds.add_parser("list", help="the scenarios and what one call of each is")
@@ -97,24 +101,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="results folder parent (default benchmarks/results)",
+        help=OUT_HELP,
     )
 
 
 async def run_resources(args: argparse.Namespace) -> int:
     import json
 
-    from benchmarks.bench import RESULTS_DIR
-    from benchmarks.resources import measure
-    from benchmarks.servers import machine
-    from edgekv.experiments.results import git_commit, utc_stamp
+    from edgekv.bench.resources import measure
+    from edgekv.bench.runner import DEFAULT_OUT, results_folder
+    from edgekv.bench.servers import machine
+    from edgekv.provenance import provenance
 
     if args.idle_s <= 0:
         raise ValueError(f"--idle-s must be positive, got {args.idle_s:g}")
-    folder = (args.out or RESULTS_DIR) / f"resources-{utc_stamp()}"
     results = await measure(args.idle_s)
-    folder.mkdir(parents=True)
-    document = {"machine": machine(), "git_commit": git_commit(), **results}
+    folder = results_folder(args.out or DEFAULT_OUT, prefix="resources-")
+    document = {"machine": machine(), **provenance(), **results}
     (folder / "summary.json").write_text(json.dumps(document, indent=2))
     print(f"\nresults: {folder}")
     within = all(m["within_target"] for m in results["edge_memory"])
@@ -122,7 +125,7 @@ async def run_resources(args: argparse.Namespace) -> int:
 
 
 async def run_list(args: argparse.Namespace) -> int:
-    from benchmarks.scenarios import all_scenarios
+    from edgekv.bench.scenarios import all_scenarios
 
     for scenario in all_scenarios():
         floor = f"floor: {scenario.floor}" if scenario.floor else "a floor"
@@ -131,14 +134,14 @@ async def run_list(args: argparse.Namespace) -> int:
 
 
 async def run_quick(args: argparse.Namespace) -> int:
-    from benchmarks.scenarios import all_scenarios
+    from edgekv.bench.scenarios import all_scenarios
 
     names = [scenario.name for scenario in all_scenarios() if scenario.in_quick]
     return await _run(args, names, duration_s=3.0, rate=None, sweep=False, bound_ms=20.0)
 
 
 async def run_full(args: argparse.Namespace) -> int:
-    from benchmarks.scenarios import all_scenarios, scenario_named
+    from edgekv.bench.scenarios import all_scenarios, scenario_named
 
     if args.scenarios == "all":
         names = [scenario.name for scenario in all_scenarios()]
@@ -159,7 +162,7 @@ async def _run(
 ) -> int:
     import asyncio
 
-    from benchmarks.bench import RESULTS_DIR, BenchOptions, run
+    from edgekv.bench.runner import DEFAULT_OUT, BenchOptions, run
 
     if duration_s <= 0 or (rate is not None and not rate > 0) or args.workers < 0:
         raise ValueError("--duration and --rate must be positive, --workers 0 or more")
@@ -172,7 +175,7 @@ async def _run(
         p99_bound_ms=bound_ms,
         workers=args.workers,
         seed=args.seed,
-        out=args.out or RESULTS_DIR,
+        out=args.out or DEFAULT_OUT,
     )
     # The harness runs its own event loops (and worker processes): give it a thread.
     finished = await asyncio.to_thread(run, options)

@@ -8,6 +8,8 @@ import logging
 
 from edgekv.cli.common import add_time_flags, clock_from, configure_logging
 from edgekv.cli.env_flags import apply_env_defaults
+from edgekv.process import format_ready
+from edgekv.topology import DEFAULT_CENTRAL_PORT
 
 log = logging.getLogger("edgekv.central")
 
@@ -20,7 +22,10 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         epilog="example: edgekv central --listen 127.0.0.1:7000 --storage sqlite:edgekv.db",
     )
     parser.add_argument(
-        "--listen", default="127.0.0.1:7000", metavar="HOST:PORT", help="port 0 picks a free port"
+        "--listen",
+        default=f"127.0.0.1:{DEFAULT_CENTRAL_PORT}",
+        metavar="HOST:PORT",
+        help="port 0 picks a free port",
     )
     parser.add_argument(
         "--storage",
@@ -49,11 +54,12 @@ async def run(args: argparse.Namespace) -> int:
     )
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
-    print(
-        f"edgekv central ready on {server.address} storage={args.storage} "
-        f"revision={server.storage.revision} time-scale={clock.scale:g}",
-        flush=True,
-    )
+    fields = {
+        "storage": args.storage,
+        "revision": server.storage.revision,
+        "time-scale": clock.scale,
+    }
+    print(format_ready("central", server.address, fields), flush=True)
     await stopping.wait()
     log.info("stopping: finishing calls in flight, then closing storage")
     # Central's calls are short; 2 s lets those in flight finish without keeping a

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,10 +23,12 @@ from typing import TypeAlias
 
 from edgekv.launcher import LocalCluster, RunningNode
 from edgekv.locate import ClusterState, read_state, state_file_path
+from edgekv.process import alive, spawn, stop_pids
 from edgekv.topology import Topology, default_topology, load_topology
 
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 DEFAULT_DATA_DIR = Path.home() / ".edgekv" / "cluster-data"
+DOWN_GRACE_S = 20.0
 
 
 def register(subcommands: Subcommands) -> None:
@@ -69,7 +70,7 @@ async def run_up(args: argparse.Namespace) -> int:
     topology = load_topology(args.topology) if args.topology else default_topology()
     topology = topology.with_time_scale(args.time_scale)
     existing = read_state()
-    if existing is not None and existing.launcher_pid and _alive(existing.launcher_pid):
+    if existing is not None and existing.launcher_pid and alive(existing.launcher_pid):
         raise ValueError(
             f"a cluster is already running (launcher pid {existing.launcher_pid}); "
             "stop it with `edgekv down`"
@@ -103,7 +104,7 @@ async def _supervise(args: argparse.Namespace, topology: Topology) -> int:
                 if node.name not in reported:
                     reported.add(node.name)
                     print(
-                        f"edgekv: node {node.name} exited with code {node.process.returncode}: "
+                        f"edgekv: node {node.name} exited with code {node.returncode}: "
                         f"{node.log_tail(2)} (log: {node.log_path})",
                         file=sys.stderr,
                         flush=True,
@@ -152,11 +153,8 @@ async def _detach(args: argparse.Namespace) -> int:
     if args.time_scale is not None:
         command += ["--time-scale", repr(args.time_scale)]
     log_path = args.data_dir / "launcher.log"
-    with log_path.open("wb") as log:
-        # Popen, not asyncio's subprocess: the launcher must outlive this process.
-        launcher = subprocess.Popen(  # noqa: ASYNC220
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-        )
+    # The supervisor must outlive this process: no parent-death signal.
+    launcher = spawn(command, log_path, name="launcher", die_with_parent=False)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         state = read_state()
@@ -166,22 +164,11 @@ async def _detach(args: argparse.Namespace) -> int:
                 f"running in the background (launcher pid {launcher.pid}); stop with `edgekv down`"
             )
             return 0
-        if launcher.poll() is not None:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
-            raise OSError(f"the cluster did not start: {' '.join(tail) or 'no output'}")
+        if launcher.returncode is not None:
+            raise OSError(f"the cluster did not start: {launcher.tail(1) or 'no output'}")
         await asyncio.sleep(0.1)
-    launcher.terminate()
+    launcher.signal(signal.SIGTERM)
     raise OSError(f"the cluster was not healthy within 60 s; see {log_path}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _running_state() -> ClusterState:
@@ -194,15 +181,9 @@ def _running_state() -> ClusterState:
 async def run_down(args: argparse.Namespace) -> int:
     state = _running_state()
     pids = [int(str(info["pid"])) for info in state.nodes.values()]
-    if state.launcher_pid and _alive(state.launcher_pid):
-        os.kill(state.launcher_pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    # Other processes' exits have no event to wait on: poll them.
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):  # noqa: ASYNC110
-        await asyncio.sleep(0.1)
-    for pid in pids:
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    # The launcher stops its nodes in order; what is left after the grace period is killed.
+    launcher = [state.launcher_pid] if state.launcher_pid else []
+    await stop_pids([*launcher, *pids], DOWN_GRACE_S, terminate=launcher)
     state_file_path().unlink(missing_ok=True)
     print(f"stopped {len(pids)} nodes")
     return 0

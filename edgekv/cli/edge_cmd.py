@@ -8,11 +8,14 @@ import logging
 
 from edgekv.cli.common import add_time_flags, clock_from, configure_logging
 from edgekv.cli.env_flags import apply_env_defaults
-from edgekv.topology import parse_size
+from edgekv.process import format_ready
+from edgekv.topology import DEFAULT_EDGE_PORT, MODE_NAMES, EdgeSpec, MiB, parse_size
 
 log = logging.getLogger("edgekv.edge")
 
-MiB = 1024 * 1024
+# The topology's edge defaults are the command's: a node started by hand or by a launcher
+# behaves the same unless told otherwise.
+DEFAULTS = EdgeSpec()
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,28 +26,35 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         epilog="example: edgekv edge --listen 127.0.0.1:7101 --central 127.0.0.1:7000 "
         "--region eu-west --rtt-ms 83",
     )
-    parser.add_argument("--listen", default="127.0.0.1:7100", metavar="HOST:PORT")
+    parser.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_EDGE_PORT}", metavar="HOST:PORT")
     parser.add_argument("--central", required=True, metavar="HOST:PORT")
     parser.add_argument("--region", required=True, metavar="NAME")
     parser.add_argument("--node", default=None, metavar="NAME", help="default: REGION-HOSTNAME")
     parser.add_argument(
-        "--cache", default="memory", metavar="URL", help="memory (default) or redis://HOST:PORT/DB"
+        "--cache",
+        default=DEFAULTS.cache,
+        metavar="URL",
+        help=f"{DEFAULTS.cache} (default) or redis://HOST:PORT/DB",
     )
     parser.add_argument(
-        "--cache-max-bytes", type=parse_size, default=256 * MiB, metavar="SIZE", help="e.g. 64MiB"
+        "--cache-max-bytes",
+        type=parse_size,
+        default=DEFAULTS.cache_max_bytes,
+        metavar="SIZE",
+        help=f"what the cache may hold, e.g. 1GiB (default {DEFAULTS.cache_max_bytes // MiB}MiB)",
     )
-    parser.add_argument("--mode", choices=["ttl", "invalidate", "push"], default="ttl")
+    parser.add_argument("--mode", choices=MODE_NAMES, default=DEFAULTS.mode)
     parser.add_argument(
         "--refresh-ahead",
         type=float,
-        default=0.0,
+        default=DEFAULTS.refresh_ahead,
         metavar="FRACTION",
         help="refresh a copy read in the last FRACTION of its cacheTtl (0 = off)",
     )
     parser.add_argument(
         "--max-stale-s",
         type=float,
-        default=0.0,
+        default=DEFAULTS.max_stale_s,
         help="serve a copy up to this long past its cacheTtl while central is unreachable",
     )
     parser.add_argument("--rtt-ms", type=float, default=0.0, help="modelled RTT to central")
@@ -58,10 +68,11 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 async def run(args: argparse.Namespace) -> int:
-    from edge.node import EdgePolicy, Mode
+    from edge.node import EdgePolicy
     from edge.server import EdgeConfig, start_edge
     from edgekv.control import LinkSettings
     from edgekv.serving import install_stop_signals
+    from edgekv.topology import Mode
 
     configure_logging()
     if not 0.0 <= args.refresh_ahead < 1.0:
@@ -84,11 +95,14 @@ async def run(args: argparse.Namespace) -> int:
     server = await start_edge(config, clock)
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
-    print(
-        f"edgekv edge ready on {server.address} region={config.region} node={config.node_name} "
-        f"central={config.central} mode={args.mode} rtt-ms={args.rtt_ms:g}",
-        flush=True,
-    )
+    fields = {
+        "region": config.region,
+        "node": config.node_name,
+        "central": config.central,
+        "mode": args.mode,
+        "rtt-ms": args.rtt_ms,
+    }
+    print(format_ready("edge", server.address, fields), flush=True)
     await stopping.wait()
     log.info("stopping")
     await server.stop()

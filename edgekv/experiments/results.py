@@ -2,7 +2,8 @@
 
 Theory of operation: a run writes ``<out>/<experiment>/<timestamp>/``::
 
-    run.json        experiment, options, seed, git commit, cluster, facts, driver health
+    run.json        experiment, options, seed, edgekv version and git commit, cluster, facts,
+                    driver health
     history.jsonl   every operation (see history.py)
     summary.json    the tables and checks computed from the two files above
     summary.csv     the main table (one more CSV per further table)
@@ -24,10 +25,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from edgekv.provenance import describe, edgekv_version
+from edgekv.provenance import git_commit as git_commit  # experiments import it from here
 
 RUN_FILE = "run.json"
 HISTORY_FILE = "history.jsonl"
@@ -118,38 +121,22 @@ class RunRecord:
     experiment: str
     options: dict[str, Any]
     seed: int
-    git_commit: str
+    # None unless edgekv ran from an edgekv checkout (see edgekv.provenance).
+    git_commit: str | None
     started_at: str
     cluster: dict[str, Any] = field(default_factory=dict)
     # What the experiment measured besides the history (counters, link events, ...).
     facts: dict[str, Any] = field(default_factory=dict)
     driver: dict[str, Any] = field(default_factory=dict)
+    edgekv_version: str = field(default_factory=edgekv_version)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> RunRecord:
-        return cls(**json.loads(text))
-
-
-def git_commit() -> str:
-    """The commit edgekv runs from, with ``+dirty`` for uncommitted changes."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
+        # A run recorded before versions were recorded must not get today's.
+        return cls(**{"edgekv_version": "unknown", **json.loads(text)})
 
 
 def utc_stamp() -> str:
@@ -207,7 +194,8 @@ def markdown_report(record: RunRecord, summary: Summary, plots: list[str]) -> st
     lines = [
         f"# edgekv experiment `{record.experiment}`",
         "",
-        f"Run at {record.started_at} from commit `{record.git_commit}`, seed {record.seed}.",
+        f"Run at {record.started_at} with {describe(record.edgekv_version, record.git_commit)}, "
+        f"seed {record.seed}.",
         f"Options: {options}.",
         "",
         f"**{summary.headline}**",

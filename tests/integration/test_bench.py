@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hdrh.log import HistogramLogReader
 
-from benchmarks.loadgen import new_histogram
+from edgekv.bench.loadgen import new_histogram
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ def test_a_short_seeded_run_writes_a_complete_results_folder(tmp_path: Path) -> 
     )
     assert done.returncode in (0, 1), done.stderr
     assert "Traceback" not in done.stderr
-    (folder,) = list(tmp_path.iterdir())
+    (folder,) = list((tmp_path / "bench").iterdir())
     names = {path.name for path in folder.iterdir()}
     assert {
         "options.json",
@@ -56,7 +56,8 @@ def test_a_short_seeded_run_writes_a_complete_results_folder(tmp_path: Path) -> 
         "histograms",
     } <= names
     options = json.loads((folder / "options.json").read_text())
-    assert options["seed"] == 4 and options["git_commit"]
+    assert options["seed"] == 4 and options["edgekv_version"] not in ("", "unknown")
+    assert options["git_commit"], "this checkout's commit"
     machine = json.loads((folder / "machine.json").read_text())
     for field in ("cpu_model", "cores", "python", "grpcio", "redis_py", "hdrhistogram"):
         assert machine[field], field

@@ -16,15 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from edgekv.process import alive
+
 EDGEKV = [sys.executable, "-m", "edgekv"]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def run(env: dict[str, str], *args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import selectors
-import signal
 import subprocess
 import sys
 import time
@@ -26,15 +23,15 @@ import pytest
 import yaml
 
 from edgekv.compose import compose_dict
-from edgekv.launcher import LocalCluster, RunningNode
+from edgekv.launcher import LocalCluster
 from edgekv.locate import ClusterState
+from edgekv.process import Child, spawn, wait_ready
 from edgekv.topology import default_topology, load_topology
 
 EDGEKV = [sys.executable, "-m", "edgekv"]
 REPO = Path(__file__).parents[2]
 COMPOSE_FILE = REPO / "deploy" / "docker-compose.yml"
 SCHEMA_FILE = REPO.parent / "shared" / "data" / "compose-spec.json"
-READY = re.compile(r"edgekv central ready on (\S+)")
 
 
 @pytest.fixture
@@ -172,8 +169,13 @@ max_stale_s = 30
 
 
 def flags(command: list[str]) -> dict[str, str]:
-    """``["edge", "--a", "1", "--b", "2"]`` -> ``{"--a": "1", "--b": "2"}``."""
-    return dict(zip(command[1::2], command[2::2], strict=True))
+    """``["edge", "--a", "1", "--b", "2", "--c"]`` -> ``{"--a": "1", "--b": "2", "--c": ""}``."""
+    words = command[1:]
+    return {
+        word: (words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else "")
+        for i, word in enumerate(words)
+        if word.startswith("--")
+    }
 
 
 def test_custom_topology_gives_one_edge_service_per_region_with_its_flags(
@@ -218,25 +220,42 @@ def test_custom_topology_gives_one_edge_service_per_region_with_its_flags(
     )
 
 
-def test_compose_commands_use_the_launchers_flags(tmp_path: Path) -> None:
-    """Same topology, same edge flags, except where containers differ on purpose."""
+def running_flags(pid: int) -> dict[str, str]:
+    """The flags of a running ``python -m edgekv KIND ...``, read from its argv."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    return flags(argv[argv.index("edgekv") + 1 :])
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+async def test_compose_commands_are_the_launchers_but_where_containers_differ(
+    tmp_path: Path,
+) -> None:
+    """The flags the launcher really started its nodes with against the compose file's."""
     topology_file = tmp_path / "topology.toml"
     topology_file.write_text(CUSTOM_TOPOLOGY, encoding="utf-8")
     topology = load_topology(topology_file)
-    cluster = LocalCluster(topology, tmp_path, time_anchor=0.0)
-    # The launcher's edges dial central's bound address; no process is started here.
-    central = RunningNode("central", "central", "us-east", 0.0, tmp_path, None, "127.0.0.1:7000")  # type: ignore[arg-type]
-    cluster.nodes.append(central)
     services = compose_dict(topology)["services"]
-    container_only = {"--listen", "--central", "--node", "--time-anchor"}
-    seed = 1
-    for region in topology.regions:
-        launched = cluster._edge_args(region, region.node_names()[0], seed)
-        composed = services[f"edge-{region.name}"]["command"]
-        assert {k: v for k, v in flags(launched).items() if k not in container_only} == {
-            k: v for k, v in flags(composed).items() if k not in container_only
-        }
-        seed += region.edges
+    container_only = {"--listen", "--central", "--node", "--time-anchor", "--storage"}
+
+    def shared(flags: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in flags.items() if k not in container_only}
+
+    cluster = await LocalCluster.start(topology, tmp_path / "cluster")
+    try:
+        central = running_flags(cluster.central.pid)
+        edges = {node.name: running_flags(node.pid) for node in cluster.edges}
+    finally:
+        await cluster.stop()
+    assert shared(central) == shared(flags(services["central"]["command"]))
+    assert "--no-write-rate-limit" in central
+    assert central["--time-anchor"] == repr(cluster.time_anchor)
+    for edge in topology.edge_nodes():
+        launched = edges[edge.name]
+        assert (launched["--node"], launched["--seed"]) == (edge.name, str(edge.seed))
+        composed = flags(services[f"edge-{edge.region.name}"]["command"])
+        # A region's replicas share one service, and so its first edge's seed.
+        composed["--seed"] = str(edge.seed)
+        assert shared(launched) == shared(composed)
 
 
 def test_bad_topology_is_one_error_line(env: dict[str, str], tmp_path: Path) -> None:
@@ -250,62 +269,48 @@ def test_bad_topology_is_one_error_line(env: dict[str, str], tmp_path: Path) -> 
 # -- flags from the environment --------------------------------------------------------------
 
 
+class Centrals:
+    """``edgekv central`` processes with a given environment, stopped at the end."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.children: list[Child] = []
+
+    def start(self, env: dict[str, str], *args: str) -> tuple[str, str]:
+        """Start one; return its address and its ready line."""
+        log = self.log_dir / f"central-{len(self.children)}"
+        child = spawn(
+            [*EDGEKV, "central", *args], log.with_suffix(".out"), log.with_suffix(".err"), env=env
+        )
+        self.children.append(child)
+        (ready,) = wait_ready([child], timeout_s=20)
+        assert ready.kind == "central"
+        return ready.address, ready.line
+
+
 @pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[str]]]:
-    processes: list[subprocess.Popen[str]] = []
-    yield processes
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def start_central(
-    env: dict[str, str], started: list[subprocess.Popen[str]], *args: str
-) -> tuple[str, str]:
-    """Start ``edgekv central``; return its address and its ready line."""
-    process = subprocess.Popen(
-        [*EDGEKV, "central", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    started.append(process)
-    assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if selector.select(timeout=0.5):
-            line = process.stdout.readline()
-            match = READY.search(line)
-            if match:
-                return match.group(1), line
-            if not line and process.poll() is not None:
-                break
-    pytest.fail(f"central did not print its ready line (exit code {process.poll()})")
+def centrals(tmp_path: Path) -> Iterator[Centrals]:
+    started = Centrals(tmp_path)
+    yield started
+    for child in started.children:
+        child.stop()
 
 
 def test_central_takes_its_flags_from_the_environment(
-    env: dict[str, str], started: list[subprocess.Popen[str]]
+    env: dict[str, str], centrals: Centrals
 ) -> None:
     env |= {"EDGEKV_LISTEN": "127.0.0.1:0", "EDGEKV_STORAGE": "memory:", "EDGEKV_TIME_SCALE": "4"}
-    address, line = start_central(env, started)
+    address, line = centrals.start(env)
     assert "storage=memory:" in line and "time-scale=4" in line
     assert address.startswith("127.0.0.1:") and not address.endswith(":0")
 
 
 def test_an_explicit_flag_wins_over_the_environment(
-    env: dict[str, str], started: list[subprocess.Popen[str]]
+    env: dict[str, str], centrals: Centrals
 ) -> None:
     # A bad value in a variable is no error when the flag overrides it.
     env |= {"EDGEKV_LISTEN": "127.0.0.1:0", "EDGEKV_STORAGE": "bogus:", "EDGEKV_TIME_SCALE": "x"}
-    _, line = start_central(env, started, "--storage", "memory:", "--time-scale", "2")
+    _, line = centrals.start(env, "--storage", "memory:", "--time-scale", "2")
     assert "storage=memory:" in line and "time-scale=2" in line
 
 
@@ -349,16 +354,13 @@ def test_help_lists_the_variables(env: dict[str, str]) -> None:
 # -- edgekv health --------------------------------------------------------------------------
 
 
-def test_health_of_a_live_and_a_dead_address(
-    env: dict[str, str], started: list[subprocess.Popen[str]]
-) -> None:
-    address, _ = start_central(env, started, "--listen", "127.0.0.1:0", "--storage", "memory:")
+def test_health_of_a_live_and_a_dead_address(env: dict[str, str], centrals: Centrals) -> None:
+    address, _ = centrals.start(env, "--listen", "127.0.0.1:0", "--storage", "memory:")
     live = run(env, "health", address)
     assert live.returncode == 0, live.stderr
     assert live.stdout.strip() == f"{address} SERVING"
 
-    started[0].send_signal(signal.SIGTERM)
-    started[0].wait(10)
+    centrals.children[0].stop()
     began = time.monotonic()
     dead = run(env, "health", address, "--timeout-s", "2")
     assert time.monotonic() - began < 10

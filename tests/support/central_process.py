@@ -25,10 +25,10 @@ the exit and returns the exit code and both outputs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgekv.process import ReadyLine
 from tests.support.node_process import (
     DEFAULT_START_TIMEOUT_S,
     DEFAULT_STOP_TIMEOUT_S,
@@ -37,7 +37,6 @@ from tests.support.node_process import (
     NodeProcess,
     NodeStartError,
     node_command,
-    ready_pattern,
     run_node_to_exit,
     start_node,
 )
@@ -45,7 +44,6 @@ from tests.support.node_process import (
 __all__ = [
     "DEFAULT_START_TIMEOUT_S",
     "DEFAULT_STOP_TIMEOUT_S",
-    "READY_LINE",
     "CentralExit",
     "CentralLauncher",
     "CentralProcess",
@@ -54,11 +52,6 @@ __all__ = [
     "run_central_to_exit",
     "start_central",
 ]
-
-READY_LINE = ready_pattern(
-    "edgekv central ready on",
-    r"storage=(?P<storage>\S*) revision=(?P<revision>\d+) time-scale=(?P<time_scale>\S+)",
-)
 
 
 class CentralStartError(NodeStartError):
@@ -78,12 +71,11 @@ class CentralProcess(NodeProcess):
     """One running ``edgekv central``; see :func:`start_central`."""
 
     kind = "central"
-    READY_LINE = READY_LINE
     start_error = CentralStartError
     revision = 0
 
-    def on_ready(self, match: re.Match[str]) -> None:
-        self.revision = int(match["revision"])
+    def on_ready(self, ready: ReadyLine) -> None:
+        self.revision = int(ready.fields["revision"])
 
 
 def start_central(

@@ -27,10 +27,10 @@ answer the child's health check meanwhile.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from edgekv.process import ReadyLine
 from tests.support.node_process import (
     DEFAULT_START_TIMEOUT_S,
     DEFAULT_STOP_TIMEOUT_S,
@@ -39,7 +39,6 @@ from tests.support.node_process import (
     NodeProcess,
     NodeStartError,
     node_command,
-    ready_pattern,
     run_node_to_exit,
     start_node,
 )
@@ -47,7 +46,6 @@ from tests.support.node_process import (
 __all__ = [
     "DEFAULT_START_TIMEOUT_S",
     "DEFAULT_STOP_TIMEOUT_S",
-    "READY_LINE",
     "EdgeExit",
     "EdgeLauncher",
     "EdgeProcess",
@@ -56,12 +54,6 @@ __all__ = [
     "run_edge_to_exit",
     "start_edge",
 ]
-
-READY_LINE = ready_pattern(
-    "edgekv edge ready on",
-    r"region=(?P<region>\S+) node=(?P<node>\S+) "
-    r"central=(?P<central>\S+) mode=(?P<mode>\S+) rtt-ms=(?P<rtt_ms>\S+)",
-)
 
 
 class EdgeStartError(NodeStartError):
@@ -81,7 +73,6 @@ class EdgeProcess(NodeProcess):
     """One running ``edgekv edge``; see :func:`start_edge`."""
 
     kind = "edge"
-    READY_LINE = READY_LINE
     start_error = EdgeStartError
     region = ""
     node = ""
@@ -89,9 +80,9 @@ class EdgeProcess(NodeProcess):
     def _repr_fields(self) -> str:
         return f"{super()._repr_fields()}, node={self.node!r}"
 
-    def on_ready(self, match: re.Match[str]) -> None:
-        self.region = match["region"]
-        self.node = match["node"]
+    def on_ready(self, ready: ReadyLine) -> None:
+        self.region = ready.fields["region"]
+        self.node = ready.fields["node"]
 
 
 def start_edge(

@@ -35,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.node_process import REPO_ROOT, child_env
 
 
 def netns_unavailable_reason() -> str | None:
@@ -155,15 +155,6 @@ class NetnsLab:
         self.teardown()
 
 
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        part for part in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if part
-    )
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 class ClientAgent:
     """A client process inside a lab namespace; :meth:`call` sends one command."""
 
@@ -176,8 +167,8 @@ class ClientAgent:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                env=child_env(),
-                cwd=_REPO_ROOT,
+                env={**child_env(), "PYTHONUNBUFFERED": "1"},
+                cwd=REPO_ROOT,
                 text=True,
                 bufsize=1,
             )

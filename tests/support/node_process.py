@@ -1,19 +1,20 @@
 """A real ``edgekv`` node (central or edge) child process for tests.
 
 Theory of operation: a test runs ``python -m edgekv KIND --listen 127.0.0.1:0
-...`` through :func:`start_node` or a :class:`NodeLauncher`. Its stdout and
-stderr go to files in a directory of the test's choosing (no pipes, so the
-child can never block on a full pipe), and the start waits — polling the
-stdout file with short sleeps — for the one ``edgekv KIND ready on ...`` line,
-from which it learns the address and whatever else the line reports. If the
-child exits or the deadline passes first, the kind's :class:`NodeStartError`
-says so and shows its stderr.
+...`` through :func:`start_node` or a :class:`NodeLauncher`, on the product's
+own machinery (:mod:`edgekv.process`): stdout and stderr in files in a
+directory of the test's choosing, the child in its own session and gone when
+the test process dies, and the start waits for the one ready line, parsed by
+:func:`edgekv.process.parse_ready`, from which it learns the address and
+whatever else the line reports. The ready line must be the first line on
+stdout. If the child exits or the deadline passes first, the kind's
+:class:`NodeStartError` says so and shows its stderr.
 
 What differs between kinds lives in a :class:`NodeProcess` subclass: ``kind``
-(``"central"``, ``"edge"``), the ready line's pattern (see
-:func:`ready_pattern`), the start error to raise and :meth:`NodeProcess.on_ready`
-to keep the ready line's extra fields. :mod:`tests.support.central_process`
-and :mod:`tests.support.edge_process` hold those and the command lines.
+(``"central"``, ``"edge"``), the start error to raise and
+:meth:`NodeProcess.on_ready` to keep the ready line's extra fields.
+:mod:`tests.support.central_process` and :mod:`tests.support.edge_process`
+hold those and the command lines.
 
 Every process is killed at the end even when a test fails: use the process
 itself as a context manager, or start processes through a launcher (a context
@@ -23,18 +24,15 @@ both outputs.
 
 The waits block: a test whose central runs in-process, on its own event loop,
 must call these from a thread (``asyncio.to_thread``) so that central can
-answer the child's health check meanwhile.
+answer the child's health check meanwhile. The kernel SIGTERMs a child when
+the thread that started it ends, so such a test stops its nodes before that.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import re
-import signal
 import subprocess
-import sys
-import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -42,10 +40,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Generic, Self, TypeVar
 
+from edgekv.node_args import ANY_LOOPBACK_PORT, edgekv_command
+from edgekv.process import DEFAULT_GRACE_S, Child, ReadyLine, StartError, spawn, wait_ready
+
 DEFAULT_START_TIMEOUT_S = 30.0
-DEFAULT_STOP_TIMEOUT_S = 10.0
-_POLL_S = 0.02
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_STOP_TIMEOUT_S = DEFAULT_GRACE_S
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # Default log names count per kind: central-1, central-2, ..., edge-1, ...
 _names: defaultdict[str, Iterator[int]] = defaultdict(lambda: itertools.count(1))
 
@@ -54,31 +54,18 @@ class NodeStartError(RuntimeError):
     """The process did not print its ready line (it exited, or was too slow)."""
 
 
-def ready_pattern(prefix: str, fields: str) -> re.Pattern[str]:
-    """The whole ready line: ``PREFIX ADDRESS FIELDS`` (``fields`` is a regex)."""
-    return re.compile(rf"^{re.escape(prefix)} (?P<address>\S+) {fields}$")
-
-
 def node_command(kind: str, *args: str) -> list[str]:
     """The argv of ``edgekv KIND`` on a free loopback port, then ``args``."""
-    return [sys.executable, "-m", "edgekv", kind, "--listen", "127.0.0.1:0", *args]
+    return edgekv_command([kind, "--listen", ANY_LOOPBACK_PORT, *args])
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """Our environment, with this checkout first on the path, whatever the test's cwd."""
     env = dict(os.environ)
-    # The child imports edgekv from this checkout, whatever the test's cwd.
     env["PYTHONPATH"] = os.pathsep.join(
-        part for part in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if part
+        part for part in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if part
     )
-    env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
 
 
 @dataclass
@@ -94,22 +81,11 @@ class NodeProcess:
     """One running ``edgekv KIND``; subclasses set the class attributes below."""
 
     kind: ClassVar[str] = "node"
-    READY_LINE: ClassVar[re.Pattern[str]]
     start_error: ClassVar[type[NodeStartError]] = NodeStartError
 
-    def __init__(
-        self,
-        process: subprocess.Popen[bytes],
-        argv: Sequence[str],
-        stdout_path: Path,
-        stderr_path: Path,
-    ) -> None:
-        self.process = process
-        self.argv = list(argv)
-        self.stdout_path = stdout_path
-        self.stderr_path = stderr_path
+    def __init__(self, child: Child) -> None:
+        self.child = child
         self.ready_line = ""
-        self.address = ""
 
     def _repr_fields(self) -> str:
         return f"pid={self.pid}, address={self.address!r}"
@@ -118,8 +94,20 @@ class NodeProcess:
         return f"{type(self).__name__}({self._repr_fields()}, returncode={self.process.returncode})"
 
     @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.child.popen
+
+    @property
+    def argv(self) -> list[str]:
+        return self.child.argv
+
+    @property
+    def address(self) -> str:
+        return self.child.address
+
+    @property
     def pid(self) -> int:
-        return self.process.pid
+        return self.child.pid
 
     @property
     def port(self) -> int:
@@ -127,48 +115,34 @@ class NodeProcess:
 
     @property
     def running(self) -> bool:
-        return self.process.poll() is None
+        return self.child.running
 
     def stdout(self) -> str:
-        return _read(self.stdout_path)
+        return self.child.stdout()
 
     def stderr(self) -> str:
         """What the process wrote to stderr so far (all of it, once it has exited)."""
-        return _read(self.stderr_path)
+        return self.child.stderr()
 
-    def on_ready(self, match: re.Match[str]) -> None:
+    def on_ready(self, ready: ReadyLine) -> None:
         """Keep the ready line's fields beyond the address (subclasses)."""
 
     def wait_ready(self, timeout_s: float = DEFAULT_START_TIMEOUT_S) -> None:
         """Wait for the ready line; on exit or timeout kill it and raise ``start_error``."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            first_line, newline, _ = self.stdout().partition("\n")
-            if newline:
-                match = self.READY_LINE.match(first_line)
-                if match is None:
-                    self.kill()
-                    raise self.start_error(
-                        f"unexpected first stdout line {first_line!r} from {self.argv}\n"
-                        f"stderr:\n{self.stderr()}"
-                    )
-                self.ready_line = first_line
-                self.address = match["address"]
-                self.on_ready(match)
-                return
-            code = self.process.poll()
-            if code is not None:
-                raise self.start_error(
-                    f"edgekv {self.kind} exited with code {code} before it was ready: "
-                    f"{self.argv}\nstderr:\n{self.stderr()}"
-                )
-            if time.monotonic() > deadline:
-                self.kill()
-                raise self.start_error(
-                    f"edgekv {self.kind} was not ready within {timeout_s:g} s: {self.argv}\n"
-                    f"stderr:\n{self.stderr()}"
-                )
-            time.sleep(_POLL_S)
+        try:
+            (ready,) = wait_ready([self.child], timeout_s)
+        except StartError as exc:
+            self.kill()
+            raise self.start_error(f"edgekv {self.kind}: {exc}\nstderr:\n{self.stderr()}") from None
+        first_line = self.stdout().partition("\n")[0]
+        if ready.kind != self.kind or ready.line != first_line:
+            self.kill()
+            raise self.start_error(
+                f"expected edgekv {self.kind}'s ready line first on stdout, got {first_line!r} "
+                f"from {self.argv}\nstderr:\n{self.stderr()}"
+            )
+        self.ready_line = ready.line
+        self.on_ready(ready)
 
     def terminate(self, timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> int:
         """SIGTERM (a graceful stop) and wait; return the exit code.
@@ -176,19 +150,14 @@ class NodeProcess:
         Raises ``subprocess.TimeoutExpired`` when it does not exit in time (the
         process is then killed, so nothing outlives the test).
         """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
+        code = self.child.stop(timeout_s)
+        if self.child.killed:
+            raise subprocess.TimeoutExpired(self.argv, timeout_s)
+        return code
 
     def kill(self) -> int:
         """SIGKILL (a crash: nothing is flushed or closed) and wait; return the exit code."""
-        if self.process.poll() is None:
-            self.process.kill()
-        return self.process.wait()
+        return self.child.kill()
 
     def __enter__(self) -> Self:
         return self
@@ -215,18 +184,15 @@ def spawn_node(
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     name = name or f"{process_type.kind}-{next(_names[process_type.kind])}"
-    stdout_path = log_dir / f"{name}.stdout"
-    stderr_path = log_dir / f"{name}.stderr"
-    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            env=_child_env(),
-            cwd=log_dir,
-        )
-    return process_type(process, argv, stdout_path, stderr_path)
+    child = spawn(
+        argv,
+        log_dir / f"{name}.stdout",
+        log_dir / f"{name}.stderr",
+        name=name,
+        env=child_env(),
+        cwd=log_dir,
+    )
+    return process_type(child)
 
 
 def start_node(

@@ -1,16 +1,20 @@
-"""A real ``redis-server`` for tests, on a free loopback port, in a temp dir."""
+"""A real ``redis-server`` for tests, on a free loopback port, in a temp dir.
+
+Started with :func:`edgekv.process.spawn` (its log beside its data, gone with the tests).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from edgekv.process import Child, spawn
 
 
 def free_port() -> int:
@@ -23,19 +27,14 @@ def free_port() -> int:
 @dataclass
 class RedisServer:
     port: int
-    process: subprocess.Popen[bytes]
+    process: Child
     data_dir: Path
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.process.stop()
 
 
 def require_redis_binary() -> str:
@@ -53,7 +52,7 @@ def start_redis(data_dir: Path) -> RedisServer:
     data_dir.mkdir(parents=True, exist_ok=True)
     for _ in range(5):
         port = free_port()
-        process = subprocess.Popen(
+        process = spawn(
             [
                 binary,
                 "--port",
@@ -69,11 +68,10 @@ def start_redis(data_dir: Path) -> RedisServer:
                 "--protected-mode",
                 "no",
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            data_dir / f"redis-{port}.log",
         )
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and process.poll() is None:
+        while time.monotonic() < deadline and process.running:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
                     conn.sendall(b"PING\r\n")
@@ -82,5 +80,4 @@ def start_redis(data_dir: Path) -> RedisServer:
             except OSError:
                 time.sleep(0.02)
         process.kill()
-        process.wait()
     raise RuntimeError("could not start redis-server")

@@ -15,7 +15,7 @@ import time
 import grpc
 import pytest
 
-from benchmarks.loadgen import LoadResult, LoadSettings, closed_loop, open_loop, schedule
+from edgekv.bench.loadgen import LoadResult, LoadSettings, closed_loop, open_loop, schedule
 
 METHOD = "/bench.Stall/Call"
 

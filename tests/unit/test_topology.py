@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from edgekv.topology import TopologyError, default_topology, load_topology, parse_size
+from edgekv.node_args import central_args, edge_args
+from edgekv.topology import (
+    DEFAULT_CACHE_MAX_BYTES,
+    MODE_NAMES,
+    EdgeSpec,
+    Mode,
+    TopologyError,
+    default_topology,
+    load_topology,
+    parse_size,
+)
 
 
 def test_the_default_is_central_in_us_east_and_one_edge_in_each_of_five_regions() -> None:
@@ -99,3 +109,55 @@ def test_sizes() -> None:
     assert parse_size("1GiB") == 1024**3
     assert parse_size("500KiB") == 500 * 1024
     assert parse_size(1234) == 1234
+
+
+def test_edges_are_named_and_seeded_in_topology_order(tmp_path: Path) -> None:
+    topology = load_topology(
+        write(
+            tmp_path,
+            "[[regions]]\nname = 'a'\nedges = 2\n"
+            "[[regions]]\nname = 'empty'\nedges = 0\n"
+            "[[regions]]\nname = 'b'\n",
+        )
+    )
+    assert [(e.region.name, e.name, e.seed) for e in topology.edge_nodes()] == [
+        ("a", "a-1", 1),
+        ("a", "a-2", 2),
+        ("b", "b-1", 3),
+    ]
+    assert [topology.first_seed(region) for region in topology.regions] == [1, 3, 3]
+
+
+def test_one_set_of_edge_defaults_and_mode_names() -> None:
+    assert EdgeSpec().cache_max_bytes == DEFAULT_CACHE_MAX_BYTES == 64 * 1024 * 1024
+    assert MODE_NAMES == ("ttl", "invalidate", "push")
+    assert EdgeSpec().mode == Mode.TTL.value
+
+
+def test_node_flags_say_what_the_topology_says_and_what_the_caller_adds() -> None:
+    topology = default_topology().with_time_scale(4)
+    eu = topology.region("eu-west")
+    edge = edge_args(topology, eu, central="central:7000", seed=3, time_anchor=12.5)
+    assert edge[:7] == [
+        "edge",
+        "--listen",
+        "127.0.0.1:0",
+        "--central",
+        "central:7000",
+        "--region",
+        "eu-west",
+    ]
+    assert "--node" not in edge
+    assert edge[-6:] == ["--seed", "3", "--time-scale", "4", "--time-anchor", "12.5"]
+    named = edge_args(topology, eu, central="c:1", seed=1, node="eu-west-1", listen="0.0.0.0:1")
+    assert named[named.index("--node") + 1] == "eu-west-1" and "--time-anchor" not in named
+    central = central_args(topology, storage="memory:")
+    assert central == [
+        "central",
+        "--listen",
+        "127.0.0.1:0",
+        "--storage",
+        "memory:",
+        "--time-scale",
+        "4",
+    ]

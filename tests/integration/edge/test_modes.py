@@ -14,9 +14,10 @@ import time
 import pytest
 
 import edgekv
-from edge.node import EdgePolicy, Mode
+from edge.node import EdgePolicy
 from edgekv.clock import Clock, ManualClock, ScaledClock
 from edgekv.control import LinkSettings
+from edgekv.topology import Mode
 from tests.integration.edge.conftest import Cluster, Edge, MakeCluster, eventually
 
 DAY_S = 86_400

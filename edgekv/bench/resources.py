@@ -21,15 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import edgekv
-from benchmarks.servers import (
-    CENTRAL_READY,
-    EDGE_READY,
-    ServerGroup,
-    process_cpu_s,
-    process_memory,
-)
+from edgekv.bench.servers import ServerGroup, process_cpu_s, process_memory
 from edgekv.launcher import LocalCluster
-from edgekv.topology import default_topology
+from edgekv.node_args import central_args, edge_args, edgekv_command
+from edgekv.topology import CentralSpec, EdgeSpec, RegionSpec, Topology, default_topology
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -44,48 +39,20 @@ RSS_SAMPLE_S = 0.01
 async def edge_memory(work_dir: Path, callers: tuple[int, ...] = (1, 4)) -> list[dict[str, Any]]:
     """For each number of readers, a fresh edge bounded to 64 MiB reads 200 MiB of MISSes."""
     results = []
+    # One region with no modelled link: the reads measure the edge, not a wait.
+    region = RegionSpec("eu-west", 0.0, edge=EdgeSpec(cache_max_bytes=CACHE_BOUND_BYTES))
+    central_spec = CentralSpec(storage=f"sqlite:{work_dir / 'memory.db'}", write_rate_limit=False)
+    topology = Topology(central_spec, (region,))
     with ServerGroup(work_dir) as group:
-        (central,) = group.start(
-            [
-                (
-                    "central",
-                    [
-                        "edgekv",
-                        "central",
-                        "--listen",
-                        "127.0.0.1:0",
-                        "--storage",
-                        f"sqlite:{work_dir / 'memory.db'}",
-                        "--no-write-rate-limit",
-                    ],
-                    CENTRAL_READY,
-                )
-            ]
-        )
+        (central,) = group.start([("central", edgekv_command(central_args(topology)))])
         async with edgekv.Client(central=central.address) as client:
             namespace = (await client.create_namespace("memory")).id
             keys = await _write_values(client.namespace(namespace))
         for readers in callers:
-            (edge,) = group.start(
-                [
-                    (
-                        f"edge-{readers}",
-                        [
-                            "edgekv",
-                            "edge",
-                            "--listen",
-                            "127.0.0.1:0",
-                            "--central",
-                            central.address,
-                            "--region",
-                            "eu-west",
-                            "--cache-max-bytes",
-                            str(CACHE_BOUND_BYTES),
-                        ],
-                        EDGE_READY,
-                    )
-                ]
+            flags = edge_args(
+                topology, region, central=central.address, seed=topology.first_seed(region)
             )
+            (edge,) = group.start([(f"edge-{readers}", edgekv_command(flags))])
             async with edgekv.Client(edge=edge.address) as client:
                 results.append(
                     await _read_through(edge.pid, client.namespace(namespace), keys, readers)

@@ -34,10 +34,7 @@ def draw(folder: Path, summary: dict[str, Any]) -> list[str]:
     axes.tick_params(axis="x", rotation=60, labelsize=8)
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(folder / "percentiles.png", dpi=110)
-    plt.close(figure)
-    names.append("percentiles.png")
+    names.append(_save(figure, folder / "percentiles.png"))
 
     swept = sorted({row["scenario"] for row in summary["rows"] if row["mode"] == "sweep"})
     if swept:
@@ -69,8 +66,15 @@ def draw(folder: Path, summary: dict[str, Any]) -> list[str]:
         axes.set_title("Latency against throughput (rate sweeps)")
         axes.grid(alpha=0.3, which="both")
         axes.legend(fontsize=7)
-        figure.tight_layout()
-        figure.savefig(folder / "sweeps.png", dpi=110)
-        plt.close(figure)
-        names.append("sweeps.png")
+        names.append(_save(figure, folder / "sweeps.png"))
     return names
+
+
+def _save(figure: Any, path: Path) -> str:
+    """Write ``figure`` to ``path`` and free it; the file's name."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path.name

@@ -1,6 +1,6 @@
 """Running the benchmarks: scenarios, sweeps, baselines in the same run, results as files.
 
-Theory of operation: :func:`run` starts a :class:`~benchmarks.scenarios.BenchCluster`,
+Theory of operation: :func:`run` starts a :class:`~edgekv.bench.scenarios.BenchCluster`,
 then for each chosen scenario (floors first) runs the open-loop generator at
 the scenario's rate and keeps its full latency histogram; with sweeps on, it
 steps the rate up until the generator cannot keep up or p99 passes the bound,
@@ -8,8 +8,10 @@ and the knee is the highest rate that stayed under it; scenarios that name a
 number of callers also get a closed-loop throughput run. Every result is
 printed in absolute units and as a ratio to its floor measured in the same
 run, the issue's targets are judged, and everything is written to
-``benchmarks/results/<timestamp>/``: options, machine, HDR histogram logs,
-summary (JSON, CSV), plots.
+``results/bench/<timestamp>/`` under the current directory (or ``--out``),
+as the experiments write ``results/<experiment>/<timestamp>/``: options with
+the edgekv version and commit, machine, HDR histogram logs, summary (JSON,
+CSV), plots.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from typing import Any
 
 from hdrh.log import HistogramLogWriter
 
-from benchmarks.loadgen import LoadResult, LoadSettings, closed_loop, run_workers
-from benchmarks.scenarios import BenchCluster, Scenario, all_scenarios, scenario_named
-from benchmarks.servers import finish_machine, machine, print_machine
-from edgekv.experiments.results import git_commit, utc_stamp
+from edgekv.bench.loadgen import LoadResult, LoadSettings, closed_loop, run_workers
+from edgekv.bench.scenarios import BenchCluster, Scenario, all_scenarios, scenario_named
+from edgekv.bench.servers import finish_machine, machine, print_machine
+from edgekv.experiments.results import utc_stamp
+from edgekv.provenance import provenance
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# The parent of every results folder: relative, so results land where the user runs it.
+DEFAULT_OUT = Path("results")
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 # One generator process keeps up to about this many calls per second here.
 RATE_PER_WORKER = 2000.0
@@ -47,7 +51,7 @@ class BenchOptions:
     workers: int = 0  # 0: as many as the rate needs
     closed_duration_s: float = 4.5
     seed: int = 1
-    out: Path = RESULTS_DIR
+    out: Path = DEFAULT_OUT
 
 
 @dataclass
@@ -298,9 +302,15 @@ def miss_over_relay(run: Run) -> list[Ratio]:
     return found
 
 
-def run(options: BenchOptions) -> Run:
-    folder = options.out / utc_stamp()
+def results_folder(out: Path, prefix: str = "") -> Path:
+    """``OUT/bench/PREFIX<timestamp>``, created (a second run that second is an error)."""
+    folder = out / "bench" / f"{prefix}{utc_stamp()}"
     folder.mkdir(parents=True, exist_ok=False)
+    return folder
+
+
+def run(options: BenchOptions) -> Run:
+    folder = results_folder(options.out)
     info = machine()
     print_machine(info)
     run_state = Run(options, folder)
@@ -337,9 +347,7 @@ def run(options: BenchOptions) -> Run:
 def write_results(run: Run, info: dict[str, Any]) -> None:
     folder = run.folder
     options = {**asdict(run.options), "out": str(run.options.out)}
-    (folder / "options.json").write_text(
-        json.dumps({**options, "git_commit": git_commit()}, indent=2)
-    )
+    (folder / "options.json").write_text(json.dumps({**options, **provenance()}, indent=2))
     (folder / "machine.json").write_text(json.dumps(info, indent=2))
     rows = [m.row() for m in run.measured]
     found = ratios(run)
@@ -357,7 +365,7 @@ def write_results(run: Run, info: dict[str, Any]) -> None:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    from benchmarks.plots import draw
+    from edgekv.bench.plots import draw
 
     draw(folder, summary)
     print_ratios(found, knees)

@@ -27,28 +27,26 @@ import grpc
 import redis.asyncio as aioredis
 
 import edgekv
-from benchmarks.loadgen import CallFn, Connector
-from benchmarks.servers import (
+from edgekv.bench.loadgen import CallFn, Connector
+from edgekv.bench.servers import (
     CALL_TIMEOUT_S,
-    CENTRAL_READY,
-    EDGE_READY,
     NOOP_ARGV,
     NOOP_METHOD,
-    NOOP_READY,
-    RELAY_READY,
     ServerGroup,
     relay_argv,
     start_redis,
 )
 from edgekv.client import RetryPolicy
 from edgekv.experiments.theory import key_weights
+from edgekv.node_args import central_args, edge_args, edgekv_command
 from edgekv.rpc import CHANNEL_OPTIONS
-from edgekv.topology import DEFAULT_REGION_RTT_MS
+from edgekv.topology import DEFAULT_REGION_RTT_MS, CentralSpec, EdgeSpec, RegionSpec, Topology
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
 
 KEY_COUNT = 1000
 VALUE = b"v" * 100
 BIG_VALUE_BYTES = 25 * 1024 * 1024
+BENCH_CACHE_MAX_BYTES = 256 * 1024 * 1024
 BULK_ENTRIES = 10_000
 # A HIT must stay a HIT for the whole run: copies live this long.
 LONG_CACHE_TTL_S = 86_400
@@ -376,6 +374,21 @@ def scenario_named(name: str) -> Scenario:
 # -- the servers ----------------------------------------------------------------------------
 
 
+def bench_topology(work_dir: Path) -> Topology:
+    """Central on SQLite without the write-rate limit; one edge per default region.
+
+    No jitter, so a MISS costs exactly its region's RTT; a cache large enough that
+    every key a scenario reads, the 25 MiB value included, stays cached.
+    """
+    edge = EdgeSpec(cache_max_bytes=BENCH_CACHE_MAX_BYTES)
+    regions = tuple(
+        RegionSpec(name, rtt_ms, jitter_ms=0.0, edge=edge)
+        for name, rtt_ms in DEFAULT_REGION_RTT_MS.items()
+    )
+    central = CentralSpec(storage=f"sqlite:{work_dir / 'central.db'}", write_rate_limit=False)
+    return Topology(central, regions)
+
+
 class BenchCluster:
     """Every server the scenarios use, started as child processes, and their data."""
 
@@ -387,71 +400,40 @@ class BenchCluster:
         self.pids: dict[str, int] = {}
 
     def start(self, miss_keys: int) -> dict[str, Any]:
-        redis_server = start_redis(self.work_dir)
-        self.group.servers.append(redis_server)
-        (noop,) = self.group.start([("noop", NOOP_ARGV, NOOP_READY)])
+        _, redis_address = start_redis(self.group)
+        (noop,) = self.group.start([("noop", NOOP_ARGV)])
+        topology = bench_topology(self.work_dir)
         relay, central_sqlite, central_redis = self.group.start(
             [
-                ("relay", relay_argv(noop.address), RELAY_READY),
-                (
-                    "central-sqlite",
-                    [
-                        "edgekv",
-                        "central",
-                        "--listen",
-                        "127.0.0.1:0",
-                        "--storage",
-                        f"sqlite:{self.work_dir / 'central.db'}",
-                        "--no-write-rate-limit",
-                    ],
-                    CENTRAL_READY,
-                ),
+                ("relay", relay_argv(noop.address)),
+                ("central-sqlite", edgekv_command(central_args(topology))),
                 (
                     "central-redis",
-                    [
-                        "edgekv",
-                        "central",
-                        "--listen",
-                        "127.0.0.1:0",
-                        "--storage",
-                        f"redis://{redis_server.address}/1",
-                        "--no-write-rate-limit",
-                    ],
-                    CENTRAL_READY,
+                    edgekv_command(central_args(topology, storage=f"redis://{redis_address}/1")),
                 ),
             ]
         )
         edges = self.group.start(
             [
                 (
-                    f"edge-{region}",
-                    [
-                        "edgekv",
-                        "edge",
-                        "--listen",
-                        "127.0.0.1:0",
-                        "--central",
-                        central_sqlite.address,
-                        "--region",
-                        region,
-                        "--node",
-                        f"{region}-bench",
-                        "--rtt-ms",
-                        f"{rtt_ms:g}",
-                        "--jitter-ms",
-                        "0",
-                        "--cache-max-bytes",
-                        "256MiB",
-                    ],
-                    EDGE_READY,
+                    f"edge-{edge.region.name}",
+                    edgekv_command(
+                        edge_args(
+                            topology,
+                            edge.region,
+                            central=central_sqlite.address,
+                            seed=edge.seed,
+                            node=f"{edge.region.name}-bench",
+                        )
+                    ),
                 )
-                for region, rtt_ms in DEFAULT_REGION_RTT_MS.items()
+                for edge in topology.edge_nodes()
             ]
         )
         self.targets = {
             "noop": noop.address,
             "relay": relay.address,
-            "redis": redis_server.address,
+            "redis": redis_address,
             "central_sqlite": central_sqlite.address,
             "central_redis": central_redis.address,
             "edges": {server.name.removeprefix("edge-"): server.address for server in edges},

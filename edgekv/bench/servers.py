@@ -1,20 +1,20 @@
 """The servers a benchmark measures, as child processes, and the no-op floor.
 
-Theory of operation: every server is a child process (``python -m MODULE
-...``) in its own session (Ctrl-C reaches only the benchmark, which then stops
-them), with stdout and stderr in files (never pipes, so they cannot block),
-and with ``PR_SET_PDEATHSIG`` so the kernel sends them SIGTERM should the
-benchmark die without cleaning up. :class:`ServerGroup` starts several at
-once, waits for each one's ready line, and stops them all (SIGTERM, then
-SIGKILL after 10 s).
+Theory of operation: every server is a child process started by
+:func:`edgekv.process.spawn` (its own session, stdout and stderr in files,
+SIGTERM from the kernel should the benchmark die without cleaning up).
+:class:`ServerGroup` starts several at once, waits for each one's ready line
+(:func:`edgekv.process.wait_ready`), and stops them all (SIGTERM, then SIGKILL
+after 10 s).
 
-The floor: ``python -m benchmarks.servers --serve-noop HOST:PORT`` serves
+The floor: ``python -m edgekv.bench.servers --serve-noop HOST:PORT`` serves
 ``/bench.Noop/Call`` through a generic handler with identity (de)serializers
 and returns its (empty) request: what a gRPC call costs on this machine,
 measured in the same run as the scenarios it judges. With ``--forward-to
 NOOP`` it is a *relay*: it crosses a modelled link (the RTT named in the
 request, waited as the edge waits it) to the no-op server, so it is a
-do-nothing edge: what two hops and a link cost here.
+do-nothing edge: what two hops and a link cost here. Both say they serve with
+the nodes' ready line, of kind ``noop`` or ``relay``.
 """
 
 from __future__ import annotations
@@ -25,40 +25,24 @@ import os
 import platform
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from edgekv.node_args import ANY_LOOPBACK_PORT
+from edgekv.process import Child, format_ready, spawn, wait_ready
 from edgekv.rpc import CHANNEL_OPTIONS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 NOOP_METHOD = "/bench.Noop/Call"
-NOOP_READY = re.compile(r"^noop ready on (?P<address>\S+)$", re.MULTILINE)
-RELAY_READY = re.compile(r"^relay ready on (?P<address>\S+)$", re.MULTILINE)
-CENTRAL_READY = re.compile(r"^edgekv central ready on (?P<address>\S+) ", re.MULTILINE)
-EDGE_READY = re.compile(r"^edgekv edge ready on (?P<address>\S+) ", re.MULTILINE)
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 CALL_TIMEOUT_S = 30.0
-
-# Run in each server child before its module: die with the benchmark, whatever happens to it.
-_CHILD_PRELUDE = """\
-import ctypes, os, runpy, signal, sys
-try:
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-except (OSError, AttributeError):
-    pass
-if os.getppid() != int(sys.argv[1]):
-    sys.exit(1)  # the parent died before the prctl took effect
-sys.argv = sys.argv[2:]
-runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
-"""
 
 
 # -- the no-op server and the relay (child processes) ---------------------------------
@@ -113,12 +97,12 @@ async def serve_noop(listen: str, forward_to: str | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     kind = "noop" if forward_to is None else "relay"
-    print(f"{kind} ready on {listen.rpartition(':')[0]}:{port}", flush=True)
+    print(format_ready(kind, f"{listen.rpartition(':')[0]}:{port}"), flush=True)
     await stop.wait()
     await server.stop(1.0)
 
 
-NOOP_ARGV = ("benchmarks.servers", "--serve-noop", "127.0.0.1:0")
+NOOP_ARGV = (sys.executable, "-m", "edgekv.bench.servers", "--serve-noop", ANY_LOOPBACK_PORT)
 
 
 def relay_argv(noop_address: str) -> tuple[str, ...]:
@@ -128,79 +112,12 @@ def relay_argv(noop_address: str) -> tuple[str, ...]:
 # -- server processes -------------------------------------------------------------------
 
 
-@dataclass
-class ServerProcess:
-    name: str
-    process: subprocess.Popen[bytes]
-    argv: Sequence[str]
-    ready: re.Pattern[str]
-    stdout_path: Path
-    stderr_path: Path
-    address: str = ""
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def check_ready(self) -> bool:
-        """True once the ready line named the address; raise if the server died."""
-        match = self.ready.search(self.stdout_path.read_text(errors="replace"))
-        if match:
-            self.address = match["address"]
-            return True
-        if self.process.poll() is not None:
-            raise RuntimeError(
-                f"{self.name} did not start (exited with {self.process.returncode}): "
-                f"{' '.join(self.argv)}\nstderr:\n{self.stderr_tail()}"
-            )
-        return False
-
-    def stderr_tail(self, chars: int = 2000) -> str:
-        try:
-            return self.stderr_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self) -> int | None:
-        """SIGTERM, wait, then SIGKILL; return the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
-def spawn_server(
-    name: str, module_argv: Sequence[str], ready: re.Pattern[str], log_dir: Path
-) -> ServerProcess:
-    """Start ``python -m MODULE ARGS``; :meth:`ServerProcess.check_ready` says when it serves."""
-    stdout_path = log_dir / f"{name}.stdout"
-    stderr_path = log_dir / f"{name}.stderr"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    argv = [sys.executable, "-c", _CHILD_PRELUDE, str(os.getpid()), *module_argv]
-    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            env=env,
-            cwd=log_dir,
-            start_new_session=True,
-        )
-    return ServerProcess(name, process, module_argv, ready, stdout_path, stderr_path)
-
-
 class ServerGroup:
     """Servers started together and stopped together: ``with ServerGroup(dir) as group``."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
-        self.servers: list[ServerProcess] = []
+        self.servers: list[Child] = []
 
     def __enter__(self) -> ServerGroup:
         return self
@@ -208,33 +125,31 @@ class ServerGroup:
     def __exit__(self, *exc_info: object) -> None:
         self.stop_all()
 
-    def start(
-        self, specs: Sequence[tuple[str, Sequence[str], re.Pattern[str]]]
-    ) -> list[ServerProcess]:
-        """Start (name, module argv, ready pattern) servers at once; return when all serve."""
-        started = []
-        for name, argv, ready in specs:
-            server = spawn_server(name, argv, ready, self.log_dir)
-            self.servers.append(server)
-            started.append(server)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        waiting = list(started)
-        while waiting:
-            waiting = [server for server in waiting if not server.check_ready()]
-            if waiting and time.monotonic() > deadline:
-                names = ", ".join(server.name for server in waiting)
-                raise RuntimeError(f"{names} did not start within {START_TIMEOUT_S:g} s")
-            if waiting:
-                time.sleep(0.02)
+    def spawn(self, name: str, argv: Sequence[str]) -> Child:
+        """Start one (no wait); stopped with the group."""
+        server = spawn(
+            argv,
+            self.log_dir / f"{name}.stdout",
+            self.log_dir / f"{name}.stderr",
+            name=name,
+            cwd=self.log_dir,
+        )
+        self.servers.append(server)
+        return server
+
+    def start(self, specs: Sequence[tuple[str, Sequence[str]]]) -> list[Child]:
+        """Start (name, argv) servers at once; return when each printed its ready line."""
+        started = [self.spawn(name, argv) for name, argv in specs]
+        wait_ready(started, START_TIMEOUT_S)
         for server in started:
             print(f"{server.name}: pid {server.pid} on {server.address}", flush=True)
         return started
 
     def stop_all(self) -> None:
         for server in reversed(self.servers):
-            code = server.stop()
+            code = server.stop(STOP_TIMEOUT_S)
             if code not in (0, None):
-                print(f"{server.name} exited with {code}; its stderr ends:\n{server.stderr_tail()}")
+                print(f"{server.name} exited with {code}; its stderr ends:\n{server.tail()}")
         self.servers.clear()
 
 
@@ -316,48 +231,34 @@ def _redis_server_version() -> str:
     return match.group(1) if match else done.stdout.strip()
 
 
-def start_redis(log_dir: Path) -> ServerProcess:
-    """A throw-away ``redis-server`` on a free loopback port, durable as a store should be.
+def start_redis(group: ServerGroup) -> tuple[Child, str]:
+    """A throw-away ``redis-server`` on a free loopback port in ``group``; it and its address.
 
     Append-only with ``appendfsync always``: a write is on disk before Redis answers,
     so central's Put on Redis is as durable as on SQLite (and SET pays the same).
     """
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     argv = [
         "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--dir",
-        str(log_dir),
-    ]
-    stdout_path, stderr_path = log_dir / "redis.stdout", log_dir / "redis.stderr"
-    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True
-        )
-    server = ServerProcess("redis", process, argv, re.compile(r"(?!)"), stdout_path, stderr_path)
-    server.address = f"127.0.0.1:{port}"
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--save", "",
+        "--appendonly", "yes",
+        "--appendfsync", "always",
+        "--dir", str(group.log_dir),
+    ]  # fmt: skip
+    # redis-server prints no ready line: it serves once it accepts connections.
+    server = group.spawn("redis", argv)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"redis-server did not start: {server.stderr_tail()}")
+        if server.returncode is not None:
+            raise RuntimeError(f"redis-server did not start: {server.tail()}")
         with socket.socket() as attempt:
             if attempt.connect_ex(("127.0.0.1", port)) == 0:
-                return server
+                return server, f"127.0.0.1:{port}"
         time.sleep(0.02)
-    server.stop()
     raise RuntimeError(f"redis-server did not listen on {port} within {START_TIMEOUT_S:g} s")
 
 
@@ -376,7 +277,7 @@ def finish_machine(info: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.servers")
+    parser = argparse.ArgumentParser(prog="python -m edgekv.bench.servers")
     parser.add_argument("--serve-noop", metavar="HOST:PORT", required=True)
     parser.add_argument("--forward-to", metavar="HOST:PORT", help="relay to this no-op server")
     args = parser.parse_args(argv)
