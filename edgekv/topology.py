@@ -42,8 +42,8 @@ from typing import Any
 MiB = 1024 * 1024
 MODES = ("ttl", "invalidate", "push")
 
-# Median RTT to a central store in us-east, from DESIGN.md (Azure's published
-# inter-region medians, July 2023).
+# Median RTT to a central store in us-east: Azure's published inter-region medians
+# (July 2023); source and caveats in docs/design.md, "Links".
 DEFAULT_REGION_RTT_MS = {
     "us-east": 2.0,
     "us-west": 64.0,
