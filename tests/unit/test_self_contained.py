@@ -96,11 +96,13 @@ def repository_files(root: Path) -> list[Path]:
             [git, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
             cwd=root,
             capture_output=True,
-            check=True,
-        ).stdout
-        names = sorted({name for name in listed.decode("utf-8").split("\0") if name})
-        # A file deleted in the work tree but not yet in git is not in the clone either.
-        return [root / name for name in names if (root / name).is_file()]
+            check=False,
+        )
+        # git may refuse (a checkout owned by another user); the walk still sees every file.
+        if listed.returncode == 0:
+            names = sorted({name for name in listed.stdout.decode("utf-8").split("\0") if name})
+            # A file deleted in the work tree but not yet in git is not in a clone either.
+            return [root / name for name in names if (root / name).is_file()]
     return sorted(_walk(root))
 
 
