@@ -1,1 +1,1 @@
-"""The edge node: a regional cache in front of the central store (see issue 3)."""
+"""The edge node: a regional cache in front of the central store (see docs/design.md)."""

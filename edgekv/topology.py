@@ -64,8 +64,8 @@ class Mode(enum.Enum):
 
 MODE_NAMES = tuple(mode.value for mode in Mode)
 
-# Median RTT to a central store in us-east, from DESIGN.md (Azure's published
-# inter-region medians, July 2023).
+# Median RTT to a central store in us-east: Azure's published inter-region medians
+# (July 2023); source and caveats in docs/design.md, "Links".
 DEFAULT_REGION_RTT_MS = {
     "us-east": 2.0,
     "us-west": 64.0,

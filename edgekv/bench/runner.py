@@ -7,7 +7,7 @@ steps the rate up until the generator cannot keep up or p99 passes the bound,
 and the knee is the highest rate that stayed under it; scenarios that name a
 number of callers also get a closed-loop throughput run. Every result is
 printed in absolute units and as a ratio to its floor measured in the same
-run, the issue's targets are judged, and everything is written to
+run, each ratio is judged against its target, and everything is written to
 ``results/bench/<timestamp>/`` under the current directory (or ``--out``),
 as the experiments write ``results/<experiment>/<timestamp>/``: options with
 the edgekv version and commit, machine, HDR histogram logs, summary (JSON,
@@ -247,7 +247,7 @@ class Ratio:
 
 
 def ratios(run: Run) -> list[Ratio]:
-    """Each scenario's p50 against its floor's, and the issue's targets."""
+    """Each scenario's p50 against its floor's, and the other ratios, each with its target."""
     found = []
     by_name = {s.name: s for s in all_scenarios()}
     for m in run.measured:

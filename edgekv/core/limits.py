@@ -1,6 +1,6 @@
 """The limits of Workers KV, as numbers with units in their names.
 
-Values come from ../shared/reference/workers-kv.md section 2; each is used by
+Values and their sources: docs/design.md, "Limits and messages"; each is used by
 exactly one validator in :mod:`edgekv.core.validation` or the cache policy.
 """
 

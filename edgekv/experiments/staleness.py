@@ -4,7 +4,7 @@ Theory of operation: one setting per cacheTtl T, each in its own namespace,
 all run at once on one cluster (cacheTtl is a property of the read, so the
 settings cannot disturb each other). In each, one region writes (Poisson, μ
 per key) and the other regions read (Poisson, λ per key, uniform or Zipf
-keys). For every setting the summary puts what was measured beside DESIGN.md's
+keys). For every setting the summary puts what was measured beside docs/design.md's
 predictions, summed over keys by popularity: hit ratio λT/(1+λT), stale-read
 fraction H·(1 - (1 - e^(-μT))/(μT)) and central reads λ/(1+λT) per edge —
 with the relative error. The trade-off curve is staleness against central load.

@@ -1,6 +1,6 @@
 """What theory predicts for an edge cache with a TTL that a hit does not reset.
 
-Theory of operation: DESIGN.md's formulas, for one key at one edge with
+Theory of operation: docs/design.md's formulas, for one key at one edge with
 Poisson reads at rate λ (``read_rate_per_s``), Poisson writes elsewhere at rate
 μ (``write_rate_per_s``) and a cacheTtl of T (``ttl_s``). Each cache cycle is
 one miss followed by the hits that arrive in the next T seconds, so the

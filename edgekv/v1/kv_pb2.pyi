@@ -5,7 +5,7 @@ Messages shared by the central store and the edge nodes.
 
 Conventions used in every edgekv message:
   * Times are simulated Unix time in seconds (a cluster may run faster than
-    real time, see DESIGN.md "Time"); 0 means "not set".
+    real time, see docs/design.md, "Time"); 0 means "not set".
   * Keys travel as bytes so that a key which is not valid UTF-8 reaches the
     server and is refused there with a clear INVALID_ARGUMENT, instead of
     failing inside protobuf's decoder.

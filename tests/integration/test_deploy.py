@@ -31,7 +31,8 @@ from edgekv.topology import default_topology, load_topology
 EDGEKV = [sys.executable, "-m", "edgekv"]
 REPO = Path(__file__).parents[2]
 COMPOSE_FILE = REPO / "deploy" / "docker-compose.yml"
-SCHEMA_FILE = REPO.parent / "shared" / "data" / "compose-spec.json"
+# The Compose JSON Schema, kept in the repository (tests/data/README.md says where from).
+SCHEMA_FILE = Path(__file__).parents[1] / "data" / "compose-spec.json"
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def schema() -> dict[str, Any]:
     if not SCHEMA_FILE.exists():
         pytest.fail(
             f"the Compose JSON Schema is missing: expected {SCHEMA_FILE} "
-            "(shared/data/compose-spec.json beside the repository)"
+            "(see tests/data/README.md for where it comes from)"
         )
     loaded: dict[str, Any] = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
     return loaded

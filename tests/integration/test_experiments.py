@@ -3,7 +3,7 @@
 Each test starts a real five-region cluster through the command line, with a
 large time scale so that hours of simulated workload take seconds, and then
 judges the results folder the run wrote. Seeds fix the workload; what the
-machine's timing adds is within the tolerances the issue sets.
+machine's timing adds is within each test's stated tolerances.
 """
 
 from __future__ import annotations
