@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -274,6 +274,26 @@ def allowance_s(record: RunRecord) -> dict[str, float]:
         + PROCESSING_REAL_S * scale
         for region, info in record.cluster.get("regions", {}).items()
     }
+
+
+def read_your_writes_optional(
+    record: RunRecord, writers: Collection[str], readers: Collection[str]
+) -> str | None:
+    """Why read-your-writes may have nothing to examine in this run; None when it must.
+
+    It examines reads that follow a write made through the same edge, so it
+    needs a region that both writes and reads, through one edge.
+    """
+    both = [region for region in writers if region in readers]
+    if not both:
+        return f"writes are made only in {', '.join(writers)}, where nobody reads"
+    regions = record.cluster.get("regions", {})
+    if all(len(regions.get(region, {}).get("edges", [None])) > 1 for region in both):
+        return (
+            "each region's sessions are spread over its several edges, so no read need "
+            "follow a write made through its own edge"
+        )
+    return None
 
 
 def rtt_s(record: RunRecord) -> dict[str, float]:

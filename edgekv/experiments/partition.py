@@ -38,6 +38,7 @@ from edgekv.experiments.base import (
     add_keys_argument,
     base_topology,
     cluster_for,
+    read_your_writes_optional,
     validate_cache_ttl,
     validate_keys,
     validate_rate,
@@ -219,15 +220,19 @@ class Partition:
         )
         write_recovery = first_after(ops, heal_s, region, lambda op: op.is_write)
         lost = nothing_lost(ops, facts["central_revisions"])
-        checks = [lost, checkers.monotonic_reads(ops), checkers.read_your_writes(ops)]
-        during = rows[1]
-        headline = (
-            f"cut off for {window.length_s:.0f} s, {region} served {during[3]} STALE reads and "
-            f"failed {during[4]}; it served fresh reads again {fmt_s(read_recovery)} after the heal"
+        own_writes = checkers.read_your_writes(ops)
+        optional = read_your_writes_optional(record, facts["regions"], facts["regions"])
+        checks = [
+            lost,
+            checkers.monotonic_reads(ops),
+            own_writes if optional is None else own_writes.optional(optional),
+        ]
+        reads_after = any(
+            op.is_read and op.region == region and op.invoke_s >= heal_s for op in ops
         )
         return Summary(
             self.name,
-            headline,
+            partition_headline(region, window, rows[1], read_recovery, reads_after),
             [
                 Table(
                     f"{region} before, during and after the partition",
@@ -386,6 +391,20 @@ def phase_row(ops: list[Op], region: str, phase: str, window: Window) -> list[An
         sum(op.outcome == "failed" for op in writes),
         sum(op.outcome == "unknown" for op in writes),
     ]
+
+
+def partition_headline(
+    region: str, window: Window, during: list[Any], read_recovery: float | None, reads_after: bool
+) -> str:
+    """What the cut-off region did during the cut and after the heal — or that nobody asked."""
+    cut = f"cut off for {window.length_s:.0f} s, {region} "
+    if during[1]:
+        cut += f"served {during[3]} STALE reads and failed {during[4]}"
+    else:
+        cut += "was not read while it was cut off"
+    if not reads_after:
+        return f"{cut}; it was not read after the heal"
+    return f"{cut}; it served fresh reads again {fmt_s(read_recovery)} after the heal"
 
 
 def first_after(ops: list[Op], heal_s: float, region: str, wanted: Any) -> float | None:

@@ -9,6 +9,7 @@ of the command line does not pay for it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _numbers(values: Sequence[float | None]) -> list[float]:
+    """Measurements with the unknown ones (None: nothing was measured) as gaps."""
+    return [math.nan if value is None else float(value) for value in values]
 
 
 def _save(figure: Any, out: Path, name: str) -> str:
@@ -76,7 +82,7 @@ def measured_vs_predicted(
     name: str,
     title: str,
     xlabel: str,
-    panels: Sequence[tuple[str, Sequence[float], Sequence[float], Curve]],
+    panels: Sequence[tuple[str, Sequence[float], Sequence[float | None], Curve]],
     log_x: bool = False,
 ) -> str:
     """One panel per measure: measured points (x, y) over the predicted curve (label, xs, ys)."""
@@ -88,7 +94,7 @@ def measured_vs_predicted(
         axes_list, panels, strict=True
     ):
         axes.plot(theory_xs, theory_ys, linestyle="--", color="grey", label=label)
-        axes.plot(xs, measured, linestyle="", marker="o", color="C0", label="measured")
+        axes.plot(xs, _numbers(measured), linestyle="", marker="o", color="C0", label="measured")
         axes.set_xlabel(xlabel)
         axes.set_ylabel(ylabel)
         if log_x:
@@ -103,16 +109,20 @@ def tradeoff(
     out: Path,
     name: str,
     title: str,
-    points: Sequence[tuple[str, float, float]],
+    points: Sequence[tuple[str, float | None, float | None]],
     theory_curve: tuple[Sequence[float], Sequence[float]],
 ) -> str:
     """Stale-read fraction against central load: measured (label, load, stale), theory's curve."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6.5, 4.5))
     axes.plot(*theory_curve, "--", color="grey", label="theory")
-    axes.plot([p[1] for p in points], [p[2] for p in points], "o", color="C0", label="measured")
-    for label, load, stale in points:
-        axes.annotate(label, (load, stale), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    loads, stales = _numbers([p[1] for p in points]), _numbers([p[2] for p in points])
+    axes.plot(loads, stales, "o", color="C0", label="measured")
+    for (label, _, _), load, stale in zip(points, loads, stales, strict=True):
+        if not (math.isnan(load) or math.isnan(stale)):
+            axes.annotate(
+                label, (load, stale), textcoords="offset points", xytext=(6, 4), fontsize=8
+            )
     axes.set_xlabel("central reads per second per edge")
     axes.set_ylabel("stale-read fraction")
     axes.set_title(title)
@@ -126,13 +136,13 @@ def bars(
     name: str,
     title: str,
     labels: Sequence[str],
-    panels: Sequence[tuple[str, Sequence[float]]],
+    panels: Sequence[tuple[str, Sequence[float | None]]],
 ) -> str:
-    """One bar chart per measure, the same labels on each."""
+    """One bar chart per measure, the same labels on each; no bar where nothing was measured."""
     plt = _pyplot()
     figure, axes_list = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 4))
     for axes, (ylabel, values) in zip(axes_list, panels, strict=True):
-        axes.bar(labels, values, color=[f"C{i}" for i in range(len(labels))])
+        axes.bar(labels, _numbers(values), color=[f"C{i}" for i in range(len(labels))])
         axes.set_title(ylabel, fontsize=10)
         axes.tick_params(axis="x", rotation=30, labelsize=8)
         axes.grid(alpha=0.3, axis="y")

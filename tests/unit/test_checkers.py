@@ -123,15 +123,31 @@ def test_a_check_result_is_json_able_and_truncates_violations() -> None:
     record = result.as_dict(max_violations=2)
     assert json.loads(json.dumps(record)) == {
         "name": "c",
+        "verdict": "violated",
         "ok": False,
+        "passes": False,
         "checked": 9,
+        "optional_because": None,
         "violation_count": 5,
         "violations": [
             {"check": "c", "message": "v0", "op_ids": [0, 1]},
             {"check": "c", "message": "v1", "op_ids": [1, 2]},
         ],
     }
-    assert CheckResult("c", 0, ()).ok
+
+
+def test_a_check_that_examined_nothing_is_not_examined_never_ok() -> None:
+    held = CheckResult("c", 3, ())
+    assert (held.verdict, held.ok, held.passes) == ("ok", True, True)
+    empty = CheckResult("c", 0, ())
+    assert (empty.verdict, empty.ok, empty.passes) == ("not examined", False, False)
+    # An experiment may say why it can lack data for a check; then the run may pass.
+    excused = empty.optional("no region both writes and reads")
+    assert (excused.verdict, excused.ok, excused.passes) == ("not examined", False, True)
+    assert excused.as_dict()["optional_because"] == "no region both writes and reads"
+    # Violations are never excused.
+    broken = CheckResult("c", 1, (Violation("c", "v", (1,)),)).optional("whatever")
+    assert (broken.verdict, broken.passes) == ("violated", False)
 
 
 # --- staleness ---------------------------------------------------------------------------------
@@ -187,7 +203,8 @@ def test_staleness_filters_by_group_region_and_window() -> None:
 def test_staleness_skips_reads_without_a_central_revision() -> None:
     ops = [write(1, 1.0, 1), read(2, 2.0, 0)]  # not annotated
     empty = staleness(ops)
-    assert (empty.reads, empty.stale_fraction, empty.hit_ratio) == (0, 0.0, 0.0)
+    # Fractions of no reads are unknown, not 0.
+    assert (empty.reads, empty.stale_fraction, empty.hit_ratio) == (0, None, None)
 
 
 # --- visibility --------------------------------------------------------------------------------
@@ -439,7 +456,8 @@ def test_promise_bound_survives_float_rounding() -> None:
 def test_a_longer_promise_excuses_a_read() -> None:
     ops = [write(1, 0.0, 1), read(2, 70.0, 0)]
     assert not promise(ops, extra_s={}).ok
-    assert promise(ops, extra_s={}, promise_s=90.0).ok
+    excused = promise(ops, extra_s={}, promise_s=90.0)
+    assert (excused.violations, excused.verdict) == ((), "not examined")
 
 
 # --- against brute force on random histories ----------------------------------------------------

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgekv.experiments.history import Op
+from edgekv.experiments.history import Op, annotate_central_revisions
 from edgekv.experiments.partition import Partition
-from edgekv.experiments.results import RunRecord
+from edgekv.experiments.results import RunRecord, Summary, markdown_report
+from edgekv.experiments.staleness import Staleness
+from edgekv.experiments.visibility import Visibility
 from tests.unit.test_checkers import read, write
 
 
@@ -69,3 +71,87 @@ def test_partition_reads_runs_recorded_with_one_time_per_switch() -> None:
     got = phases(old)
     assert got["during"]["writes_failed"] == 1
     assert sum(row["writes_ok"] for row in got.values()) == 5
+
+
+def test_partition_headline_says_when_the_region_was_not_read_during_the_cut() -> None:
+    held = {"a": 1}
+    run = record("partition", PARTITION_OPTIONS, {**BRACKETED, "central_revisions": held})
+    ops = [write(1, 50.0, 1, key="a"), read(2, 250.0, 1, key="a", cache_status="MISS")]
+    summary = Partition().summarise(run, ops)
+    assert "eu was not read while it was cut off" in summary.headline
+    assert "STALE" not in summary.headline
+
+
+# --- checks that examined nothing, and headlines from no data -----------------------------------
+
+
+def cluster(*regions: str) -> dict[str, Any]:
+    return {
+        "time_scale": 1.0,
+        "regions": {r: {"rtt_ms": 0, "jitter_ms": 0, "edges": [f"{r}-1"]} for r in regions},
+    }
+
+
+STALENESS_OPTIONS = {
+    "duration": 100.0, "keys": 2, "zipf": 0.0, "read_rate": 0.4, "write_rate": 0.05,
+    "writer_region": "us",
+}  # fmt: skip
+
+
+def staleness_summary(ops: list[Op]) -> Summary:
+    run = record("staleness", STALENESS_OPTIONS, {"readers": ["eu"], "cache_ttls": [30, 60]})
+    run.cluster = cluster("us", "eu")
+    return Staleness().summarise(run, ops)
+
+
+def test_a_run_with_no_reads_says_so_and_does_not_pass() -> None:
+    summary = staleness_summary([write(1, 10.0, 1, region="us", group="ttl=30")])
+    assert summary.headline == (
+        "no read was measured at any cacheTtl: nothing to compare with the theory"
+    )
+    assert summary.tables[0].rows[0][1:3] == [0, None]  # no reads, no hit ratio
+    checks = {check["name"]: check for check in summary.checks}
+    assert checks["monotonic-reads"]["verdict"] == "not examined"
+    assert not summary.ok, "the run needed monotonic reads and examined none"
+    text = summary.as_text()
+    assert "monotonic-reads      not examined, and the run needed it: FAILS" in text
+    assert "ok (0 observations)" not in text
+    # The writer does not read here: read-your-writes had nothing to examine, and may not.
+    assert "not examined, not needed here: writes are made only in us, where nobody reads" in text
+
+
+def test_a_headline_counts_only_the_settings_that_measured_something() -> None:
+    ops = [
+        write(1, 10.0, 1, region="us", group="ttl=30"),
+        read(2, 20.0, 1, region="eu", group="ttl=30", session="a", cache_status="MISS"),
+        read(3, 30.0, 1, region="eu", group="ttl=30", session="a", cache_status="HIT"),
+    ]
+    annotate_central_revisions(ops)
+    summary = staleness_summary(ops)
+    assert summary.headline.endswith("across 1 cacheTtl settings; no read was measured at "
+                                     "cacheTtl 60 s")  # fmt: skip
+    assert summary.ok, summary.checks
+    assert "monotonic-reads      ok (1 observations)" in summary.as_text()
+
+
+def test_visibility_with_no_acknowledged_write_has_nothing_to_claim() -> None:
+    options = {"cache_ttl": 30, "poll_interval": 2.0, "writer_region": "us", "duration": 100.0}
+    run = record("visibility", options, {"writes_end_s": 60.0, "regions": ["us", "eu"]})
+    run.cluster = cluster("us", "eu")
+    ops = [
+        write(1, None, None, invoke_s=5.0, region="us", outcome="failed"),
+        read(2, 10.0, 0, region="eu"),
+        read(3, 90.0, 0, region="eu"),
+    ]
+    summary = Visibility().summarise(run, ops)
+    assert summary.headline == "no write was acknowledged in us: there was nothing to see"
+    verdicts = {check["name"]: check["verdict"] for check in summary.checks}
+    assert verdicts["visibility-promise"] == "not examined"
+    assert not summary.ok
+
+
+def test_report_marks_a_needed_check_that_examined_nothing() -> None:
+    summary = staleness_summary([])
+    report = markdown_report(record("staleness", STALENESS_OPTIONS, {}), summary, [])
+    assert "- monotonic-reads: **not examined, and the run needed it: FAILS**" in report
+    assert "holds (0 observations)" not in report
