@@ -64,6 +64,9 @@ class Modes:
         )
         add_workload_arguments(parser, read_rate=0.4, write_rate=0.05)
 
+    def workloads(self, args: argparse.Namespace) -> int:
+        return len(modes_of(args))
+
     def validate(self, args: argparse.Namespace) -> None:
         validate_cache_ttl(args.cache_ttl)
         validate_workload(args)

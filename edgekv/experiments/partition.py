@@ -135,6 +135,9 @@ class Partition:
         )
         add_keys_argument(parser, default=10)
 
+    def workloads(self, args: argparse.Namespace) -> int:
+        return 1
+
     def validate(self, args: argparse.Namespace) -> None:
         validate_cache_ttl(args.cache_ttl)
         validate_rate(args.read_rate, "--read-rate")

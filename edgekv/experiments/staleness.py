@@ -199,6 +199,9 @@ class Staleness:
         )
         add_workload_arguments(parser, read_rate=0.4, write_rate=0.05)
 
+    def workloads(self, args: argparse.Namespace) -> int:
+        return 1
+
     def validate(self, args: argparse.Namespace) -> None:
         for ttl_s in parse_list(args.cache_ttls, "--cache-ttls", int):
             validate_cache_ttl(ttl_s, "--cache-ttls")

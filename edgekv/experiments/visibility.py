@@ -72,6 +72,9 @@ class Visibility:
             help="mean simulated seconds between polls of a key in a region (default 2)",
         )
 
+    def workloads(self, args: argparse.Namespace) -> int:
+        return 1
+
     def validate(self, args: argparse.Namespace) -> None:
         validate_cache_ttl(args.cache_ttl)
         validate_rate(args.write_rate, "--write-rate")
