@@ -46,7 +46,7 @@ from edgekv.cli import (  # noqa: E402
     health_cmd,
     kv_cmd,
 )
-from edgekv.cli.common import OneLineParser, run_command  # noqa: E402
+from edgekv.cli.common import OneLineParser, run_command, run_quietly  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,9 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = kv_cmd.wrangler_argv(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(arguments)
-    return run_command(lambda: args.run(args))
+    def command() -> int:
+        arguments = kv_cmd.wrangler_argv(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(arguments)
+        return run_command(lambda: args.run(args))
+
+    return run_quietly(command)
 
 
 if __name__ == "__main__":
