@@ -280,6 +280,25 @@ def staleness(
     )
 
 
+def revisions_behind(ops: Sequence[Op]) -> dict[int, int]:
+    """Operation id → how many acknowledged writes of its key a read missed.
+
+    For each ok read with ``central_revision`` set: the acknowledged writes of
+    its (group, key) newer than what it returned, up to what central held when
+    it was invoked (0 for a fresh read) — the same count :func:`staleness`
+    gathers, by read.
+    """
+    logs = _key_logs(ops)
+    empty = KeyWrites([], [])
+    behind = {}
+    for op in ops:
+        if _is_observation(op) and op.central_revision is not None:
+            log = logs.get(_group_key(op))
+            index = log.index if log is not None else empty
+            behind[op.id] = index.between(_revision(op), op.central_revision)
+    return behind
+
+
 # --- Time to visibility ------------------------------------------------------------------------
 
 

@@ -275,21 +275,30 @@ class Partition:
         facts = record.facts
         regions = facts["regions"]
         window = Window.of(facts)
-        status_code = {"HIT": 0.0, "REVALIDATED": 0.0, "MISS": 0.0, "EXPIRED": 0.0, "STALE": 1.0}
         reads = [op for op in ops if op.is_read]
-        return [
-            plots.region_time_heatmap(
-                out,
-                "partition-heatmap.png",
-                f"Reads per region: fresh (0), STALE (1), failed (2); {facts['region']} cut off",
-                reads,
-                regions,
-                float(record.options["duration"]),
-                value=lambda op: 2.0 if not op.ok else status_code.get(op.cache_status or "", 0.0),
-                colour_label="fresh 0 · STALE 1 · failed 2",
-                events=[(window.cut.in_force_s, "cut"), (window.heal.in_force_s, "heal")],
-            )
-        ]
+        heatmap = plots.Heatmap(
+            f"What each region's reads returned; {facts['region']} cut off from central",
+            reads,
+            regions,
+            float(record.options["duration"]),
+            events=[(window.cut.in_force_s, "cut"), (window.heal.in_force_s, "heal")],
+        )
+        figure = plots.category_figure(heatmap, read_category, READ_CATEGORIES)
+        return [plots.save(figure, out, "partition-heatmap.png")]
+
+
+# How a read ended, for the heatmap: an index into READ_CATEGORIES.
+READ_CATEGORIES: tuple[plots.Category, ...] = (
+    ("fresh", "#4c9f70"),
+    ("STALE", "#f2a541"),
+    ("failed", "#d1495b"),
+)
+
+
+def read_category(op: Op) -> int:
+    if not op.ok:
+        return 2
+    return 1 if op.cache_status == "STALE" else 0
 
 
 class LinkSwitch:

@@ -346,16 +346,17 @@ class Staleness:
             for op in ops
             if op.is_read and op.ok and op.group == group and op.central_revision is not None
         ]
-        names.append(
-            plots.region_time_heatmap(
-                out,
-                "staleness-heatmap.png",
-                f"Revisions behind central, per region over time (cacheTtl {ttls[-1]:g} s)",
-                reads,
-                facts["readers"],
-                float(options["duration"]),
-                value=lambda op: float((op.central_revision or 0) > (op.revision or 0)),
-                colour_label="last read stale (1) or fresh (0)",
-            )
+        behind = checkers.revisions_behind(ops)
+        bin_s = float(options["duration"]) / plots.HEATMAP_BINS
+        heatmap = plots.Heatmap(
+            f"Revisions behind central of the stalest read in each {bin_s:.3g} s "
+            f"(cacheTtl {ttls[-1]:g} s)",
+            reads,
+            facts["readers"],
+            float(options["duration"]),
         )
+        figure = plots.count_figure(
+            heatmap, lambda op: behind.get(op.id, 0), "revisions behind central", per_bin="max"
+        )
+        names.append(plots.save(figure, out, "staleness-heatmap.png"))
         return names

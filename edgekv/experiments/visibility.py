@@ -241,18 +241,14 @@ class Visibility:
         ]
         key = "key-0"
         reads = [op for op in ops if op.is_read and op.ok and op.key == key and op.revision]
-        names.append(
-            plots.region_time_heatmap(
-                out,
-                "visibility-heatmap.png",
-                f"Revision of {key} each region served (writes in {options['writer_region']})",
-                reads,
-                regions,
-                float(options["duration"]),
-                value=lambda op: float(op.revision or 0),
-                colour_label="revision served",
-            )
+        heatmap = plots.Heatmap(
+            f"Revision of {key} each region served (writes in {options['writer_region']})",
+            reads,
+            regions,
+            float(options["duration"]),
         )
+        figure = plots.count_figure(heatmap, lambda op: op.revision or 0, "revision served")
+        names.append(plots.save(figure, out, "visibility-heatmap.png"))
         return names
 
 

@@ -18,6 +18,7 @@ from edgekv.experiments.checkers import (
     percentile,
     promise,
     read_your_writes,
+    revisions_behind,
     staleness,
     summary_of_visibility,
     visibility,
@@ -185,6 +186,11 @@ def test_staleness_of_a_hand_computed_history() -> None:
     )
     assert result.stale_fraction == pytest.approx(0.6)
     assert result.hit_ratio == pytest.approx(0.4)
+
+
+def test_revisions_behind_counts_the_writes_each_read_missed() -> None:
+    behind = revisions_behind(staleness_history())
+    assert behind == {10: 0, 11: 1, 12: 2, 13: 0, 15: 1, 16: 0}
 
 
 def test_staleness_filters_by_group_region_and_window() -> None:
