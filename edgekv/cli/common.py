@@ -2,7 +2,10 @@
 
 Theory of operation: a subcommand raises; :func:`run_command` turns the
 errors a user can cause or fix (bad input, unreachable servers, bad files)
-into one line on stderr and exit code 1 — never a traceback.
+into one line on stderr and exit code 1 — never a traceback. Around the whole
+command (parsing and ``--help`` included), :func:`run_quietly` handles the
+reader of our output going away (``edgekv bench list | head -1``): that is
+not an error, so the command stops without a word, as ``cat`` would.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
@@ -59,11 +64,37 @@ def configure_logging(verbose: bool = False) -> None:
     )
 
 
+# Exit code when the reader of stdout has gone: that of a process SIGPIPE killed, as
+# `yes | true` reports for yes (Python ignores SIGPIPE, so it would otherwise print).
+BROKEN_PIPE_EXIT = 128 + signal.SIGPIPE
+
+
+def run_quietly(command: Callable[[], int]) -> int:
+    """Run a whole command; if the reader of stdout has gone, exit quietly with 141.
+
+    Output still buffered when the command ends is flushed here, where a
+    broken pipe can be caught, and stdout then points at /dev/null so that the
+    interpreter's last flush on the way out has nothing left to fail on.
+    """
+    try:
+        try:
+            return command()
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return BROKEN_PIPE_EXIT
+
+
 def run_command(command: Callable[[], Awaitable[int]]) -> int:
     try:
         return asyncio.run(command())  # type: ignore[arg-type]
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # an OSError, but nobody's mistake: run_quietly's to handle
+        raise
     except USER_ERRORS as exc:
         message = exc.message if isinstance(exc, KVError) else str(exc)
         print(f"edgekv: error: {message}", file=sys.stderr)

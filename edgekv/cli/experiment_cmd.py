@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from edgekv.experiments.base import add_common_arguments
+    from edgekv.experiments.base import MAX_REAL_S, add_common_arguments
     from edgekv.experiments.registry import EXPERIMENTS
 
     parser = subcommands.add_parser(
@@ -22,7 +22,10 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="run a consistency experiment and write its results folder",
         description="Run a consistency experiment on a fresh cluster (or on a running one with "
         "--state) and write results/<experiment>/<timestamp>/: run.json, history.jsonl, "
-        "summary.json/.csv, report.md and PNG plots. Exit 0 when every check held.",
+        "summary.json/.csv, report.md and PNG plots. A run first says how long it will take "
+        "(simulated seconds over the cluster's time scale, plus setup) and needs --yes to take "
+        f"more than {MAX_REAL_S / 60:g} minutes. Exit 0 when every check held and none the "
+        "run needed was left unexamined.",
         epilog="example: edgekv experiment visibility --seed 7",
     )
     names = parser.add_subparsers(dest="experiment", metavar="NAME", required=True)

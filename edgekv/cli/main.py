@@ -1,14 +1,41 @@
-"""Entry point of the ``edgekv`` command."""
+"""Entry point of the ``edgekv`` command.
+
+Theory of operation: gRPC's C core prints log lines of its own to stderr —
+``add_port.cc`` on a failed bind, ``fork_posix.cc`` whenever a process that
+has used gRPC forks (the launcher forks to start each node) — beside the one
+line our errors already say. It reads its log settings (``GRPC_VERBOSITY``,
+``GRPC_TRACE``) once, when grpc is first imported, so :func:`quiet_grpc` sets
+them at the top of this module, before any import below can load grpc; the
+processes the command starts (cluster nodes, benchmark workers and servers)
+inherit the environment and are quiet too. ``EDGEKV_GRPC_VERBOSITY=debug``
+brings the lines back, for whoever is debugging gRPC itself.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import cast
 
-from edgekv.cli import (
+
+def quiet_grpc(environ: MutableMapping[str, str]) -> None:
+    """Silence gRPC's C core, whatever the shell says, unless EDGEKV_GRPC_VERBOSITY is set."""
+    wanted = environ.get("EDGEKV_GRPC_VERBOSITY", "")
+    if wanted:
+        environ["GRPC_VERBOSITY"] = wanted
+        return
+    environ["GRPC_VERBOSITY"] = "NONE"
+    # Tracers print even below NONE's threshold on some versions; a shell's setting for
+    # another program must not turn them on here.
+    environ.pop("GRPC_TRACE", None)
+
+
+# Before the imports below: several of them import grpc.
+quiet_grpc(os.environ)
+
+from edgekv.cli import (  # noqa: E402
     bench_cmd,
     central_cmd,
     cluster_cmd,
@@ -19,7 +46,7 @@ from edgekv.cli import (
     health_cmd,
     kv_cmd,
 )
-from edgekv.cli.common import OneLineParser, run_command
+from edgekv.cli.common import OneLineParser, run_command, run_quietly  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,12 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # gRPC's C core prints its own log lines (e.g. on a failed bind) beside ours; the
-    # error we print says the same in one line. GRPC_VERBOSITY=debug brings them back.
-    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-    arguments = kv_cmd.wrangler_argv(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(arguments)
-    return run_command(lambda: args.run(args))
+    def command() -> int:
+        arguments = kv_cmd.wrangler_argv(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(arguments)
+        return run_command(lambda: args.run(args))
+
+    return run_quietly(command)
 
 
 if __name__ == "__main__":

@@ -4,25 +4,37 @@ Theory of operation: an :class:`Experiment` says which options it takes,
 what topology a fresh cluster should have, how to run (returning the history
 and the facts it gathered), and how to summarise and draw a run from its
 files. :func:`run_experiment` does the rest the same way for all of them:
-check the options and the output folder before starting anything, run,
-write the primary files, derive the summary and plots, and move the folder
-into place only when all of it is there.
+check the options, say how long the run will take in real time (simulated
+seconds over the cluster's time scale, plus setup) and refuse one longer
+than :data:`MAX_REAL_S` unless ``--yes``, check the output folder, run, write
+the primary files, derive the summary and plots, and move the folder into
+place only when all of it is there. A run that fails or is interrupted
+(Ctrl-C, SIGTERM) leaves nothing: no results folder, and on a running
+cluster none of the namespaces it created.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from edgekv.core import validation
 from edgekv.core.errors import KVError
-from edgekv.experiments.cluster import ClusterView, fresh_cluster, running_cluster
+from edgekv.experiments.cluster import (
+    ClusterView,
+    fresh_cluster,
+    remove_namespaces,
+    running_cluster,
+    running_cluster_view,
+)
 from edgekv.experiments.history import Op, read_history, write_history
 from edgekv.experiments.results import (
     HISTORY_FILE,
@@ -43,6 +55,10 @@ class Experiment(Protocol):
     default_time_scale: float
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def workloads(self, args: argparse.Namespace) -> int:
+        """How many workloads of --duration run one after another, each on its own cluster."""
+        ...
 
     def validate(self, args: argparse.Namespace) -> None:
         """Raise ValueError naming the option when the options cannot work."""
@@ -84,6 +100,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, experiment: Experiment
         default=Path("results"),
         metavar="DIR",
         help="results go to DIR/<experiment>/<timestamp>/ (default ./results)",
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"run even if it would take more than {MAX_REAL_S / 60:g} minutes of real time",
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
@@ -158,10 +179,131 @@ def base_topology(args: argparse.Namespace, experiment: Experiment) -> Topology:
 @asynccontextmanager
 async def cluster_for(args: argparse.Namespace, topology: Topology) -> AsyncIterator[ClusterView]:
     if args.state is not None:
-        yield await running_cluster(args.state)
+        async with running_cluster_view(args.state) as view:
+            yield view
         return
     async with fresh_cluster(topology) as view:
         yield view
+
+
+# A run expected to take longer than this (real seconds) needs --yes.
+MAX_REAL_S = 600.0
+# Real seconds besides the workload: starting, filling and stopping a fresh cluster, or
+# checking and filling a running one; and summarising and drawing the results.
+FRESH_CLUSTER_REAL_S = 5.0
+RUNNING_CLUSTER_REAL_S = 1.0
+RESULTS_REAL_S = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class RealTime:
+    """How long a run will take in real time, and why."""
+
+    workloads: int
+    duration_s: float
+    time_scale: float
+    fresh: bool
+
+    @property
+    def workload_real_s(self) -> float:
+        return self.workloads * self.duration_s / self.time_scale
+
+    @property
+    def setup_real_s(self) -> float:
+        per_cluster = FRESH_CLUSTER_REAL_S if self.fresh else RUNNING_CLUSTER_REAL_S
+        return self.workloads * per_cluster + RESULTS_REAL_S
+
+    @property
+    def total_s(self) -> float:
+        return self.workload_real_s + self.setup_real_s
+
+    def describe(self) -> str:
+        runs = f"{self.workloads} x " if self.workloads > 1 else ""
+        where = "a fresh cluster" if self.fresh else "the running cluster"
+        return (
+            f"{runs}{self.duration_s:g} simulated s at time scale {self.time_scale:g} "
+            f"({where}): about {fmt_real(self.total_s)} of real time, "
+            f"{fmt_real(self.setup_real_s)} of it setup"
+        )
+
+    def refusal(self, experiment: str) -> str:
+        """One line: why the run is refused, and three ways to go ahead."""
+        room_s = MAX_REAL_S - self.setup_real_s
+        fits_scale = nice_ceiling(self.workloads * self.duration_s / max(room_s, 1.0))
+        fits_duration = max(1, int(room_s * self.time_scale / self.workloads))
+        shorter = f"--duration {fits_duration} or less"
+        ways = (
+            f"pass --time-scale {fits_scale:g} or {shorter}"
+            if self.fresh
+            else f"start the cluster with `edgekv up --time-scale {fits_scale:g} --detach`, "
+            f"or pass {shorter}"
+        )
+        return (
+            f"{experiment}: {self.describe()}, more than {fmt_real(MAX_REAL_S)}; "
+            f"{ways}, or --yes to run it anyway"
+        )
+
+
+def fmt_real(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... at least ``value``."""
+    step = 1.0
+    while True:
+        for nice in (1.0, 2.0, 5.0):
+            if nice * step >= value:
+                return nice * step
+        step *= 10
+
+
+async def real_time_of(experiment: Experiment, args: argparse.Namespace) -> RealTime:
+    """The run's real duration; on a running cluster, once it answers (its clock decides)."""
+    if args.state is not None:
+        view = await running_cluster(args.state)
+        scale, fresh = view.clock.scale, False
+    else:
+        scale, fresh = args.time_scale or experiment.default_time_scale, True
+    return RealTime(experiment.workloads(args), float(args.duration), scale, fresh)
+
+
+async def check_real_time(experiment: Experiment, args: argparse.Namespace) -> None:
+    """Say how long the run will take; refuse one too long for a sitting unless --yes."""
+    real = await real_time_of(experiment, args)
+    if real.total_s > MAX_REAL_S and not args.yes:
+        raise ValueError(real.refusal(experiment.name))
+    print(f"{experiment.name}: {real.describe()}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def sigterm_cancels() -> Iterator[Callable[[], bool]]:
+    """While inside, SIGTERM cancels the current task as Ctrl-C would, so cleanup runs.
+
+    Yields a function that says whether SIGTERM came.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    received: list[bool] = []
+
+    def on_sigterm() -> None:
+        received.append(True)
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError):  # no signals here: the default stays
+        yield lambda: False
+        return
+    try:
+        yield lambda: bool(received)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 class Progress:
@@ -205,11 +347,27 @@ class Progress:
         self.stream.flush()
 
 
+# Exit code of a run stopped by SIGTERM (128 + 15), as if the signal had killed it.
+SIGTERM_EXIT = 128 + signal.SIGTERM
+
+
 async def run_experiment(experiment: Experiment, args: argparse.Namespace) -> int:
     validate_common(args)
     experiment.validate(args)
+    await check_real_time(experiment, args)
+    with sigterm_cancels() as terminated:
+        try:
+            return await run_into_folder(experiment, args)
+        except asyncio.CancelledError:
+            if terminated():
+                return SIGTERM_EXIT
+            raise
+
+
+async def run_into_folder(experiment: Experiment, args: argparse.Namespace) -> int:
     folder = ResultsFolder(args.out, experiment.name)
     progress = Progress()
+    cluster: dict[str, Any] = {}
     try:
         started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         ops, facts, cluster, driver = await experiment.run(args, progress)
@@ -231,6 +389,9 @@ async def run_experiment(experiment: Experiment, args: argparse.Namespace) -> in
     except BaseException:
         progress.finish()
         folder.discard()
+        # Failing after the workload ended: its namespaces on a running cluster go too.
+        if cluster and not cluster.get("fresh", True):
+            await remove_namespaces(str(cluster["central"]), list(cluster.get("namespaces", [])))
         raise
     print(summary.as_text())
     print(f"\nresults: {final}")
@@ -274,6 +435,26 @@ def allowance_s(record: RunRecord) -> dict[str, float]:
         + PROCESSING_REAL_S * scale
         for region, info in record.cluster.get("regions", {}).items()
     }
+
+
+def read_your_writes_optional(
+    record: RunRecord, writers: Collection[str], readers: Collection[str]
+) -> str | None:
+    """Why read-your-writes may have nothing to examine in this run; None when it must.
+
+    It examines reads that follow a write made through the same edge, so it
+    needs a region that both writes and reads, through one edge.
+    """
+    both = [region for region in writers if region in readers]
+    if not both:
+        return f"writes are made only in {', '.join(writers)}, where nobody reads"
+    regions = record.cluster.get("regions", {})
+    if all(len(regions.get(region, {}).get("edges", [None])) > 1 for region in both):
+        return (
+            "each region's sessions are spread over its several edges, so no read need "
+            "follow a write made through its own edge"
+        )
+    return None
 
 
 def rtt_s(record: RunRecord) -> dict[str, float]:

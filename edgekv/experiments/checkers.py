@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from edgekv.experiments.history import KeyWrites, Op
@@ -56,21 +56,51 @@ class Violation:
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """What one checker found: how many observations it examined and what broke."""
+    """What one checker found: how many observations it examined and what broke.
+
+    A check that examined nothing showed nothing: it is ``not examined``, never
+    ``ok``. Whether that fails a run is the experiment's call — by default it
+    does, since a run that cannot show a property it was meant to show has not
+    passed; :meth:`optional` marks a check the run may lack data for, with why.
+    """
 
     name: str
     checked: int
     violations: tuple[Violation, ...]
+    # Why the run may find nothing to examine here; None when it needs the check.
+    optional_because: str | None = None
+
+    @property
+    def examined(self) -> bool:
+        return self.checked > 0
 
     @property
     def ok(self) -> bool:
-        return not self.violations
+        """Examined, and held for everything examined."""
+        return self.examined and not self.violations
+
+    @property
+    def verdict(self) -> str:
+        if self.violations:
+            return "violated"
+        return "ok" if self.examined else "not examined"
+
+    @property
+    def passes(self) -> bool:
+        """Whether the run passes on this check: held, and examined unless optional."""
+        return not self.violations and (self.examined or self.optional_because is not None)
+
+    def optional(self, because: str) -> CheckResult:
+        return replace(self, optional_because=because)
 
     def as_dict(self, max_violations: int = 20) -> dict[str, Any]:
         return {
             "name": self.name,
+            "verdict": self.verdict,
             "ok": self.ok,
+            "passes": self.passes,
             "checked": self.checked,
+            "optional_because": self.optional_because,
             "violation_count": len(self.violations),
             "violations": [v.as_dict() for v in self.violations[:max_violations]],
         }
@@ -177,13 +207,14 @@ class Staleness:
     time_behind_s: tuple[float, ...]
     revisions_behind: tuple[int, ...]
 
+    # Fractions of no reads are unknown, not 0: None.
     @property
-    def stale_fraction(self) -> float:
-        return self.stale / self.reads if self.reads else 0.0
+    def stale_fraction(self) -> float | None:
+        return self.stale / self.reads if self.reads else None
 
     @property
-    def hit_ratio(self) -> float:
-        return self.hits / self.reads if self.reads else 0.0
+    def hit_ratio(self) -> float | None:
+        return self.hits / self.reads if self.reads else None
 
 
 def _in_scope(
@@ -247,6 +278,25 @@ def staleness(
         time_behind_s=tuple(time_behind_s),
         revisions_behind=tuple(revisions_behind),
     )
+
+
+def revisions_behind(ops: Sequence[Op]) -> dict[int, int]:
+    """Operation id → how many acknowledged writes of its key a read missed.
+
+    For each ok read with ``central_revision`` set: the acknowledged writes of
+    its (group, key) newer than what it returned, up to what central held when
+    it was invoked (0 for a fresh read) — the same count :func:`staleness`
+    gathers, by read.
+    """
+    logs = _key_logs(ops)
+    empty = KeyWrites([], [])
+    behind = {}
+    for op in ops:
+        if _is_observation(op) and op.central_revision is not None:
+            log = logs.get(_group_key(op))
+            index = log.index if log is not None else empty
+            behind[op.id] = index.between(_revision(op), op.central_revision)
+    return behind
 
 
 # --- Time to visibility ------------------------------------------------------------------------

@@ -6,11 +6,14 @@ and the clock the whole cluster shares (its time scale and anchor). A fresh
 cluster comes from the local launcher (``edgekv up``'s machinery) and is
 stopped when the experiment ends; a running one comes from its state file
 and must answer health checks first, so that a dead cluster is one clear
-error before anything is written.
+error before anything is written. A run leaves a running cluster as it found
+it when it fails or is interrupted: :func:`running_cluster_view` removes the
+namespaces the run created there (a fresh cluster goes away whole).
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -45,6 +48,8 @@ class ClusterView:
     topology: Topology | None = None
     # What the edges were run with (mode, max staleness, refresh-ahead), when known.
     edge_settings: dict[str, Any] = field(default_factory=dict)
+    # Ids of the namespaces this run created, in order.
+    namespaces: list[str] = field(default_factory=list)
 
     @property
     def regions(self) -> list[str]:
@@ -73,6 +78,8 @@ class ClusterView:
                 for region in self.regions
             },
             "edge_settings": self.edge_settings,
+            # On a running cluster the run's data stays there, in these namespaces.
+            **({} if self.fresh else {"namespaces": self.namespaces}),
         }
 
 
@@ -100,6 +107,45 @@ async def fresh_cluster(topology: Topology) -> AsyncIterator[ClusterView]:
             )
         finally:
             await cluster.stop()
+
+
+@asynccontextmanager
+async def running_cluster_view(state_path: Path) -> AsyncIterator[ClusterView]:
+    """A running cluster for one run; if the run fails, the namespaces it made are removed."""
+    view = await running_cluster(state_path)
+    try:
+        yield view
+    except BaseException:
+        await remove_namespaces(view.central, view.namespaces)
+        raise
+
+
+# Real seconds to spend removing a failed run's namespaces before giving up on them.
+CLEANUP_TIMEOUT_S = 10.0
+
+
+async def remove_namespaces(central: str, namespace_ids: list[str]) -> None:
+    """Delete a failed run's namespaces; if central cannot, say which are left behind."""
+    if not namespace_ids:
+        return
+    import asyncio
+
+    import edgekv
+
+    async def remove() -> None:
+        async with edgekv.Client(central=central, timeout_s=CLEANUP_TIMEOUT_S) as client:
+            for namespace_id in namespace_ids:
+                await client.delete_namespace(namespace_id)
+
+    try:
+        await asyncio.wait_for(remove(), CLEANUP_TIMEOUT_S)
+    except (Exception, asyncio.CancelledError) as exc:
+        left = ", ".join(namespace_ids)
+        print(
+            f"edgekv: warning: could not remove this run's namespaces from {central} "
+            f"({type(exc).__name__}: {exc}); left behind: {left}",
+            file=sys.stderr,
+        )
 
 
 async def running_cluster(state_path: Path, timeout_s: float = 3.0) -> ClusterView:

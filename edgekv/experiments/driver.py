@@ -102,6 +102,7 @@ class Driver:
         for group in groups:
             namespace = await self._central.create_namespace(f"{title} {group}")
             self.namespaces[group] = namespace.id
+            self.view.namespaces.append(namespace.id)
         self.t0 = self.clock.now()
         writes = [
             Planned(0.0, "write", "central", "setup", key, group, value_bytes=16)
@@ -239,9 +240,15 @@ class Driver:
         counters: dict[str, dict[str, int]] = {}
         for edge in self.view.edges:
             async with grpc.aio.insecure_channel(edge.address) as channel:
-                stats = await edge_pb2_grpc.EdgeControlStub(channel).GetStats(
-                    edge_pb2.GetStatsRequest(), timeout=5.0
-                )
+                try:
+                    stats = await edge_pb2_grpc.EdgeControlStub(channel).GetStats(
+                        edge_pb2.GetStatsRequest(), timeout=5.0
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    raise OSError(
+                        f"cannot read the counters of {edge.node} at {edge.address}: "
+                        f"{exc.code().name}"
+                    ) from None
             counters[edge.node] = {
                 name: int(getattr(stats, name))
                 for name in (

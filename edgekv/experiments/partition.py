@@ -8,12 +8,26 @@ maximum staleness and fails reads with UNAVAILABLE after that; its writes fail
 definitely (they never left the edge). After the heal the summary says how
 long the region took to serve fresh reads and accept writes again, and the
 last check reads every key at central: nothing acknowledged may be missing.
+
+When the cut and the heal happened is bracketed, not guessed. A switch is
+*requested* when the driver sends SetLink and *in force* once every edge of
+the region has answered it; the edge changes its link in between, at a moment
+the driver cannot see, and an operation in flight meanwhile may go either
+way. So an operation counts as *during* the partition only if it was invoked
+after the cut was in force and completed before the heal was requested — the
+edge knew of the cut for all of it — *before* only if it completed before the
+cut was requested, *after* only if it was invoked once the heal was in force,
+and anything else is counted apart, as *crossing* a switch. (Stamping each
+operation with the times the switch was scheduled or acknowledged, as this
+once did, put writes that reached a healed link in "during" whenever the
+driver was slow to hear SetLink's answer.)
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +38,7 @@ from edgekv.experiments.base import (
     add_keys_argument,
     base_topology,
     cluster_for,
+    read_your_writes_optional,
     validate_cache_ttl,
     validate_keys,
     validate_rate,
@@ -36,7 +51,36 @@ from edgekv.experiments.workload import KeySpace, Stream, plan
 from edgekv.topology import Topology
 
 GROUP = "partition"
-PHASES = ("before", "during", "after")
+PHASES = ("before", "during", "after", "crossing")
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """When a link change was requested and when every edge had confirmed it (simulated s)."""
+
+    requested_s: float
+    in_force_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The partition: its cut and its heal."""
+
+    cut: Switch
+    heal: Switch
+
+    @classmethod
+    def of(cls, facts: dict[str, Any]) -> Window:
+        """From run.json's facts; runs recorded before the bracket have one time per switch."""
+        cut_s, heal_s = float(facts["cut_s"]), float(facts["heal_s"])
+        return cls(
+            Switch(float(facts.get("cut_requested_s", cut_s)), cut_s),
+            Switch(float(facts.get("heal_requested_s", heal_s)), heal_s),
+        )
+
+    @property
+    def length_s(self) -> float:
+        return self.heal.requested_s - self.cut.in_force_s
 
 
 class Partition:
@@ -91,6 +135,9 @@ class Partition:
         )
         add_keys_argument(parser, default=10)
 
+    def workloads(self, args: argparse.Namespace) -> int:
+        return 1
+
     def validate(self, args: argparse.Namespace) -> None:
         validate_cache_ttl(args.cache_ttl)
         validate_rate(args.read_rate, "--read-rate")
@@ -143,25 +190,24 @@ class Partition:
                 )
             ]
             await driver.setup(f"experiment partition {driver.t0:.0f}", [GROUP], keys)
-            events: dict[str, float] = {}
-            switch = LinkSwitch(view, args.region, events, driver.now_s)
             progress.phase("partition", args.duration)
-            try:
-                ops = await driver.run(
-                    plan(streams, args.seed),
-                    progress,
-                    at_time=[
-                        (cut_s, lambda: switch.set(True)),
-                        (heal_s, lambda: switch.set(False)),
-                    ],
-                )
-            finally:
-                await switch.set(False)
+            async with LinkSwitch(view, args.region, driver.now_s) as switch:
+                try:
+                    ops = await driver.run(
+                        plan(streams, args.seed),
+                        progress,
+                        at_time=[
+                            (cut_s, lambda: switch.set("cut", partitioned=True)),
+                            (heal_s, lambda: switch.set("heal", partitioned=False)),
+                        ],
+                    )
+                finally:
+                    await switch.set("heal", partitioned=False)
+                events = switch.events
             facts = {
                 "region": args.region,
                 "regions": view.regions,
-                "cut_s": events.get("cut_s", cut_s),
-                "heal_s": events.get("heal_s", heal_s),
+                **events,
                 "central_revisions": (await driver.central_revisions())[GROUP],
                 "edge_counters": await driver.edge_counters(),
             }
@@ -169,22 +215,27 @@ class Partition:
 
     def summarise(self, record: RunRecord, ops: list[Op]) -> Summary:
         facts = record.facts
-        region, cut_s, heal_s = facts["region"], float(facts["cut_s"]), float(facts["heal_s"])
-        rows = [phase_row(ops, region, phase, cut_s, heal_s) for phase in PHASES]
+        region, window = facts["region"], Window.of(facts)
+        rows = [phase_row(ops, region, phase, window) for phase in PHASES]
+        heal_s = window.heal.in_force_s
         read_recovery = first_after(
             ops, heal_s, region, lambda op: op.is_read and op.cache_status != "STALE"
         )
         write_recovery = first_after(ops, heal_s, region, lambda op: op.is_write)
         lost = nothing_lost(ops, facts["central_revisions"])
-        checks = [lost, checkers.monotonic_reads(ops), checkers.read_your_writes(ops)]
-        during = rows[1]
-        headline = (
-            f"cut off for {heal_s - cut_s:.0f} s, {region} served {during[3]} STALE reads and "
-            f"failed {during[4]}; it served fresh reads again {fmt_s(read_recovery)} after the heal"
+        own_writes = checkers.read_your_writes(ops)
+        optional = read_your_writes_optional(record, facts["regions"], facts["regions"])
+        checks = [
+            lost,
+            checkers.monotonic_reads(ops),
+            own_writes if optional is None else own_writes.optional(optional),
+        ]
+        reads_after = any(
+            op.is_read and op.region == region and op.invoke_s >= heal_s for op in ops
         )
         return Summary(
             self.name,
-            headline,
+            partition_headline(region, window, rows[1], read_recovery, reads_after),
             [
                 Table(
                     f"{region} before, during and after the partition",
@@ -203,10 +254,16 @@ class Partition:
                 Table(
                     "recovery after the heal (simulated s)",
                     ["region", "partition_s", "fresh_read_after_s", "write_after_s"],
-                    [[region, heal_s - cut_s, read_recovery, write_recovery]],
+                    [[region, window.length_s, read_recovery, write_recovery]],
                 ),
             ],
             [check.as_dict() for check in checks],
+            notes=[
+                "During: invoked after every edge of the region had confirmed the cut and "
+                "completed before the heal was requested. Crossing: operations in flight "
+                "while the link was being switched, which may rightly go either way. "
+                "Recovery is timed from when the heal was in force."
+            ],
             measures={
                 "phases": {row[0]: row[1:] for row in rows},
                 "read_recovery_s": read_recovery,
@@ -217,46 +274,90 @@ class Partition:
     def draw(self, record: RunRecord, ops: list[Op], summary: Summary, out: Path) -> list[str]:
         facts = record.facts
         regions = facts["regions"]
-        status_code = {"HIT": 0.0, "REVALIDATED": 0.0, "MISS": 0.0, "EXPIRED": 0.0, "STALE": 1.0}
+        window = Window.of(facts)
         reads = [op for op in ops if op.is_read]
-        return [
-            plots.region_time_heatmap(
-                out,
-                "partition-heatmap.png",
-                f"Reads per region: fresh (0), STALE (1), failed (2); {facts['region']} cut off",
-                reads,
-                regions,
-                float(record.options["duration"]),
-                value=lambda op: 2.0 if not op.ok else status_code.get(op.cache_status or "", 0.0),
-                colour_label="fresh 0 · STALE 1 · failed 2",
-                events=[(float(facts["cut_s"]), "cut"), (float(facts["heal_s"]), "heal")],
-            )
-        ]
+        heatmap = plots.Heatmap(
+            f"What each region's reads returned; {facts['region']} cut off from central",
+            reads,
+            regions,
+            float(record.options["duration"]),
+            events=[(window.cut.in_force_s, "cut"), (window.heal.in_force_s, "heal")],
+        )
+        figure = plots.category_figure(heatmap, read_category, READ_CATEGORIES)
+        return [plots.save(figure, out, "partition-heatmap.png")]
+
+
+# How a read ended, for the heatmap: an index into READ_CATEGORIES.
+READ_CATEGORIES: tuple[plots.Category, ...] = (
+    ("fresh", "#4c9f70"),
+    ("STALE", "#f2a541"),
+    ("failed", "#d1495b"),
+)
+
+
+def read_category(op: Op) -> int:
+    if not op.ok:
+        return 2
+    return 1 if op.cache_status == "STALE" else 0
 
 
 class LinkSwitch:
-    """Partitions or heals every edge of one region, noting when it happened."""
+    """Partitions or heals every edge of one region, bracketing when it happened.
 
-    def __init__(
-        self, view: ClusterView, region: str, events: dict[str, float], now_s: Any
-    ) -> None:
+    The control channels are opened, and the links' other settings read,
+    before the run, so that a switch is one SetLink per edge sent at once and
+    its bracket is as narrow as the machine allows.
+    """
+
+    def __init__(self, view: ClusterView, region: str, now_s: Callable[[], float]) -> None:
         self._addresses = [edge.address for edge in view.edges_in(region)]
-        self._events = events
         self._now_s = now_s
+        self._channels: list[Any] = []
+        self._links: list[Any] = []
+        # "cut_requested_s", "cut_s" (in force), "heal_requested_s", "heal_s" (in force).
+        self.events: dict[str, float] = {}
 
-    async def set(self, partitioned: bool) -> None:
+    async def __aenter__(self) -> LinkSwitch:
         import grpc
 
-        from edgekv.v1 import edge_pb2, edge_pb2_grpc
+        from edgekv.v1 import edge_pb2
 
-        for address in self._addresses:
-            async with grpc.aio.insecure_channel(address) as channel:
-                control = edge_pb2_grpc.EdgeControlStub(channel)
-                link = await control.GetLink(edge_pb2.GetLinkRequest(), timeout=5.0)
-                if link.partitioned != partitioned:
-                    link.partitioned = partitioned
-                    await control.SetLink(link, timeout=5.0)
-                    self._events.setdefault("cut_s" if partitioned else "heal_s", self._now_s())
+        try:
+            for address in self._addresses:
+                channel = grpc.aio.insecure_channel(address)
+                self._channels.append(channel)
+                control = self._control(channel)
+                self._links.append(await control.GetLink(edge_pb2.GetLinkRequest(), timeout=5.0))
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for channel in self._channels:
+            await channel.close()
+
+    @staticmethod
+    def _control(channel: Any) -> Any:
+        from edgekv.v1 import edge_pb2_grpc
+
+        return edge_pb2_grpc.EdgeControlStub(channel)
+
+    async def set(self, name: str, partitioned: bool) -> None:
+        """Switch every edge's link; the first time ``name`` happens, record its bracket."""
+        import asyncio
+
+        requested_s = self._now_s()
+        for link in self._links:
+            link.partitioned = partitioned
+        await asyncio.gather(
+            *(
+                self._control(channel).SetLink(link, timeout=5.0)
+                for channel, link in zip(self._channels, self._links, strict=True)
+            )
+        )
+        self.events.setdefault(f"{name}_requested_s", requested_s)
+        self.events.setdefault(f"{name}_s", self._now_s())
 
 
 def window_of(args: argparse.Namespace) -> tuple[float, float]:
@@ -273,15 +374,22 @@ def with_max_stale(topology: Topology, max_stale_s: float) -> Topology:
     return replace(topology, regions=regions)
 
 
-def phase_of(op: Op, cut_s: float, heal_s: float) -> str:
-    return "before" if op.invoke_s < cut_s else "during" if op.invoke_s < heal_s else "after"
+def phase_of(op: Op, window: Window) -> str:
+    """before, during, after, or crossing a switch (see the module's docstring)."""
+    if op.complete_s <= window.cut.requested_s:
+        return "before"
+    if op.invoke_s >= window.cut.in_force_s and op.complete_s <= window.heal.requested_s:
+        return "during"
+    if op.invoke_s >= window.heal.in_force_s:
+        return "after"
+    return "crossing"
 
 
-def phase_row(ops: list[Op], region: str, phase: str, cut_s: float, heal_s: float) -> list[Any]:
+def phase_row(ops: list[Op], region: str, phase: str, window: Window) -> list[Any]:
     mine = [
         op
         for op in ops
-        if op.region == region and op.invoke_s >= 0 and phase_of(op, cut_s, heal_s) == phase
+        if op.region == region and op.invoke_s >= 0 and phase_of(op, window) == phase
     ]
     reads = [op for op in mine if op.is_read]
     writes = [op for op in mine if op.is_write]
@@ -295,6 +403,20 @@ def phase_row(ops: list[Op], region: str, phase: str, cut_s: float, heal_s: floa
         sum(op.outcome == "failed" for op in writes),
         sum(op.outcome == "unknown" for op in writes),
     ]
+
+
+def partition_headline(
+    region: str, window: Window, during: list[Any], read_recovery: float | None, reads_after: bool
+) -> str:
+    """What the cut-off region did during the cut and after the heal — or that nobody asked."""
+    cut = f"cut off for {window.length_s:.0f} s, {region} "
+    if during[1]:
+        cut += f"served {during[3]} STALE reads and failed {during[4]}"
+    else:
+        cut += "was not read while it was cut off"
+    if not reads_after:
+        return f"{cut}; it was not read after the heal"
+    return f"{cut}; it served fresh reads again {fmt_s(read_recovery)} after the heal"
 
 
 def first_after(ops: list[Op], heal_s: float, region: str, wanted: Any) -> float | None:

@@ -89,7 +89,8 @@ class Summary:
 
     @property
     def ok(self) -> bool:
-        return all(check["ok"] for check in self.checks)
+        """Every check passes: none violated, and none the run needed left unexamined."""
+        return all(check_passes(check) for check in self.checks)
 
     def as_text(self) -> str:
         parts = [self.headline, *[table.as_text() for table in self.tables]]
@@ -108,9 +109,36 @@ class Summary:
         return cls(**raw)
 
 
+def check_verdict(check: dict[str, Any]) -> str:
+    """ok, violated or not examined, for CheckResult.as_dict() of any version."""
+    if "verdict" in check:
+        return str(check["verdict"])
+    if check["violation_count"]:
+        return "violated"
+    return "ok" if check["checked"] else "not examined"
+
+
+def check_passes(check: dict[str, Any]) -> bool:
+    if "passes" in check:
+        return bool(check["passes"])
+    return check_verdict(check) == "ok"
+
+
+def _verdict_text(check: dict[str, Any], violated: str) -> str:
+    """How a check's verdict reads: what held, what broke, and what nobody looked at."""
+    verdict = check_verdict(check)
+    if verdict == "violated":
+        return f"{violated} {check['violation_count']} times ({check['checked']} observations)"
+    if verdict == "ok":
+        return f"ok ({check['checked']} observations)"
+    reason = check.get("optional_because")
+    if reason:
+        return f"not examined, not needed here: {reason}"
+    return "not examined, and the run needed it: FAILS"
+
+
 def _check_line(check: dict[str, Any]) -> str:
-    verdict = "ok" if check["ok"] else f"VIOLATED {check['violation_count']} times"
-    line = f"  {check['name']:<20} {verdict} ({check['checked']} observations)"
+    line = f"  {check['name']:<20} {_verdict_text(check, 'VIOLATED')}"
     for violation in check.get("violations", [])[:3]:
         line += f"\n      {violation['message']} (ops {', '.join(map(str, violation['op_ids']))})"
     return line
@@ -206,8 +234,10 @@ def markdown_report(record: RunRecord, summary: Summary, plots: list[str]) -> st
     if summary.checks:
         lines += ["### Checks", ""]
         for check in summary.checks:
-            verdict = "holds" if check["ok"] else f"**violated {check['violation_count']} times**"
-            lines.append(f"- {check['name']}: {verdict} ({check['checked']} observations)")
+            verdict = _verdict_text(check, "**violated**")
+            if check_verdict(check) == "not examined" and not check_passes(check):
+                verdict = f"**{verdict}**"
+            lines.append(f"- {check['name']}: {verdict}")
             for violation in check.get("violations", [])[:5]:
                 lines.append(f"  - {violation['message']} (ops {violation['op_ids']})")
         lines.append("")

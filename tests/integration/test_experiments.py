@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,15 @@ def edgekv(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[st
         timeout=timeout_s,
         env=environment,
     )
+
+
+def one_error(stderr: str) -> str:
+    """The one error line of a failed run (after the line that says how long it would take)."""
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("edgekv: error:")]
+    assert len(errors) == 1, stderr
+    assert stderr.strip().splitlines()[-1] == errors[0], "the error is the last word"
+    return errors[0]
 
 
 def only_run(out: Path, experiment: str) -> Path:
@@ -213,8 +224,7 @@ def test_a_dead_cluster_or_an_unwritable_folder_is_one_line(tmp_path: Path) -> N
     blocker.write_text("not a folder")
     done = edgekv("experiment", "visibility", "--out", str(blocker / "results"))
     assert done.returncode == 1
-    assert "cannot write results under" in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    assert "cannot write results under" in one_error(done.stderr)
 
 
 @pytest.mark.timeout(60)
@@ -225,8 +235,7 @@ def test_a_run_that_fails_midway_leaves_nothing_that_looks_like_a_result(tmp_pat
         "--duration", "200", "--time-scale", "100",
     )  # fmt: skip
     assert done.returncode == 1
-    assert "no edge in region 'mars'" in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    assert "no edge in region 'mars'" in one_error(done.stderr)
     assert not out.exists(), "the partial folder, and the folders made for it, are removed"
 
 
@@ -258,3 +267,106 @@ def test_an_experiment_runs_on_a_cluster_started_by_up_detach(tmp_path: Path) ->
         assert refused.returncode == 1 and "cannot use --state" in refused.stderr
     finally:
         assert cli("down").returncode == 0
+
+
+class RunningCluster:
+    """A cluster started by `edgekv up --detach`, and the commands a user runs beside it."""
+
+    def __init__(self, tmp_path: Path, time_scale: str) -> None:
+        self.state = tmp_path / "cluster.json"
+        self.out = tmp_path / "out"
+        self.environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
+        self.environment["EDGEKV_STATE_FILE"] = str(self.state)
+        up = self.cli("up", "--detach", "--time-scale", time_scale, "--data-dir",
+                      str(tmp_path / "data"))  # fmt: skip
+        assert up.returncode == 0, up.stderr
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "edgekv", *args],
+            capture_output=True, text=True, timeout=90, env=self.environment,
+        )  # fmt: skip
+
+    def experiment(self, name: str, *args: str) -> list[str]:
+        return [sys.executable, "-m", "edgekv", "experiment", name, "--state", str(self.state),
+                "--out", str(self.out), *args]  # fmt: skip
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[str]:
+        """Start an experiment and return once its workload is running."""
+        process = subprocess.Popen(
+            self.experiment(name, *args), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            text=True, env=self.environment,
+        )  # fmt: skip
+        assert process.stderr is not None
+        for line in process.stderr:  # the progress line comes once the workload has begun
+            if "s simulated" in line:
+                return process
+        raise AssertionError(f"{name} ended before its workload began: {process.wait()}")
+
+    def namespaces(self) -> list[str]:
+        listed = self.cli("kv", "namespace", "list")
+        assert listed.returncode == 0, listed.stderr
+        return [namespace["title"] for namespace in json.loads(listed.stdout)]
+
+    def node(self, name: str) -> dict[str, Any]:
+        info: dict[str, Any] = json.loads(self.state.read_text())["nodes"][name]
+        return info
+
+
+def partitioned(address: str) -> bool:
+    import grpc
+
+    from edgekv.v1 import edge_pb2, edge_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        link = edge_pb2_grpc.EdgeControlStub(channel).GetLink(edge_pb2.GetLinkRequest(), timeout=5)
+    return bool(link.partitioned)
+
+
+@pytest.mark.timeout(240)
+def test_on_a_running_cluster_a_long_run_is_refused_and_a_failed_run_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    cluster = RunningCluster(tmp_path, time_scale="100")
+    try:
+        # 70,000 simulated s at the cluster's time scale of 100: about 12 minutes.
+        refused = cluster.cli(*cluster.experiment("visibility", "--duration", "70000")[3:])
+        assert refused.returncode == 1
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert "about 12 min of real time" in refused.stderr, refused.stderr
+        assert "start the cluster with `edgekv up --time-scale 200 --detach`" in refused.stderr
+        assert "--duration 59600 or less, or --yes" in refused.stderr
+        assert not cluster.out.exists(), "a refused run writes nothing"
+        assert cluster.namespaces() == [], "a refused run creates nothing"
+
+        # --yes runs it; Ctrl-C stops it, and it takes its namespaces with it.
+        run = cluster.start("visibility", "--duration", "70000", "--yes")
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=30) == 130
+        assert cluster.namespaces() == []
+        assert not cluster.out.exists()
+
+        # SIGTERM while eu-west is cut off: namespaces removed, the link healed.
+        eu_west = cluster.node("eu-west-1")["address"]
+        run = cluster.start("partition", "--duration", "70000", "--yes", "--cut-at", "50",
+                            "--heal-at", "60000")  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not partitioned(eu_west):
+            assert time.monotonic() < deadline, "the cut never came"
+            time.sleep(0.05)
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=30) == 128 + signal.SIGTERM
+        assert not partitioned(eu_west)
+        assert cluster.namespaces() == []
+        assert not cluster.out.exists()
+
+        # An error mid-way (an edge dies under the run): one line, and nothing left behind.
+        run = cluster.start("staleness", "--duration", "1000", "--cache-ttls", "30")
+        os.kill(int(cluster.node("sa-east-1")["pid"]), signal.SIGKILL)
+        _, stderr = run.communicate(timeout=60)
+        assert run.returncode == 1
+        assert "cannot read the counters of sa-east-1" in one_error(stderr)
+        assert cluster.namespaces() == []
+        assert not cluster.out.exists()
+    finally:
+        cluster.cli("down")

@@ -18,6 +18,7 @@ from edgekv.experiments.checkers import (
     percentile,
     promise,
     read_your_writes,
+    revisions_behind,
     staleness,
     summary_of_visibility,
     visibility,
@@ -123,15 +124,31 @@ def test_a_check_result_is_json_able_and_truncates_violations() -> None:
     record = result.as_dict(max_violations=2)
     assert json.loads(json.dumps(record)) == {
         "name": "c",
+        "verdict": "violated",
         "ok": False,
+        "passes": False,
         "checked": 9,
+        "optional_because": None,
         "violation_count": 5,
         "violations": [
             {"check": "c", "message": "v0", "op_ids": [0, 1]},
             {"check": "c", "message": "v1", "op_ids": [1, 2]},
         ],
     }
-    assert CheckResult("c", 0, ()).ok
+
+
+def test_a_check_that_examined_nothing_is_not_examined_never_ok() -> None:
+    held = CheckResult("c", 3, ())
+    assert (held.verdict, held.ok, held.passes) == ("ok", True, True)
+    empty = CheckResult("c", 0, ())
+    assert (empty.verdict, empty.ok, empty.passes) == ("not examined", False, False)
+    # An experiment may say why it can lack data for a check; then the run may pass.
+    excused = empty.optional("no region both writes and reads")
+    assert (excused.verdict, excused.ok, excused.passes) == ("not examined", False, True)
+    assert excused.as_dict()["optional_because"] == "no region both writes and reads"
+    # Violations are never excused.
+    broken = CheckResult("c", 1, (Violation("c", "v", (1,)),)).optional("whatever")
+    assert (broken.verdict, broken.passes) == ("violated", False)
 
 
 # --- staleness ---------------------------------------------------------------------------------
@@ -171,6 +188,11 @@ def test_staleness_of_a_hand_computed_history() -> None:
     assert result.hit_ratio == pytest.approx(0.4)
 
 
+def test_revisions_behind_counts_the_writes_each_read_missed() -> None:
+    behind = revisions_behind(staleness_history())
+    assert behind == {10: 0, 11: 1, 12: 2, 13: 0, 15: 1, 16: 0}
+
+
 def test_staleness_filters_by_group_region_and_window() -> None:
     ops = staleness_history()
     everything = staleness(ops)
@@ -187,7 +209,8 @@ def test_staleness_filters_by_group_region_and_window() -> None:
 def test_staleness_skips_reads_without_a_central_revision() -> None:
     ops = [write(1, 1.0, 1), read(2, 2.0, 0)]  # not annotated
     empty = staleness(ops)
-    assert (empty.reads, empty.stale_fraction, empty.hit_ratio) == (0, 0.0, 0.0)
+    # Fractions of no reads are unknown, not 0.
+    assert (empty.reads, empty.stale_fraction, empty.hit_ratio) == (0, None, None)
 
 
 # --- visibility --------------------------------------------------------------------------------
@@ -439,7 +462,8 @@ def test_promise_bound_survives_float_rounding() -> None:
 def test_a_longer_promise_excuses_a_read() -> None:
     ops = [write(1, 0.0, 1), read(2, 70.0, 0)]
     assert not promise(ops, extra_s={}).ok
-    assert promise(ops, extra_s={}, promise_s=90.0).ok
+    excused = promise(ops, extra_s={}, promise_s=90.0)
+    assert (excused.violations, excused.verdict) == ((), "not examined")
 
 
 # --- against brute force on random histories ----------------------------------------------------
