@@ -45,7 +45,8 @@ class EdgeCounters:
     refreshes: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        """The counters alone, by name (a subclass's other fields left out)."""
+        return {field.name: getattr(self, field.name) for field in fields(EdgeCounters)}
 
 
 @dataclass
@@ -147,7 +148,10 @@ class NodeControl(AsyncClosing):
     async def link(self) -> LinkSettings:
         return LinkSettings.from_pb(await self._call(self._edge.GetLink, edge_pb2.GetLinkRequest()))
 
-    async def set_link(self, **changes: Any) -> LinkSettings:
+    async def set_link(self, settings: LinkSettings) -> LinkSettings:
+        """Give the link exactly these settings, in one call; return what it has now."""
+        return LinkSettings.from_pb(await self._call(self._edge.SetLink, settings.to_pb()))
+
+    async def change_link(self, **changes: Any) -> LinkSettings:
         """Change some of the link's settings (the others stay); return them all."""
-        wanted = replace(await self.link(), **changes)
-        return LinkSettings.from_pb(await self._call(self._edge.SetLink, wanted.to_pb()))
+        return await self.set_link(replace(await self.link(), **changes))

@@ -20,9 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
+from edgekv.control import NodeControl
+from edgekv.core.errors import KVError
 from edgekv.locate import ClusterState
 from edgekv.node_args import central_args, edge_args, edgekv_command
 from edgekv.process import Child, StartError, spawn, wait_ready_async
@@ -181,10 +180,10 @@ class LocalCluster:
 
 async def healthy(address: str, timeout_s: float) -> None:
     """Wait until ``address`` answers gRPC health checking with SERVING."""
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        answer = await stub.Check(
-            health_pb2.HealthCheckRequest(), timeout=timeout_s, wait_for_ready=True
-        )
-        if answer.status != health_pb2.HealthCheckResponse.SERVING:
-            raise StartError(f"{address} is not serving")
+    async with NodeControl(address, timeout_s=timeout_s) as control:
+        try:
+            status = await control.serving_status(wait=True)
+        except KVError as exc:
+            raise StartError(f"{address} did not answer its health check: {exc.message}") from None
+    if status != "SERVING":
+        raise StartError(f"{address} is not serving ({status})")

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from edgekv.clock import ScaledClock
-from edgekv.launcher import LocalCluster, healthy
+from edgekv.control import NodeControl
+from edgekv.launcher import LocalCluster
 from edgekv.locate import ClusterNotFoundError, ClusterState, read_state_file
 from edgekv.topology import Topology
 
@@ -155,9 +154,9 @@ async def running_cluster(state_path: Path, timeout_s: float = 3.0) -> ClusterVi
     if not edges:
         raise ClusterNotFoundError(f"the cluster in {state_path} has no edges")
     for address in [state.central, *(edge.address for edge in edges)]:
-        try:
-            await healthy(address, timeout_s)
-        except (grpc.aio.AioRpcError, OSError):
+        async with NodeControl(address, timeout_s) as control:
+            answers = await control.healthy(wait=True)
+        if not answers:
             raise ClusterNotFoundError(
                 f"the cluster in {state_path} is not running: {address} does not answer "
                 "(start one with `edgekv up --detach`)"

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import edgekv
 from edgekv.client import RetryPolicy
+from edgekv.control import NodeControl
 from edgekv.core.errors import KVError
 from edgekv.experiments.checkers import percentile
 from edgekv.experiments.cluster import ClusterView, EdgeAddress
@@ -233,35 +234,14 @@ class Driver:
 
     async def edge_counters(self) -> dict[str, dict[str, int]]:
         """Each edge's counters (EdgeControl.GetStats), by node name."""
-        import grpc
-
-        from edgekv.v1 import edge_pb2, edge_pb2_grpc
-
         counters: dict[str, dict[str, int]] = {}
         for edge in self.view.edges:
-            async with grpc.aio.insecure_channel(edge.address) as channel:
+            async with NodeControl(edge.address) as control:
                 try:
-                    stats = await edge_pb2_grpc.EdgeControlStub(channel).GetStats(
-                        edge_pb2.GetStatsRequest(), timeout=5.0
-                    )
-                except grpc.aio.AioRpcError as exc:
+                    stats = await control.stats()
+                except KVError as exc:
                     raise OSError(
-                        f"cannot read the counters of {edge.node} at {edge.address}: "
-                        f"{exc.code().name}"
+                        f"cannot read the counters of {edge.node} at {edge.address}: {exc.message}"
                     ) from None
-            counters[edge.node] = {
-                name: int(getattr(stats, name))
-                for name in (
-                    "hits",
-                    "misses",
-                    "expired",
-                    "revalidated",
-                    "stale_serves",
-                    "upstream_calls",
-                    "upstream_errors",
-                    "upstream_bytes",
-                    "watch_changes",
-                    "refreshes",
-                )
-            }
+            counters[edge.node] = stats.as_dict()
         return counters

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from edgekv.control import LinkSettings, NodeControl
 from edgekv.experiments import checkers, plots
 from edgekv.experiments.base import (
     Progress,
@@ -312,48 +313,35 @@ class LinkSwitch:
     def __init__(self, view: ClusterView, region: str, now_s: Callable[[], float]) -> None:
         self._addresses = [edge.address for edge in view.edges_in(region)]
         self._now_s = now_s
-        self._channels: list[Any] = []
-        self._links: list[Any] = []
+        self._controls: list[NodeControl] = []
+        self._links: list[LinkSettings] = []
         # "cut_requested_s", "cut_s" (in force), "heal_requested_s", "heal_s" (in force).
         self.events: dict[str, float] = {}
 
     async def __aenter__(self) -> LinkSwitch:
-        import grpc
-
-        from edgekv.v1 import edge_pb2
-
         try:
             for address in self._addresses:
-                channel = grpc.aio.insecure_channel(address)
-                self._channels.append(channel)
-                control = self._control(channel)
-                self._links.append(await control.GetLink(edge_pb2.GetLinkRequest(), timeout=5.0))
+                control = NodeControl(address)
+                self._controls.append(control)
+                self._links.append(await control.link())
         except BaseException:
             await self.__aexit__()
             raise
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        for channel in self._channels:
-            await channel.close()
-
-    @staticmethod
-    def _control(channel: Any) -> Any:
-        from edgekv.v1 import edge_pb2_grpc
-
-        return edge_pb2_grpc.EdgeControlStub(channel)
+        for control in self._controls:
+            await control.close()
 
     async def set(self, name: str, partitioned: bool) -> None:
         """Switch every edge's link; the first time ``name`` happens, record its bracket."""
         import asyncio
 
         requested_s = self._now_s()
-        for link in self._links:
-            link.partitioned = partitioned
         await asyncio.gather(
             *(
-                self._control(channel).SetLink(link, timeout=5.0)
-                for channel, link in zip(self._channels, self._links, strict=True)
+                control.set_link(replace(link, partitioned=partitioned))
+                for control, link in zip(self._controls, self._links, strict=True)
             )
         )
         self.events.setdefault(f"{name}_requested_s", requested_s)

@@ -8,6 +8,7 @@ machine's timing adds is within each test's stated tolerances.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from edgekv.control import NodeControl
 
 pytestmark = pytest.mark.slow
 
@@ -314,13 +317,11 @@ class RunningCluster:
 
 
 def partitioned(address: str) -> bool:
-    import grpc
+    async def read_link() -> bool:
+        async with NodeControl(address) as control:
+            return (await control.link()).partitioned
 
-    from edgekv.v1 import edge_pb2, edge_pb2_grpc
-
-    with grpc.insecure_channel(address) as channel:
-        link = edge_pb2_grpc.EdgeControlStub(channel).GetLink(edge_pb2.GetLinkRequest(), timeout=5)
-    return bool(link.partitioned)
+    return asyncio.run(read_link())
 
 
 @pytest.mark.timeout(240)

@@ -78,10 +78,10 @@ async def test_the_link_is_read_and_changed_through_the_control_client(
     try:
         async with NodeControl(edge.address) as control:
             assert await control.link() == LinkSettings(rtt_ms=80)
-            cut = await control.set_link(partitioned=True)
+            cut = await control.change_link(partitioned=True)
             assert cut == LinkSettings(rtt_ms=80, partitioned=True) == edge.link.settings
             with pytest.raises(edgekv.InvalidRequestError, match="Invalid link settings"):
-                await control.set_link(loss=2.0)
+                await control.change_link(loss=2.0)
             assert edge.link.settings == cut, "a refused change changes nothing"
             assert await control.flush() == 0
             assert await control.serving_status() == "SERVING"

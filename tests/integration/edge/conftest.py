@@ -65,7 +65,7 @@ class Edge:
 
     async def set_link(self, **changes: Any) -> LinkSettings:
         """EdgeControl.SetLink with the current settings, changed by ``changes``."""
-        return await self.control.set_link(**changes)
+        return await self.control.change_link(**changes)
 
     async def close(self) -> None:
         await self.client.close()
