@@ -20,8 +20,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import time
 from typing import Protocol
+
+from edgekv.core.errors import UsageError
 
 
 class Clock(Protocol):
@@ -42,10 +45,18 @@ class Clock(Protocol):
 DEFAULT_TIME_SCALE = 1.0
 
 
+def valid_time_scale(scale: float, name: str = "time scale") -> float:
+    """``scale`` if it is a positive, finite number; else a UsageError naming ``name``."""
+    if not 0 < scale < math.inf:
+        raise UsageError(f"{name} must be a positive number, got {scale:g}")
+    return scale
+
+
 class ScaledClock:
     def __init__(self, scale: float = DEFAULT_TIME_SCALE, anchor: float | None = None) -> None:
-        if scale <= 0:
-            raise ValueError(f"time scale must be positive, got {scale}")
+        valid_time_scale(scale)
+        if anchor is not None and not math.isfinite(anchor):
+            raise UsageError(f"time anchor must be a Unix time, got {anchor}")
         self.scale = scale
         self.anchor = time.time() if anchor is None else anchor
 

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekv.core.errors import UsageError
+
 CONFIG_NAMES = ("wrangler.toml", "wrangler.json", "wrangler.jsonc")
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A configuration file that cannot be used, or a binding it does not define."""
 
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgekv.clock import DEFAULT_TIME_SCALE
+from edgekv.core.errors import UsageError
 
 
-class ClusterNotFoundError(ValueError):
+class ClusterNotFoundError(UsageError):
     """No address for the central store or for a region's edge."""
 
 

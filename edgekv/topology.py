@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekv.clock import DEFAULT_TIME_SCALE
+from edgekv.core.errors import UsageError
 
 MiB = 1024 * 1024
 # Where a node listens when nobody says otherwise (``edgekv central`` / ``edgekv edge``,
@@ -75,7 +76,7 @@ DEFAULT_REGION_RTT_MS = {
 }
 
 
-class TopologyError(ValueError):
+class TopologyError(UsageError):
     """A topology that cannot be used; the message names the file and the field."""
 
 

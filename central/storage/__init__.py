@@ -8,9 +8,10 @@ configured). :func:`open_storage` is the one way to get one.
 from __future__ import annotations
 
 from central.storage.base import Storage
+from edgekv.core.errors import UsageError
 
 
-class StorageURLError(ValueError):
+class StorageURLError(UsageError):
     """A storage URL that names no back-end, or one that cannot be opened."""
 
 

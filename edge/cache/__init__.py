@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from edge.cache.base import CacheStore
 from edgekv.clock import Clock
+from edgekv.core.errors import UsageError
 
 
-class CacheURLError(ValueError):
+class CacheURLError(UsageError):
     """A cache URL that names no store, or a store that cannot be reached."""
 
 

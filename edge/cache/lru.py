@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from edgekv.core.errors import UsageError
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -19,7 +21,7 @@ V = TypeVar("V")
 class ByteBoundedLRU(Generic[K, V]):
     def __init__(self, max_bytes: int, size_of: Callable[[V], int]) -> None:
         if max_bytes <= 0:
-            raise ValueError(f"the cache needs a positive size, got {max_bytes} bytes")
+            raise UsageError(f"the cache needs a positive size, got {max_bytes} bytes")
         self.max_bytes = max_bytes
         self._size_of = size_of
         self._entries: OrderedDict[K, V] = OrderedDict()

@@ -37,6 +37,7 @@ from edgekv.bench.servers import (
     start_redis,
 )
 from edgekv.client import RetryPolicy
+from edgekv.core.errors import UsageError
 from edgekv.experiments.theory import key_weights
 from edgekv.node_args import central_args, edge_args, edgekv_command
 from edgekv.rpc import CHANNEL_OPTIONS
@@ -368,7 +369,7 @@ def scenario_named(name: str) -> Scenario:
         if scenario.name == name:
             return scenario
     known = ", ".join(s.name for s in all_scenarios())
-    raise ValueError(f"unknown scenario {name!r} (scenarios: {known})")
+    raise UsageError(f"unknown scenario {name!r} (scenarios: {known})")
 
 
 # -- the servers ----------------------------------------------------------------------------

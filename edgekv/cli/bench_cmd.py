@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgekv.core.errors import UsageError
+
 OUT_HELP = "write results under DIR/bench/ (default: results, in the current directory)"
 
 
@@ -114,7 +116,7 @@ async def run_resources(args: argparse.Namespace) -> int:
     from edgekv.provenance import provenance
 
     if args.idle_s <= 0:
-        raise ValueError(f"--idle-s must be positive, got {args.idle_s:g}")
+        raise UsageError(f"--idle-s must be positive, got {args.idle_s:g}")
     results = await measure(args.idle_s)
     folder = results_folder(args.out or DEFAULT_OUT, prefix="resources-")
     document = {"machine": machine(), **provenance(), **results}
@@ -165,7 +167,7 @@ async def _run(
     from edgekv.bench.runner import DEFAULT_OUT, BenchOptions, run
 
     if duration_s <= 0 or (rate is not None and not rate > 0) or args.workers < 0:
-        raise ValueError("--duration and --rate must be positive, --workers 0 or more")
+        raise UsageError("--duration and --rate must be positive, --workers 0 or more")
     options = BenchOptions(
         names,
         duration_s,

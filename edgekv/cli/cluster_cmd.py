@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import TypeAlias
 
+from edgekv.core.errors import UsageError
 from edgekv.launcher import LocalCluster, RunningNode
 from edgekv.locate import ClusterState, read_state, state_file_path
 from edgekv.process import alive, spawn, stop_pids
@@ -71,7 +72,7 @@ async def run_up(args: argparse.Namespace) -> int:
     topology = topology.with_time_scale(args.time_scale)
     existing = read_state()
     if existing is not None and existing.launcher_pid and alive(existing.launcher_pid):
-        raise ValueError(
+        raise UsageError(
             f"a cluster is already running (launcher pid {existing.launcher_pid}); "
             "stop it with `edgekv down`"
         )
@@ -174,7 +175,7 @@ async def _detach(args: argparse.Namespace) -> int:
 def _running_state() -> ClusterState:
     state = read_state()
     if state is None:
-        raise ValueError(f"no cluster is running (no state file at {state_file_path()})")
+        raise UsageError(f"no cluster is running (no state file at {state_file_path()})")
     return state
 
 

@@ -19,10 +19,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
-from edgekv.clock import ScaledClock
-from edgekv.core.errors import KVError
+from edgekv.clock import ScaledClock, valid_time_scale
+from edgekv.core.errors import KVError, UsageError
 
-USER_ERRORS: tuple[type[BaseException], ...] = (KVError, OSError, ValueError)
+USER_ERRORS: tuple[type[BaseException], ...] = (KVError, UsageError, OSError)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -51,9 +51,8 @@ def add_time_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def clock_from(args: argparse.Namespace) -> ScaledClock:
-    if args.time_scale <= 0:
-        raise ValueError(f"--time-scale must be positive, got {args.time_scale}")
-    return ScaledClock(scale=args.time_scale, anchor=args.time_anchor)
+    scale = valid_time_scale(args.time_scale, "--time-scale")
+    return ScaledClock(scale=scale, anchor=args.time_anchor)
 
 
 def configure_logging(verbose: bool = False) -> None:

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from edgekv.clock import valid_time_scale
+
 
 def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     deploy = subcommands.add_parser(
@@ -38,8 +40,8 @@ async def run_compose(args: argparse.Namespace) -> int:
     from edgekv.topology import default_topology, load_topology
 
     topology = load_topology(args.topology) if args.topology else default_topology()
-    if args.time_scale is not None and args.time_scale <= 0:
-        raise ValueError(f"--time-scale must be positive, got {args.time_scale}")
+    if args.time_scale is not None:
+        valid_time_scale(args.time_scale, "--time-scale")
     regenerate = "edgekv deploy compose"
     if args.topology:
         regenerate += f" --topology {args.topology}"

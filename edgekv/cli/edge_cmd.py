@@ -8,6 +8,7 @@ import logging
 
 from edgekv.cli.common import add_time_flags, clock_from, configure_logging
 from edgekv.cli.env_flags import apply_env_defaults
+from edgekv.core.errors import UsageError
 from edgekv.process import format_ready
 from edgekv.topology import DEFAULT_EDGE_PORT, MODE_NAMES, EdgeSpec, MiB, parse_size
 
@@ -76,9 +77,9 @@ async def run(args: argparse.Namespace) -> int:
 
     configure_logging()
     if not 0.0 <= args.refresh_ahead < 1.0:
-        raise ValueError(f"--refresh-ahead must be in [0, 1), got {args.refresh_ahead}")
+        raise UsageError(f"--refresh-ahead must be in [0, 1), got {args.refresh_ahead}")
     if args.max_stale_s < 0:
-        raise ValueError(f"--max-stale-s must be >= 0, got {args.max_stale_s}")
+        raise UsageError(f"--max-stale-s must be >= 0, got {args.max_stale_s}")
     config = EdgeConfig(
         central=args.central,
         region=args.region,

@@ -15,6 +15,8 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from edgekv.core.errors import UsageError
+
 ENV_PREFIX = "EDGEKV_"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -105,7 +107,7 @@ def _checked(
     async def checked(args: argparse.Namespace) -> int:
         for value in vars(args).values():
             if isinstance(value, _BadEnv):
-                raise ValueError(value.message)
+                raise UsageError(value.message)
         return await run(args)
 
     return checked

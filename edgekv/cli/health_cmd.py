@@ -29,10 +29,10 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 async def run(args: argparse.Namespace) -> int:
     from edgekv.control import NodeControl
-    from edgekv.core.errors import KVError
+    from edgekv.core.errors import KVError, UsageError
 
     if args.timeout_s <= 0:
-        raise ValueError(f"--timeout-s must be positive, got {args.timeout_s}")
+        raise UsageError(f"--timeout-s must be positive, got {args.timeout_s}")
     async with NodeControl(args.address, timeout_s=args.timeout_s) as control:
         try:
             status = await control.serving_status(service=args.service)

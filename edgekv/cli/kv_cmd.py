@@ -32,7 +32,7 @@ from edgekv.config import (
     resolve_id,
 )
 from edgekv.core import limits
-from edgekv.core.errors import ErrorKind, error
+from edgekv.core.errors import ErrorKind, UsageError, error
 from edgekv.core.validation import validate_bulk_shape
 from edgekv.locate import locate_central, locate_edge
 
@@ -76,7 +76,7 @@ def _namespace_id(args: argparse.Namespace) -> str:
     if args.namespace_id:
         return str(args.namespace_id)
     if not args.binding:
-        raise ValueError("either --binding or --namespace-id must be given")
+        raise UsageError("either --binding or --namespace-id must be given")
     config = _config(args)
     return resolve_id(config.binding(args.binding, args.env), args.preview, config.path)
 
@@ -236,7 +236,7 @@ async def namespace_delete(args: argparse.Namespace) -> int:
 
 async def namespace_rename(args: argparse.Namespace) -> int:
     if len(args.new_name) > limits.MAX_NAMESPACE_TITLE_CHARS:
-        raise ValueError(
+        raise UsageError(
             f"--new-name is {len(args.new_name)} characters; "
             f"the limit is {limits.MAX_NAMESPACE_TITLE_CHARS}"
         )
@@ -246,7 +246,7 @@ async def namespace_rename(args: argparse.Namespace) -> int:
         elif args.old_name:
             namespace_id = await _id_by_title(client, args.old_name)
         else:
-            raise ValueError("either the namespace's current name or --namespace-id must be given")
+            raise UsageError("either the namespace's current name or --namespace-id must be given")
         print(f'Renaming KV namespace {namespace_id} to "{args.new_name}".')
         renamed = await client.rename_namespace(namespace_id, args.new_name)
     print(f'✨ Successfully renamed namespace to "{renamed.title}"')
@@ -258,15 +258,15 @@ async def namespace_rename(args: argparse.Namespace) -> int:
 
 async def key_put(args: argparse.Namespace) -> int:
     if (args.value is None) == (args.path is None):
-        raise ValueError("give exactly one of VALUE or --path FILE")
+        raise UsageError("give exactly one of VALUE or --path FILE")
     metadata = None
     if args.metadata is not None:
         try:
             metadata = json.loads(args.metadata)
         except ValueError as exc:
-            raise ValueError(f"--metadata is not valid JSON: {exc}") from None
+            raise UsageError(f"--metadata is not valid JSON: {exc}") from None
         if not isinstance(metadata, dict):
-            raise ValueError("--metadata must be a JSON object")
+            raise UsageError("--metadata must be a JSON object")
     target = _target(args)
     value: bytes | str
     if args.path is not None:
@@ -345,11 +345,11 @@ def _read_json_array(path: str) -> list[Any]:
     try:
         parsed = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+        raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except ValueError as exc:
-        raise ValueError(f"{path}: invalid JSON: {exc}") from None
+        raise UsageError(f"{path}: invalid JSON: {exc}") from None
     if not isinstance(parsed, list):
-        raise ValueError(f"{path}: expected a JSON array, got {type(parsed).__name__}")
+        raise UsageError(f"{path}: expected a JSON array, got {type(parsed).__name__}")
     return parsed
 
 
@@ -360,23 +360,23 @@ def bulk_entries(path: str) -> list[BulkPutEntry]:
     for index, item in enumerate(_read_json_array(path)):
         where = f"{path}: entry {index}"
         if not isinstance(item, dict):
-            raise ValueError(f"{where} must be an object with a key and a value")
+            raise UsageError(f"{where} must be an object with a key and a value")
         if not isinstance(item.get("key"), str) or not isinstance(item.get("value"), str):
-            raise ValueError(f'{where} needs a string "key" and a string "value"')
+            raise UsageError(f'{where} needs a string "key" and a string "value"')
         for name in ("expiration", "expiration_ttl"):
             if name in item and not isinstance(item[name], int | float):
-                raise ValueError(f'{where}: "{name}" must be a number')
+                raise UsageError(f'{where}: "{name}" must be a number')
         if "metadata" in item and not isinstance(item["metadata"], dict):
-            raise ValueError(f'{where}: "metadata" must be an object')
+            raise UsageError(f'{where}: "metadata" must be an object')
         if "base64" in item and not isinstance(item["base64"], bool):
-            raise ValueError(f'{where}: "base64" must be true or false')
+            raise UsageError(f'{where}: "base64" must be true or false')
         unexpected |= set(item) - BULK_ENTRY_FIELDS
         value: bytes | str = item["value"]
         if item.get("base64"):
             try:
                 value = base64.b64decode(item["value"], validate=True)
             except binascii.Error:
-                raise ValueError(f'{where}: "value" is not valid base64') from None
+                raise UsageError(f'{where}: "value" is not valid base64') from None
         expiration, ttl = item.get("expiration"), item.get("expiration_ttl")
         entries.append(
             BulkPutEntry(
@@ -401,7 +401,7 @@ def _bulk_keys(path: str) -> list[str]:
         elif isinstance(item, dict) and isinstance(item.get("name"), str):
             keys.append(item["name"])
         else:
-            raise ValueError(f'{path}: entry {index} must be a string or an object with a "name"')
+            raise UsageError(f'{path}: entry {index} must be a string or an object with a "name"')
     return keys
 
 
@@ -427,7 +427,7 @@ async def _send_in_chunks(
             )
     if failed:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise ValueError(f"{len(failed)} of {len(items)} {refused}: {failed[0]}{more}")
+        raise UsageError(f"{len(failed)} of {len(items)} {refused}: {failed[0]}{more}")
 
 
 async def bulk_put(args: argparse.Namespace) -> int:

@@ -25,6 +25,15 @@ from dataclasses import dataclass
 from typing import Any
 
 
+class UsageError(ValueError):
+    """A way of running edgekv that cannot work — a flag, a file, an address, a URL.
+
+    Its message says what to change. The ``edgekv`` command prints it (and a
+    :class:`KVError`, and an OSError about a file or a socket) as one line;
+    anything else that escapes a command is a bug and keeps its traceback.
+    """
+
+
 class KVError(Exception):
     """Base of every error edgekv raises on purpose. ``.message`` is Workers-KV worded."""
 

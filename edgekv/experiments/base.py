@@ -26,8 +26,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgekv.clock import valid_time_scale
 from edgekv.core import validation
-from edgekv.core.errors import KVError
+from edgekv.core.errors import KVError, UsageError
 from edgekv.experiments.cluster import (
     ClusterView,
     fresh_cluster,
@@ -123,11 +124,11 @@ def add_common_arguments(parser: argparse.ArgumentParser, experiment: Experiment
 
 def validate_common(args: argparse.Namespace) -> None:
     if args.duration <= 0:
-        raise ValueError(f"--duration must be positive, got {args.duration:g}")
-    if args.time_scale is not None and args.time_scale <= 0:
-        raise ValueError(f"--time-scale must be positive, got {args.time_scale:g}")
+        raise UsageError(f"--duration must be positive, got {args.duration:g}")
+    if args.time_scale is not None:
+        valid_time_scale(args.time_scale, "--time-scale")
     if args.state is not None and args.time_scale is not None:
-        raise ValueError("--time-scale cannot change a running cluster's clock; drop it or --state")
+        raise UsageError("--time-scale cannot change a running cluster's clock; drop it or --state")
 
 
 def add_cache_ttl_argument(parser: argparse.ArgumentParser) -> None:
@@ -144,7 +145,7 @@ def add_keys_argument(parser: argparse.ArgumentParser, default: int) -> None:
 
 def validate_keys(args: argparse.Namespace) -> None:
     if args.keys < 1:
-        raise ValueError(f"--keys must be at least 1, got {args.keys}")
+        raise UsageError(f"--keys must be at least 1, got {args.keys}")
 
 
 def validate_cache_ttl(cache_ttl_s: int, flag: str = "--cache-ttl") -> None:
@@ -152,12 +153,12 @@ def validate_cache_ttl(cache_ttl_s: int, flag: str = "--cache-ttl") -> None:
     try:
         validation.validate_cache_ttl(cache_ttl_s)
     except KVError as exc:
-        raise ValueError(f"{flag}: {exc.message}") from None
+        raise UsageError(f"{flag}: {exc.message}") from None
 
 
 def validate_rate(value: float, flag: str) -> None:
     if not value > 0 or value == float("inf"):
-        raise ValueError(
+        raise UsageError(
             f"{flag} must be a positive number of operations per second, got {value:g}"
         )
 
@@ -276,7 +277,7 @@ async def check_real_time(experiment: Experiment, args: argparse.Namespace) -> N
     """Say how long the run will take; refuse one too long for a sitting unless --yes."""
     real = await real_time_of(experiment, args)
     if real.total_s > MAX_REAL_S and not args.yes:
-        raise ValueError(real.refusal(experiment.name))
+        raise UsageError(real.refusal(experiment.name))
     print(f"{experiment.name}: {real.describe()}", file=sys.stderr, flush=True)
 
 
@@ -469,7 +470,7 @@ def parse_list(text: str, flag: str, kind: type[float] | type[int] = float) -> l
     try:
         values = [kind(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+        raise UsageError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
     if not values:
-        raise ValueError(f"{flag}: give at least one value")
+        raise UsageError(f"{flag}: give at least one value")
     return values

@@ -23,6 +23,7 @@ from typing import Any
 
 from edgekv.clock import ScaledClock
 from edgekv.control import NodeControl
+from edgekv.core.errors import UsageError
 from edgekv.launcher import LocalCluster
 from edgekv.locate import ClusterNotFoundError, ClusterState, read_state_file
 from edgekv.topology import Topology
@@ -58,7 +59,7 @@ class ClusterView:
         found = [edge for edge in self.edges if edge.region == region]
         if not found:
             known = ", ".join(self.regions)
-            raise ValueError(f"the cluster has no edge in region {region!r} (regions: {known})")
+            raise UsageError(f"the cluster has no edge in region {region!r} (regions: {known})")
         return found
 
     def describe(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from edgekv.core.errors import UsageError
 from edgekv.experiments import checkers, plots
 from edgekv.experiments.base import (
     Progress,
@@ -72,11 +73,11 @@ class Modes:
         validate_workload(args)
         unknown = [mode for mode in modes_of(args) if mode not in MODES]
         if unknown:
-            raise ValueError(f"--modes: unknown mode {unknown[0]!r} (modes: {', '.join(MODES)})")
+            raise UsageError(f"--modes: unknown mode {unknown[0]!r} (modes: {', '.join(MODES)})")
         if not 0 < args.refresh_ahead < 1:
-            raise ValueError(f"--refresh-ahead must be between 0 and 1, got {args.refresh_ahead:g}")
+            raise UsageError(f"--refresh-ahead must be between 0 and 1, got {args.refresh_ahead:g}")
         if args.state is not None:
-            raise ValueError(
+            raise UsageError(
                 "the modes experiment starts one fresh cluster per mode; it cannot use --state"
             )
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekv.control import LinkSettings, NodeControl
+from edgekv.core.errors import UsageError
 from edgekv.experiments import checkers, plots
 from edgekv.experiments.base import (
     Progress,
@@ -145,10 +146,10 @@ class Partition:
         validate_rate(args.write_rate, "--write-rate")
         validate_keys(args)
         if args.max_stale < 0:
-            raise ValueError(f"--max-stale must be 0 or more, got {args.max_stale:g}")
+            raise UsageError(f"--max-stale must be 0 or more, got {args.max_stale:g}")
         cut_s, heal_s = window_of(args)
         if not 0 < cut_s < heal_s < args.duration:
-            raise ValueError(
+            raise UsageError(
                 f"the partition must fit in the run: 0 < --cut-at ({cut_s:g}) < --heal-at "
                 f"({heal_s:g}) < --duration ({args.duration:g})"
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgekv.core.errors import UsageError
 from edgekv.experiments.base import Experiment
 from edgekv.experiments.modes import Modes
 from edgekv.experiments.partition import Partition
@@ -21,14 +22,14 @@ def experiment_of(folder: Path) -> Experiment:
     """The experiment that wrote a results folder, or a clear error."""
     run_file, history_file = folder / RUN_FILE, folder / HISTORY_FILE
     if not run_file.is_file() or not history_file.is_file():
-        raise ValueError(
+        raise UsageError(
             f"{folder} is not an experiment's results folder "
             f"(it needs {RUN_FILE} and {HISTORY_FILE})"
         )
     try:
         name = json.loads(run_file.read_text(encoding="utf-8"))["experiment"]
     except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{run_file} is not an experiment's run.json") from None
+        raise UsageError(f"{run_file} is not an experiment's run.json") from None
     if name not in EXPERIMENTS:
-        raise ValueError(f"{run_file} names an unknown experiment {name!r}")
+        raise UsageError(f"{run_file} names an unknown experiment {name!r}")
     return EXPERIMENTS[name]

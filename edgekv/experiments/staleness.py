@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from edgekv.core.errors import UsageError
 from edgekv.experiments import checkers, plots, theory
 from edgekv.experiments.base import (
     Progress,
@@ -86,7 +87,7 @@ def validate_workload(args: argparse.Namespace) -> None:
     validate_rate(args.write_rate, "--write-rate")
     validate_keys(args)
     if args.zipf < 0:
-        raise ValueError(f"--zipf must be 0 (uniform) or more, got {args.zipf:g}")
+        raise UsageError(f"--zipf must be 0 (uniform) or more, got {args.zipf:g}")
 
 
 def reader_regions(args: argparse.Namespace, regions: list[str]) -> list[str]:
@@ -94,7 +95,7 @@ def reader_regions(args: argparse.Namespace, regions: list[str]) -> list[str]:
         chosen = [name.strip() for name in args.reader_regions.split(",") if name.strip()]
         unknown = [name for name in chosen if name not in regions]
         if unknown:
-            raise ValueError(
+            raise UsageError(
                 f"--reader-regions: no region {unknown[0]!r} (regions: {', '.join(regions)})"
             )
         return chosen

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from edgekv.core.errors import UsageError
 from edgekv.experiments import checkers, plots, theory
 from edgekv.experiments.base import (
     Progress,
@@ -81,7 +82,7 @@ class Visibility:
         validate_rate(1 / args.poll_interval if args.poll_interval > 0 else 0, "1/--poll-interval")
         validate_keys(args)
         if args.duration <= settle_s(args.cache_ttl) * 2:
-            raise ValueError(
+            raise UsageError(
                 f"--duration {args.duration:g} is too short: writes stop "
                 f"{settle_s(args.cache_ttl):g} s before the end, so give at least "
                 f"{2 * settle_s(args.cache_ttl):g} s"

@@ -207,5 +207,5 @@ def test_scaled_clock_runs_faster_around_its_anchor() -> None:
     clock = ScaledClock(scale=60.0, anchor=time.time() - 1.0)
     assert clock.now() - time.time() == pytest.approx(59.0, abs=0.5)
     assert clock.real_seconds(60) == 1.0
-    with pytest.raises(ValueError, match="must be positive"):
+    with pytest.raises(ValueError, match="must be a positive number"):
         ScaledClock(scale=0)
