@@ -1,7 +1,8 @@
 """The edge's calls to the central store: typed, across the link, with deadlines and retries.
 
 Theory of operation: :class:`Upstream` is the only part of the edge that
-speaks central's protobuf contract. Its methods take and return core values
+calls central (the messages themselves are built and read in :mod:`edgekv.wire`).
+Its methods take and return core values
 (:mod:`edgekv.core`): ``get``/``get_many``/``list`` return copies stamped
 with central's answer time and revision, ``put``/``delete`` return what was
 committed, ``watch`` yields batches of changes. Every call goes through the
@@ -34,13 +35,22 @@ from edgekv.clock import Clock
 from edgekv.control import EdgeCounters
 from edgekv.core.cache import CachedPage, CachedValue, PageSlot
 from edgekv.core.errors import ErrorKind, KVError, error
-from edgekv.core.listing import ListPage
-from edgekv.core.model import Change, Committed, Delete, Put
+from edgekv.core.model import Committed, Delete, Put, WatchBatch
 from edgekv.retry import call_with_retries
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
-from edgekv.v1 import central_pb2 as pb
-from edgekv.v1 import central_pb2_grpc, kv_pb2
-from edgekv.wire import change_from_pb, entry_from_pb, key_info_from_pb
+from edgekv.v1 import central_pb2_grpc
+from edgekv.wire import (
+    committed_from_pb,
+    delete_request,
+    get_many_request,
+    get_request,
+    list_request,
+    page_copy,
+    put_request,
+    value_copy,
+    watch_batch,
+    watch_request,
+)
 
 T = TypeVar("T")
 
@@ -77,14 +87,6 @@ class RetrySettings:
     deadline_s: float = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class WatchBatch:
-    """One message of central's change stream: its revision then, and the changes."""
-
-    revision: int
-    changes: list[Change]
-
-
 class Upstream:
     def __init__(
         self,
@@ -111,76 +113,41 @@ class Upstream:
     # -- reads: repeated freely ---------------------------------------------------------
 
     async def get(self, namespace_id: str, key: str) -> CachedValue:
-        request = pb.GetRequest(namespace_id=namespace_id, key=key.encode("utf-8"))
-        response = await self._call(self._stub.Get, request, idempotent=True)
-        return self._copy_of(namespace_id, key, response.entry, response.header)
+        response = await self._call(self._stub.Get, get_request(namespace_id, key), retry_all=True)
+        self._counters.upstream_bytes += len(response.entry.value)
+        return value_copy(namespace_id, key, response.entry, response.header)
 
     async def get_many(self, namespace_id: str, keys: list[str]) -> list[CachedValue]:
-        request = pb.GetManyRequest(
-            namespace_id=namespace_id, keys=[key.encode("utf-8") for key in keys]
-        )
-        response = await self._call(self._stub.GetMany, request, idempotent=True)
+        request = get_many_request(namespace_id, keys)
+        response = await self._call(self._stub.GetMany, request, retry_all=True)
+        self._counters.upstream_bytes += sum(len(entry.value) for entry in response.entries)
         return [
-            self._copy_of(namespace_id, key, entry, response.header)
+            value_copy(namespace_id, key, entry, response.header)
             for key, entry in zip(keys, response.entries, strict=True)
         ]
 
     async def list(self, slot: PageSlot) -> CachedPage:
-        namespace_id, prefix, limit, cursor = slot
-        request = pb.ListRequest(
-            namespace_id=namespace_id,
-            prefix=prefix.encode("utf-8"),
-            limit=limit,
-            cursor=cursor or "",
-        )
-        response = await self._call(self._stub.List, request, idempotent=True)
-        page = ListPage(
-            keys=[key_info_from_pb(info) for info in response.keys],
-            list_complete=response.list_complete,
-            cursor=response.cursor or None,
-        )
-        return CachedPage(
-            slot, page, response.header.server_time, fetched_at_revision=response.header.revision
-        )
-
-    def _copy_of(
-        self, namespace_id: str, key: str, entry: kv_pb2.Entry, header: kv_pb2.ResponseHeader
-    ) -> CachedValue:
-        """What central answered, stamped with when (its time and revision) it answered."""
-        self._counters.upstream_bytes += len(entry.value)
-        return CachedValue(
-            namespace_id,
-            key,
-            entry_from_pb(entry),
-            fetched_at=header.server_time,
-            fetched_at_revision=header.revision,
-        )
+        response = await self._call(self._stub.List, list_request(slot), retry_all=True)
+        return page_copy(slot, response)
 
     # -- writes: retried only when central surely never saw them --------------------------
 
     async def put(self, write: Put) -> Committed:
-        # A TTL goes as given, so that central counts it from its own commit.
-        request = pb.PutRequest(
-            namespace_id=write.namespace_id,
-            key=write.key.encode("utf-8"),
-            value=write.value,
-            metadata_json=write.metadata_json,
-            expiration=write.expiration if write.expiration_ttl is None else None,
-            expiration_ttl=write.expiration_ttl,
-        )
-        response = await self._call(self._stub.Put, request, idempotent=False)
-        return Committed(response.revision, response.commit_time)
+        response = await self._call(self._stub.Put, put_request(write), retry_all=False)
+        return committed_from_pb(response)
 
     async def delete(self, write: Delete) -> Committed:
-        request = pb.DeleteRequest(namespace_id=write.namespace_id, key=write.key.encode("utf-8"))
-        response = await self._call(self._stub.Delete, request, idempotent=False)
-        return Committed(response.revision, response.commit_time)
+        response = await self._call(self._stub.Delete, delete_request(write), retry_all=False)
+        return committed_from_pb(response)
 
     # -- the attempts ---------------------------------------------------------------------
 
-    async def _call(self, method: Callable[..., Awaitable[T]], request: Any, idempotent: bool) -> T:
+    async def _call(self, method: Callable[..., Awaitable[T]], request: Any, retry_all: bool) -> T:
+        """``retry_all``: a read, repeated on any transient failure; else a write, repeated
+        only when it surely never reached central."""
+
         def may_retry(exc: BaseException) -> bool:
-            return isinstance(exc, KVError) and exc.transient and (idempotent or exc.definite)
+            return isinstance(exc, KVError) and exc.transient and (retry_all or exc.definite)
 
         return await call_with_retries(
             lambda: self._attempt(method, request),
@@ -215,21 +182,12 @@ class Upstream:
     ) -> AsyncIterator[WatchBatch]:
         """Central's change stream for one namespace, each message delayed one way."""
         self.link.check_up()
-        call = self._stub.Watch(
-            pb.WatchRequest(
-                namespace_id=namespace_id,
-                start_revision=start_revision,
-                include_values=include_values,
-            )
-        )
+        call = self._stub.Watch(watch_request(namespace_id, start_revision, include_values))
         try:
             async for response in call:
                 self.link.check_up()
                 await self.link.deliver_one_way()
-                yield WatchBatch(
-                    response.header.revision,
-                    [change_from_pb(namespace_id, change) for change in response.changes],
-                )
+                yield watch_batch(namespace_id, response)
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc) from None
         finally:

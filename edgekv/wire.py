@@ -9,8 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgekv.core.model import Change, ChangeKind, KeyInfo, Namespace, Version
-from edgekv.v1 import kv_pb2
+from edgekv.core.cache import CachedPage, CachedValue, PageSlot
+from edgekv.core.listing import ListPage
+from edgekv.core.model import (
+    Change,
+    ChangeKind,
+    Committed,
+    Delete,
+    KeyInfo,
+    Namespace,
+    Put,
+    Version,
+    WatchBatch,
+)
+from edgekv.v1 import central_pb2, kv_pb2
 
 
 def optional(message: Any, field: str) -> Any:
@@ -129,3 +141,82 @@ def change_from_pb(namespace_id: str, message: kv_pb2.Change) -> Change:
             commit_time=message.commit_time,
         )
     return Change(message.revision, kind, namespace_id, key, message.commit_time, version)
+
+
+# -- what an edge asks central, and what it keeps of the answers ------------------------------
+
+
+def get_request(namespace_id: str, key: str) -> central_pb2.GetRequest:
+    return central_pb2.GetRequest(namespace_id=namespace_id, key=key.encode("utf-8"))
+
+
+def get_many_request(namespace_id: str, keys: list[str]) -> central_pb2.GetManyRequest:
+    return central_pb2.GetManyRequest(
+        namespace_id=namespace_id, keys=[key.encode("utf-8") for key in keys]
+    )
+
+
+def list_request(slot: PageSlot) -> central_pb2.ListRequest:
+    namespace_id, prefix, limit, cursor = slot
+    return central_pb2.ListRequest(
+        namespace_id=namespace_id, prefix=prefix.encode("utf-8"), limit=limit, cursor=cursor or ""
+    )
+
+
+def put_request(write: Put) -> central_pb2.PutRequest:
+    """A validated put, forwarded: a TTL goes as given, so that central counts it from its
+    own commit."""
+    return central_pb2.PutRequest(
+        namespace_id=write.namespace_id,
+        key=write.key.encode("utf-8"),
+        value=write.value,
+        metadata_json=write.metadata_json,
+        expiration=write.expiration if write.expiration_ttl is None else None,
+        expiration_ttl=write.expiration_ttl,
+    )
+
+
+def delete_request(write: Delete) -> central_pb2.DeleteRequest:
+    return central_pb2.DeleteRequest(namespace_id=write.namespace_id, key=write.key.encode("utf-8"))
+
+
+def watch_request(
+    namespace_id: str, start_revision: int, include_values: bool
+) -> central_pb2.WatchRequest:
+    return central_pb2.WatchRequest(
+        namespace_id=namespace_id, start_revision=start_revision, include_values=include_values
+    )
+
+
+def value_copy(
+    namespace_id: str, key: str, entry: kv_pb2.Entry, header: kv_pb2.ResponseHeader
+) -> CachedValue:
+    """What central answered for a key, stamped with when (its time and revision) it answered."""
+    return CachedValue(
+        namespace_id,
+        key,
+        entry_from_pb(entry),
+        fetched_at=header.server_time,
+        fetched_at_revision=header.revision,
+    )
+
+
+def page_copy(slot: PageSlot, response: central_pb2.ListResponse) -> CachedPage:
+    page = ListPage(
+        keys=[key_info_from_pb(info) for info in response.keys],
+        list_complete=response.list_complete,
+        cursor=response.cursor or None,
+    )
+    header = response.header
+    return CachedPage(slot, page, header.server_time, fetched_at_revision=header.revision)
+
+
+def committed_from_pb(response: central_pb2.WriteResponse) -> Committed:
+    return Committed(response.revision, response.commit_time)
+
+
+def watch_batch(namespace_id: str, response: central_pb2.WatchResponse) -> WatchBatch:
+    return WatchBatch(
+        response.header.revision,
+        [change_from_pb(namespace_id, change) for change in response.changes],
+    )

@@ -134,3 +134,11 @@ def change_of(write: Write, committed: Committed) -> Change:
         write.key,
         committed.commit_time,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    """One message of central's change stream: its revision then, and the changes it carries."""
+
+    revision: int
+    changes: list[Change]
