@@ -39,6 +39,7 @@ def node_pids(state_file: Path) -> dict[str, int]:
     return {name: int(info["pid"]) for name, info in state["nodes"].items()}
 
 
+@pytest.mark.slow
 def test_up_detached_status_kv_through_the_state_file_and_down(
     env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -136,6 +137,7 @@ def test_status_and_down_without_a_cluster_say_so(env: dict[str, str]) -> None:
         assert result.stderr.startswith("edgekv: error: no cluster is running"), result.stderr
 
 
+@pytest.mark.slow
 def test_the_demo_converges_within_the_bound(env: dict[str, str]) -> None:
     started = time.monotonic()
     result = run(env, "demo", timeout_s=120)

@@ -79,6 +79,7 @@ class StallingServer:
         self.resume.set()
 
 
+@pytest.mark.slow
 async def test_a_server_stall_shows_in_the_open_loop_tail_not_the_closed_loop() -> None:
     stalling = StallingServer()
     await stalling.server.start()
