@@ -32,7 +32,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from edge.cache.base import CacheStore
 from edge.flights import SingleFlight
@@ -95,8 +95,7 @@ class EdgePolicy:
         return CachePolicy(self.max_stale_s, self.refresh_fraction)
 
 
-@dataclass(frozen=True, slots=True)
-class Read(Generic[ContentT]):
+class Read(NamedTuple, Generic[ContentT]):
     """One answered read: what was served and how."""
 
     content: ContentT
@@ -114,7 +113,7 @@ class _Shelf(Protocol[SlotT, CopyT, ContentT_co]):
 
     flights: SingleFlight[SlotT, CopyT]
 
-    async def look(self, slot: SlotT) -> CopyT | None: ...
+    def look(self, slot: SlotT) -> Awaitable[CopyT | None]: ...
 
     async def fetch(self, slot: SlotT) -> CopyT: ...
 
@@ -131,8 +130,8 @@ class _Values:
         self.upstream = upstream
         self.flights: SingleFlight[ValueSlot, CachedValue] = SingleFlight()
 
-    async def look(self, slot: ValueSlot) -> CachedValue | None:
-        return await self.cache.get(*slot)
+    def look(self, slot: ValueSlot) -> Awaitable[CachedValue | None]:
+        return self.cache.get(*slot)  # the store's own awaitable: no extra coroutine per read
 
     async def fetch(self, slot: ValueSlot) -> CachedValue:
         return await self.upstream.get(*slot)

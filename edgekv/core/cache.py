@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Generic, NamedTuple, Protocol, Self, TypeVar
 
 from edgekv.core.listing import ListPage
 from edgekv.core.model import Version
@@ -154,10 +154,12 @@ class CachePolicy:
 
 
 # -- the steps of a read ------------------------------------------------------
+#
+# Steps and decisions are named tuples: immutable like frozen dataclasses, and
+# about twice as quick to make, which a read that hits pays for on every call.
 
 
-@dataclass(frozen=True, slots=True)
-class Looked(Generic[CopyT]):
+class Looked(NamedTuple, Generic[CopyT]):
     """The read looked its slot up; ``held`` is the copy found, if any."""
 
     held: CopyT | None
@@ -167,8 +169,7 @@ class Looked(Generic[CopyT]):
     access_known: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Answered(Generic[CopyT]):
+class Answered(NamedTuple, Generic[CopyT]):
     """Central answered the fetch the read asked for."""
 
     # What the read found before fetching (too old, or nothing).
@@ -180,8 +181,7 @@ class Answered(Generic[CopyT]):
     floor_revision: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Unreachable(Generic[CopyT]):
+class Unreachable(NamedTuple, Generic[CopyT]):
     """Central could not be reached (after the upstream's retries)."""
 
     previous: CopyT | None
@@ -195,8 +195,7 @@ Step = Looked[CopyT] | Answered[CopyT] | Unreachable[CopyT]
 # -- the decisions --------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Serve(Generic[CopyT]):
+class Serve(NamedTuple, Generic[CopyT]):
     """Answer the read from ``copy``."""
 
     copy: CopyT
