@@ -44,7 +44,6 @@ def register(subcommands: Subcommands) -> None:
     up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR")
     up.add_argument("--follow", action="store_true", help="stream every node's log")
     up.add_argument("--detach", action="store_true", help="run in the background")
-    up.add_argument("--supervise", action="store_true", help=argparse.SUPPRESS)
     up.set_defaults(run=run_up)
 
     status = subcommands.add_parser(
@@ -145,7 +144,6 @@ async def _detach(args: argparse.Namespace) -> int:
         "-m",
         "edgekv",
         "up",
-        "--supervise",
         "--data-dir",
         str(args.data_dir),
     ]
