@@ -45,13 +45,13 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 async def run(args: argparse.Namespace) -> int:
     from central.server import start_central
+    from central.service import CentralSettings
     from edgekv.serving import install_stop_signals
 
     configure_logging()
     clock = clock_from(args)
-    server = await start_central(
-        args.listen, args.storage, clock, write_rate_limit=not args.no_write_rate_limit
-    )
+    settings = CentralSettings(write_rate_limit=not args.no_write_rate_limit)
+    server = await start_central(args.listen, args.storage, clock, settings)
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
     fields = {
