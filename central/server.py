@@ -1,32 +1,26 @@
 """Running a central store: storage + service + gRPC node, started and stopped as one.
 
 Theory of operation: :func:`start_central` opens the storage named by a URL,
-builds the service with the injected clock and namespace-id source, and
-serves it; :meth:`CentralServer.stop` stops taking calls, lets running ones
-finish, then closes the storage (flushing any group commit in flight). Tests
+builds the service with the injected clock and its
+:class:`~central.service.CentralSettings`, and serves it;
+:meth:`CentralServer.stop` stops taking calls, lets running ones finish, then
+closes the storage (flushing any group commit in flight). Tests
 start it in-process on port 0; the ``edgekv central`` command runs it until
 SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from central.service import DEFAULT_WATCH_BACKLOG, CentralStoreService
+from central.service import CentralSettings, CentralStoreService
 from central.storage import open_storage
 from central.storage.base import Storage
 from edgekv.clock import Clock
-from edgekv.core.ratelimit import KeyWriteLimiter
 from edgekv.serving import GrpcNode, host_port
 from edgekv.v1 import central_pb2, central_pb2_grpc
 
 SERVICE_NAME = central_pb2.DESCRIPTOR.services_by_name["CentralStore"].full_name
-
-
-def random_namespace_id() -> str:
-    return secrets.token_hex(16)
 
 
 @dataclass
@@ -42,43 +36,20 @@ class CentralServer:
 
 
 async def central_service(
-    storage: Storage,
-    clock: Clock,
-    *,
-    write_rate_limit: bool = True,
-    watch_backlog: int = DEFAULT_WATCH_BACKLOG,
-    new_namespace_id: Callable[[], str] = random_namespace_id,
+    storage: Storage, clock: Clock, settings: CentralSettings | None = None
 ) -> CentralStoreService:
     """The service over ``storage``, ready to serve: the one way, served or in-process."""
-    service = CentralStoreService(
-        storage,
-        clock,
-        new_namespace_id,
-        KeyWriteLimiter(enabled=write_rate_limit),
-        watch_backlog=watch_backlog,
-    )
+    service = CentralStoreService(storage, clock, settings or CentralSettings())
     await service.load()
     return service
 
 
 async def start_central(
-    listen: str,
-    storage_url: str,
-    clock: Clock,
-    *,
-    write_rate_limit: bool = True,
-    watch_backlog: int = DEFAULT_WATCH_BACKLOG,
-    new_namespace_id: Callable[[], str] = random_namespace_id,
+    listen: str, storage_url: str, clock: Clock, settings: CentralSettings | None = None
 ) -> CentralServer:
     storage = await open_storage(storage_url)
     try:
-        service = await central_service(
-            storage,
-            clock,
-            write_rate_limit=write_rate_limit,
-            watch_backlog=watch_backlog,
-            new_namespace_id=new_namespace_id,
-        )
+        service = await central_service(storage, clock, settings)
         node = GrpcNode([SERVICE_NAME])
         central_pb2_grpc.add_CentralStoreServicer_to_server(service, node.server)
         port = await node.start(listen)

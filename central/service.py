@@ -10,12 +10,16 @@ converts them to gRPC statuses.
 
 Namespaces are few and read on every call, so the service keeps the set of
 existing namespace ids in memory (it is the only writer of its store).
+:class:`CentralSettings` is what may differ between two central stores over the
+same kind of storage; :mod:`central.server` passes it through unchanged.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from central.storage.base import Storage
@@ -56,20 +60,28 @@ DEFAULT_WATCH_BACKLOG = 10_000
 REPLAY_BATCH = 1000
 
 
+def random_namespace_id() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True)
+class CentralSettings:
+    """How a central store behaves, whatever storage it has and however it is served."""
+
+    # One write per second per key, as Workers KV; experiments and benchmarks turn it off.
+    write_rate_limit: bool = True
+    # Changes a watcher may fall behind by before its stream ends (WATCH_LAGGING).
+    watch_backlog: int = DEFAULT_WATCH_BACKLOG
+    # Where a new namespace's id comes from (tests make ids predictable).
+    new_namespace_id: Callable[[], str] = random_namespace_id
+
+
 class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
-    def __init__(
-        self,
-        storage: Storage,
-        clock: Clock,
-        new_namespace_id: Callable[[], str],
-        limiter: KeyWriteLimiter,
-        watch_backlog: int = DEFAULT_WATCH_BACKLOG,
-    ) -> None:
+    def __init__(self, storage: Storage, clock: Clock, settings: CentralSettings) -> None:
         self._storage = storage
         self._clock = clock
-        self._new_namespace_id = new_namespace_id
-        self._limiter = limiter
-        self._watch_backlog = watch_backlog
+        self._settings = settings
+        self._limiter = KeyWriteLimiter(enabled=settings.write_rate_limit)
         self._hub = WatchHub()
         self._namespace_ids: set[str] = set()
 
@@ -106,7 +118,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         self, request: pb.CreateNamespaceRequest, context: Context
     ) -> pb.NamespaceResponse:
         title = validate_title(request.title)
-        namespace = Namespace(self._new_namespace_id(), title, self._clock.now())
+        namespace = Namespace(self._settings.new_namespace_id(), title, self._clock.now())
         await self._storage.create_namespace(namespace, limits.MAX_NAMESPACES)
         self._namespace_ids.add(namespace.id)
         return pb.NamespaceResponse(header=self._header(), namespace=namespace_to_pb(namespace))
@@ -179,18 +191,19 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
     async def Put(self, request: pb.PutRequest, context: Context) -> pb.WriteResponse:
         now = self._clock.now()
         write = validate_put(request.namespace_id, *put_arguments(request), now)
-        self._require_namespace(request.namespace_id, "put")
-        self._limiter.check(write.namespace_id, write.key, now, method="PUT")
-        [committed] = await self._commit([write], now)
-        return pb.WriteResponse(
-            header=self._header(), revision=committed.revision, commit_time=committed.commit_time
-        )
+        return await self._write_one(write, now, operation="put", method="PUT")
 
     async def Delete(self, request: pb.DeleteRequest, context: Context) -> pb.WriteResponse:
         now = self._clock.now()
         write = validate_delete(request.namespace_id, request.key)
-        self._require_namespace(request.namespace_id, "remove key")
-        self._limiter.check(write.namespace_id, write.key, now, method="DELETE")
+        return await self._write_one(write, now, operation="remove key", method="DELETE")
+
+    async def _write_one(
+        self, write: Write, now: float, operation: str, method: str
+    ) -> pb.WriteResponse:
+        """Commit one validated write, if its namespace exists and its key may be written now."""
+        self._require_namespace(write.namespace_id, operation)
+        self._limiter.check(write.namespace_id, write.key, now, method=method)
         [committed] = await self._commit([write], now)
         return pb.WriteResponse(
             header=self._header(), revision=committed.revision, commit_time=committed.commit_time
@@ -272,7 +285,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         namespace_id = self._require_namespace(request.namespace_id, "watch")
         # Subscribe before replaying, so nothing committed meanwhile is missed;
         # revisions already replayed are skipped when the live batches arrive.
-        subscription = self._hub.subscribe(namespace_id, self._watch_backlog)
+        subscription = self._hub.subscribe(namespace_id, self._settings.watch_backlog)
         try:
             start = request.start_revision
             last_sent = self._storage.revision if start <= 0 else start - 1

@@ -36,7 +36,7 @@ from edgekv.control import EdgeCounters
 from edgekv.core.cache import CachedPage, CachedValue, PageSlot
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Committed, Delete, Put, WatchBatch
-from edgekv.retry import call_with_retries
+from edgekv.retry import RetrySchedule, call_with_retries
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2_grpc
 from edgekv.wire import (
@@ -79,10 +79,9 @@ async def check_reachable(channel: Any, central: str, timeout_s: float) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class RetrySettings:
-    attempts: int = 3
-    initial_backoff_s: float = 0.05
-    max_backoff_s: float = 1.0
+class RetrySettings(RetrySchedule):
+    """The edge's retries of calls to central, and how long one attempt may take."""
+
     # Deadline of one attempt, in real seconds (the transport's own time).
     deadline_s: float = 5.0
 
@@ -151,9 +150,7 @@ class Upstream:
 
         return await call_with_retries(
             lambda: self._attempt(method, request),
-            attempts=self._retry.attempts,
-            initial_backoff_s=self._retry.initial_backoff_s,
-            max_backoff_s=self._retry.max_backoff_s,
+            self._retry,
             rng=self._rng,
             should_retry=may_retry,
             sleep=self._clock.sleep,

@@ -27,7 +27,7 @@ from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Change, Namespace
 from edgekv.core.validation import validate_cache_ttl
 from edgekv.locate import locate_central, locate_edge
-from edgekv.retry import call_with_retries
+from edgekv.retry import RetrySchedule, call_with_retries
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc, edge_pb2, edge_pb2_grpc, kv_pb2
@@ -117,12 +117,9 @@ class BulkPutEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Bounded retries of reads: attempts, exponential backoff, seeded jitter."""
+class RetryPolicy(RetrySchedule):
+    """Bounded retries of reads: attempts, exponential backoff, jitter seeded by ``seed``."""
 
-    attempts: int = 3
-    initial_backoff_s: float = 0.05
-    max_backoff_s: float = 1.0
     seed: int | None = None
 
 
@@ -300,12 +297,9 @@ class Client(AsyncClosing):
 
     async def read(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
         """A call that is safe to repeat: retried on UNAVAILABLE / DEADLINE_EXCEEDED."""
-        policy = self.retry
         return await call_with_retries(
             lambda: self.call(method, request),
-            attempts=policy.attempts,
-            initial_backoff_s=policy.initial_backoff_s,
-            max_backoff_s=policy.max_backoff_s,
+            self.retry,
             rng=self._rng,
             should_retry=lambda exc: isinstance(exc, KVError) and exc.transient,
         )

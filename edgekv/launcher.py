@@ -24,29 +24,17 @@ from edgekv.control import NodeControl
 from edgekv.core.errors import KVError
 from edgekv.locate import ClusterState
 from edgekv.node_args import central_args, edge_args, edgekv_command
-from edgekv.process import Child, StartError, spawn, wait_ready_async
+from edgekv.process import Child, RunsAsChild, StartError, spawn, wait_ready_async
 from edgekv.topology import Topology
 
 
 @dataclass
-class RunningNode:
+class RunningNode(RunsAsChild):
     name: str
     kind: str  # "central" or "edge"
     region: str
     rtt_ms: float
     child: Child
-
-    @property
-    def address(self) -> str:
-        return self.child.address
-
-    @property
-    def pid(self) -> int:
-        return self.child.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self.child.returncode
 
     @property
     def log_path(self) -> Path:

@@ -24,6 +24,8 @@ tests) runs a node or any other server:
   reader. :func:`wait_ready` (or :func:`wait_ready_async`) polls the children's
   stdout files until each has printed its line, and fails at once, quoting
   stderr, when one exits first.
+* **Wrapped.** What runs as a child (a launcher's node, a test's node) mixes in
+  :class:`RunsAsChild` rather than forwarding the child's address and PID itself.
 * **Stop.** :meth:`Child.stop` sends SIGTERM, waits ``grace_s``, then
   SIGKILLs; :func:`stop_pids` does the same for processes that are not our
   children (``edgekv down`` stops a detached cluster by the PIDs it recorded).
@@ -211,6 +213,29 @@ class Child:
             self.killed = True
             return self.kill()
         return self.popen.returncode
+
+
+class RunsAsChild:
+    """Mixed into what runs as one :class:`Child` (a cluster's node, a test's node):
+    its address, PID and exit code are the child's."""
+
+    child: Child
+
+    @property
+    def address(self) -> str:
+        return self.child.address
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.child.returncode
+
+    @property
+    def running(self) -> bool:
+        return self.child.running
 
 
 def spawn(

@@ -8,6 +8,9 @@ it is configured, so that no retry in edgekv uses tenacity's defaults: the numbe
 of attempts is bounded, the wait before attempt n is drawn uniformly from
 [0, min(max, initial * 2^(n-1))] ("full jitter") with the caller's seeded
 RNG, and the sleep is the caller's (an edge sleeps on its simulated clock).
+A :class:`RetrySchedule` says how many attempts and how long the waits; the
+client's :class:`~edgekv.client.RetryPolicy` and the edge's
+:class:`~edge.upstream.RetrySettings` are schedules with what else each needs.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import tenacity
@@ -22,22 +26,29 @@ import tenacity
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True)
+class RetrySchedule:
+    """How many attempts a call gets, and the ceiling of the wait before each."""
+
+    attempts: int = 3
+    initial_backoff_s: float = 0.05
+    max_backoff_s: float = 1.0
+
+
 def retrying(
+    schedule: RetrySchedule,
     *,
-    attempts: int,
-    initial_backoff_s: float,
-    max_backoff_s: float,
     rng: random.Random,
     should_retry: Callable[[BaseException], bool],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     attempts_made: int = 0,
 ) -> tenacity.AsyncRetrying:
     def full_jitter_s(state: tenacity.RetryCallState) -> float:
-        ceiling_s = initial_backoff_s * 2 ** (attempts_made + state.attempt_number - 1)
-        return rng.uniform(0.0, min(max_backoff_s, ceiling_s))
+        ceiling_s = schedule.initial_backoff_s * 2 ** (attempts_made + state.attempt_number - 1)
+        return rng.uniform(0.0, min(schedule.max_backoff_s, ceiling_s))
 
     return tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(attempts - attempts_made),
+        stop=tenacity.stop_after_attempt(schedule.attempts - attempts_made),
         wait=full_jitter_s,
         retry=tenacity.retry_if_exception(should_retry),
         sleep=sleep,
@@ -47,10 +58,8 @@ def retrying(
 
 async def call_with_retries(
     call: Callable[[], Awaitable[T]],
+    schedule: RetrySchedule,
     *,
-    attempts: int,
-    initial_backoff_s: float,
-    max_backoff_s: float,
     rng: random.Random,
     should_retry: Callable[[BaseException], bool],
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -64,18 +73,10 @@ async def call_with_retries(
     try:
         return await call()
     except Exception as exc:
-        if attempts <= 1 or not should_retry(exc):
+        if schedule.attempts <= 1 or not should_retry(exc):
             raise
-    await sleep(rng.uniform(0.0, min(max_backoff_s, initial_backoff_s)))
-    retry = retrying(
-        attempts=attempts,
-        initial_backoff_s=initial_backoff_s,
-        max_backoff_s=max_backoff_s,
-        rng=rng,
-        should_retry=should_retry,
-        sleep=sleep,
-        attempts_made=1,
-    )
+    await sleep(rng.uniform(0.0, min(schedule.max_backoff_s, schedule.initial_backoff_s)))
+    retry = retrying(schedule, rng=rng, should_retry=should_retry, sleep=sleep, attempts_made=1)
     async for attempt in retry:
         with attempt:
             return await call()

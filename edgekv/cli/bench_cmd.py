@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgekv.cli.common import Subcommands
 from edgekv.core.errors import UsageError
 
-OUT_HELP = "write results under DIR/bench/ (default: results, in the current directory)"
 
-
-def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "bench",
         help="open-loop latency benchmarks with floors measured in the same run",
@@ -71,13 +70,7 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         metavar="S",
         help="seconds of idle CPU measured (default 10)",
     )
-    resources.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help=OUT_HELP,
-    )
+    _add_out_flag(resources)
     resources.set_defaults(run=run_resources)
     listing = kinds.add_parser("list", help="the scenarios and what one call of each is")
     listing.set_defaults(run=run_list)
@@ -98,12 +91,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="generator processes (default: as the rate needs)",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the arrivals (default 1)")
+    _add_out_flag(parser)
+
+
+def _add_out_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         type=Path,
         default=None,
         metavar="DIR",
-        help=OUT_HELP,
+        help="write results under DIR/bench/ (default: results, in the current directory)",
     )
 
 

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 
-from edgekv.cli.common import add_time_flags, clock_from, configure_logging
+from edgekv.cli.common import Subcommands, add_time_flags, clock_from, configure_logging
 from edgekv.cli.env_flags import apply_env_defaults
 from edgekv.process import format_ready
 from edgekv.topology import DEFAULT_CENTRAL_PORT
@@ -14,7 +14,7 @@ from edgekv.topology import DEFAULT_CENTRAL_PORT
 log = logging.getLogger("edgekv.central")
 
 
-def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "central",
         help="run the central store",
@@ -45,13 +45,13 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 async def run(args: argparse.Namespace) -> int:
     from central.server import start_central
+    from central.service import CentralSettings
     from edgekv.serving import install_stop_signals
 
     configure_logging()
     clock = clock_from(args)
-    server = await start_central(
-        args.listen, args.storage, clock, write_rate_limit=not args.no_write_rate_limit
-    )
+    settings = CentralSettings(write_rate_limit=not args.no_write_rate_limit)
+    server = await start_central(args.listen, args.storage, clock, settings)
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
     fields = {

@@ -19,15 +19,14 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TypeAlias
 
+from edgekv.cli.common import Subcommands
 from edgekv.core.errors import UsageError
 from edgekv.launcher import LocalCluster, RunningNode
 from edgekv.locate import ClusterState, read_state, state_file_path
 from edgekv.process import alive, spawn, stop_pids
 from edgekv.topology import Topology, default_topology, load_topology
 
-Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 DEFAULT_DATA_DIR = Path.home() / ".edgekv" / "cluster-data"
 DOWN_GRACE_S = 20.0
 

@@ -17,12 +17,14 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import NoReturn
+from typing import NoReturn, TypeAlias
 
 from edgekv.clock import ScaledClock, valid_time_scale
 from edgekv.core.errors import KVError, UsageError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (KVError, UsageError, OSError)
+# What each command module's register() adds its parsers to.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import edgekv
 from edgekv.cli.cluster_cmd import print_table
+from edgekv.cli.common import Subcommands
 from edgekv.clock import ScaledClock
 from edgekv.launcher import LocalCluster
 from edgekv.topology import default_topology
@@ -31,7 +32,7 @@ WRITER_REGION = "us-east"
 POLL_REAL_S = 0.05
 
 
-def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "demo",
         help="start a five-region cluster and watch a write become visible everywhere",

@@ -10,10 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from edgekv.cli.common import Subcommands
 from edgekv.clock import valid_time_scale
 
 
-def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subcommands: Subcommands) -> None:
     deploy = subcommands.add_parser(
         "deploy",
         help="generate deployment files",

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 
-from edgekv.cli.common import add_time_flags, clock_from, configure_logging
+from edgekv.cli.common import Subcommands, add_time_flags, clock_from, configure_logging
 from edgekv.cli.env_flags import apply_env_defaults
 from edgekv.core.errors import UsageError
 from edgekv.process import format_ready
@@ -19,7 +19,7 @@ log = logging.getLogger("edgekv.edge")
 DEFAULTS = EdgeSpec()
 
 
-def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "edge",
         help="run an edge node",

@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgekv.cli.common import Subcommands
 
-def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+
+def register(subcommands: Subcommands) -> None:
     from edgekv.experiments.base import MAX_REAL_S, add_common_arguments
     from edgekv.experiments.registry import EXPERIMENTS
 

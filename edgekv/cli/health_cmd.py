@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 
+from edgekv.cli.common import Subcommands
 
-def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+
+def register(subcommands: Subcommands) -> None:
     parser = subcommands.add_parser(
         "health",
         help="check that a node is serving (gRPC health checking)",

@@ -21,8 +21,9 @@ import tomllib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
+from edgekv.cli.common import Subcommands
 from edgekv.client import BulkPutEntry, BulkResult, Client, KVNamespace
 from edgekv.config import (
     ConfigError,
@@ -39,8 +40,6 @@ from edgekv.locate import locate_central, locate_edge
 BULK_CHUNK_ENTRIES = 1000  # wrangler's BATCH_KEY_MAX
 T = TypeVar("T")
 BULK_ENTRY_FIELDS = {"key", "value", "expiration", "expiration_ttl", "metadata", "base64"}
-
-Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 # -- shared flags and lookups -----------------------------------------------------------
@@ -63,6 +62,12 @@ def _add_namespace_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="use the binding's preview_id; --preview false (or --no-preview) uses its id",
     )
+
+
+def _add_region_flags(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--region`` (and ``--edge`` to name its edge): go through an edge, not to central."""
+    parser.add_argument("--region", metavar="R", help=f"{verb} through this region's edge")
+    parser.add_argument("--edge", metavar="HOST:PORT", help="the edge for --region")
 
 
 def _config(args: argparse.Namespace) -> WranglerConfig:
@@ -476,6 +481,12 @@ async def bulk_get(args: argparse.Namespace) -> int:
 # -- the parser ---------------------------------------------------------------------------
 
 
+def _group(kv: Subcommands, name: str, help_text: str, example: str) -> Subcommands:
+    """``edgekv kv NAME``: a group of actions, added to what this returns."""
+    parent = kv.add_parser(name, help=help_text, epilog=f"example: {example}")
+    return parent.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+
 def _command(
     group: Subcommands, name: str, help_text: str, example: str, run: Any
 ) -> argparse.ArgumentParser:
@@ -491,12 +502,12 @@ def _command(
 
 
 def _register_namespace(kv: Subcommands) -> None:
-    parent = kv.add_parser(
+    group = _group(
+        kv,
         "namespace",
-        help="create, list, rename and delete namespaces",
-        epilog="example: edgekv kv namespace create MY_KV --update-config",
+        "create, list, rename and delete namespaces",
+        "edgekv kv namespace create MY_KV --update-config",
     )
-    group = parent.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = _command(
         group,
         "create",
@@ -544,12 +555,12 @@ def _register_namespace(kv: Subcommands) -> None:
 
 
 def _register_key(kv: Subcommands) -> None:
-    parent = kv.add_parser(
+    group = _group(
+        kv,
         "key",
-        help="put, get, list and delete keys",
-        epilog='example: edgekv kv key put greeting "hello" --binding MY_KV',
+        "put, get, list and delete keys",
+        'edgekv kv key put greeting "hello" --binding MY_KV',
     )
-    group = parent.add_subparsers(dest="action", metavar="ACTION", required=True)
     put = _command(
         group,
         "put",
@@ -575,8 +586,7 @@ def _register_key(kv: Subcommands) -> None:
     get.add_argument("key", metavar="KEY")
     _add_namespace_flags(get)
     get.add_argument("--text", action="store_true", help="decode as UTF-8 and print a line")
-    get.add_argument("--region", metavar="R", help="read through this region's edge")
-    get.add_argument("--edge", metavar="HOST:PORT", help="the edge for --region")
+    _add_region_flags(get, "read")
     get.add_argument("--cache-ttl", type=int, metavar="S", help="the reader's cacheTtl")
     get.add_argument("--verbose", action="store_true", help="revision, cache status to stderr")
 
@@ -589,8 +599,7 @@ def _register_key(kv: Subcommands) -> None:
     )
     _add_namespace_flags(listing)
     listing.add_argument("--prefix", metavar="P")
-    listing.add_argument("--region", metavar="R", help="list through this region's edge")
-    listing.add_argument("--edge", metavar="HOST:PORT", help="the edge for --region")
+    _add_region_flags(listing, "list")
 
     delete = _command(
         group,
@@ -604,12 +613,12 @@ def _register_key(kv: Subcommands) -> None:
 
 
 def _register_bulk(kv: Subcommands) -> None:
-    parent = kv.add_parser(
+    group = _group(
+        kv,
         "bulk",
-        help="put, delete and get many keys from a JSON file",
-        epilog="example: edgekv kv bulk put entries.json --binding MY_KV",
+        "put, delete and get many keys from a JSON file",
+        "edgekv kv bulk put entries.json --binding MY_KV",
     )
-    group = parent.add_subparsers(dest="action", metavar="ACTION", required=True)
     put = _command(
         group,
         "put",
@@ -641,8 +650,7 @@ def _register_bulk(kv: Subcommands) -> None:
     )
     get.add_argument("file", metavar="FILE")
     _add_namespace_flags(get)
-    get.add_argument("--region", metavar="R", help="read through this region's edge")
-    get.add_argument("--edge", metavar="HOST:PORT", help="the edge for --region")
+    _add_region_flags(get, "read")
 
 
 def register(subcommands: Subcommands) -> None:

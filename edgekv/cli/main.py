@@ -46,7 +46,7 @@ from edgekv.cli import (  # noqa: E402
     health_cmd,
     kv_cmd,
 )
-from edgekv.cli.common import OneLineParser, run_command, run_quietly  # noqa: E402
+from edgekv.cli.common import OneLineParser, Subcommands, run_command, run_quietly  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Subcommand parsers are OneLineParsers too (argparse uses the parent's class).
     subcommands = cast(
-        "argparse._SubParsersAction[argparse.ArgumentParser]",
-        parser.add_subparsers(dest="command", metavar="COMMAND", required=True),
+        Subcommands, parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     )
     central_cmd.register(subcommands)
     edge_cmd.register(subcommands)

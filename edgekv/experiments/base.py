@@ -24,11 +24,12 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from edgekv.clock import valid_time_scale
 from edgekv.core import validation
 from edgekv.core.errors import KVError, UsageError
+from edgekv.experiments import checkers
 from edgekv.experiments.cluster import (
     ClusterView,
     fresh_cluster,
@@ -48,6 +49,10 @@ from edgekv.experiments.results import (
 )
 from edgekv.topology import Topology, default_topology, load_topology
 
+# What an experiment's run returns: the history, the facts it gathered, the
+# cluster's description and the driver's stats (run.json keeps the last three).
+RunOutcome = tuple[list[Op], dict[str, Any], dict[str, Any], dict[str, Any]]
+
 
 class Experiment(Protocol):
     name: str
@@ -65,9 +70,7 @@ class Experiment(Protocol):
         """Raise ValueError naming the option when the options cannot work."""
         ...
 
-    async def run(
-        self, args: argparse.Namespace, progress: Progress
-    ) -> tuple[list[Op], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    async def run(self, args: argparse.Namespace, progress: Progress) -> RunOutcome:
         """Run; return the history, the facts, the cluster's description and driver stats."""
         ...
 
@@ -134,6 +137,32 @@ def validate_common(args: argparse.Namespace) -> None:
 def add_cache_ttl_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache-ttl", type=int, default=60, metavar="S", help="readers' cacheTtl (default 60)"
+    )
+
+
+def add_writer_region_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--writer-region",
+        default="us-east",
+        metavar="REGION",
+        help="the region that writes (default %(default)s)",
+    )
+
+
+def add_rate_argument(
+    parser: argparse.ArgumentParser,
+    operation: Literal["read", "write"],
+    default: float,
+    where: str,
+    shown_default: str = "%(default)s",
+) -> None:
+    """``--read-rate`` or ``--write-rate``: Poisson operations per simulated second ``where``."""
+    parser.add_argument(
+        f"--{operation}-rate",
+        type=float,
+        default=default,
+        metavar="PER_S",
+        help=f"{operation}s per simulated second {where} (default {shown_default})",
     )
 
 
@@ -436,6 +465,15 @@ def allowance_s(record: RunRecord) -> dict[str, float]:
         + PROCESSING_REAL_S * scale
         for region, info in record.cluster.get("regions", {}).items()
     }
+
+
+def own_writes_check(
+    ops: list[Op], record: RunRecord, writers: Collection[str], readers: Collection[str]
+) -> checkers.CheckResult:
+    """Read-your-writes, optional when this workload gives it nothing to examine."""
+    result = checkers.read_your_writes(ops)
+    optional = read_your_writes_optional(record, writers, readers)
+    return result if optional is None else result.optional(optional)
 
 
 def read_your_writes_optional(

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -168,6 +168,14 @@ def _key_logs(ops: Iterable[Op]) -> dict[GroupKey, _KeyLog]:
     return logs
 
 
+def _observations(ops: Sequence[Op]) -> Iterator[tuple[Op, _KeyLog | None]]:
+    """Each read that returned a revision, with its (group, key)'s log (None: never written)."""
+    logs = _key_logs(ops)
+    for op in ops:
+        if _is_observation(op):
+            yield op, logs.get(_group_key(op))
+
+
 def _earlier(a: Op, b: Op | None) -> bool:
     """Whether ``a`` completed before ``b`` (ties by id); anything beats None."""
     return b is None or (a.complete_s, a.id) < (b.complete_s, b.id)
@@ -249,14 +257,11 @@ def staleness(
     what it returned; if there is none (a central revision not from the
     acknowledged writes) the read counts as stale but adds no time behind.
     """
-    logs = _key_logs(ops)
     reads = hits = upstream = 0
     time_behind_s: list[float] = []
     revisions_behind: list[int] = []
-    for op in ops:
-        if not _is_observation(op) or op.central_revision is None:
-            continue
-        if not _in_scope(op, group, region, window_s):
+    for op, log in _observations(ops):
+        if op.central_revision is None or not _in_scope(op, group, region, window_s):
             continue
         reads += 1
         hits += op.cache_status == "HIT"
@@ -264,7 +269,6 @@ def staleness(
         returned = _revision(op)
         if returned >= op.central_revision:
             continue
-        log = logs.get(_group_key(op))
         index = log.index if log is not None else KeyWrites([], [])
         revisions_behind.append(index.between(returned, op.central_revision))
         superseded_s = index.superseded_at(returned)
@@ -288,12 +292,10 @@ def revisions_behind(ops: Sequence[Op]) -> dict[int, int]:
     it was invoked (0 for a fresh read) — the same count :func:`staleness`
     gathers, by read.
     """
-    logs = _key_logs(ops)
     empty = KeyWrites([], [])
     behind = {}
-    for op in ops:
-        if _is_observation(op) and op.central_revision is not None:
-            log = logs.get(_group_key(op))
+    for op, log in _observations(ops):
+        if op.central_revision is not None:
             index = log.index if log is not None else empty
             behind[op.id] = index.between(_revision(op), op.central_revision)
     return behind
@@ -525,15 +527,11 @@ def convergence(
     examined read is a violation too: its convergence was not observed.
     """
     name = "convergence"
-    logs = _key_logs(ops)
     uncertain = {_group_key(op) for op in ops if op.is_write and op.outcome == "unknown"}
     observed_regions: set[str] = set()
     checked = 0
     violations: list[Violation] = []
-    for read in ops:
-        if not _is_observation(read):
-            continue
-        log = logs.get(_group_key(read))
+    for read, log in _observations(ops):
         final = log.writes[-1] if log is not None else None
         final_revision = 0 if final is None else _revision(final)
         last_s = -math.inf if final is None else _commit_s(final)
@@ -584,13 +582,9 @@ def promise(
     be shown (its revision or newer). ``checked`` counts reads that had such a write.
     """
     name = "visibility-promise"
-    logs = _key_logs(ops)
     checked = 0
     violations: list[Violation] = []
-    for read in ops:
-        if not _is_observation(read):
-            continue
-        log = logs.get(_group_key(read))
+    for read, log in _observations(ops):
         if log is None:
             continue
         allowance_s = max(promise_s, _reader_ttl_s(read)) + extra_s.get(read.region, 0.0)

@@ -21,16 +21,17 @@ from edgekv.core.errors import UsageError
 from edgekv.experiments import checkers, plots
 from edgekv.experiments.base import (
     Progress,
+    RunOutcome,
     add_cache_ttl_argument,
     base_topology,
     cluster_for,
+    own_writes_check,
     validate_cache_ttl,
 )
 from edgekv.experiments.history import Op
 from edgekv.experiments.results import RunRecord, Summary, Table
 from edgekv.experiments.staleness import (
     add_workload_arguments,
-    own_writes_check,
     reader_regions,
     validate_workload,
     workload_streams,
@@ -81,9 +82,7 @@ class Modes:
                 "the modes experiment starts one fresh cluster per mode; it cannot use --state"
             )
 
-    async def run(
-        self, args: argparse.Namespace, progress: Progress
-    ) -> tuple[list[Op], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    async def run(self, args: argparse.Namespace, progress: Progress) -> RunOutcome:
         from edgekv.experiments.driver import Driver
 
         ops: list[Op] = []
@@ -150,7 +149,7 @@ class Modes:
             )
         checks = [
             checkers.monotonic_reads(ops),
-            own_writes_check(ops, record, options["writer_region"], readers),
+            own_writes_check(ops, record, [options["writer_region"]], readers),
         ]
         return Summary(
             self.name,

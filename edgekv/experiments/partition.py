@@ -36,11 +36,13 @@ from edgekv.core.errors import UsageError
 from edgekv.experiments import checkers, plots
 from edgekv.experiments.base import (
     Progress,
+    RunOutcome,
     add_cache_ttl_argument,
     add_keys_argument,
+    add_rate_argument,
     base_topology,
     cluster_for,
-    read_your_writes_optional,
+    own_writes_check,
     validate_cache_ttl,
     validate_keys,
     validate_rate,
@@ -121,20 +123,8 @@ class Partition:
             help="a fresh cluster's edges serve copies up to S seconds past their cacheTtl "
             "(default %(default)s)",
         )
-        parser.add_argument(
-            "--read-rate",
-            type=float,
-            default=0.5,
-            metavar="PER_S",
-            help="reads per simulated second in each region (default %(default)s)",
-        )
-        parser.add_argument(
-            "--write-rate",
-            type=float,
-            default=0.05,
-            metavar="PER_S",
-            help="writes per simulated second in each region (default %(default)s)",
-        )
+        add_rate_argument(parser, "read", 0.5, "in each region")
+        add_rate_argument(parser, "write", 0.05, "in each region")
         add_keys_argument(parser, default=10)
 
     def workloads(self, args: argparse.Namespace) -> int:
@@ -154,9 +144,7 @@ class Partition:
                 f"({heal_s:g}) < --duration ({args.duration:g})"
             )
 
-    async def run(
-        self, args: argparse.Namespace, progress: Progress
-    ) -> tuple[list[Op], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    async def run(self, args: argparse.Namespace, progress: Progress) -> RunOutcome:
         from edgekv.experiments.driver import Driver
 
         cut_s, heal_s = window_of(args)
@@ -225,12 +213,10 @@ class Partition:
         )
         write_recovery = first_after(ops, heal_s, region, lambda op: op.is_write)
         lost = nothing_lost(ops, facts["central_revisions"])
-        own_writes = checkers.read_your_writes(ops)
-        optional = read_your_writes_optional(record, facts["regions"], facts["regions"])
         checks = [
             lost,
             checkers.monotonic_reads(ops),
-            own_writes if optional is None else own_writes.optional(optional),
+            own_writes_check(ops, record, facts["regions"], facts["regions"]),
         ]
         reads_after = any(
             op.is_read and op.region == region and op.invoke_s >= heal_s for op in ops

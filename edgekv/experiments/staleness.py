@@ -21,11 +21,14 @@ from edgekv.core.errors import UsageError
 from edgekv.experiments import checkers, plots, theory
 from edgekv.experiments.base import (
     Progress,
+    RunOutcome,
     add_keys_argument,
+    add_rate_argument,
+    add_writer_region_argument,
     base_topology,
     cluster_for,
+    own_writes_check,
     parse_list,
-    read_your_writes_optional,
     validate_cache_ttl,
     validate_keys,
     validate_rate,
@@ -45,21 +48,8 @@ def add_workload_arguments(
     parser: argparse.ArgumentParser, read_rate: float, write_rate: float
 ) -> None:
     """The read/write workload staleness and modes share."""
-    parser.add_argument(
-        "--read-rate",
-        type=float,
-        default=read_rate,
-        metavar="PER_S",
-        help="reads per simulated second in each reading region, over all keys "
-        "(default %(default)s)",
-    )
-    parser.add_argument(
-        "--write-rate",
-        type=float,
-        default=write_rate,
-        metavar="PER_S",
-        help="writes per simulated second, over all keys (default %(default)s)",
-    )
+    add_rate_argument(parser, "read", read_rate, "in each reading region, over all keys")
+    add_rate_argument(parser, "write", write_rate, "over all keys")
     add_keys_argument(parser, default=10)
     parser.add_argument(
         "--zipf",
@@ -68,12 +58,7 @@ def add_workload_arguments(
         metavar="S",
         help="Zipf exponent of key popularity (0 = uniform) (default %(default)s)",
     )
-    parser.add_argument(
-        "--writer-region",
-        default="us-east",
-        metavar="REGION",
-        help="the region that writes (default %(default)s)",
-    )
+    add_writer_region_argument(parser)
     parser.add_argument(
         "--reader-regions",
         default=None,
@@ -176,15 +161,6 @@ def staleness_headline(rows: list[list[Any]]) -> str:
     return headline + (f"; no read was measured at cacheTtl {unmeasured}" if unmeasured else "")
 
 
-def own_writes_check(
-    ops: list[Op], record: RunRecord, writer_region: str, readers: list[str]
-) -> checkers.CheckResult:
-    """Read-your-writes, optional when this workload gives it nothing to examine."""
-    result = checkers.read_your_writes(ops)
-    optional = read_your_writes_optional(record, [writer_region], readers)
-    return result if optional is None else result.optional(optional)
-
-
 class Staleness:
     name = "staleness"
     help = "a sweep over cacheTtl: stale reads, hit ratio and central load beside the theory"
@@ -208,9 +184,7 @@ class Staleness:
             validate_cache_ttl(ttl_s, "--cache-ttls")
         validate_workload(args)
 
-    async def run(
-        self, args: argparse.Namespace, progress: Progress
-    ) -> tuple[list[Op], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    async def run(self, args: argparse.Namespace, progress: Progress) -> RunOutcome:
         from edgekv.experiments.driver import Driver
 
         ttls: list[int] = parse_list(args.cache_ttls, "--cache-ttls", int)
@@ -257,7 +231,7 @@ class Staleness:
             )
         checks = [
             checkers.monotonic_reads(ops),
-            own_writes_check(ops, record, options["writer_region"], facts["readers"]),
+            own_writes_check(ops, record, [options["writer_region"]], facts["readers"]),
         ]
         return Summary(
             self.name,

@@ -17,18 +17,20 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any
 
 from edgekv.core.errors import UsageError
 from edgekv.experiments import checkers, plots, theory
 from edgekv.experiments.base import (
     Progress,
+    RunOutcome,
     add_cache_ttl_argument,
     add_keys_argument,
+    add_rate_argument,
+    add_writer_region_argument,
     allowance_s,
     base_topology,
     cluster_for,
-    read_your_writes_optional,
+    own_writes_check,
     rtt_s,
     validate_cache_ttl,
     validate_keys,
@@ -51,20 +53,9 @@ class Visibility:
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_cache_ttl_argument(parser)
-        parser.add_argument(
-            "--writer-region",
-            default="us-east",
-            metavar="REGION",
-            help="where writes are made (default us-east)",
-        )
+        add_writer_region_argument(parser)
         add_keys_argument(parser, default=2)
-        parser.add_argument(
-            "--write-rate",
-            type=float,
-            default=1 / 30,
-            metavar="PER_S",
-            help="writes per simulated second over all keys (default 1/30)",
-        )
+        add_rate_argument(parser, "write", 1 / 30, "over all keys", shown_default="1/30")
         parser.add_argument(
             "--poll-interval",
             type=float,
@@ -88,9 +79,7 @@ class Visibility:
                 f"{2 * settle_s(args.cache_ttl):g} s"
             )
 
-    async def run(
-        self, args: argparse.Namespace, progress: Progress
-    ) -> tuple[list[Op], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    async def run(self, args: argparse.Namespace, progress: Progress) -> RunOutcome:
         keys = KeySpace(args.keys)
         async with cluster_for(args, base_topology(args, self)) as view, Driver(view) as driver:
             view.edges_in(args.writer_region)
@@ -145,12 +134,10 @@ class Visibility:
                 ]
             )
         writer_region = str(options["writer_region"])
-        own_writes = checkers.read_your_writes(ops)
-        optional = read_your_writes_optional(record, [writer_region], regions)
         checks = [
             checkers.promise(ops, extra_s=allowance),
             checkers.convergence(ops, writes_end_s=record.facts["writes_end_s"], extra_s=allowance),
-            own_writes if optional is None else own_writes.optional(optional),
+            own_writes_check(ops, record, [writer_region], regions),
             checkers.monotonic_reads(ops),
         ]
         slowest = max(

@@ -15,6 +15,7 @@ import pytest
 
 import edgekv
 from central.server import CentralServer, start_central
+from central.service import CentralSettings
 from edgekv.clock import ManualClock
 
 
@@ -52,7 +53,8 @@ async def start_central_at(storage_url: str) -> AsyncIterator[StartCentral]:
 
     async def start(**options: object) -> Central:
         clock = ManualClock()
-        server = await start_central("127.0.0.1:0", storage_url, clock, **options)  # type: ignore[arg-type]
+        settings = CentralSettings(**options)  # type: ignore[arg-type]
+        server = await start_central("127.0.0.1:0", storage_url, clock, settings)
         central = Central(server, clock, edgekv.Client(central=server.address))
         started.append(central)
         return central

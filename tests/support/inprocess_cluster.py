@@ -16,6 +16,7 @@ from itertools import count
 
 import edgekv
 from central.server import central_service
+from central.service import CentralSettings
 from central.storage.memory import MemoryStorage
 from edge.node import EdgeNode, EdgePolicy
 from edge.server import Edge, EdgeConfig, add_edge_services, assemble_edge
@@ -61,12 +62,10 @@ class InProcessCluster:
     @classmethod
     async def start(cls, *, write_rate_limit: bool = False) -> InProcessCluster:
         clock = ManualClock()
-        service = await central_service(
-            MemoryStorage(),
-            clock,
-            write_rate_limit=write_rate_limit,
-            new_namespace_id=sequential_namespace_id,
+        settings = CentralSettings(
+            write_rate_limit=write_rate_limit, new_namespace_id=sequential_namespace_id
         )
+        service = await central_service(MemoryStorage(), clock, settings)
         server = InProcessServer()
         central_pb2_grpc.add_CentralStoreServicer_to_server(service, server)
         admin = edgekv.Client(central=server.channel())

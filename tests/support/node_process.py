@@ -41,7 +41,15 @@ from types import TracebackType
 from typing import ClassVar, Generic, Self, TypeVar
 
 from edgekv.node_args import ANY_LOOPBACK_PORT, edgekv_command
-from edgekv.process import DEFAULT_GRACE_S, Child, ReadyLine, StartError, spawn, wait_ready
+from edgekv.process import (
+    DEFAULT_GRACE_S,
+    Child,
+    ReadyLine,
+    RunsAsChild,
+    StartError,
+    spawn,
+    wait_ready,
+)
 
 DEFAULT_START_TIMEOUT_S = 30.0
 DEFAULT_STOP_TIMEOUT_S = DEFAULT_GRACE_S
@@ -77,7 +85,7 @@ class NodeExit:
     stderr: str
 
 
-class NodeProcess:
+class NodeProcess(RunsAsChild):
     """One running ``edgekv KIND``; subclasses set the class attributes below."""
 
     kind: ClassVar[str] = "node"
@@ -102,20 +110,8 @@ class NodeProcess:
         return self.child.argv
 
     @property
-    def address(self) -> str:
-        return self.child.address
-
-    @property
-    def pid(self) -> int:
-        return self.child.pid
-
-    @property
     def port(self) -> int:
         return int(self.address.rpartition(":")[2])
-
-    @property
-    def running(self) -> bool:
-        return self.child.running
 
     def stdout(self) -> str:
         return self.child.stdout()

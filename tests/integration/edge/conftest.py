@@ -32,6 +32,7 @@ import pytest
 
 import edgekv
 from central.server import CentralServer, start_central
+from central.service import CentralSettings
 from edge.node import EdgePolicy
 from edge.server import EdgeConfig, EdgeServer, start_edge
 from edge.upstream import RetrySettings
@@ -87,9 +88,8 @@ class Cluster:
     # -- central ----------------------------------------------------------------
 
     async def start_central(self, listen: str = "127.0.0.1:0") -> CentralServer:
-        self.central = await start_central(
-            listen, self.storage_url, self.clock, write_rate_limit=self.write_rate_limit
-        )
+        settings = CentralSettings(write_rate_limit=self.write_rate_limit)
+        self.central = await start_central(listen, self.storage_url, self.clock, settings)
         self._central_address = self.central.address
         return self.central
 
