@@ -117,23 +117,17 @@ def add_edge_services(edge: Edge, server: Any) -> None:
 
 
 @dataclass
-class EdgeServer:
-    edge: Edge
-    address: str
-    grpc_node: GrpcNode
+class EdgeServer(Edge):
+    """An edge serving on a socket: the wired edge, its address, its gRPC node, its metrics."""
+
+    address: str = ""
+    grpc_node: GrpcNode | None = None
     metrics: Any = None
 
-    @property
-    def node(self) -> EdgeNode:
-        return self.edge.node
-
-    @property
-    def link(self) -> Link:
-        return self.edge.link
-
     async def stop(self, grace_s: float = 5.0) -> None:
-        await self.grpc_node.stop(grace_s)
-        await self.edge.close()
+        if self.grpc_node is not None:
+            await self.grpc_node.stop(grace_s)
+        await self.close()
         if self.metrics is not None:
             # shutdown() waits for the serving thread's poll loop; keep the event loop free.
             await asyncio.to_thread(self.metrics.shutdown)
@@ -151,7 +145,7 @@ async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
     edge = await assemble_edge(config, clock, channel)
     grpc_node = GrpcNode(SERVICE_NAMES)
     add_edge_services(edge, grpc_node.server)
-    server = EdgeServer(edge, "", grpc_node)
+    server = EdgeServer(edge.node, edge.link, edge.watchers, grpc_node=grpc_node)
     try:
         port = await grpc_node.start(config.listen)
         if config.metrics_listen:

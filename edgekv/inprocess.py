@@ -133,29 +133,26 @@ def _check_size(payload: bytes, method: str) -> None:
         )
 
 
+def _serializers(options: dict[str, Any]) -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
+    """The request serializer and response deserializer a generated stub passes."""
+    return options["request_serializer"], options["response_deserializer"]
+
+
 class InProcessChannel:
-    """What the generated stubs need of a channel; calls go to an :class:`InProcessServer`."""
+    """What the generated stubs need of a channel; calls go to an :class:`InProcessServer`.
+
+    ``unary_unary`` and ``unary_stream`` take what a ``grpc.aio`` channel's
+    methods of those names take, and return a callable for the stub.
+    """
 
     def __init__(self, server: InProcessServer) -> None:
         self._server = server
 
-    def unary_unary(
-        self,
-        method: str,
-        request_serializer: Callable[[Any], bytes],
-        response_deserializer: Callable[[bytes], Any],
-        _registered_method: bool = False,
-    ) -> _UnaryUnary:
-        return _UnaryUnary(self._server, method, request_serializer, response_deserializer)
+    def unary_unary(self, method: str, **options: Any) -> _UnaryUnary:
+        return _UnaryUnary(self._server, method, *_serializers(options))
 
-    def unary_stream(
-        self,
-        method: str,
-        request_serializer: Callable[[Any], bytes],
-        response_deserializer: Callable[[bytes], Any],
-        _registered_method: bool = False,
-    ) -> _UnaryStream:
-        return _UnaryStream(self._server, method, request_serializer, response_deserializer)
+    def unary_stream(self, method: str, **options: Any) -> _UnaryStream:
+        return _UnaryStream(self._server, method, *_serializers(options))
 
     async def close(self) -> None:
         """Nothing to release: there is no socket."""
