@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# The tests' own gRPC servers and channels stay as quiet as the edgekv command keeps
+# its users' terminals (gRPC's C core reads this when it starts).
+os.environ["GRPC_VERBOSITY"] = "NONE"
 
 from tests.support.redis_server import RedisServer, start_redis
 
