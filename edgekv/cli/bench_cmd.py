@@ -28,7 +28,7 @@ def register(subcommands: Subcommands) -> None:
         epilog="example: edgekv bench quick",
     )
     kinds = parser.add_subparsers(
-        dest="bench_command", metavar="quick|run|resources|list", required=True
+        dest="bench_command", metavar="quick|run|resources|soak|list", required=True
     )
     quick = kinds.add_parser("quick", help="the main scenarios, about a minute")
     _common(quick)
@@ -72,6 +72,26 @@ def register(subcommands: Subcommands) -> None:
     )
     _add_out_flag(resources)
     resources.set_defaults(run=run_resources)
+    soak = kinds.add_parser(
+        "soak",
+        help="a steady mixed workload through five regions for a long time; fails on growth",
+        description="Run 80%% of the measured knee (or --rate) of a mixed workload through a "
+        "five-region cluster for --duration seconds, sampling each process's RSS, open file "
+        "descriptors and tasks and each slice's latency; fail if any call fails or a gauge "
+        "grows more than 10%% from the second quarter of the run to the last.",
+    )
+    soak.add_argument(
+        "--duration", type=float, default=3600.0, metavar="S", help="seconds (default 3600)"
+    )
+    soak.add_argument(
+        "--rate", type=float, default=None, metavar="PER_S", help="calls/s (default: 80%% of knee)"
+    )
+    soak.add_argument(
+        "--sample-every", type=float, default=5.0, metavar="S", help="seconds (default 5)"
+    )
+    soak.add_argument("--seed", type=int, default=1, help="seed of the workload (default 1)")
+    _add_out_flag(soak)
+    soak.set_defaults(run=run_soak)
     listing = kinds.add_parser("list", help="the scenarios and what one call of each is")
     listing.set_defaults(run=run_list)
 
@@ -121,6 +141,33 @@ async def run_resources(args: argparse.Namespace) -> int:
     print(f"\nresults: {folder}")
     within = all(m["within_target"] for m in results["edge_memory"])
     return 0 if within else 1
+
+
+async def run_soak(args: argparse.Namespace) -> int:
+    import json
+
+    from edgekv.bench.runner import DEFAULT_OUT
+    from edgekv.bench.soak import SoakOptions, soak
+
+    if not args.duration > 0 or not args.sample_every > 0:
+        raise UsageError("--duration and --sample-every must be positive")
+    if args.rate is not None and not args.rate > 0:
+        raise UsageError(f"--rate must be positive, got {args.rate:g}")
+    if args.sample_every * 8 > args.duration:
+        raise UsageError("--duration must hold at least 8 samples (--sample-every x 8)")
+    options = SoakOptions(
+        args.duration, args.rate, sample_every_s=args.sample_every, seed=args.seed,
+        out=args.out or DEFAULT_OUT,
+    )  # fmt: skip
+    folder = await soak(options)
+    summary = json.loads((folder / "summary.json").read_text())
+    print(
+        f"\n{summary['calls']} calls at {summary['rate_per_s']:.0f}/s, {summary['errors']} errors"
+    )
+    for reason in summary["reasons"]:
+        print(f"edgekv: error: {reason}")
+    print(f"results: {folder}")
+    return 0 if summary["passed"] else 1
 
 
 async def run_list(args: argparse.Namespace) -> int:

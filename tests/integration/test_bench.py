@@ -105,3 +105,39 @@ def test_an_unknown_scenario_is_one_line() -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("edgekv: error: unknown scenario 'edge-hot'")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(180)
+def test_a_short_soak_samples_every_process_and_passes(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "edgekv", "bench", "soak", "--duration", "16", "--rate", "100",
+         "--sample-every", "2", "--out", str(tmp_path)],
+        env=environment, capture_output=True, text=True, timeout=170,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [folder] = (tmp_path / "bench").glob("soak-*")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["passed"] and summary["errors"] == 0 and summary["calls"] >= 1400
+    processes = {"central", "generator", "us-east-1", "us-west-1", "eu-west-1", "ap-southeast-1"}
+    assert processes | {"sa-east-1"} == set(summary["growth"])
+    with (folder / "samples.csv").open() as samples:
+        rows = list(csv.DictReader(samples))
+    # Seven processes sampled after each slice; a slice ends when its last call answered,
+    # so 16 s hold seven or eight slices of 2 s.
+    assert len(rows) in (7 * 7, 8 * 7) and all(int(row["open_fds"]) > 0 for row in rows)
+    assert (folder / "soak.png").stat().st_size > 10_000
+    assert "results:" in done.stdout
+
+
+def test_a_soak_too_short_to_judge_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "edgekv", "bench", "soak", "--duration", "10",
+         "--sample-every", "2", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "edgekv: error: --duration must hold at least 8 samples (--sample-every x 8)"
+    )
+    assert not (tmp_path / "bench").exists()
