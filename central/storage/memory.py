@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 
-from central.storage.base import DEFAULT_CHANGE_LOG_ROWS
+from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, unstorable
 from edgekv.core.errors import ErrorKind, error
 from edgekv.core.listing import ListQuery, ScanResult, scan_with_lookahead
 from edgekv.core.model import (
@@ -109,6 +109,9 @@ class MemoryStorage:
         keyspace = self._keyspaces.get(namespace_id)
         if keyspace is None:
             raise error(ErrorKind.NAMESPACE_NOT_FOUND, operation="write", namespace_id=namespace_id)
+        # Checked before anything is applied: a group is all or nothing.
+        if refusal := unstorable(writes):
+            raise refusal
         return [self._apply(keyspace, write, now) for write in writes]
 
     def _apply(self, keyspace: _Keyspace, write: Write, now: float) -> Committed:

@@ -38,7 +38,9 @@ Theory of operation:
 * **Group commit.** Concurrent commits share one round trip: each caller
   queues its script call and one flusher sends everything queued as a
   pipeline (not a transaction: each script is atomic on its own and they run
-  in queue order), then hands each caller its own answer. Under load this
+  in queue order), then hands each caller its own answer — every caller,
+  whatever one call raises; a write no store can hold is refused before it
+  joins a pipeline (:func:`~central.storage.base.unstorable`). Under load this
   spares central the per-call cost of a Redis command, which is what limits
   write throughput in a one-core process.
 """
@@ -53,7 +55,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
-from central.storage.base import DEFAULT_CHANGE_LOG_ROWS
+from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, unstorable
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult, prefix_upper_bound, scan_with_lookahead
 from edgekv.core.model import (
@@ -413,31 +415,47 @@ class RedisStorage:
 
     async def _group_commit(self, keys: list[str], args: list[Any]) -> Any:
         """Run the commit script in the next pipeline the flusher sends."""
+        # Encoded here, in the caller's own call: an argument Redis cannot take fails
+        # this caller alone, not the whole pipeline it would have joined.
+        encoder = self._client.get_encoder()  # type: ignore[no-untyped-call]
+        encoded = [encoder.encode(arg) for arg in args]
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queued_commits.append((keys, args, answer))
+        self._queued_commits.append((keys, encoded, answer))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_commits())
         return await answer
 
     async def _flush_commits(self) -> None:
+        """Send what is queued as pipelines until nothing is; answer every caller of each."""
         while self._queued_commits:
             batch, self._queued_commits = self._queued_commits, []
-            pipe = self._client.pipeline(transaction=False)
-            for keys, args, _ in batch:
-                await self._commit_script(keys=keys, args=args, client=pipe)  # queues, no I/O
             try:
-                results = await pipe.execute(raise_on_error=False)
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-                results = [self._unavailable(exc)] * len(batch)
-            except Exception as exc:  # hand it to every caller rather than lose it here
-                results = [exc] * len(batch)
-            for (_, _, answer), result in zip(batch, results, strict=True):
-                if answer.done():  # the caller gave up (cancelled)
-                    continue
-                if isinstance(result, BaseException):
-                    answer.set_exception(result)
-                else:
-                    answer.set_result(result)
+                results = await self._send_commits(batch)
+                for (_, _, answer), result in zip(batch, results, strict=True):
+                    if answer.done():  # the caller gave up (cancelled)
+                        continue
+                    if isinstance(result, BaseException):
+                        answer.set_exception(result)
+                    else:
+                        answer.set_result(result)
+            finally:
+                for _, _, answer in batch:  # whatever went wrong above, nobody waits forever
+                    if not answer.done():
+                        answer.set_exception(
+                            error(ErrorKind.UNAVAILABLE, detail="the Redis flusher stopped")
+                        )
+
+    async def _send_commits(self, batch: list[tuple[list[str], list[Any], Any]]) -> list[Any]:
+        """One pipeline of the batch's script calls: each call's answer, or its error."""
+        pipe = self._client.pipeline(transaction=False)
+        for keys, args, _ in batch:
+            await self._commit_script(keys=keys, args=args, client=pipe)  # queues, no I/O
+        try:
+            return await pipe.execute(raise_on_error=False)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            return [self._unavailable(exc)] * len(batch)
+        except Exception as exc:  # hand it to every caller rather than lose it here
+            return [exc] * len(batch)
 
     def _unavailable(self, exc: Exception) -> KVError:
         return error(ErrorKind.UNAVAILABLE, detail=f"Redis at {self._url} failed: {exc}")
@@ -535,6 +553,8 @@ class RedisStorage:
         namespace_id = writes[0].namespace_id
         if any(write.namespace_id != namespace_id for write in writes):
             raise ValueError("a commit group must write to one namespace")
+        if refusal := unstorable(writes):
+            raise refusal
         names_key, info_key, values_key = self._keyspace_keys(namespace_id)
         keys = [
             self._key("namespaces"),

@@ -10,7 +10,9 @@ Theory of operation:
   caller's future. While a batch is on disk the next one gathers, so under
   load many writes share one fsync and durability does not cost throughput.
   Each caller's group is a savepoint, so a group that fails (its namespace was
-  deleted meanwhile) rolls back alone.
+  deleted meanwhile, or it holds what SQLite cannot store) rolls back alone and
+  its caller gets the error; the others commit. Whatever happens, every caller
+  of a batch is answered.
 * **Reads** run on the event loop with a second connection: WAL lets them see
   the last committed state while the writer works, and a point read is a few
   microseconds — cheaper than a thread hop.
@@ -23,6 +25,7 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +48,7 @@ from edgekv.core.model import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -95,6 +99,38 @@ class _Pending:
     writes: Sequence[Write]
     now: float
     future: asyncio.Future[list[Committed]] = field(repr=False)
+
+
+def _internal(exc: BaseException) -> KVError:
+    return error(ErrorKind.INTERNAL, detail=f"the SQLite writer failed: {exc!r}")
+
+
+def _refusal(exc: Exception) -> KVError:
+    """What a group that raised answers its caller: a KVError as it is, else INTERNAL."""
+    if isinstance(exc, KVError):
+        return exc
+    # A group the core should have refused (an integer SQLite cannot bind, say): a bug.
+    log.error("the SQLite writer refused a group on a bug", exc_info=exc)
+    return _internal(exc)
+
+
+def _answer(batch: list[_Pending], outcomes: list[list[Committed] | KVError]) -> None:
+    for pending, outcome in zip(batch, outcomes, strict=True):
+        if pending.future.done():  # the caller gave up (cancelled)
+            continue
+        if isinstance(outcome, KVError):
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)
+
+
+def _fail_unanswered(batch: list[_Pending]) -> None:
+    """Answer whoever in ``batch`` is still waiting: never leave a caller hanging."""
+    for pending in batch:
+        if not pending.future.done():
+            pending.future.set_exception(
+                error(ErrorKind.UNAVAILABLE, detail="the SQLite writer stopped before answering")
+            )
 
 
 class SqliteStorage:
@@ -277,27 +313,37 @@ class SqliteStorage:
         return await future
 
     async def _drain(self) -> None:
-        """Commit queued groups, one transaction per round, until the queue is empty."""
-        loop = asyncio.get_running_loop()
+        """Commit queued groups, one transaction per round, until the queue is empty.
+
+        Every caller of a batch is answered, whatever happens: a group that
+        raised fails alone (inside :meth:`_commit_batch`), a batch the store
+        could not commit fails as a whole, and a caller left unanswered by
+        anything else (a bug, a cancellation) gets an error rather than a wait
+        that never ends.
+        """
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
                 try:
-                    outcomes, self._revision = await loop.run_in_executor(
-                        self._executor, self._commit_batch, batch
-                    )
-                except sqlite3.Error as exc:
-                    failure = error(ErrorKind.UNAVAILABLE, detail=f"storage failed: {exc}")
-                    outcomes = [failure] * len(batch)
-                for pending, outcome in zip(batch, outcomes, strict=True):
-                    if pending.future.done():
-                        continue
-                    if isinstance(outcome, KVError):
-                        pending.future.set_exception(outcome)
-                    else:
-                        pending.future.set_result(outcome)
+                    _answer(batch, await self._commit_or_fail(batch))
+                finally:
+                    _fail_unanswered(batch)
         finally:
             self._draining = None
+
+    async def _commit_or_fail(self, batch: list[_Pending]) -> list[list[Committed] | KVError]:
+        """Each group's commit, or the one error of a batch that could not commit."""
+        loop = asyncio.get_running_loop()
+        try:
+            outcomes, self._revision = await loop.run_in_executor(
+                self._executor, self._commit_batch, batch
+            )
+        except sqlite3.Error as exc:
+            return [error(ErrorKind.UNAVAILABLE, detail=f"storage failed: {exc}")] * len(batch)
+        except Exception as exc:
+            log.exception("the SQLite writer failed on a bug; its batch was rolled back")
+            return [_internal(exc)] * len(batch)
+        return outcomes
 
     def _commit_batch(self, batch: list[_Pending]) -> tuple[list[list[Committed] | KVError], int]:
         """On the writer thread: apply every group in one transaction, one fsync."""
@@ -310,10 +356,14 @@ class SqliteStorage:
                 db.execute("SAVEPOINT grp")
                 try:
                     committed, revision = self._apply_group(db, pending, revision)
-                except KVError as exc:
-                    # The group's revisions were never used: the next group reuses them.
+                except sqlite3.Error:
+                    raise  # the store failed, not this group: the whole batch fails
+                except Exception as exc:
+                    # This group alone is refused (its namespace is gone, or it holds
+                    # what SQLite cannot store); its revisions were never used, so the
+                    # next group reuses them.
                     db.execute("ROLLBACK TO grp")
-                    outcomes.append(exc)
+                    outcomes.append(_refusal(exc))
                 else:
                     outcomes.append(committed)
                 db.execute("RELEASE grp")
