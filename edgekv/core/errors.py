@@ -124,6 +124,9 @@ class ErrorKind(enum.StrEnum):
     UNAVAILABLE_NOT_APPLIED = "UNAVAILABLE_NOT_APPLIED"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     INTERNAL = "INTERNAL"
+    # -- what storage must hold, and storage that cannot keep what it acknowledged --
+    EXPIRATION_TOO_LATE = "EXPIRATION_TOO_LATE"
+    EXPIRATION_TTL_TOO_LARGE = "EXPIRATION_TTL_TOO_LARGE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +282,21 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "DEADLINE_EXCEEDED", "{detail}", UnavailableError, definite=False
     ),
     ErrorKind.INTERNAL: ErrorSpec("INTERNAL", "{detail}", KVError, definite=False),
+    # -- what storage must hold, and storage that cannot keep what it acknowledged --
+    # An expiration must fit every store and the wire (edgekv/core/limits.py says why
+    # 9999's last second); worded as Miniflare words the lower bounds.
+    ErrorKind.EXPIRATION_TOO_LATE: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Invalid expiration of {expiration}. Expiration times must be at most {maximum} "
+        "({maximum_utc}).",
+        _INVALID,
+    ),
+    ErrorKind.EXPIRATION_TTL_TOO_LARGE: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Invalid expiration_ttl of {ttl}. Expiration TTL must be at most {maximum}, "
+        "so that the key expires by {latest} ({latest_utc}).",
+        _INVALID,
+    ),
 }
 
 

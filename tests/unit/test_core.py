@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,23 @@ def test_expiration_rules() -> None:
     assert resolve_expiration(1000.0, 1060, None) == 1060
     assert kind_of(resolve_expiration, 1000.0, 1059, None) is ErrorKind.EXPIRATION_TOO_SOON
     assert resolve_expiration(1000.0, 1, 60) == 1060  # the TTL wins; the bad expiration is unused
+
+
+def test_expirations_end_with_the_last_second_of_9999() -> None:
+    latest = limits.MAX_EXPIRATION_S
+    assert datetime.fromtimestamp(latest, UTC).isoformat() == "9999-12-31T23:59:59+00:00"
+    assert latest < 2**53, "an expiration must compare exactly with a float now"
+    now = 1_700_000_000.9
+    assert resolve_expiration(now, latest, None) == latest
+    assert kind_of(resolve_expiration, now, latest + 1, None) is ErrorKind.EXPIRATION_TOO_LATE
+    assert kind_of(resolve_expiration, now, 2**63 - 1, None) is ErrorKind.EXPIRATION_TOO_LATE
+    largest_ttl = latest - 1_700_000_000
+    assert resolve_expiration(now, None, largest_ttl) == latest
+    too_large = ErrorKind.EXPIRATION_TTL_TOO_LARGE
+    assert kind_of(resolve_expiration, now, None, largest_ttl + 1) is too_large
+    assert kind_of(resolve_expiration, now, None, 2**63 - 1) is too_large
+    # Only the value in use is checked: the TTL wins over an expiration out of range.
+    assert resolve_expiration(now, latest + 1, 60) == 1_700_000_060
 
 
 def test_cache_ttl_rules() -> None:
