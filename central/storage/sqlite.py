@@ -188,7 +188,10 @@ class SqliteStorage:
             self._writer.execute("COMMIT")
             return result
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, transaction)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, transaction)
+        except sqlite3.Error as exc:  # a full disk, say: the store failed, not the request
+            raise error(ErrorKind.UNAVAILABLE, detail=f"storage failed: {exc}") from None
 
     # -- namespaces (rare; they go through the writer thread, in order) -----
 

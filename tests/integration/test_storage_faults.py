@@ -10,7 +10,10 @@ SQLite files or a real ``redis-server``; nothing of edgekv's is mocked.
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,14 +21,66 @@ import pytest
 
 import edgekv
 from tests.support.central_process import CentralLauncher
+from tests.support.redis_server import RedisServer, start_redis
 
 WRITERS = 8
+# Simulated time runs 1000 times slower than real time: a test's writes to one key
+# all fall in one simulated second, where Workers KV allows one write.
+SLOW_TIME = ["--time-scale", "0.001"]
+SMALL_DISK_BYTES = 8 * 1024 * 1024
 
 
 @pytest.fixture
 def launcher(tmp_path: Path) -> Iterator[CentralLauncher]:
     with CentralLauncher(tmp_path / "logs") as launcher:
         yield launcher
+
+
+def cannot_run(reason: str) -> None:
+    """Skip outside CI; in CI (which runs as root) a test that cannot run fails."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI runs as root and must run this test)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on an 8 MiB tmpfs of its own, to be filled up; unmounted afterwards."""
+    if os.geteuid() != 0:
+        cannot_run("filling a disk needs a tmpfs of its own, and mounting one needs root")
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK_BYTES}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        cannot_run(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        # Lazily, should a process still hold a file there: it goes when they let go.
+        if subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file in ``folder`` until its file system is full; the file."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for chunk in (b"\0" * 65536, b"\0" * 512, b"\0"):
+            while True:
+                try:
+                    os.write(fd, chunk)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    break
+    finally:
+        os.close(fd)
+    return filler
 
 
 # -- finding 1: one request stalled every write ------------------------------------------
@@ -69,3 +124,60 @@ async def test_a_put_that_no_store_can_hold_stalls_no_other_write(
         f"writers stalled after the first refused put: acks after it {acks_after_poison}"
     )
     assert "Traceback" not in central.stderr(), central.stderr()
+
+
+# -- finding 2: a failed namespace delete hid the namespace --------------------------------
+
+
+async def test_a_namespace_whose_delete_failed_on_a_full_disk_still_answers(
+    small_disk: Path, launcher: CentralLauncher
+) -> None:
+    central = launcher.start(f"sqlite:{small_disk / 'central.db'}", SLOW_TIME)
+    async with edgekv.Client(central.address, timeout_s=10) as client:
+        namespace = await client.create_namespace("kept")
+        kv = client.namespace(namespace.id)
+        value = "x" * 4096
+        await kv.bulk_put([{"key": f"k{i:03}", "value": value} for i in range(100)])
+        filler = fill(small_disk)
+
+        with pytest.raises(edgekv.UnavailableError, match="full") as caught:
+            await client.delete_namespace(namespace.id)
+        assert caught.value.kind is edgekv.ErrorKind.UNAVAILABLE
+        assert (await client.get_namespace(namespace.id)).title == "kept"
+        assert await kv.get("k000") == value
+        assert len([key async for key in kv.list_all()]) == 100
+        # A put the full disk refused was never written: it does not count against the
+        # key's one write per second (the same simulated second, below).
+        with pytest.raises(edgekv.UnavailableError, match="full"):
+            await kv.put("fresh", "v")
+
+        filler.unlink()
+        await kv.put("fresh", "v")
+        assert await kv.get("fresh") == "v"
+        await client.delete_namespace(namespace.id)
+        with pytest.raises(edgekv.NotFoundError):
+            await client.get_namespace(namespace.id)
+    assert "Traceback" not in central.stderr(), central.stderr()
+
+
+async def test_a_namespace_whose_delete_failed_on_a_killed_redis_still_answers(
+    launcher: CentralLauncher, tmp_path: Path
+) -> None:
+    redis: RedisServer = start_redis(tmp_path / "redis")
+    try:
+        central = launcher.start(redis.url(), SLOW_TIME)
+        async with edgekv.Client(central.address, timeout_s=30) as client:
+            namespace = await client.create_namespace("kept")
+            kv = client.namespace(namespace.id)
+            await kv.put("k", "v")
+            redis.kill()
+            with pytest.raises(edgekv.UnavailableError):
+                await client.delete_namespace(namespace.id)
+            redis.restart()
+            assert (await client.get_namespace(namespace.id)).title == "kept"
+            assert await kv.get("k") == "v"
+            await client.delete_namespace(namespace.id)
+            with pytest.raises(edgekv.NotFoundError):
+                await client.get_namespace(namespace.id)
+    finally:
+        redis.stop()

@@ -187,6 +187,17 @@ def test_write_limiter_allows_one_write_per_key_per_second() -> None:
     KeyWriteLimiter(enabled=False).check("ns", "k", 0.0)
 
 
+def test_write_limiter_forgets_a_write_that_failed_to_commit() -> None:
+    limiter = KeyWriteLimiter()
+    limiter.check("ns", "k", 100.0)
+    limiter.forget("ns", "k", 100.0)
+    limiter.check("ns", "k", 100.5)  # the failed write did not count
+    limiter.forget("ns", "k", 100.0)  # not the write recorded now: nothing to forget
+    assert kind_of(limiter.check, "ns", "k", 100.6) is ErrorKind.WRITE_RATE_LIMITED
+    limiter.check("ns", "k", 101.5)
+    assert len(limiter) == 1
+
+
 def test_namespace_pages() -> None:
     namespaces = [Namespace(f"{i:032x}", title, 0.0) for i, title in enumerate("cab")]
     by_title = page_namespaces(
