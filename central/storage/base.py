@@ -22,6 +22,7 @@ Rules every back-end keeps (one test suite checks all of them):
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -31,6 +32,18 @@ from edgekv.core.model import Change, Committed, Namespace, Put, Version, Write
 
 # How many change-log rows a back-end keeps for watchers that resume.
 DEFAULT_CHANGE_LOG_ROWS = 100_000
+
+
+class Durability(enum.StrEnum):
+    """What a back-end promises of an acknowledged write (``edgekv central --durability``)."""
+
+    # It is on the local disk, fsynced, before it is acknowledged: it survives kill -9
+    # of central and of Redis, and the machine's crash.
+    LOCAL = "local"
+    # Nothing: a crash may lose it (memory: always; SQLite without fsync; a Redis that
+    # central did not, or could not, check).
+    NONE = "none"
+
 
 # The widest integer every back-end and the wire hold: SQLite's INTEGER and protobuf's
 # int64. The core keeps expirations far below it (limits.MAX_EXPIRATION_S).
@@ -61,6 +74,11 @@ class Storage(Protocol):
     @property
     def revision(self) -> int:
         """The newest committed revision (0 for an empty store)."""
+        ...
+
+    @property
+    def store_id(self) -> str:
+        """The store's random id, made when the store was (see central.storage.record)."""
         ...
 
     async def oldest_change_revision(self) -> int:

@@ -4,6 +4,7 @@ Theory of operation:
 
 * **Layout.** Every Redis key starts with a prefix (``edgekv:`` by default)::
 
+      edgekv:store_id            string   the store's random id (central.storage.record)
       edgekv:rev                 string   store-wide revision counter (INCR)
       edgekv:namespace_seq       string   creation counter, keeps list order
       edgekv:namespaces          hash     id → "seq|created_at|title"
@@ -56,6 +57,7 @@ import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
 from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, unstorable
+from central.storage.record import StoreRecord, check_store, new_store_id
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult, prefix_upper_bound, scan_with_lookahead
 from edgekv.core.model import (
@@ -348,6 +350,7 @@ class RedisStorage:
         self._prefix = prefix
         self._scan_skip_keys = scan_skip_keys
         self._revision = 0
+        self._store_id = ""
         # Commit script calls waiting for the flusher: (keys, args, the caller's future).
         self._queued_commits: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -367,12 +370,14 @@ class RedisStorage:
         *,
         prefix: str = DEFAULT_PREFIX,
         scan_skip_keys: int = DEFAULT_SCAN_SKIP_KEYS,
+        record: StoreRecord | None = None,
     ) -> RedisStorage:
         """Connect to ``url`` (``redis://HOST:PORT/DB``), check it answers, load the revision.
 
-        Raises ValueError for a malformed URL or a Redis that refuses us (no
-        such database, wrong password) and ConnectionError when Redis cannot be
-        reached, each with a one-line message.
+        Raises ValueError for a malformed URL, a Redis that refuses us (no such
+        database, wrong password) or a store that does not match central's
+        ``record`` of it, and ConnectionError when Redis cannot be reached, each
+        with a one-line message.
         """
         shown = redacted(url)
         try:
@@ -384,6 +389,10 @@ class RedisStorage:
         try:
             await client.ping()
             store._revision = await store._stored_revision()
+            store._store_id = await store._identify(record)
+        except ValueError:
+            await client.aclose()
+            raise
         except (redis_errors.ResponseError, redis_errors.AuthenticationError) as exc:
             await client.aclose()
             raise ValueError(f"cannot use Redis at {shown}: {first_line(exc)}") from None
@@ -464,11 +473,27 @@ class RedisStorage:
         raw = await self._client.get(self._key("rev"))
         return 0 if raw is None else int(cast(bytes, raw))
 
+    async def _identify(self, record: StoreRecord | None) -> str:
+        """The store's id, checked against ``record``; a Redis with none gets one unless
+        the record says a store was here."""
+        key = self._key("store_id")
+        if record is None:
+            await self._client.set(key, new_store_id(), nx=True)
+        found = cast(bytes | None, await self._client.get(key))
+        store_id = None if found is None else found.decode()
+        check_store(f"Redis at {self._url}", store_id, self._revision, record)
+        assert store_id is not None, "check_store refuses a missing store when recorded"
+        return store_id
+
     # -- Storage ----------------------------------------------------------------
 
     @property
     def revision(self) -> int:
         return self._revision
+
+    @property
+    def store_id(self) -> str:
+        return self._store_id
 
     async def oldest_change_revision(self) -> int:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from pathlib import Path
 
 from edgekv.cli.common import Subcommands, add_time_flags, clock_from, configure_logging
 from edgekv.cli.env_flags import apply_env_defaults
@@ -34,6 +35,14 @@ def register(subcommands: Subcommands) -> None:
         help="sqlite:PATH (default sqlite:edgekv.db), memory:, or redis://HOST:PORT/DB",
     )
     parser.add_argument(
+        "--store-record",
+        type=Path,
+        metavar="FILE",
+        help="the file where central records its store's id and highest acknowledged "
+        "revision, so that it refuses a store that went missing, was replaced or went back "
+        "(default: PATH.record.json beside sqlite:PATH; for Redis, none unless given)",
+    )
+    parser.add_argument(
         "--no-write-rate-limit",
         action="store_true",
         help="allow more than one write per second to a key (Workers KV refuses with 429)",
@@ -51,7 +60,9 @@ async def run(args: argparse.Namespace) -> int:
     configure_logging()
     clock = clock_from(args)
     settings = CentralSettings(write_rate_limit=not args.no_write_rate_limit)
-    server = await start_central(args.listen, args.storage, clock, settings)
+    server = await start_central(
+        args.listen, args.storage, clock, settings, store_record=args.store_record
+    )
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
     fields = {

@@ -13,6 +13,7 @@ import asyncio
 import errno
 import itertools
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import edgekv
-from tests.support.central_process import CentralLauncher
+from tests.support.central_process import CentralLauncher, run_central_to_exit
 from tests.support.redis_server import RedisServer, start_redis
 
 WRITERS = 8
@@ -181,3 +182,138 @@ async def test_a_namespace_whose_delete_failed_on_a_killed_redis_still_answers(
                 await client.get_namespace(namespace.id)
     finally:
         redis.stop()
+
+
+# -- finding 3: the SQLite file removed or renamed under a running central ----------------
+
+
+async def put_keys(kv: edgekv.KVNamespace, count: int) -> dict[str, int]:
+    """Put k00.. with values v00..; key -> acknowledged revision."""
+    return {f"k{i:02}": (await kv.put(f"k{i:02}", f"v{i:02}")).revision for i in range(count)}
+
+
+async def check_keys(address: str, namespace_id: str, acknowledged: dict[str, int]) -> None:
+    async with edgekv.Client(address, timeout_s=10) as client:
+        kv = client.namespace(namespace_id)
+        found = await kv.get_with_metadata(list(acknowledged))
+    lost = [key for key in acknowledged if found[key] is None]
+    assert not lost, f"acknowledged writes lost: {lost}"
+    assert {key: (read.value, read.info.revision) for key, read in found.items() if read} == {
+        key: (f"v{key[1:]}", revision) for key, revision in acknowledged.items()
+    }
+
+
+def refused_start(storage: str, log_dir: Path) -> str:
+    """Run central on ``storage`` expecting it to refuse; its one error line."""
+    ended = run_central_to_exit(storage, log_dir, timeout_s=30)
+    assert ended.returncode == 1, (ended.returncode, ended.stdout, ended.stderr)
+    assert "ready" not in ended.stdout, ended.stdout
+    lines = ended.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgekv: error: "), ended.stderr
+    return lines[0]
+
+
+async def test_writes_stop_once_the_database_file_is_removed_and_a_restart_refuses_empty(
+    launcher: CentralLauncher, tmp_path: Path
+) -> None:
+    database = tmp_path / "central.db"
+    central = launcher.start(f"sqlite:{database}")
+    async with edgekv.Client(central.address, timeout_s=10) as client:
+        namespace = await client.create_namespace("kept")
+        kv = client.namespace(namespace.id)
+        acknowledged = await put_keys(kv, 20)
+        database.unlink()
+
+        with pytest.raises(edgekv.UnavailableError) as caught:
+            await kv.put("after", "v")
+        gone = caught.value
+        assert gone.kind is edgekv.ErrorKind.STORE_FILE_GONE
+        rescued = tmp_path / "central.db.rescued"
+        assert gone.message == (
+            f"The database file {database} was removed while central ran: central refuses "
+            "writes, which would be lost when it restarts; reads still answer from the file "
+            f"it holds open. Everything central acknowledged is saved in {rescued}: stop "
+            f"central, move that file to {database}, remove {database}-wal and "
+            f"{database}-shm if they are there, and start central again."
+        )
+        for refused_write in (kv.put("later", "v"), client.create_namespace("more")):
+            with pytest.raises(edgekv.UnavailableError) as again:
+                await refused_write
+            assert again.value.message == gone.message
+        # Reads still answer, from the file central holds open.
+        assert await kv.get("k00") == "v00"
+        assert len([key async for key in kv.list_all()]) >= 20
+    assert central.terminate() == 0
+    assert "Traceback" not in central.stderr(), central.stderr()
+
+    refusal = refused_start(f"sqlite:{database}", tmp_path / "logs")
+    assert f"sqlite:{database} is missing, but" in refusal, refusal
+    assert f"central's record {database}.record.json names store" in refusal, refusal
+    assert f"To keep it, move {rescued} (a copy central saved) to {database};" in refusal
+    # Following the message: the rescued copy has every acknowledged write.
+    rescued.rename(database)
+    for leftover in (Path(f"{database}-wal"), Path(f"{database}-shm")):
+        leftover.unlink(missing_ok=True)
+    restarted = launcher.start(f"sqlite:{database}")
+    assert restarted.revision >= max(acknowledged.values())
+    await check_keys(restarted.address, namespace.id, acknowledged)
+
+
+async def test_writes_stop_once_the_database_file_is_renamed_and_a_crash_restart_refuses(
+    launcher: CentralLauncher, tmp_path: Path
+) -> None:
+    database, moved = tmp_path / "central.db", tmp_path / "moved.db"
+    central = launcher.start(f"sqlite:{database}")
+    async with edgekv.Client(central.address, timeout_s=10) as client:
+        namespace = await client.create_namespace("kept")
+        kv = client.namespace(namespace.id)
+        acknowledged = await put_keys(kv, 20)
+        database.rename(moved)
+        with pytest.raises(edgekv.UnavailableError) as caught:
+            await kv.put("after", "v")
+        assert caught.value.kind is edgekv.ErrorKind.STORE_FILE_GONE
+        assert caught.value.message == (
+            f"The database file {database} was renamed to {moved} while central ran: central "
+            "refuses writes, which would be lost when it restarts; reads still answer from the "
+            f"file it holds open. Rename it back to {database}, and restart central."
+        )
+        assert await kv.get("k19") == "v19"
+    # A crash: the write-ahead log stays beside the old name, where only that name finds it.
+    central.kill()
+    assert Path(f"{database}-wal").exists()
+
+    refusal = refused_start(f"sqlite:{database}", tmp_path / "logs")
+    assert f"its write-ahead log {database}-wal is there" in refusal, refusal
+    moved.rename(database)  # as the message said
+    restarted = launcher.start(f"sqlite:{database}")
+    await check_keys(restarted.address, namespace.id, acknowledged)
+
+
+async def test_a_database_that_went_back_or_was_replaced_is_refused_at_start(
+    launcher: CentralLauncher, tmp_path: Path
+) -> None:
+    database = tmp_path / "central.db"
+    storage = f"sqlite:{database}"
+    central = launcher.start(storage)
+    async with edgekv.Client(central.address, timeout_s=10) as client:
+        namespace = await client.create_namespace("kept")
+        await put_keys(client.namespace(namespace.id), 5)
+    assert central.terminate() == 0
+    older = tmp_path / "older.db"
+    shutil.copy(database, older)  # a stopped store is whole in its one file
+
+    central = launcher.start(storage)
+    async with edgekv.Client(central.address, timeout_s=10) as client:
+        await put_keys(client.namespace(namespace.id), 10)
+    assert central.terminate() == 0
+    shutil.copy(older, database)
+    refusal = refused_start(storage, tmp_path / "logs")
+    assert f"{storage} is at revision 5, below revision 15" in refusal, refusal
+    assert "went back" in refusal
+
+    other = tmp_path / "other.db"
+    other_central = launcher.start(f"sqlite:{other}")
+    assert other_central.terminate() == 0
+    shutil.copy(other, database)
+    refusal = refused_start(storage, tmp_path / "logs")
+    assert "another store was put in its place" in refusal, refusal
