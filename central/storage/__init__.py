@@ -55,7 +55,9 @@ async def open_storage(
         from central.storage.redis_store import RedisStorage
 
         try:
-            return await RedisStorage.open(url, record=record)
+            return await RedisStorage.open(
+                url, record=record, durability=durability or Durability.LOCAL
+            )
         except (ValueError, ConnectionError, OSError) as exc:
             raise StorageURLError(str(exc)) from None
     raise StorageURLError(

@@ -81,6 +81,11 @@ class Storage(Protocol):
         """The store's random id, made when the store was (see central.storage.record)."""
         ...
 
+    @property
+    def durability(self) -> Durability:
+        """What this store promises of an acknowledged write."""
+        ...
+
     async def oldest_change_revision(self) -> int:
         """The oldest revision still in the change log (revision + 1 when it is empty)."""
         ...

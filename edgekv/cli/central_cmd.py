@@ -35,6 +35,15 @@ def register(subcommands: Subcommands) -> None:
         help="sqlite:PATH (default sqlite:edgekv.db), memory:, or redis://HOST:PORT/DB",
     )
     parser.add_argument(
+        "--durability",
+        choices=("local", "none"),
+        help="what an acknowledged write survives. local (the default for sqlite: and redis://): "
+        "it is on the local disk first; SQLite fsyncs every commit group, and Redis must run "
+        "with appendonly yes and appendfsync always, which central checks when it connects. "
+        "none (what memory: means): nothing is promised; needed for a Redis that does not let "
+        "central read its CONFIG",
+    )
+    parser.add_argument(
         "--store-record",
         type=Path,
         metavar="FILE",
@@ -55,18 +64,26 @@ def register(subcommands: Subcommands) -> None:
 async def run(args: argparse.Namespace) -> int:
     from central.server import start_central
     from central.service import CentralSettings
+    from central.storage.base import Durability
     from edgekv.serving import install_stop_signals
 
     configure_logging()
     clock = clock_from(args)
     settings = CentralSettings(write_rate_limit=not args.no_write_rate_limit)
     server = await start_central(
-        args.listen, args.storage, clock, settings, store_record=args.store_record
+        args.listen,
+        args.storage,
+        clock,
+        settings,
+        durability=None if args.durability is None else Durability(args.durability),
+        store_record=args.store_record,
     )
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
     fields = {
         "storage": args.storage,
+        # What an acknowledged write survives: local (on disk) or none, said where it starts.
+        "durability": server.storage.durability.value,
         "revision": server.storage.revision,
         "time-scale": clock.scale,
     }

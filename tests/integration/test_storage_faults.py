@@ -15,14 +15,20 @@ import itertools
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import redis
 
 import edgekv
 from tests.support.central_process import CentralLauncher, run_central_to_exit
-from tests.support.redis_server import RedisServer, start_redis
+from tests.support.redis_server import (
+    DURABLE_PERSISTENCE,
+    REDIS_DEFAULT_PERSISTENCE,
+    RedisServer,
+    start_redis,
+)
 
 WRITERS = 8
 # Simulated time runs 1000 times slower than real time: a test's writes to one key
@@ -203,9 +209,9 @@ async def check_keys(address: str, namespace_id: str, acknowledged: dict[str, in
     }
 
 
-def refused_start(storage: str, log_dir: Path) -> str:
+def refused_start(storage: str, log_dir: Path, extra_args: Sequence[str] = ()) -> str:
     """Run central on ``storage`` expecting it to refuse; its one error line."""
-    ended = run_central_to_exit(storage, log_dir, timeout_s=30)
+    ended = run_central_to_exit(storage, log_dir, extra_args, timeout_s=30)
     assert ended.returncode == 1, (ended.returncode, ended.stdout, ended.stderr)
     assert "ready" not in ended.stdout, ended.stdout
     lines = ended.stderr.strip().splitlines()
@@ -317,3 +323,183 @@ async def test_a_database_that_went_back_or_was_replaced_is_refused_at_start(
     shutil.copy(other, database)
     refusal = refused_start(storage, tmp_path / "logs")
     assert "another store was put in its place" in refusal, refusal
+
+
+# -- finding 4: Redis durability was neither set nor checked --------------------------------
+
+
+def redis_client(server: RedisServer) -> redis.Redis:
+    return redis.Redis(port=server.port)
+
+
+async def once_reconnected(call: Callable[[], Awaitable[object]]) -> edgekv.KVError:
+    """The error ``call`` fails with once central connected to Redis again.
+
+    After Redis dropped central's connections, the first call finds its pooled
+    connection dead and fails UNAVAILABLE (central never retries a write that may
+    have been sent); the next one connects, and the new connection is checked.
+    """
+    for _ in range(3):
+        with pytest.raises(edgekv.KVError) as caught:
+            await call()
+        if "Connection closed by server" not in caught.value.message:
+            return caught.value
+    raise AssertionError("central did not connect to Redis again")
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, keeping every acknowledged write on disk."""
+    server = start_redis(tmp_path / "redis")
+    yield server
+    server.stop()
+
+
+def test_a_redis_with_default_persistence_is_refused_with_the_fix(tmp_path: Path) -> None:
+    server = start_redis(tmp_path / "redis", REDIS_DEFAULT_PERSISTENCE)
+    try:
+        refusal = refused_start(server.url(), tmp_path / "logs")
+    finally:
+        server.stop()
+    assert refusal == (
+        f"edgekv: error: Redis at {server.url()} may lose acknowledged writes (appendonly no, "
+        "appendfsync everysec): run it with --appendonly yes --appendfsync always (or CONFIG "
+        "SET both and CONFIG REWRITE), or start central with --durability none to accept "
+        "losing them"
+    )
+
+
+async def test_durability_none_takes_such_a_redis_and_says_so(
+    launcher: CentralLauncher, tmp_path: Path
+) -> None:
+    server = start_redis(tmp_path / "redis", REDIS_DEFAULT_PERSISTENCE)
+    try:
+        central = launcher.start(server.url(), ["--durability", "none"])
+        assert central.fields["durability"] == "none", central.ready_line
+        async with edgekv.Client(central.address) as client:
+            kv = client.namespace((await client.create_namespace("fast")).id)
+            await kv.put("k", "v")
+            assert await kv.get("k") == "v"
+    finally:
+        server.stop()
+
+
+def test_a_redis_that_hides_its_config_is_refused_unless_durability_none(
+    launcher: CentralLauncher, tmp_path: Path
+) -> None:
+    # As managed Redis services do: CONFIG renamed away.
+    persistence = (*DURABLE_PERSISTENCE, "--rename-command", "CONFIG", "")
+    server = start_redis(tmp_path / "redis", persistence)
+    try:
+        refusal = refused_start(server.url(), tmp_path / "logs")
+        assert "does not let central read its persistence settings" in refusal, refusal
+        assert refusal.endswith("then start central with --durability none"), refusal
+        central = launcher.start(server.url(), ["--durability", "none"])
+        assert central.fields["durability"] == "none"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("storage", "durability"),
+    [("sqlite:{tmp}/central.db", "local"), ("memory:", "none"), ("redis", "local")],
+)
+def test_the_ready_line_says_what_an_acknowledged_write_survives(
+    launcher: CentralLauncher, tmp_path: Path, storage: str, durability: str, own_redis: RedisServer
+) -> None:
+    storage = own_redis.url() if storage == "redis" else storage.format(tmp=tmp_path)
+    central = launcher.start(storage)
+    assert central.fields["durability"] == durability, central.ready_line
+    assert {"storage", "revision", "time-scale"} <= set(central.fields)
+
+
+def test_memory_cannot_be_durable(tmp_path: Path) -> None:
+    ended = run_central_to_exit("memory:", tmp_path / "logs", ["--durability", "local"])
+    assert ended.returncode == 1
+    assert ended.stderr.strip() == (
+        "edgekv: error: memory: keeps nothing on disk, so it cannot give --durability local; "
+        "use --durability none, or leave --durability out"
+    )
+
+
+async def test_a_redis_weakened_while_central_runs_is_refused_when_central_reconnects(
+    launcher: CentralLauncher, own_redis: RedisServer
+) -> None:
+    central = launcher.start(own_redis.url())
+    async with edgekv.Client(central.address, timeout_s=30) as client:
+        kv = client.namespace((await client.create_namespace("kept")).id)
+        await kv.put("k", "v")
+        with redis_client(own_redis) as admin:
+            admin.config_set("appendfsync", "everysec")
+            admin.client_kill_filter(_type="normal", skipme=True)  # central reconnects
+        refused = await once_reconnected(lambda: kv.put("k2", "v"))
+        assert isinstance(refused, edgekv.UnavailableError)
+        assert refused.message.startswith(
+            f"Redis at {own_redis.url()} may lose acknowledged writes (appendonly yes, "
+            "appendfsync everysec): run it with --appendonly yes --appendfsync always"
+        ), refused.message
+        with redis_client(own_redis) as admin:
+            admin.config_set("appendfsync", "always")
+        await kv.put("k2", "v")  # a new connection passes the check again
+
+
+async def test_a_flushed_redis_makes_central_refuse_writes(
+    launcher: CentralLauncher, own_redis: RedisServer, tmp_path: Path
+) -> None:
+    record = tmp_path / "central.record.json"
+    central = launcher.start(own_redis.url(), ["--store-record", str(record)])
+    async with edgekv.Client(central.address, timeout_s=10) as client:
+        namespace = await client.create_namespace("kept")
+        kv = client.namespace(namespace.id)
+        acknowledged = await put_keys(kv, 5)
+        with redis_client(own_redis) as admin:
+            admin.flushall()
+        with pytest.raises(edgekv.KVError) as caught:
+            await kv.put("after", "v")
+        went_back = caught.value
+        assert went_back.kind is edgekv.ErrorKind.STORE_WENT_BACK
+        assert went_back.status == "DATA_LOSS" and not went_back.transient
+        assert went_back.message == (
+            f"Redis at {own_redis.url()} went back: it holds no edgekv store any more (it was "
+            "flushed, or is another Redis). Central already acknowledged revision 5 from it "
+            "and refuses writes rather than acknowledge lower revisions again. Restore the "
+            "store's newest data (appendonly yes and appendfsync always keep it), then "
+            "restart central; or start central on a new, empty store."
+        )
+        # Nothing was written, and from now on every call says so.
+        with redis_client(own_redis) as admin:
+            assert admin.dbsize() == 0
+        for call in (client.create_namespace("new"), kv.get("k00")):
+            with pytest.raises(edgekv.KVError, match="went back") as again:
+                await call
+            assert again.value.kind is edgekv.ErrorKind.STORE_WENT_BACK
+    assert central.terminate() == 0
+    # Its record remembers, across a restart, that a store was there.
+    refusal = refused_start(own_redis.url(), tmp_path, ["--store-record", str(record)])
+    assert f"Redis at {own_redis.url()} holds no edgekv store" in refusal, refusal
+    assert f"up to revision {max(acknowledged.values())}" in refusal, refusal
+
+
+async def test_a_redis_restarted_from_an_older_aof_makes_central_refuse(
+    launcher: CentralLauncher, own_redis: RedisServer, tmp_path: Path
+) -> None:
+    central = launcher.start(own_redis.url())
+    aof = own_redis.data_dir / "appendonlydir"
+    async with edgekv.Client(central.address, timeout_s=30) as client:
+        namespace = await client.create_namespace("kept")
+        kv = client.namespace(namespace.id)
+        await put_keys(kv, 5)
+        shutil.copytree(aof, tmp_path / "older-aof")  # every acknowledged write is in it
+        newer = {f"n{i}": (await kv.put(f"n{i}", "v")).revision for i in range(5)}
+        own_redis.kill()
+        shutil.rmtree(aof)
+        shutil.copytree(tmp_path / "older-aof", aof)
+        own_redis.restart()
+        refused = await once_reconnected(lambda: kv.put("after", "v"))
+        assert refused.kind is edgekv.ErrorKind.STORE_WENT_BACK, refused
+        assert "its revision is 5 (it restarted from an older AOF" in refused.message
+        assert f"acknowledged revision {max(newer.values())} from it" in refused.message
+        with pytest.raises(edgekv.KVError, match="went back"):
+            await kv.get("k00")
+    with redis_client(own_redis) as admin:
+        assert admin.get("edgekv:rev") == b"5", "central wrote nothing to the older store"
