@@ -121,7 +121,7 @@ def _store_id(db: sqlite3.Connection) -> str:
 def _refuse_to_start_empty(path: Path, record: StoreRecord | None) -> None:
     """Raise ValueError when ``path`` is missing but a store was there, else return."""
     wal = Path(f"{path}-wal")
-    rescued = sorted(path.parent.glob(path.name + sqlite_file.RESCUE_SUFFIX + "*"))
+    rescued = list(path.parent.glob(path.name + sqlite_file.RESCUE_SUFFIX + "*"))
     evidence = []
     if wal.exists() and wal.stat().st_size > 0:
         evidence.append(f"its write-ahead log {wal} is there")
@@ -129,9 +129,10 @@ def _refuse_to_start_empty(path: Path, record: StoreRecord | None) -> None:
         evidence.append(f"central's record {record.path} names store {record.store_id}")
     if not evidence:
         return
+    newest_rescue = max(rescued, key=lambda copy: copy.stat().st_mtime, default=None)
     put_back = (
-        f"move {rescued[-1]} (a copy central saved) to {path}"
-        if rescued
+        f"move {newest_rescue} (a copy central saved) to {path}"
+        if newest_rescue
         else f"put the file back at {path} (renamed: rename it back)"
     )
     leftovers = [wal] if wal.exists() else []
