@@ -4,7 +4,8 @@ Theory of operation: :func:`start_central` opens the storage named by a URL,
 builds the service with the injected clock and its
 :class:`~central.service.CentralSettings`, and serves it;
 :meth:`CentralServer.stop` stops taking calls, lets running ones finish, then
-closes the storage (flushing any group commit in flight). Tests
+closes the storage (flushing any group commit in flight), then writes central's
+record of the store (:mod:`central.storage.record`) one last time. Tests
 start it in-process on port 0; the ``edgekv central`` command runs it until
 SIGTERM or SIGINT.
 """
@@ -12,10 +13,12 @@ SIGTERM or SIGINT.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from central.service import CentralSettings, CentralStoreService
 from central.storage import open_storage
-from central.storage.base import Storage
+from central.storage.base import Durability, Storage
+from central.storage.record import RecordKeeper, default_record_path
 from edgekv.clock import Clock
 from edgekv.serving import GrpcNode, host_port
 from edgekv.v1 import central_pb2, central_pb2_grpc
@@ -29,10 +32,13 @@ class CentralServer:
     storage: Storage
     service: CentralStoreService
     address: str
+    record: RecordKeeper | None = None
 
     async def stop(self, grace_s: float = 5.0) -> None:
         await self.node.stop(grace_s)
         await self.storage.close()
+        if self.record is not None:  # last: the revision every commit above reached
+            await self.record.close()
 
 
 async def central_service(
@@ -45,15 +51,32 @@ async def central_service(
 
 
 async def start_central(
-    listen: str, storage_url: str, clock: Clock, settings: CentralSettings | None = None
+    listen: str,
+    storage_url: str,
+    clock: Clock,
+    settings: CentralSettings | None = None,
+    *,
+    durability: Durability | None = None,
+    store_record: Path | None = None,
 ) -> CentralServer:
-    storage = await open_storage(storage_url)
+    """Open the storage, checked against its record, and serve it on ``listen``.
+
+    ``durability`` None is the back-end's own; ``store_record`` None is the default
+    record (beside a SQLite file; none for Redis and memory).
+    """
+    record_path = store_record or default_record_path(storage_url)
+    storage = await open_storage(storage_url, durability=durability, record_path=record_path)
+    record = None if record_path is None else RecordKeeper(record_path, storage)
     try:
+        if record is not None:
+            await record.start()
         service = await central_service(storage, clock, settings)
         node = GrpcNode([SERVICE_NAME])
         central_pb2_grpc.add_CentralStoreServicer_to_server(service, node.server)
         port = await node.start(listen)
     except BaseException:
         await storage.close()
+        if record is not None:
+            await record.close()
         raise
-    return CentralServer(node, storage, service, host_port(listen, port))
+    return CentralServer(node, storage, service, host_port(listen, port), record)

@@ -9,7 +9,10 @@ layer; the boundary every server installs (:class:`edgekv.rpc.ErrorBoundary`)
 converts them to gRPC statuses.
 
 Namespaces are few and read on every call, so the service keeps the set of
-existing namespace ids in memory (it is the only writer of its store).
+existing namespace ids in memory (it is the only writer of its store). That set,
+like all the service's state (the watch hub, the write-rate limiter), changes
+only after the storage has committed: a storage that fails (a full disk, a
+Redis that is down) leaves every namespace answering as its data says.
 :class:`CentralSettings` is what may differ between two central stores over the
 same kind of storage; :mod:`central.server` passes it through unchanged.
 """
@@ -109,6 +112,16 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         )
         return committed
 
+    async def _commit_or_forget(self, writes: list[Write], now: float) -> list[Committed]:
+        """Commit writes the rate limiter let through; if the commit fails, they never
+        happened, so the limiter forgets them."""
+        try:
+            return await self._commit(writes, now)
+        except BaseException:
+            for write in writes:
+                self._limiter.forget(write.namespace_id, write.key, now)
+            raise
+
     def _live(self, version: Version | None, now: float) -> Version | None:
         return version if version is not None and version.is_live(now) else None
 
@@ -160,8 +173,10 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         self, request: pb.DeleteNamespaceRequest, context: Context
     ) -> pb.DeleteNamespaceResponse:
         namespace_id = self._require_namespace(request.namespace_id, "delete namespace")
-        self._namespace_ids.discard(namespace_id)
         await self._storage.delete_namespace(namespace_id)
+        # Only now that its deletion is committed: had it failed, the namespace and its
+        # data would still be there, and must go on answering.
+        self._namespace_ids.discard(namespace_id)
         self._hub.end_namespace(namespace_id)
         return pb.DeleteNamespaceResponse(header=self._header())
 
@@ -204,7 +219,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         """Commit one validated write, if its namespace exists and its key may be written now."""
         self._require_namespace(write.namespace_id, operation)
         self._limiter.check(write.namespace_id, write.key, now, method=method)
-        [committed] = await self._commit([write], now)
+        [committed] = await self._commit_or_forget([write], now)
         return pb.WriteResponse(
             header=self._header(), revision=committed.revision, commit_time=committed.commit_time
         )
@@ -256,7 +271,8 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             except KVError as exc:
                 result.error_kind = exc.kind.value
                 result.error_message = exc.message
-        committed = await self._commit([write for _, write in valid], now) if valid else []
+        writes = [write for _, write in valid]
+        committed = await self._commit_or_forget(writes, now) if valid else []
         for (result, _), outcome in zip(valid, committed, strict=True):
             result.ok = True
             result.revision = outcome.revision

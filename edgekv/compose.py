@@ -5,7 +5,9 @@ Compose file, with the ``edgekv central`` / ``edgekv edge`` flags of
 :mod:`edgekv.node_args`, as the local launcher (:mod:`edgekv.launcher`)
 passes them for the same topology, except what only makes sense in
 containers: nodes listen on ``0.0.0.0`` (central on 7000, edges on 7100),
-central stores in the ``redis`` service, edges reach it as ``central:7000``,
+central stores in the ``redis`` service (append-only, fsynced on every write, as
+central's default ``--durability local`` requires) and keeps its store record
+in a volume of its own, edges reach it as ``central:7000``,
 and an edge's node name defaults to REGION-HOSTNAME (the container's id) so a
 region's service can be scaled to any number of replicas. Only central
 publishes a fixed host port; edges publish 7100 on an ephemeral host port
@@ -28,6 +30,13 @@ IMAGE = "edgekv:local"
 CENTRAL_PORT = DEFAULT_CENTRAL_PORT
 EDGE_PORT = DEFAULT_EDGE_PORT
 REDIS_URL = "redis://redis:6379/0"
+# Redis keeps an acknowledged write on disk before it answers: central's default,
+# --durability local, checks this and refuses anything weaker.
+REDIS_PERSISTENCE = ["--appendonly", "yes", "--appendfsync", "always"]
+# Central's record of the store it serves, in a volume of its own, so that a
+# restarted central refuses a Redis that was flushed or went back (central.storage.record).
+STORE_RECORD_DIR = "/var/lib/edgekv"
+STORE_RECORD_PATH = f"{STORE_RECORD_DIR}/store-record.json"
 BUILD = {"context": "..", "dockerfile": "deploy/Dockerfile"}
 # The experiment job finds the cluster in a state file that Compose writes from
 # an inline config, and leaves its results folder in ../results on the host.
@@ -53,8 +62,12 @@ def _node_health(port: int) -> dict[str, Any]:
 
 
 def central_command(topology: Topology) -> list[str]:
-    """Central stores in the redis service; its time anchor comes from the environment."""
-    return central_args(topology, listen=f"0.0.0.0:{CENTRAL_PORT}", storage=REDIS_URL)
+    """Central stores in the redis service, keeps its record of it in its own volume;
+    its time anchor comes from the environment."""
+    return [
+        *central_args(topology, listen=f"0.0.0.0:{CENTRAL_PORT}", storage=REDIS_URL),
+        *("--store-record", STORE_RECORD_PATH),
+    ]
 
 
 def edge_command(topology: Topology, region: RegionSpec) -> list[str]:
@@ -77,7 +90,7 @@ def compose_dict(topology: Topology) -> dict[str, Any]:
     services: dict[str, Any] = {
         "redis": {
             "image": "redis:7-alpine",
-            "command": ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec"],
+            "command": ["redis-server", *REDIS_PERSISTENCE],
             "volumes": ["redis-data:/data"],
             "healthcheck": _healthcheck(["CMD", "redis-cli", "ping"]),
             "restart": "unless-stopped",
@@ -86,6 +99,7 @@ def compose_dict(topology: Topology) -> dict[str, Any]:
             "build": dict(BUILD),
             "image": IMAGE,
             "command": central_command(topology),
+            "volumes": [f"central-state:{STORE_RECORD_DIR}"],
             "environment": {
                 "EDGEKV_HEALTH_PORT": str(CENTRAL_PORT),
                 "EDGEKV_TIME_ANCHOR": TIME_ANCHOR_ENV,
@@ -127,7 +141,7 @@ def compose_dict(topology: Topology) -> dict[str, Any]:
     return {
         "name": "edgekv",
         "services": services,
-        "volumes": {"redis-data": {}},
+        "volumes": {"redis-data": {}, "central-state": {}},
         "configs": {"cluster-state": {"content": cluster_state_json(topology)}},
     }
 

@@ -15,24 +15,75 @@ Rules every back-end keeps (one test suite checks all of them):
 * :meth:`Storage.scan` returns only keys live at ``now``, in UTF-8 byte order.
 * Reads return versions even when expired; the service filters by ``now``.
 * One central process owns a store: ``revision`` is cached in memory.
+* Every caller of :meth:`Storage.commit` is answered, whatever a write
+  raises: a group that cannot be stored fails alone (INTERNAL, nothing of it
+  written, no revision used) and the groups committed beside it succeed.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from typing import Protocol
 
+from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult
-from edgekv.core.model import Change, Committed, Namespace, Version, Write
+from edgekv.core.model import Change, Committed, Namespace, Put, Version, Write
 
 # How many change-log rows a back-end keeps for watchers that resume.
 DEFAULT_CHANGE_LOG_ROWS = 100_000
+
+
+class Durability(enum.StrEnum):
+    """What a back-end promises of an acknowledged write (``edgekv central --durability``)."""
+
+    # It is on the local disk, fsynced, before it is acknowledged: it survives kill -9
+    # of central and of Redis, and the machine's crash.
+    LOCAL = "local"
+    # Nothing: a crash may lose it (memory: always; SQLite without fsync; a Redis that
+    # central did not, or could not, check).
+    NONE = "none"
+
+
+# The widest integer every back-end and the wire hold: SQLite's INTEGER and protobuf's
+# int64. The core keeps expirations far below it (limits.MAX_EXPIRATION_S).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def unstorable(writes: Sequence[Write]) -> KVError | None:
+    """INTERNAL for a group holding a write no back-end can keep, else None.
+
+    The core refuses such writes long before they get here; this is the
+    back-ends' own guard, so that a caller's bug fails its one group instead
+    of poisoning a group commit, or being accepted and then failing every
+    read of the key (and every list of its namespace). Memory and Redis ask
+    it; SQLite finds out by itself when it binds the value (OverflowError).
+    """
+    for write in writes:
+        expiration = write.expiration if isinstance(write, Put) else None
+        if expiration is not None and not INT64_MIN <= expiration <= INT64_MAX:
+            return error(
+                ErrorKind.INTERNAL,
+                detail=f"cannot store key {write.key!r}: its expiration "
+                f"{expiration} does not fit a 64-bit integer",
+            )
+    return None
 
 
 class Storage(Protocol):
     @property
     def revision(self) -> int:
         """The newest committed revision (0 for an empty store)."""
+        ...
+
+    @property
+    def store_id(self) -> str:
+        """The store's random id, made when the store was (see central.storage.record)."""
+        ...
+
+    @property
+    def durability(self) -> Durability:
+        """What this store promises of an acknowledged write."""
         ...
 
     async def oldest_change_revision(self) -> int:

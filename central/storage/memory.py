@@ -13,7 +13,8 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 
-from central.storage.base import DEFAULT_CHANGE_LOG_ROWS
+from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability, unstorable
+from central.storage.record import new_store_id
 from edgekv.core.errors import ErrorKind, error
 from edgekv.core.listing import ListQuery, ScanResult, scan_with_lookahead
 from edgekv.core.model import (
@@ -51,10 +52,19 @@ class MemoryStorage:
         self._keyspaces: dict[str, _Keyspace] = {}
         self._changes: deque[Change] = deque(maxlen=change_log_rows)
         self._revision = 0
+        self._store_id = new_store_id()
 
     @property
     def revision(self) -> int:
         return self._revision
+
+    @property
+    def store_id(self) -> str:
+        return self._store_id
+
+    @property
+    def durability(self) -> Durability:
+        return Durability.NONE
 
     async def oldest_change_revision(self) -> int:
         return self._changes[0].revision if self._changes else self._revision + 1
@@ -109,6 +119,9 @@ class MemoryStorage:
         keyspace = self._keyspaces.get(namespace_id)
         if keyspace is None:
             raise error(ErrorKind.NAMESPACE_NOT_FOUND, operation="write", namespace_id=namespace_id)
+        # Checked before anything is applied: a group is all or nothing.
+        if refusal := unstorable(writes):
+            raise refusal
         return [self._apply(keyspace, write, now) for write in writes]
 
     def _apply(self, keyspace: _Keyspace, write: Write, now: float) -> Committed:

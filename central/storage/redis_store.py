@@ -4,6 +4,7 @@ Theory of operation:
 
 * **Layout.** Every Redis key starts with a prefix (``edgekv:`` by default)::
 
+      edgekv:store_id            string   the store's random id (central.storage.record)
       edgekv:rev                 string   store-wide revision counter (INCR)
       edgekv:namespace_seq       string   creation counter, keeps list order
       edgekv:namespaces          hash     id → "seq|created_at|title"
@@ -33,12 +34,17 @@ Theory of operation:
   the service filters them.
 * **Revision.** One central process owns a store, so :attr:`revision` is
   cached: read on open, then taken from each commit's answer.
-* **Durability** is Redis's: run it with ``appendonly yes`` and
-  ``appendfsync always`` for commits that survive ``kill -9``.
+* **Durability** is Redis's: with ``appendonly yes`` and ``appendfsync
+  always`` a commit survives ``kill -9``. With ``--durability local`` (the
+  default) central checks those settings on every new connection, and every
+  write script first checks that the store did not go back (lose writes
+  central acknowledged): see :mod:`central.storage.redis_guard`.
 * **Group commit.** Concurrent commits share one round trip: each caller
   queues its script call and one flusher sends everything queued as a
   pipeline (not a transaction: each script is atomic on its own and they run
-  in queue order), then hands each caller its own answer. Under load this
+  in queue order), then hands each caller its own answer — every caller,
+  whatever one call raises; a write no store can hold is refused before it
+  joins a pipeline (:func:`~central.storage.base.unstorable`). Under load this
   spares central the per-call cost of a Redis command, which is what limits
   write throughput in a one-core process.
 """
@@ -46,14 +52,17 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
-from central.storage.base import DEFAULT_CHANGE_LOG_ROWS
+from central.storage import redis_guard
+from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability, unstorable
+from central.storage.record import StoreRecord, check_store, new_store_id
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult, prefix_upper_bound, scan_with_lookahead
 from edgekv.core.model import (
@@ -68,19 +77,26 @@ from edgekv.core.model import (
 )
 from edgekv.redis_urls import check_url, first_line, redacted
 
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
 DEFAULT_PREFIX = "edgekv:"
 # A scan looks at up to limit + 1 + this many keys; past that it stops and
 # hands back a cursor, so a page over many expired keys stays cheap.
 DEFAULT_SCAN_SKIP_KEYS = 1000
 CONNECT_TIMEOUT_SECONDS = 5.0
+# What a Redis call can fail with that is not a bug: unreachable, too slow, or refused
+# by central's own checks (redis_guard).
+_FAILURES = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_guard.Refused)
 
 # Lua: numbers are doubles, so revisions are formatted with %d (tostring
 # would switch to exponent notation past 1e14).
 
 _COMMIT_LUA = """
--- KEYS: namespaces, rev, names, info, values, ns_changes, changes
+-- KEYS: namespaces, rev, names, info, values, ns_changes, changes, (guard: store_id, rev)
 -- ARGV: namespace_id, now, change_log_rows, prefix, then per write
---       op ("p"/"d"), key, info_tail ("expiration|commit_time|M"), value
+--       op ("p"/"d"), key, info_tail ("expiration|commit_time|M"), value,
+--       then (guard) store_id, revision floor
 local namespace_id, now = ARGV[1], ARGV[2]
 if redis.call('HEXISTS', KEYS[1], namespace_id) == 0 then
   return {1, 0}
@@ -91,7 +107,7 @@ local function log_change(rev_text, kind, key)
 end
 local revision = tonumber(redis.call('GET', KEYS[2]) or '0')
 local answer = {0, 0}
-for i = 5, #ARGV, 4 do
+for i = 5, #ARGV - 2, 4 do
   local op, key = ARGV[i], ARGV[i + 1]
   local changed = 1
   if op == 'p' then
@@ -198,8 +214,9 @@ return answer
 """
 
 _CREATE_NAMESPACE_LUA = """
--- KEYS: namespaces, titles, namespace_seq, names, info, values
--- ARGV: id, title, created_at, max_namespaces. Answer: 'ok', 'title' or 'limit'.
+-- KEYS: namespaces, titles, namespace_seq, names, info, values, (guard: store_id, rev)
+-- ARGV: id, title, created_at, max_namespaces, (guard: store_id, floor).
+-- Answer: 'ok', 'title' or 'limit'.
 local id, title = ARGV[1], ARGV[2]
 if redis.call('HEXISTS', KEYS[2], title) == 1 then return 'title' end
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return 'limit' end
@@ -220,7 +237,7 @@ return 'ok'
 """
 
 _RENAME_NAMESPACE_LUA = """
--- KEYS: namespaces, titles; ARGV: id, title
+-- KEYS: namespaces, titles, (guard: store_id, rev); ARGV: id, title, (guard: store_id, floor)
 -- Answer: {'ok', record}, {'missing'} or {'title'}.
 local id, title = ARGV[1], ARGV[2]
 local record = redis.call('HGET', KEYS[1], id)
@@ -236,7 +253,8 @@ return {'ok', renamed}
 """
 
 _DELETE_NAMESPACE_LUA = """
--- KEYS: namespaces, titles, names, info, values; ARGV: id. Answer: 1 or 0.
+-- KEYS: namespaces, titles, names, info, values, (guard: store_id, rev)
+-- ARGV: id, (guard: store_id, floor). Answer: 1 or 0.
 -- The namespace's change log stays (as in MemoryStorage) until trimmed.
 local record = redis.call('HGET', KEYS[1], ARGV[1])
 if not record then return 0 end
@@ -338,24 +356,38 @@ class RedisStorage:
         *,
         prefix: str = DEFAULT_PREFIX,
         scan_skip_keys: int = DEFAULT_SCAN_SKIP_KEYS,
+        durability: Durability = Durability.LOCAL,
     ) -> None:
-        """Wrap a connected client; use :meth:`open`, which also loads the revision."""
+        """Wrap a client; use :meth:`open`, which also checks Redis and loads the revision."""
         self._client = client
         self._url = redacted(url)
         self._change_log_rows = change_log_rows
         self._prefix = prefix
         self._scan_skip_keys = scan_skip_keys
+        self._durability = durability
+        # The highest revision acknowledged: a store found below it went back.
         self._revision = 0
+        self._store_id = ""
+        # Once the store went back, the error every call gets until central restarts.
+        self._went_back: KVError | None = None
+        # Every connection redis-py makes, now or after a drop, is checked before use.
+        client.connection_pool.connection_kwargs["redis_connect_func"] = self._connected
         # Commit script calls waiting for the flusher: (keys, args, the caller's future).
         self._queued_commits: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._commit_script = client.register_script(_COMMIT_LUA)
+        self._commit_script = client.register_script(redis_guard.GUARD_LUA + _COMMIT_LUA)
         self._scan_script = client.register_script(_SCAN_LUA)
         self._get_script = client.register_script(_GET_LUA)
         self._changes_script = client.register_script(_CHANGES_LUA)
-        self._create_namespace_script = client.register_script(_CREATE_NAMESPACE_LUA)
-        self._rename_namespace_script = client.register_script(_RENAME_NAMESPACE_LUA)
-        self._delete_namespace_script = client.register_script(_DELETE_NAMESPACE_LUA)
+        self._create_namespace_script = client.register_script(
+            redis_guard.GUARD_LUA + _CREATE_NAMESPACE_LUA
+        )
+        self._rename_namespace_script = client.register_script(
+            redis_guard.GUARD_LUA + _RENAME_NAMESPACE_LUA
+        )
+        self._delete_namespace_script = client.register_script(
+            redis_guard.GUARD_LUA + _DELETE_NAMESPACE_LUA
+        )
 
     @classmethod
     async def open(
@@ -365,12 +397,16 @@ class RedisStorage:
         *,
         prefix: str = DEFAULT_PREFIX,
         scan_skip_keys: int = DEFAULT_SCAN_SKIP_KEYS,
+        record: StoreRecord | None = None,
+        durability: Durability = Durability.LOCAL,
     ) -> RedisStorage:
-        """Connect to ``url`` (``redis://HOST:PORT/DB``), check it answers, load the revision.
+        """Connect to ``url`` (``redis://HOST:PORT/DB``), check it, load the revision.
 
-        Raises ValueError for a malformed URL or a Redis that refuses us (no
-        such database, wrong password) and ConnectionError when Redis cannot be
-        reached, each with a one-line message.
+        Raises ValueError for a malformed URL, a Redis that refuses us (no such
+        database, wrong password), one that may lose acknowledged writes while
+        ``durability`` is local, or a store that does not match central's
+        ``record`` of it; and ConnectionError when Redis cannot be reached; each
+        with a one-line message that says what to do.
         """
         shown = redacted(url)
         try:
@@ -378,10 +414,24 @@ class RedisStorage:
             client = aioredis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
         except ValueError as exc:
             raise ValueError(f"cannot use Redis URL {shown}: {exc}") from None
-        store = cls(client, url, change_log_rows, prefix=prefix, scan_skip_keys=scan_skip_keys)
+        store = cls(
+            client,
+            url,
+            change_log_rows,
+            prefix=prefix,
+            scan_skip_keys=scan_skip_keys,
+            durability=durability,
+        )
         try:
             await client.ping()
             store._revision = await store._stored_revision()
+            store._store_id = await store._identify(record)
+        except ValueError:
+            await client.aclose()
+            raise
+        except redis_guard.Refused as exc:
+            await client.aclose()
+            raise ValueError(exc.kv_error.message) from None
         except (redis_errors.ResponseError, redis_errors.AuthenticationError) as exc:
             await client.aclose()
             raise ValueError(f"cannot use Redis at {shown}: {first_line(exc)}") from None
@@ -404,40 +454,110 @@ class RedisStorage:
 
     # -- plumbing ---------------------------------------------------------------
 
+    async def _connected(self, connection: Any) -> None:
+        """redis-py's hook for every new connection: its handshake, then central's checks."""
+        await connection.on_connect()
+        checks_persistence = self._durability is Durability.LOCAL
+        if checks_persistence and (
+            problem := await redis_guard.persistence_problem(connection, self._url)
+        ):
+            raise redis_guard.Refused(error(ErrorKind.UNAVAILABLE, detail=problem))
+        if not self._store_id:
+            return  # still opening: _identify checks the store
+        await connection.send_command("GET", self._key("store_id"))
+        found_id = cast(bytes | None, await connection.read_response())
+        await connection.send_command("GET", self._key("rev"))
+        found_revision = int(cast(bytes | None, await connection.read_response()) or 0)
+        found = None if found_id is None else found_id.decode()
+        if detail := redis_guard.went_back(self._store_id, self._revision, found, found_revision):
+            raise redis_guard.Refused(self._store_went_back(detail))
+
+    def _store_went_back(self, detail: str) -> KVError:
+        """Refuse every call from now on: the store lost writes central acknowledged."""
+        if self._went_back is None:
+            self._went_back = redis_guard.went_back_error(self._url, detail, self._revision)
+            log.error("%s", self._went_back.message)
+        return self._went_back
+
+    def _kv_error(self, exc: BaseException) -> BaseException:
+        """What a failed Redis call means to central's callers."""
+        if isinstance(exc, redis_guard.Refused):
+            return exc.kv_error
+        if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError):
+            return self._unavailable(exc)
+        return exc
+
+    async def _read(self, command: Callable[[], Awaitable[T]]) -> T:
+        """Send a plain Redis command, unless the store went back."""
+        if self._went_back is not None:
+            raise self._went_back
+        try:
+            return await command()
+        except _FAILURES as exc:
+            raise self._kv_error(exc) from None
+
     async def _call(self, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a registered script; a lost connection becomes UNAVAILABLE."""
+        if self._went_back is not None:
+            raise self._went_back
         try:
             return await script(keys=keys, args=args)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise self._unavailable(exc) from None
+        except _FAILURES as exc:
+            raise self._kv_error(exc) from None
+
+    def _guard(self) -> tuple[list[str], list[Any]]:
+        """The guard's keys and arguments, appended to those of every write script."""
+        return [self._key("store_id"), self._key("rev")], [self._store_id, self._revision]
+
+    async def _write(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run a write script behind the guard; STORE_WENT_BACK when it refused."""
+        guard_keys, guard_args = self._guard()
+        answer = await self._call(script, keys + guard_keys, args + guard_args)
+        if detail := redis_guard.script_went_back(answer, *guard_args):
+            raise self._store_went_back(detail)
+        return answer
 
     async def _group_commit(self, keys: list[str], args: list[Any]) -> Any:
         """Run the commit script in the next pipeline the flusher sends."""
+        # Encoded here, in the caller's own call: an argument Redis cannot take fails
+        # this caller alone, not the whole pipeline it would have joined.
+        encoder = self._client.get_encoder()  # type: ignore[no-untyped-call]
+        encoded = [encoder.encode(arg) for arg in args]
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queued_commits.append((keys, args, answer))
+        self._queued_commits.append((keys, encoded, answer))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_commits())
         return await answer
 
     async def _flush_commits(self) -> None:
+        """Send what is queued as pipelines until nothing is; answer every caller of each."""
         while self._queued_commits:
             batch, self._queued_commits = self._queued_commits, []
-            pipe = self._client.pipeline(transaction=False)
-            for keys, args, _ in batch:
-                await self._commit_script(keys=keys, args=args, client=pipe)  # queues, no I/O
             try:
-                results = await pipe.execute(raise_on_error=False)
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-                results = [self._unavailable(exc)] * len(batch)
-            except Exception as exc:  # hand it to every caller rather than lose it here
-                results = [exc] * len(batch)
-            for (_, _, answer), result in zip(batch, results, strict=True):
-                if answer.done():  # the caller gave up (cancelled)
-                    continue
-                if isinstance(result, BaseException):
-                    answer.set_exception(result)
-                else:
-                    answer.set_result(result)
+                results = await self._send_commits(batch)
+                for (_, _, answer), result in zip(batch, results, strict=True):
+                    if answer.done():  # the caller gave up (cancelled)
+                        continue
+                    if isinstance(result, BaseException):
+                        answer.set_exception(result)
+                    else:
+                        answer.set_result(result)
+            finally:
+                for _, _, answer in batch:  # whatever went wrong above, nobody waits forever
+                    if not answer.done():
+                        answer.set_exception(
+                            error(ErrorKind.UNAVAILABLE, detail="the Redis flusher stopped")
+                        )
+
+    async def _send_commits(self, batch: list[tuple[list[str], list[Any], Any]]) -> list[Any]:
+        """One pipeline of the batch's script calls: each call's answer, or its error."""
+        pipe = self._client.pipeline(transaction=False)
+        for keys, args, _ in batch:
+            await self._commit_script(keys=keys, args=args, client=pipe)  # queues, no I/O
+        try:
+            return await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # hand it to every caller rather than lose it here
+            return [self._kv_error(exc)] * len(batch)
 
     def _unavailable(self, exc: Exception) -> KVError:
         return error(ErrorKind.UNAVAILABLE, detail=f"Redis at {self._url} failed: {exc}")
@@ -446,17 +566,36 @@ class RedisStorage:
         raw = await self._client.get(self._key("rev"))
         return 0 if raw is None else int(cast(bytes, raw))
 
+    async def _identify(self, record: StoreRecord | None) -> str:
+        """The store's id, checked against ``record``; a Redis with none gets one unless
+        the record says a store was here."""
+        key = self._key("store_id")
+        if record is None:
+            await self._client.set(key, new_store_id(), nx=True)
+        found = cast(bytes | None, await self._client.get(key))
+        store_id = None if found is None else found.decode()
+        check_store(f"Redis at {self._url}", store_id, self._revision, record)
+        assert store_id is not None, "check_store refuses a missing store when recorded"
+        return store_id
+
     # -- Storage ----------------------------------------------------------------
 
     @property
     def revision(self) -> int:
         return self._revision
 
+    @property
+    def store_id(self) -> str:
+        return self._store_id
+
+    @property
+    def durability(self) -> Durability:
+        return self._durability
+
     async def oldest_change_revision(self) -> int:
-        try:
-            oldest = await self._client.zrange(self._key("changes"), 0, 0, withscores=True)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise self._unavailable(exc) from None
+        oldest = await self._read(
+            lambda: self._client.zrange(self._key("changes"), 0, 0, withscores=True)
+        )
         rows = cast(list[tuple[bytes, float]], oldest)
         return int(rows[0][1]) if rows else self._revision + 1
 
@@ -466,7 +605,7 @@ class RedisStorage:
     async def create_namespace(self, namespace: Namespace, max_namespaces: int) -> None:
         keys = [self._key("namespaces"), self._key("titles"), self._key("namespace_seq")]
         args = [namespace.id, namespace.title, _time_text(namespace.created_at), max_namespaces]
-        outcome = await self._call(
+        outcome = await self._write(
             self._create_namespace_script, keys + self._keyspace_keys(namespace.id), args
         )
         if outcome == b"title":
@@ -475,18 +614,12 @@ class RedisStorage:
             raise error(ErrorKind.NAMESPACE_LIMIT, limit=max_namespaces)
 
     async def get_namespace(self, namespace_id: str) -> Namespace | None:
-        try:
-            record = await self._client.hget(self._key("namespaces"), namespace_id)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise self._unavailable(exc) from None
+        record = await self._read(lambda: self._client.hget(self._key("namespaces"), namespace_id))
         return None if record is None else _namespace(namespace_id, cast(bytes, record))[1]
 
     async def list_namespaces(self) -> list[Namespace]:
         """All namespaces, oldest first (the order memory: gives)."""
-        try:
-            records = await self._client.hgetall(self._key("namespaces"))
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-            raise self._unavailable(exc) from None
+        records = await self._read(lambda: self._client.hgetall(self._key("namespaces")))
         parsed = [
             _namespace(_text(namespace_id), record)
             for namespace_id, record in cast(dict[bytes, bytes], records).items()
@@ -497,7 +630,7 @@ class RedisStorage:
         keys = [self._key("namespaces"), self._key("titles")]
         answer = cast(
             list[bytes],
-            await self._call(self._rename_namespace_script, keys, [namespace_id, title]),
+            await self._write(self._rename_namespace_script, keys, [namespace_id, title]),
         )
         if answer[0] == b"missing":
             raise error(
@@ -509,7 +642,7 @@ class RedisStorage:
 
     async def delete_namespace(self, namespace_id: str) -> bool:
         keys = [self._key("namespaces"), self._key("titles"), *self._keyspace_keys(namespace_id)]
-        deleted = await self._call(self._delete_namespace_script, keys, [namespace_id])
+        deleted = await self._write(self._delete_namespace_script, keys, [namespace_id])
         return bool(deleted)
 
     async def get(self, namespace_id: str, key: str) -> Version | None:
@@ -535,6 +668,10 @@ class RedisStorage:
         namespace_id = writes[0].namespace_id
         if any(write.namespace_id != namespace_id for write in writes):
             raise ValueError("a commit group must write to one namespace")
+        if refusal := unstorable(writes):
+            raise refusal
+        if self._went_back is not None:
+            raise self._went_back
         names_key, info_key, values_key = self._keyspace_keys(namespace_id)
         keys = [
             self._key("namespaces"),
@@ -551,7 +688,10 @@ class RedisStorage:
                 args += [b"p", write.key.encode(), _info_tail(write, now), write.value]
             else:
                 args += [b"d", write.key.encode(), b"", b""]
-        answer = cast(list[int], await self._group_commit(keys, args))
+        guard_keys, guard_args = self._guard()
+        answer = cast(list[int], await self._group_commit(keys + guard_keys, args + guard_args))
+        if detail := redis_guard.script_went_back(answer, *guard_args):
+            raise self._store_went_back(detail)
         missing, final_revision = answer[0], answer[1]
         if missing:
             raise error(ErrorKind.NAMESPACE_NOT_FOUND, operation="write", namespace_id=namespace_id)

@@ -2,15 +2,25 @@
 
 Theory of operation:
 
-* **Durability.** ``synchronous=FULL`` in WAL mode: a commit returns only
-  after the WAL is fsynced, so an acknowledged write survives ``kill -9`` (and
-  power loss).
+* **Durability.** ``local`` (the default): ``synchronous=FULL`` in WAL mode,
+  so a commit returns only after the WAL is fsynced and an acknowledged write
+  survives ``kill -9`` and power loss. ``none``: ``synchronous=OFF``, nothing
+  is fsynced.
+* **The file.** The database file must stay where central opened it (see
+  :mod:`central.storage.sqlite_file`): after every commit the writer checks
+  that the name still names the file it opened. Once it does not, every write
+  is refused (STORE_FILE_GONE) and reads go on from the open file. And a store
+  does not start empty where the file is missing but its write-ahead log is
+  there, or where central's record says a store was (see
+  :mod:`central.storage.record`); the store's id is in its ``identity`` table.
 * **Group commit.** Writes are queued; one writer thread takes everything
   queued, applies it in ONE transaction (one fsync), and completes each
   caller's future. While a batch is on disk the next one gathers, so under
   load many writes share one fsync and durability does not cost throughput.
   Each caller's group is a savepoint, so a group that fails (its namespace was
-  deleted meanwhile) rolls back alone.
+  deleted meanwhile, or it holds what SQLite cannot store) rolls back alone and
+  its caller gets the error; the others commit. Whatever happens, every caller
+  of a batch is answered.
 * **Reads** run on the event loop with a second connection: WAL lets them see
   the last committed state while the writer works, and a point read is a few
   microseconds — cheaper than a thread hop.
@@ -23,6 +33,7 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from central.storage.base import DEFAULT_CHANGE_LOG_ROWS
+from central.storage import sqlite_file
+from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability
+from central.storage.record import StoreRecord, check_store, new_store_id
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult, prefix_upper_bound, scan_with_lookahead
 from edgekv.core.model import (
@@ -45,10 +58,12 @@ from edgekv.core.model import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);
+CREATE TABLE IF NOT EXISTS identity (store_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS namespaces (
     id TEXT PRIMARY KEY,
     title TEXT NOT NULL UNIQUE,
@@ -82,12 +97,52 @@ def _version(row: tuple[bytes, bytes, str | None, int | None, int, float]) -> Ve
     return Version(key.decode("utf-8"), value, metadata_json, expiration, revision, commit_time)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+_SYNCHRONOUS = {Durability.LOCAL: "FULL", Durability.NONE: "OFF"}
+
+
+def _connect(path: Path, durability: Durability) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
     connection.execute("PRAGMA busy_timeout=10000")
     return connection
+
+
+def _store_id(db: sqlite3.Connection) -> str:
+    """The store's id; a store made before ids existed gets one now."""
+    db.execute(
+        "INSERT INTO identity (store_id) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM identity)",
+        (new_store_id(),),
+    )
+    (store_id,) = db.execute("SELECT store_id FROM identity").fetchone()
+    return str(store_id)
+
+
+def _refuse_to_start_empty(path: Path, record: StoreRecord | None) -> None:
+    """Raise ValueError when ``path`` is missing but a store was there, else return."""
+    wal = Path(f"{path}-wal")
+    rescued = list(path.parent.glob(path.name + sqlite_file.RESCUE_SUFFIX + "*"))
+    evidence = []
+    if wal.exists() and wal.stat().st_size > 0:
+        evidence.append(f"its write-ahead log {wal} is there")
+    if record is not None:
+        evidence.append(f"central's record {record.path} names store {record.store_id}")
+    if not evidence:
+        return
+    newest_rescue = max(rescued, key=lambda copy: copy.stat().st_mtime, default=None)
+    put_back = (
+        f"move {newest_rescue} (a copy central saved) to {path}"
+        if newest_rescue
+        else f"put the file back at {path} (renamed: rename it back)"
+    )
+    leftovers = [wal] if wal.exists() else []
+    leftovers += [record.path] if record is not None else []
+    remove = " and ".join(map(str, leftovers))
+    raise ValueError(
+        f"sqlite:{path} is missing, but {' and '.join(evidence)}: the database was moved or "
+        f"removed, and starting an empty store would lose what it held. To keep it, {put_back}; "
+        f"to start a new, empty store instead, remove {remove}"
+    )
 
 
 @dataclass
@@ -97,16 +152,59 @@ class _Pending:
     future: asyncio.Future[list[Committed]] = field(repr=False)
 
 
+def _internal(exc: BaseException) -> KVError:
+    return error(ErrorKind.INTERNAL, detail=f"the SQLite writer failed: {exc!r}")
+
+
+def _refusal(exc: Exception) -> KVError:
+    """What a group that raised answers its caller: a KVError as it is, else INTERNAL."""
+    if isinstance(exc, KVError):
+        return exc
+    # A group the core should have refused (an integer SQLite cannot bind, say): a bug.
+    log.error("the SQLite writer refused a group on a bug", exc_info=exc)
+    return _internal(exc)
+
+
+def _answer(batch: list[_Pending], outcomes: list[list[Committed] | KVError]) -> None:
+    for pending, outcome in zip(batch, outcomes, strict=True):
+        if pending.future.done():  # the caller gave up (cancelled)
+            continue
+        if isinstance(outcome, KVError):
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)
+
+
+def _fail_unanswered(batch: list[_Pending]) -> None:
+    """Answer whoever in ``batch`` is still waiting: never leave a caller hanging."""
+    for pending in batch:
+        if not pending.future.done():
+            pending.future.set_exception(
+                error(ErrorKind.UNAVAILABLE, detail="the SQLite writer stopped before answering")
+            )
+
+
 class SqliteStorage:
-    def __init__(self, path: Path, change_log_rows: int = DEFAULT_CHANGE_LOG_ROWS) -> None:
+    def __init__(
+        self,
+        path: Path,
+        change_log_rows: int = DEFAULT_CHANGE_LOG_ROWS,
+        durability: Durability = Durability.LOCAL,
+    ) -> None:
         self.path = path
         self._change_log_rows = change_log_rows
-        self._writer = _connect(path)
+        self._durability = durability
+        self._writer = _connect(path, durability)
         self._writer.executescript(SCHEMA)
-        self._reader = _connect(path)
+        self._store_id = _store_id(self._writer)
+        self._reader = _connect(path, durability)
         self._revision: int = self._reader.execute(
             "SELECT value FROM meta WHERE name = 'revision'"
         ).fetchone()[0]
+        # The file opened, by (device, inode): the name must keep naming it.
+        self._file = sqlite_file.identity(path)
+        # Once the file is gone, the error every write gets (set on the writer thread).
+        self._gone: KVError | None = None
         # One thread owns the writer connection; it runs one batch at a time.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._queue: list[_Pending] = []
@@ -114,19 +212,45 @@ class SqliteStorage:
 
     @classmethod
     async def open(
-        cls, path: str | Path, change_log_rows: int = DEFAULT_CHANGE_LOG_ROWS
+        cls,
+        path: str | Path,
+        change_log_rows: int = DEFAULT_CHANGE_LOG_ROWS,
+        *,
+        durability: Durability = Durability.LOCAL,
+        record: StoreRecord | None = None,
     ) -> SqliteStorage:
+        """Open (or create) the database at ``path``; ValueError says why it cannot.
+
+        ``record`` is central's record of the store it served there, if any: a
+        missing file, another store or an older one is refused rather than served.
+        """
         path = Path(path)
         if not path.parent.is_dir():
             raise ValueError(f"cannot open sqlite:{path}: folder {path.parent} does not exist")
+        if not path.exists():
+            _refuse_to_start_empty(path, record)
         try:
-            return cls(path, change_log_rows)
+            store = cls(path, change_log_rows, durability)
         except sqlite3.Error as exc:
             raise ValueError(f"cannot open sqlite:{path}: {exc}") from None
+        try:
+            check_store(f"sqlite:{path}", store.store_id, store.revision, record)
+        except ValueError:
+            await store.close()
+            raise
+        return store
 
     @property
     def revision(self) -> int:
         return self._revision
+
+    @property
+    def store_id(self) -> str:
+        return self._store_id
+
+    @property
+    def durability(self) -> Durability:
+        return self._durability
 
     async def oldest_change_revision(self) -> int:
         row = self._reader.execute("SELECT MIN(revision) FROM changes").fetchone()
@@ -141,6 +265,8 @@ class SqliteStorage:
 
     async def _run_in_writer(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the writer thread, inside one transaction."""
+        if self._gone is not None:
+            raise self._gone
 
         def transaction() -> T:
             self._writer.execute("BEGIN IMMEDIATE")
@@ -150,9 +276,14 @@ class SqliteStorage:
                 self._writer.execute("ROLLBACK")
                 raise
             self._writer.execute("COMMIT")
+            if gone := self._file_gone():
+                raise gone
             return result
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, transaction)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, transaction)
+        except sqlite3.Error as exc:  # a full disk, say: the store failed, not the request
+            raise error(ErrorKind.UNAVAILABLE, detail=f"storage failed: {exc}") from None
 
     # -- namespaces (rare; they go through the writer thread, in order) -----
 
@@ -270,6 +401,8 @@ class SqliteStorage:
     async def commit(self, writes: Sequence[Write], now: float) -> list[Committed]:
         if not writes:
             return []
+        if self._gone is not None:
+            raise self._gone
         future: asyncio.Future[list[Committed]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(writes, now, future))
         if self._draining is None:
@@ -277,27 +410,37 @@ class SqliteStorage:
         return await future
 
     async def _drain(self) -> None:
-        """Commit queued groups, one transaction per round, until the queue is empty."""
-        loop = asyncio.get_running_loop()
+        """Commit queued groups, one transaction per round, until the queue is empty.
+
+        Every caller of a batch is answered, whatever happens: a group that
+        raised fails alone (inside :meth:`_commit_batch`), a batch the store
+        could not commit fails as a whole, and a caller left unanswered by
+        anything else (a bug, a cancellation) gets an error rather than a wait
+        that never ends.
+        """
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
                 try:
-                    outcomes, self._revision = await loop.run_in_executor(
-                        self._executor, self._commit_batch, batch
-                    )
-                except sqlite3.Error as exc:
-                    failure = error(ErrorKind.UNAVAILABLE, detail=f"storage failed: {exc}")
-                    outcomes = [failure] * len(batch)
-                for pending, outcome in zip(batch, outcomes, strict=True):
-                    if pending.future.done():
-                        continue
-                    if isinstance(outcome, KVError):
-                        pending.future.set_exception(outcome)
-                    else:
-                        pending.future.set_result(outcome)
+                    _answer(batch, await self._commit_or_fail(batch))
+                finally:
+                    _fail_unanswered(batch)
         finally:
             self._draining = None
+
+    async def _commit_or_fail(self, batch: list[_Pending]) -> list[list[Committed] | KVError]:
+        """Each group's commit, or the one error of a batch that could not commit."""
+        loop = asyncio.get_running_loop()
+        try:
+            outcomes, self._revision = await loop.run_in_executor(
+                self._executor, self._commit_batch, batch
+            )
+        except sqlite3.Error as exc:
+            return [error(ErrorKind.UNAVAILABLE, detail=f"storage failed: {exc}")] * len(batch)
+        except Exception as exc:
+            log.exception("the SQLite writer failed on a bug; its batch was rolled back")
+            return [_internal(exc)] * len(batch)
+        return outcomes
 
     def _commit_batch(self, batch: list[_Pending]) -> tuple[list[list[Committed] | KVError], int]:
         """On the writer thread: apply every group in one transaction, one fsync."""
@@ -310,10 +453,14 @@ class SqliteStorage:
                 db.execute("SAVEPOINT grp")
                 try:
                     committed, revision = self._apply_group(db, pending, revision)
-                except KVError as exc:
-                    # The group's revisions were never used: the next group reuses them.
+                except sqlite3.Error:
+                    raise  # the store failed, not this group: the whole batch fails
+                except Exception as exc:
+                    # This group alone is refused (its namespace is gone, or it holds
+                    # what SQLite cannot store); its revisions were never used, so the
+                    # next group reuses them.
                     db.execute("ROLLBACK TO grp")
-                    outcomes.append(exc)
+                    outcomes.append(_refusal(exc))
                 else:
                     outcomes.append(committed)
                 db.execute("RELEASE grp")
@@ -326,7 +473,29 @@ class SqliteStorage:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        if gone := self._file_gone():
+            # Committed, but to a file a restart will not find: acknowledge none of it.
+            return [gone] * len(batch), revision
         return outcomes, revision
+
+    def _file_gone(self) -> KVError | None:
+        """On the writer thread, after a commit: the error every write gets from now on
+        if the database file is no longer at its path (rescuing its content first)."""
+        if self._gone is None and sqlite_file.identity(self.path) != self._file:
+            self._gone = self._lost_file_error()
+            log.error("%s", self._gone.message)
+        return self._gone
+
+    def _lost_file_error(self) -> KVError:
+        assert self._file is not None, "the file was there when the store opened"
+        loss = sqlite_file.describe_loss(self.path, self._file)
+        if loss.renamed_to is not None:
+            return sqlite_file.gone_error(self.path, loss, rescued=None)
+        try:
+            rescued = sqlite_file.rescue(self._writer, self.path)
+        except (sqlite3.Error, OSError) as exc:
+            return sqlite_file.gone_error(self.path, loss, rescued=None, why_not=str(exc))
+        return sqlite_file.gone_error(self.path, loss, rescued)
 
     @staticmethod
     def _apply_group(

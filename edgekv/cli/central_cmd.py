@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from pathlib import Path
 
 from edgekv.cli.common import Subcommands, add_time_flags, clock_from, configure_logging
 from edgekv.cli.env_flags import apply_env_defaults
@@ -34,6 +35,23 @@ def register(subcommands: Subcommands) -> None:
         help="sqlite:PATH (default sqlite:edgekv.db), memory:, or redis://HOST:PORT/DB",
     )
     parser.add_argument(
+        "--durability",
+        choices=("local", "none"),
+        help="what an acknowledged write survives. local (the default for sqlite: and redis://): "
+        "it is on the local disk first; SQLite fsyncs every commit group, and Redis must run "
+        "with appendonly yes and appendfsync always, which central checks when it connects. "
+        "none (what memory: means): nothing is promised; needed for a Redis that does not let "
+        "central read its CONFIG",
+    )
+    parser.add_argument(
+        "--store-record",
+        type=Path,
+        metavar="FILE",
+        help="the file where central records its store's id and highest acknowledged "
+        "revision, so that it refuses a store that went missing, was replaced or went back "
+        "(default: PATH.record.json beside sqlite:PATH; for Redis, none unless given)",
+    )
+    parser.add_argument(
         "--no-write-rate-limit",
         action="store_true",
         help="allow more than one write per second to a key (Workers KV refuses with 429)",
@@ -46,16 +64,26 @@ def register(subcommands: Subcommands) -> None:
 async def run(args: argparse.Namespace) -> int:
     from central.server import start_central
     from central.service import CentralSettings
+    from central.storage.base import Durability
     from edgekv.serving import install_stop_signals
 
     configure_logging()
     clock = clock_from(args)
     settings = CentralSettings(write_rate_limit=not args.no_write_rate_limit)
-    server = await start_central(args.listen, args.storage, clock, settings)
+    server = await start_central(
+        args.listen,
+        args.storage,
+        clock,
+        settings,
+        durability=None if args.durability is None else Durability(args.durability),
+        store_record=args.store_record,
+    )
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
     fields = {
         "storage": args.storage,
+        # What an acknowledged write survives: local (on disk) or none, said where it starts.
+        "durability": server.storage.durability.value,
         "revision": server.storage.revision,
         "time-scale": clock.scale,
     }

@@ -124,6 +124,11 @@ class ErrorKind(enum.StrEnum):
     UNAVAILABLE_NOT_APPLIED = "UNAVAILABLE_NOT_APPLIED"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     INTERNAL = "INTERNAL"
+    # -- what storage must hold, and storage that cannot keep what it acknowledged --
+    EXPIRATION_TOO_LATE = "EXPIRATION_TOO_LATE"
+    EXPIRATION_TTL_TOO_LARGE = "EXPIRATION_TTL_TOO_LARGE"
+    STORE_FILE_GONE = "STORE_FILE_GONE"
+    STORE_WENT_BACK = "STORE_WENT_BACK"
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +284,39 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "DEADLINE_EXCEEDED", "{detail}", UnavailableError, definite=False
     ),
     ErrorKind.INTERNAL: ErrorSpec("INTERNAL", "{detail}", KVError, definite=False),
+    # -- what storage must hold, and storage that cannot keep what it acknowledged --
+    # An expiration must fit every store and the wire (edgekv/core/limits.py says why
+    # 9999's last second); worded as Miniflare words the lower bounds.
+    ErrorKind.EXPIRATION_TOO_LATE: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Invalid expiration of {expiration}. Expiration times must be at most {maximum} "
+        "({maximum_utc}).",
+        _INVALID,
+    ),
+    ErrorKind.EXPIRATION_TTL_TOO_LARGE: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Invalid expiration_ttl of {ttl}. Expiration TTL must be at most {maximum}, "
+        "so that the key expires by {latest} ({latest_utc}).",
+        _INVALID,
+    ),
+    # The SQLite file was removed, renamed or replaced under central: writes would not
+    # survive a restart. Not definite: the write that found out went into the lost file.
+    ErrorKind.STORE_FILE_GONE: ErrorSpec(
+        "UNAVAILABLE",
+        "The database file {path} {what} while central ran: central refuses writes, which "
+        "would be lost when it restarts; reads still answer from the file it holds open. "
+        "{remedy}",
+        UnavailableError,
+        definite=False,
+    ),
+    # The store lost writes central acknowledged (a Redis flushed, or restarted from an
+    # older file): central refuses writes rather than give their revisions again.
+    ErrorKind.STORE_WENT_BACK: ErrorSpec(
+        "DATA_LOSS",
+        "{store} went back: {detail}. Central already acknowledged revision {revision} from "
+        "it and refuses writes rather than acknowledge lower revisions again. {remedy}",
+        UnavailableError,
+    ),
 }
 
 

@@ -12,6 +12,18 @@ MAX_VALUE_BYTES: Final = 25 * 1024 * 1024  # 26,214,400
 MAX_METADATA_BYTES: Final = 1024
 MIN_EXPIRATION_TTL_S: Final = 60
 MIN_EXPIRATION_AHEAD_S: Final = 60
+# The latest expiration a key may have, whether given or resolved from a TTL: the
+# last second of year 9999, 9999-12-31 23:59:59 UTC. Workers KV documents no upper
+# bound; edgekv needs one, because an expiration must
+#   * fit the wire's int64 and the storages' integers (SQLite's INTEGER, the text
+#     Redis keeps), or the write poisons its group commit or the reads after it;
+#   * compare exactly with a float ``now`` (a double holds every integer up to 2**53);
+#   * be a date people and tools can show: ISO 8601's four-digit years, Python's
+#     datetime and SQL's date types all end with 9999.
+# 2**53 - 1 would meet the first two but is a year near 285 million that datetime
+# cannot even represent; 9999's last second meets all three and leaves 7,900 years.
+MAX_EXPIRATION_S: Final = 253_402_300_799
+MAX_EXPIRATION_UTC: Final = "9999-12-31 23:59:59 UTC"
 
 DEFAULT_CACHE_TTL_S: Final = 60
 MIN_CACHE_TTL_S: Final = 30

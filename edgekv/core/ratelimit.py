@@ -36,6 +36,17 @@ class KeyWriteLimiter:
         self._last_write[slot] = now
         self._order.append((now, slot))
 
+    def forget(self, namespace_id: str, key: str, written_at: float) -> None:
+        """Undo :meth:`check`'s record of a write at ``written_at`` that failed to commit.
+
+        A write the store refused was never made, so it must not cost the key its
+        one write of the second. The slot is kept between check and commit, so
+        concurrent writes to one key are still refused while the first commits.
+        """
+        slot = (namespace_id, key)
+        if self._last_write.get(slot) == written_at:
+            del self._last_write[slot]
+
     def _prune(self, now: float) -> None:
         while self._order and now - self._order[0][0] >= self.interval_s:
             written_at, slot = self._order.popleft()

@@ -61,7 +61,9 @@ def resolve_expiration(
     """The absolute expiration (Unix seconds) a put asks for, or None for "never".
 
     ``expiration_ttl`` wins when both are given, as in Workers KV; only the one
-    that is used is validated.
+    that is used is validated. A TTL counts from the whole second ``now`` is in.
+    Either way the result is at most :data:`limits.MAX_EXPIRATION_S`, so every
+    store and the wire can hold it.
     """
     if expiration_ttl is not None:
         if expiration_ttl < limits.MIN_EXPIRATION_TTL_S:
@@ -70,6 +72,15 @@ def resolve_expiration(
                 ttl=expiration_ttl,
                 minimum=limits.MIN_EXPIRATION_TTL_S,
             )
+        largest_ttl_s = limits.MAX_EXPIRATION_S - math.floor(now)
+        if expiration_ttl > largest_ttl_s:
+            raise error(
+                ErrorKind.EXPIRATION_TTL_TOO_LARGE,
+                ttl=expiration_ttl,
+                maximum=largest_ttl_s,
+                latest=limits.MAX_EXPIRATION_S,
+                latest_utc=limits.MAX_EXPIRATION_UTC,
+            )
         return math.floor(now) + expiration_ttl
     if expiration is not None:
         if expiration - now < limits.MIN_EXPIRATION_AHEAD_S:
@@ -77,6 +88,13 @@ def resolve_expiration(
                 ErrorKind.EXPIRATION_TOO_SOON,
                 expiration=expiration,
                 minimum=limits.MIN_EXPIRATION_AHEAD_S,
+            )
+        if expiration > limits.MAX_EXPIRATION_S:
+            raise error(
+                ErrorKind.EXPIRATION_TOO_LATE,
+                expiration=expiration,
+                maximum=limits.MAX_EXPIRATION_S,
+                maximum_utc=limits.MAX_EXPIRATION_UTC,
             )
         return expiration
     return None

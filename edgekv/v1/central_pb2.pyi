@@ -373,12 +373,14 @@ class PutRequest(_message.Message):
     metadata_json: _builtins.str
     """Metadata as JSON text, at most 1024 bytes; absent means none."""
     expiration: _builtins.int
-    """Absolute expiration in Unix seconds, at least 60 s in the future;
-    absent means the key does not expire (unless expiration_ttl is given).
+    """Absolute expiration in Unix seconds, at least 60 s in the future and at
+    most 253402300799 (9999-12-31 23:59:59 UTC); absent means the key does
+    not expire (unless expiration_ttl is given).
     """
     expiration_ttl: _builtins.int
-    """Seconds until expiration, at least 60; wins over `expiration` when both
-    are given. Absent means none.
+    """Seconds until expiration, at least 60, and at most what makes the key
+    expire by 253402300799; wins over `expiration` when both are given.
+    Absent means none.
     """
     def __init__(
         self,
@@ -483,9 +485,13 @@ class BulkPutEntry(_message.Message):
     metadata_json: _builtins.str
     """Metadata as JSON text, at most 1024 bytes; absent means none."""
     expiration: _builtins.int
-    """Absolute expiration in Unix seconds; absent means none."""
+    """Absolute expiration in Unix seconds, at least 60 s in the future and at
+    most 253402300799 (9999-12-31 23:59:59 UTC); absent means none.
+    """
     expiration_ttl: _builtins.int
-    """Seconds until expiration, at least 60; absent means none."""
+    """Seconds until expiration, at least 60, and at most what makes the key
+    expire by 253402300799; absent means none.
+    """
     def __init__(
         self,
         *,

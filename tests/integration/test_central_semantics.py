@@ -11,6 +11,7 @@ import json
 import pytest
 
 import edgekv
+from edgekv.core import limits
 from edgekv.v1 import central_pb2 as pb
 from tests.integration.conftest import Central, StartCentral
 
@@ -161,6 +162,93 @@ async def test_ttl_wins_when_both_are_given(central: Central, kv: edgekv.KVNames
         edgekv.ErrorKind.EXPIRATION_TTL_TOO_SMALL,
         kv.put("both2", "v", expiration=now + 3600, expiration_ttl=10),
     )
+
+
+LATEST = limits.MAX_EXPIRATION_S  # 9999-12-31 23:59:59 UTC
+LATEST_UTC = "9999-12-31 23:59:59 UTC"
+
+
+def too_late_message(expiration: int) -> str:
+    return (
+        f"Invalid expiration of {expiration}. "
+        f"Expiration times must be at most {LATEST} ({LATEST_UTC})."
+    )
+
+
+def ttl_too_large_message(ttl: int, maximum: int) -> str:
+    return (
+        f"Invalid expiration_ttl of {ttl}. Expiration TTL must be at most {maximum}, "
+        f"so that the key expires by {LATEST} ({LATEST_UTC})."
+    )
+
+
+async def test_expiration_up_to_the_last_second_of_9999_passes_and_one_more_fails(
+    central: Central, kv: edgekv.KVNamespace
+) -> None:
+    await kv.put("latest", "v", expiration=LATEST)
+    assert (await kv.get_with_metadata("latest")) is not None
+    assert [(k.name, k.expiration) for k in (await kv.list()).keys] == [("latest", LATEST)]
+    exc = await refused(
+        central, edgekv.ErrorKind.EXPIRATION_TOO_LATE, kv.put("later", "v", expiration=LATEST + 1)
+    )
+    assert exc.message == too_late_message(LATEST + 1)
+    assert isinstance(exc, edgekv.InvalidRequestError)
+    # What the tester sent: far past anything a store or the wire's int64 can hold.
+    await refused(
+        central, edgekv.ErrorKind.EXPIRATION_TOO_LATE, kv.put("int64", "v", expiration=2**63 - 1)
+    )
+    central.clock.advance(1)  # one write per second per key
+    result = await kv.bulk_put(
+        [
+            {"key": "latest", "value": "v", "expiration": LATEST},
+            {"key": "later", "value": "v", "expiration": LATEST + 1},
+        ]
+    )
+    assert [(r.ok, r.error_kind) for r in result.results] == [
+        (True, None),
+        (False, "EXPIRATION_TOO_LATE"),
+    ]
+    assert result.results[1].error_message == too_late_message(LATEST + 1)
+    assert [k.name for k in (await kv.list()).keys] == ["latest"]
+
+
+async def test_expiration_ttl_up_to_the_last_second_of_9999_passes_and_one_more_fails(
+    central: Central, kv: edgekv.KVNamespace
+) -> None:
+    central.clock.advance(0.75)  # a TTL counts from the whole second, as Workers KV's does
+    most = LATEST - int(central.clock.now())
+    await kv.put("latest", "v", expiration_ttl=most)
+    assert [(k.name, k.expiration) for k in (await kv.list()).keys] == [("latest", LATEST)]
+    exc = await refused(
+        central,
+        edgekv.ErrorKind.EXPIRATION_TTL_TOO_LARGE,
+        kv.put("later", "v", expiration_ttl=most + 1),
+    )
+    assert exc.message == ttl_too_large_message(most + 1, most)
+    # The reported stall: a TTL near 2**63 resolves past what int64 can hold.
+    exc = await refused(
+        central,
+        edgekv.ErrorKind.EXPIRATION_TTL_TOO_LARGE,
+        kv.put("int64", "v", expiration_ttl=2**63 - 1),
+    )
+    assert exc.message == ttl_too_large_message(2**63 - 1, most)
+    assert await kv.get("int64") is None
+    central.clock.advance(1)
+    most -= 1
+    result = await kv.bulk_put(
+        [
+            {"key": "latest", "value": "v", "expiration_ttl": most},
+            {"key": "later", "value": "v", "expiration_ttl": most + 1},
+            {"key": "int64", "value": "v", "expiration_ttl": 2**63 - 1},
+        ]
+    )
+    assert [(r.ok, r.error_kind) for r in result.results] == [
+        (True, None),
+        (False, "EXPIRATION_TTL_TOO_LARGE"),
+        (False, "EXPIRATION_TTL_TOO_LARGE"),
+    ]
+    assert result.results[1].error_message == ttl_too_large_message(most + 1, most)
+    assert [(k.name, k.expiration) for k in (await kv.list()).keys] == [("latest", LATEST)]
 
 
 async def test_expired_keys_vanish_from_get_get_many_and_list(

@@ -1,9 +1,11 @@
 """A real ``edgekv central`` process: kill -9 durability, graceful stop, start errors, probes.
 
-The crash test streams concurrent writes at a SQLite-backed central, SIGKILLs
-it while writes are in flight, restarts it on the same file and checks that
-every write the client saw acknowledged is there, with its value and its
-revision, and that revisions go on from above them.
+The crash test streams concurrent writes at a SQLite-backed (or Redis-backed)
+central, SIGKILLs it while writes are in flight, restarts it on the same store
+and checks that every write the client saw acknowledged is there, with its
+value and its revision, and that revisions go on from above them. Another
+SIGKILLs the redis-server under central instead (appendfsync always), restarts
+it from its files, and checks the same.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tests.support.central_process import (
     CentralStartError,
     run_central_to_exit,
 )
+from tests.support.redis_server import start_redis
 
 SERVICE = "edgekv.v1.CentralStore"
 WRITERS = 16
@@ -205,6 +208,62 @@ async def test_acknowledged_writes_survive_kill_9(
         f"in flight at kill: {in_flight_at_kill}, committed but unacknowledged: "
         f"{len(stored) - len(acknowledged)}"
     )
+
+
+async def test_acknowledged_writes_survive_kill_9_of_redis_server(
+    launcher: CentralLauncher, tmp_path: Path
+) -> None:
+    # What --durability local asks of Redis and central checks: appendonly yes,
+    # appendfsync always. Redis is killed under 16 streaming writers, then restarted
+    # from its files; central reconnects to it and must find every acknowledged write.
+    redis = start_redis(tmp_path / "redis")
+    try:
+        central = launcher.start(redis.url(), ["--no-write-rate-limit"], name="central")
+        assert central.fields["durability"] == "local"
+        log = WriteLog()
+        async with edgekv.Client(central.address, timeout_s=10) as client:
+            namespace = await client.create_namespace("redis-crash")
+            kv = client.namespace(namespace.id)
+            writers = [asyncio.create_task(stream_puts(kv, w, log)) for w in range(WRITERS)]
+            try:
+                await wait_until(
+                    lambda: (
+                        len(log.acknowledged) >= ACKS_BEFORE_KILL or all(t.done() for t in writers)
+                    ),
+                    timeout_s=30,
+                    what=f"{ACKS_BEFORE_KILL} acknowledged writes",
+                )
+                assert not log.failures, f"writes failed before the kill: {log.failures[:3]}"
+                in_flight_at_kill = log.in_flight
+                redis.kill()
+                _, pending = await asyncio.wait(writers, timeout=20)
+                assert not pending, "writers still running 20 s after Redis was killed"
+            finally:
+                for task in writers:
+                    task.cancel()
+                await asyncio.gather(*writers, return_exceptions=True)
+            assert in_flight_at_kill > 0, "Redis was killed with no write in flight"
+            assert all(isinstance(f, edgekv.UnavailableError) for f in log.failures)
+
+            redis.restart()
+            listed: list[str] = []
+            for _ in range(3):  # the first call finds its pooled connection dead
+                try:
+                    listed = await stored_keys(kv)
+                    break
+                except edgekv.UnavailableError:
+                    continue
+            stored = await read_back(kv, listed)
+            after = await kv.put("after-restart", value_for("after-restart"))
+        assert set(listed) <= log.attempted
+        assert after.revision > max(log.acknowledged.values())
+        assert central.terminate() == 0
+        # A central started afresh on the restarted Redis finds the same.
+        restarted = launcher.start(redis.url(), name="restarted")
+        check_acknowledged_writes_survived(log.acknowledged, stored, restarted)
+        assert restarted.revision == after.revision
+    finally:
+        redis.stop()
 
 
 async def test_sigterm_stops_gracefully_and_keeps_writes(

@@ -97,14 +97,18 @@ def test_default_compose_services_and_wiring() -> None:
     ]
     redis = services["redis"]
     assert redis["image"] == "redis:7-alpine"
+    # Every acknowledged write on disk, as central's default --durability local checks.
     assert redis["command"] == [
-        "redis-server", "--appendonly", "yes", "--appendfsync", "everysec"
+        "redis-server", "--appendonly", "yes", "--appendfsync", "always"
     ]  # fmt: skip
     assert redis["volumes"] == ["redis-data:/data"] and "redis-data" in document["volumes"]
     central = services["central"]
     assert central["command"][:5] == [
         "central", "--listen", "0.0.0.0:7000", "--storage", "redis://redis:6379/0"
     ]  # fmt: skip
+    assert central["command"][-2:] == ["--store-record", "/var/lib/edgekv/store-record.json"]
+    assert central["volumes"] == ["central-state:/var/lib/edgekv"]
+    assert "central-state" in document["volumes"]
     assert central["depends_on"] == {"redis": {"condition": "service_healthy"}}
     assert central["healthcheck"]["test"] == ["CMD", "edgekv", "health", "127.0.0.1:7000"]
     assert central["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
@@ -236,7 +240,9 @@ async def test_compose_commands_are_the_launchers_but_where_containers_differ(
     topology_file.write_text(CUSTOM_TOPOLOGY, encoding="utf-8")
     topology = load_topology(topology_file)
     services = compose_dict(topology)["services"]
-    container_only = {"--listen", "--central", "--node", "--time-anchor", "--storage"}
+    container_only = {
+        "--listen", "--central", "--node", "--time-anchor", "--storage", "--store-record"
+    }  # fmt: skip
 
     def shared(flags: dict[str, str]) -> dict[str, str]:
         return {k: v for k, v in flags.items() if k not in container_only}

@@ -219,3 +219,41 @@ async def test_concurrent_commits_get_unique_consecutive_revisions(storage: Stor
     revisions = sorted(o[0].revision for o in outcomes)
     assert revisions == list(range(1, 51))
     assert len(await list_names(storage)) == 50
+
+
+# An expiration no back-end can hold: SQLite's INTEGER, protobuf's int64 and the
+# storages' parsers all stop at 2**63 - 1. The core refuses it long before (it is far
+# past 9999); this feeds it to the storage directly, as a bug in the core would.
+UNSTORABLE_EXPIRATION = 2**63
+
+
+async def test_a_poisoned_write_fails_alone_and_its_batch_commits(storage: Storage) -> None:
+    # Concurrent commits share one group commit (one SQLite transaction, one Redis pipeline).
+    goods = [put(f"good{i}", b"v") for i in range(3)]
+    poison = put("poison", expiration=UNSTORABLE_EXPIRATION)
+    commits = [storage.commit([goods[0]], NOW), storage.commit([poison], NOW)]
+    commits += [storage.commit([good], NOW) for good in goods[1:]]
+    outcomes = await asyncio.wait_for(asyncio.gather(*commits, return_exceptions=True), timeout=10)
+    poisoned = outcomes.pop(1)
+    assert isinstance(poisoned, KVError), f"the poisoned write was accepted: {poisoned!r}"
+    assert poisoned.kind is ErrorKind.INTERNAL, poisoned
+    assert all(isinstance(outcome, list) for outcome in outcomes), outcomes
+    revisions = sorted(outcome[0].revision for outcome in outcomes)  # type: ignore[index]
+    assert revisions == [1, 2, 3], "the refused write must not use up a revision"
+    assert storage.revision == 3
+    assert await storage.get(NS, "poison") is None
+    assert await list_names(storage) == ["good0", "good1", "good2"]
+    # The writer goes on taking writes.
+    [after] = await storage.commit([put("after")], NOW)
+    assert after.revision == 4
+
+
+async def test_a_poisoned_write_in_a_group_fails_the_whole_group(storage: Storage) -> None:
+    # A group (one caller's writes, e.g. a bulk put) is atomic: all of it or none.
+    group = [put("first"), put("poison", expiration=UNSTORABLE_EXPIRATION), put("last")]
+    with pytest.raises(KVError) as caught:
+        await asyncio.wait_for(storage.commit(group, NOW), timeout=10)
+    assert caught.value.kind is ErrorKind.INTERNAL
+    assert storage.revision == 0
+    assert await list_names(storage) == []
+    assert await storage.changes_after(NS, 0, 10) == []

@@ -73,9 +73,11 @@ class CentralProcess(NodeProcess):
     kind = "central"
     start_error = CentralStartError
     revision = 0
+    fields: dict[str, str] = {}  # noqa: RUF012 (replaced, never changed, by on_ready)
 
     def on_ready(self, ready: ReadyLine) -> None:
         self.revision = int(ready.fields["revision"])
+        self.fields = dict(ready.fields)
 
 
 def start_central(

@@ -1,6 +1,10 @@
 """A real ``redis-server`` for tests, on a free loopback port, in a temp dir.
 
 Started with :func:`edgekv.process.spawn` (its log beside its data, gone with the tests).
+By default it keeps every acknowledged write on disk (``appendonly yes``,
+``appendfsync always``), as ``edgekv central --durability local`` requires;
+:data:`REDIS_DEFAULT_PERSISTENCE` starts one as redis-server comes out of the box.
+A server can be killed (SIGKILL) and restarted on the same port and files.
 """
 
 from __future__ import annotations
@@ -9,12 +13,18 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from edgekv.process import Child, spawn
+
+# An acknowledged write is on disk before Redis answers: what central's default asks for.
+DURABLE_PERSISTENCE = ("--appendonly", "yes", "--appendfsync", "always", "--save", "")
+# redis-server's own defaults: RDB snapshots now and then, no append-only file.
+REDIS_DEFAULT_PERSISTENCE: tuple[str, ...] = ()
 
 
 def free_port() -> int:
@@ -29,12 +39,25 @@ class RedisServer:
     port: int
     process: Child
     data_dir: Path
+    persistence: Sequence[str] = field(default=DURABLE_PERSISTENCE)
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def stop(self) -> None:
         self.process.stop()
+
+    def kill(self) -> None:
+        """SIGKILL: Redis keeps only what it had written to its files."""
+        self.process.kill()
+
+    def restart(self) -> None:
+        """Start it again on the same port, directory and persistence (after stop or kill)."""
+        self.process.stop()
+        restarted = _spawn_and_wait(self.data_dir, self.port, self.persistence)
+        if restarted is None:
+            raise RuntimeError(f"could not restart redis-server on port {self.port}")
+        self.process = restarted
 
 
 def require_redis_binary() -> str:
@@ -47,37 +70,37 @@ def require_redis_binary() -> str:
     return binary
 
 
-def start_redis(data_dir: Path) -> RedisServer:
-    binary = require_redis_binary()
+def start_redis(data_dir: Path, persistence: Sequence[str] = DURABLE_PERSISTENCE) -> RedisServer:
+    """A redis-server in ``data_dir`` with ``persistence`` (its flags), on a free port."""
+    require_redis_binary()
     data_dir.mkdir(parents=True, exist_ok=True)
     for _ in range(5):
         port = free_port()
-        process = spawn(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(data_dir),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "no",
-            ],
-            data_dir / f"redis-{port}.log",
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and process.running:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return RedisServer(port, process, data_dir)
-            except OSError:
-                time.sleep(0.02)
-        process.kill()
+        process = _spawn_and_wait(data_dir, port, persistence)
+        if process is not None:
+            return RedisServer(port, process, data_dir, tuple(persistence))
     raise RuntimeError("could not start redis-server")
+
+
+def _spawn_and_wait(data_dir: Path, port: int, persistence: Sequence[str]) -> Child | None:
+    """Start redis-server on ``port``; the process once it answers PING, None if it did not."""
+    argv = [
+        require_redis_binary(),
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--dir", str(data_dir),
+        "--protected-mode", "no",
+        *persistence,
+    ]  # fmt: skip
+    process = spawn(argv, data_dir / f"redis-{port}.log")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and process.running:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return process
+        except OSError:
+            time.sleep(0.02)
+    process.kill()
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,23 @@ def test_expiration_rules() -> None:
     assert resolve_expiration(1000.0, 1, 60) == 1060  # the TTL wins; the bad expiration is unused
 
 
+def test_expirations_end_with_the_last_second_of_9999() -> None:
+    latest = limits.MAX_EXPIRATION_S
+    assert datetime.fromtimestamp(latest, UTC).isoformat() == "9999-12-31T23:59:59+00:00"
+    assert latest < 2**53, "an expiration must compare exactly with a float now"
+    now = 1_700_000_000.9
+    assert resolve_expiration(now, latest, None) == latest
+    assert kind_of(resolve_expiration, now, latest + 1, None) is ErrorKind.EXPIRATION_TOO_LATE
+    assert kind_of(resolve_expiration, now, 2**63 - 1, None) is ErrorKind.EXPIRATION_TOO_LATE
+    largest_ttl = latest - 1_700_000_000
+    assert resolve_expiration(now, None, largest_ttl) == latest
+    too_large = ErrorKind.EXPIRATION_TTL_TOO_LARGE
+    assert kind_of(resolve_expiration, now, None, largest_ttl + 1) is too_large
+    assert kind_of(resolve_expiration, now, None, 2**63 - 1) is too_large
+    # Only the value in use is checked: the TTL wins over an expiration out of range.
+    assert resolve_expiration(now, latest + 1, 60) == 1_700_000_060
+
+
 def test_cache_ttl_rules() -> None:
     assert validate_cache_ttl(None) == 60
     assert validate_cache_ttl(30) == 30
@@ -167,6 +185,17 @@ def test_write_limiter_allows_one_write_per_key_per_second() -> None:
     limiter.check("ns", "unrelated", 200.0)
     assert len(limiter) == 1, "entries older than the interval are pruned"
     KeyWriteLimiter(enabled=False).check("ns", "k", 0.0)
+
+
+def test_write_limiter_forgets_a_write_that_failed_to_commit() -> None:
+    limiter = KeyWriteLimiter()
+    limiter.check("ns", "k", 100.0)
+    limiter.forget("ns", "k", 100.0)
+    limiter.check("ns", "k", 100.5)  # the failed write did not count
+    limiter.forget("ns", "k", 100.0)  # not the write recorded now: nothing to forget
+    assert kind_of(limiter.check, "ns", "k", 100.6) is ErrorKind.WRITE_RATE_LIMITED
+    limiter.check("ns", "k", 101.5)
+    assert len(limiter) == 1
 
 
 def test_namespace_pages() -> None:

@@ -15,6 +15,7 @@ import pytest
 import edgekv
 from edge.node import EdgePolicy
 from edgekv.control import LinkSettings
+from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError
 from tests.support.inprocess_cluster import InProcessCluster, InProcessEdge
 
@@ -189,6 +190,24 @@ async def test_bad_input_is_refused_with_the_registrys_words(cluster: InProcessC
     with pytest.raises(edgekv.InvalidRequestError, match="Cache TTL must be at least 30"):
         await edge.kv.get("k", cache_ttl=29)
     assert edge.counters.upstream_calls == 0, "bad input never costs an upstream call"
+
+
+async def test_an_edge_takes_expirations_up_to_9999_and_refuses_one_second_more(
+    cluster: InProcessCluster,
+) -> None:
+    edge = await cluster.add_edge()
+    latest = limits.MAX_EXPIRATION_S
+    largest_ttl = latest - int(cluster.clock.now())
+    await edge.kv.put("at", "v", expiration=latest)
+    await edge.kv.put("ttl", "v", expiration_ttl=largest_ttl)
+    assert edge.counters.upstream_calls == 2
+    with pytest.raises(edgekv.InvalidRequestError, match="must be at most 253402300799 "):
+        await edge.kv.put("past", "v", expiration=latest + 1)
+    with pytest.raises(edgekv.InvalidRequestError, match=f"must be at most {largest_ttl},"):
+        await edge.kv.put("past-ttl", "v", expiration_ttl=largest_ttl + 1)
+    assert edge.counters.upstream_calls == 2, "bad input never costs an upstream call"
+    listed = await cluster.kv.list()
+    assert [(key.name, key.expiration) for key in listed.keys] == [("at", latest), ("ttl", latest)]
 
 
 # -- list pages go the same way -----------------------------------------------------------
