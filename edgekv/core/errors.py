@@ -124,6 +124,8 @@ class ErrorKind(enum.StrEnum):
     UNAVAILABLE_NOT_APPLIED = "UNAVAILABLE_NOT_APPLIED"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     INTERNAL = "INTERNAL"
+    # What the error boundary, storage and the client say of input no rule above covers.
+    MESSAGE_INVALID = "MESSAGE_INVALID"
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,13 +281,38 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "DEADLINE_EXCEEDED", "{detail}", UnavailableError, definite=False
     ),
     ErrorKind.INTERNAL: ErrorSpec("INTERNAL", "{detail}", KVError, definite=False),
+    # A request whose bytes do not parse as its message (not protobuf, or a string
+    # field that is not UTF-8): grpc would answer UNKNOWN; the boundary answers this.
+    ErrorKind.MESSAGE_INVALID: ErrorSpec(
+        "INVALID_ARGUMENT", "Invalid {method} request: it does not parse ({detail}).", _INVALID
+    ),
 }
+
+# A message quotes at most this much of any value it was given, so that a megabyte
+# of bad input is never echoed back (a status message travels in a trailer of a few
+# KiB); ``detail`` — edgekv's own words, which may quote an exception — gets more.
+MAX_QUOTED_CHARS = 64
+MAX_DETAIL_CHARS = 512
 
 
 def error(kind: ErrorKind, **facts: object) -> KVError:
     """Build the exception for ``kind``, its message filled from ``facts``."""
     spec = REGISTRY[kind]
-    return spec.exception(kind, spec.template.format(**facts))
+    quoted = {name: _clipped(name, value) for name, value in facts.items()}
+    return spec.exception(kind, spec.template.format(**quoted))
+
+
+def _clipped(name: str, value: object) -> object:
+    """``value``, or a prefix of it and "…" when it is text longer than a message may quote."""
+    if not isinstance(value, str | bytes):
+        return value
+    most = MAX_DETAIL_CHARS if name == "detail" else MAX_QUOTED_CHARS
+    if len(value) <= most:
+        return value
+    # Quoted with !r, a clipped str shows as 'abc…' and clipped bytes as b'abc...'.
+    if isinstance(value, str):
+        return value[:most] + "…"
+    return value[:most] + b"..."
 
 
 def from_kind_name(kind_name: str, message: str) -> KVError:
