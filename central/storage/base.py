@@ -15,6 +15,8 @@ Rules every back-end keeps (one test suite checks all of them):
 * :meth:`Storage.scan` returns only keys live at ``now``, in UTF-8 byte order.
 * Reads return versions even when expired; the service filters by ``now``.
 * One central process owns a store: ``revision`` is cached in memory.
+* A failure of the storage itself (a full disk, an I/O error, a Redis out of
+  memory) is raised as :func:`storage_failed` says, whatever the operation.
 """
 
 from __future__ import annotations
@@ -22,11 +24,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult
 from edgekv.core.model import Change, Committed, Namespace, Version, Write
 
 # How many change-log rows a back-end keeps for watchers that resume.
 DEFAULT_CHANGE_LOG_ROWS = 100_000
+
+
+def storage_failed(exc: BaseException) -> KVError:
+    """What a caller is told when the storage itself refused or failed (a full disk, an
+    I/O error, a Redis out of memory): STORAGE_FAILED, in the back-end's own words, on
+    one line — never an UNKNOWN, never a traceback. Every back-end raises it this way."""
+    words = str(exc).strip().splitlines()
+    return error(ErrorKind.STORAGE_FAILED, detail=words[0] if words else type(exc).__name__)
 
 
 class Storage(Protocol):

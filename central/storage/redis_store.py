@@ -53,7 +53,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
-from central.storage.base import DEFAULT_CHANGE_LOG_ROWS
+from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, storage_failed
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult, prefix_upper_bound, scan_with_lookahead
 from edgekv.core.model import (
@@ -314,6 +314,14 @@ def _change(namespace_id: str, entry: bytes, info: bytes, value: bytes) -> Chang
     )
 
 
+def _refusal(exc: BaseException) -> BaseException:
+    """STORAGE_FAILED for a Redis that refuses writes; any other error as it is (a bug)."""
+    refuses = isinstance(exc, redis_errors.OutOfMemoryError | redis_errors.ReadOnlyError) or (
+        isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("MISCONF")
+    )
+    return storage_failed(exc) if refuses else exc
+
+
 def _lex_range(query: ListQuery) -> tuple[bytes, bytes]:
     """The ZRANGEBYLEX bounds of keys with the prefix that sort after start_after."""
     prefix = query.prefix.encode()
@@ -405,11 +413,14 @@ class RedisStorage:
     # -- plumbing ---------------------------------------------------------------
 
     async def _call(self, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run a registered script; a lost connection becomes UNAVAILABLE."""
+        """Run a registered script; a lost connection becomes UNAVAILABLE, a Redis that
+        refuses to write (out of memory, read-only, cannot persist) STORAGE_FAILED."""
         try:
             return await script(keys=keys, args=args)
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             raise self._unavailable(exc) from None
+        except redis_errors.ResponseError as exc:
+            raise _refusal(exc) from None
 
     async def _group_commit(self, keys: list[str], args: list[Any]) -> Any:
         """Run the commit script in the next pipeline the flusher sends."""
@@ -435,7 +446,7 @@ class RedisStorage:
                 if answer.done():  # the caller gave up (cancelled)
                     continue
                 if isinstance(result, BaseException):
-                    answer.set_exception(result)
+                    answer.set_exception(_refusal(result))
                 else:
                     answer.set_result(result)
 

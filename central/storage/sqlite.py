@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from central.storage.base import DEFAULT_CHANGE_LOG_ROWS
+from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, storage_failed
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult, prefix_upper_bound, scan_with_lookahead
 from edgekv.core.model import (
@@ -140,16 +140,23 @@ class SqliteStorage:
         self._writer.close()
 
     async def _run_in_writer(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` on the writer thread, inside one transaction."""
+        """Run ``work`` on the writer thread, inside one transaction; a failure of SQLite
+        itself (``database or disk is full``) rolls it back and raises STORAGE_FAILED."""
 
         def transaction() -> T:
-            self._writer.execute("BEGIN IMMEDIATE")
+            db = self._writer
             try:
-                result = work(self._writer)
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-            self._writer.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(db)
+                    db.execute("COMMIT")
+                finally:
+                    # A COMMIT that fails (SQLITE_FULL, an I/O error) may leave the
+                    # transaction open, and every later BEGIN would fail: end it here.
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise storage_failed(exc) from None
             return result
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, transaction)
@@ -287,7 +294,7 @@ class SqliteStorage:
                         self._executor, self._commit_batch, batch
                     )
                 except sqlite3.Error as exc:
-                    failure = error(ErrorKind.UNAVAILABLE, detail=f"storage failed: {exc}")
+                    failure = storage_failed(exc)
                     outcomes = [failure] * len(batch)
                 for pending, outcome in zip(batch, outcomes, strict=True):
                     if pending.future.done():

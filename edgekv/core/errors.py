@@ -126,6 +126,7 @@ class ErrorKind(enum.StrEnum):
     INTERNAL = "INTERNAL"
     # What the error boundary, storage and the client say of input no rule above covers.
     MESSAGE_INVALID = "MESSAGE_INVALID"
+    STORAGE_FAILED = "STORAGE_FAILED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +286,14 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
     # field that is not UTF-8): grpc would answer UNKNOWN; the boundary answers this.
     ErrorKind.MESSAGE_INVALID: ErrorSpec(
         "INVALID_ARGUMENT", "Invalid {method} request: it does not parse ({detail}).", _INVALID
+    ),
+    # The central store's storage refused a change (disk full, I/O error, Redis out of
+    # memory). Not definite: a failed commit may still have reached the disk.
+    ErrorKind.STORAGE_FAILED: ErrorSpec(
+        "UNAVAILABLE",
+        "The central store's storage failed: {detail}.",
+        UnavailableError,
+        definite=False,
     ),
 }
 
