@@ -127,6 +127,8 @@ class ErrorKind(enum.StrEnum):
     # What the error boundary, storage and the client say of input no rule above covers.
     MESSAGE_INVALID = "MESSAGE_INVALID"
     STORAGE_FAILED = "STORAGE_FAILED"
+    VALUE_NOT_JSON = "VALUE_NOT_JSON"
+    VALUE_NOT_TEXT = "VALUE_NOT_TEXT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +296,17 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "The central store's storage failed: {detail}.",
         UnavailableError,
         definite=False,
+    ),
+    # Client side: a value read with type "json" or "text" that is not that.
+    ErrorKind.VALUE_NOT_JSON: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "The value of key {key!r} is not JSON ({detail}); read it as text or bytes.",
+        _INVALID,
+    ),
+    ErrorKind.VALUE_NOT_TEXT: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "The value of key {key!r} is not UTF-8 text ({detail}); read it as bytes.",
+        _INVALID,
     ),
 }
 
