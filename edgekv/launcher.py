@@ -24,7 +24,14 @@ from edgekv.control import NodeControl
 from edgekv.core.errors import KVError
 from edgekv.locate import ClusterState
 from edgekv.node_args import central_args, edge_args, edgekv_command
-from edgekv.process import Child, RunsAsChild, StartError, spawn, wait_ready_async
+from edgekv.process import (
+    Child,
+    ProcessIdentity,
+    RunsAsChild,
+    StartError,
+    spawn,
+    wait_ready_async,
+)
 from edgekv.topology import Topology
 
 
@@ -146,13 +153,14 @@ class LocalCluster:
                     "kind": node.kind,
                     "region": node.region,
                     "address": node.address,
-                    "pid": node.pid,
+                    **_identity(node.pid),
                     "rtt_ms": node.rtt_ms,
                     "log": str(node.log_path),
                 }
                 for node in self.nodes
             },
             launcher_pid=os.getpid(),
+            launcher=_identity(os.getpid()),
             time_scale=self.topology.time_scale,
             time_anchor=self.time_anchor,
         )
@@ -164,6 +172,12 @@ class LocalCluster:
         """Edges first, then central: SIGTERM, wait, SIGKILL what is left."""
         for group in (self.edges, [n for n in self.nodes if n.kind == "central"]):
             await asyncio.gather(*(node.child.stop_async(grace_s) for node in group))
+
+
+def _identity(pid: int) -> dict[str, object]:
+    """The process ``pid`` is now, as the state file records it (``edgekv down`` checks it)."""
+    identity = ProcessIdentity.of(pid)
+    return {"pid": pid} if identity is None else identity.to_json()
 
 
 async def healthy(address: str, timeout_s: float) -> None:

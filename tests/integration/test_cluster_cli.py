@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekv.process import alive
+from edgekv.locate import ClusterState
+from edgekv.process import ProcessIdentity, alive
 
 EDGEKV = [sys.executable, "-m", "edgekv"]
 
@@ -37,6 +38,59 @@ def env(tmp_path: Path) -> dict[str, str]:
 def node_pids(state_file: Path) -> dict[str, int]:
     state = json.loads(state_file.read_text())
     return {name: int(info["pid"]) for name, info in state["nodes"].items()}
+
+
+def test_down_signals_only_the_processes_the_launcher_started(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A stale state file whose PIDs now belong to someone else: down leaves them alone."""
+    state_file = Path(env["EDGEKV_STATE_FILE"])
+    state_file.parent.mkdir(parents=True)
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        deadline = time.monotonic() + 5
+        # Just after exec the kernel may show an empty command line for a moment.
+        while (identity := ProcessIdentity.of(bystander.pid)) is not None and not identity.cmdline:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert identity is not None
+        stale = {
+            "pid": bystander.pid,
+            "started_ticks": (identity.start_ticks or 0) + 1,
+            "cmdline": [sys.executable, "-m", "edgekv", "edge"],
+        }
+        for state in (
+            # Recorded by an edgekv up that started another process under this PID.
+            ClusterState(
+                "127.0.0.1:1",
+                launcher_pid=bystander.pid,
+                launcher=stale,
+                nodes={"central": {"kind": "central", **stale}},
+            ),
+            # Made by hand, or by an edgekv that recorded PIDs alone.
+            ClusterState(
+                "127.0.0.1:1",
+                launcher_pid=bystander.pid,
+                nodes={"central": {"kind": "central", "pid": bystander.pid}},
+            ),
+        ):
+            state.write(state_file)
+            down = run(env, "down")
+            assert down.returncode == 0, down.stderr
+            assert down.stdout == "stopped 0 nodes\n"
+            assert f"pid {bystander.pid} left alone" in down.stderr
+            assert not state_file.exists()
+            time.sleep(0.2)
+            assert bystander.poll() is None, "down signalled a process it did not start"
+        # The process the file records, still running as recorded: down stops it.
+        ClusterState(
+            "127.0.0.1:1", nodes={"central": {"kind": "central", **identity.to_json()}}
+        ).write(state_file)
+        down = run(env, "down")
+        assert (down.returncode, down.stdout) == (0, "stopped 1 nodes\n"), down.stderr
+        assert bystander.wait(5) == -signal.SIGTERM
+    finally:
+        bystander.kill()
 
 
 @pytest.mark.slow
