@@ -32,6 +32,7 @@ from edgekv.process import (
     spawn,
     wait_ready_async,
 )
+from edgekv.redis_urls import PASSWORD_VARIABLE, split_password
 from edgekv.topology import Topology
 
 
@@ -125,8 +126,13 @@ class LocalCluster:
         self, kind: str, name: str, region: str, rtt_ms: float, args: list[str]
     ) -> RunningNode:
         # Every flag of a node can come from an EDGEKV_* variable; the launcher passes
-        # what the topology says as flags, and nothing from its own shell may leak in.
+        # what the topology says as flags, and nothing from its own shell may leak in —
+        # but the Redis password, which is no flag, and which no command line may show.
         environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
+        args, password = _without_password(args)
+        password = password or os.environ.get(PASSWORD_VARIABLE)
+        if password:
+            environment[PASSWORD_VARIABLE] = password
         child = spawn(
             edgekv_command(args),
             self.data_dir / "logs" / f"{name}.log",
@@ -172,6 +178,18 @@ class LocalCluster:
         """Edges first, then central: SIGTERM, wait, SIGKILL what is left."""
         for group in (self.edges, [n for n in self.nodes if n.kind == "central"]):
             await asyncio.gather(*(node.child.stop_async(grace_s) for node in group))
+
+
+def _without_password(args: list[str]) -> tuple[list[str], str | None]:
+    """``args`` with the password taken out of a Redis URL (a node has at most one), and
+    that password, which the node then reads from its environment instead."""
+    password = None
+    bare = []
+    for arg in args:
+        url, found = split_password(arg)
+        bare.append(url)
+        password = found or password
+    return bare, password
 
 
 def _identity(pid: int) -> dict[str, object]:

@@ -50,6 +50,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgekv.redis_urls import redact
+
 POLL_S = 0.02
 DEFAULT_GRACE_S = 10.0
 
@@ -91,12 +93,13 @@ class ReadyLine:
 
 
 def format_ready(kind: str, address: str, fields: Mapping[str, str | float] | None = None) -> str:
-    """The ready line; numbers as ``%g``, a value with spaces shell-quoted."""
+    """The ready line; numbers as ``%g``, a value with spaces shell-quoted, a Redis
+    URL's password as ``***``."""
     parts = [f"edgekv {kind} ready on {address}"]
     for name, value in (fields or {}).items():
         if not _FIELD_NAME.match(name):
             raise ValueError(f"bad ready-line field name {name!r}")
-        text = f"{value:g}" if isinstance(value, float | int) else value
+        text = f"{value:g}" if isinstance(value, float | int) else redact(value)
         parts.append(f"{name}={shlex.quote(text) if text else ''}")
     line = " ".join(parts)
     if parse_ready(line) is None:
@@ -181,9 +184,11 @@ class Child:
             self.ready = find_ready(self.stdout())
         if self.ready is None and self.popen.poll() is not None:
             raise StartError(
-                f"{self.name} exited with code {self.popen.returncode} before it was ready: "
-                f"{self.tail() or 'no output'} (command: {shlex.join(self.argv)}; "
-                f"stderr in {self.stderr_path})"
+                redact(
+                    f"{self.name} exited with code {self.popen.returncode} before it was "
+                    f"ready: {self.tail() or 'no output'} (command: {shlex.join(self.argv)}; "
+                    f"stderr in {self.stderr_path})"
+                )
             )
         return self.ready
 

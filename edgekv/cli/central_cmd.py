@@ -6,7 +6,14 @@ import argparse
 import asyncio
 import logging
 
-from edgekv.cli.common import Subcommands, add_time_flags, clock_from, configure_logging
+from edgekv.cli.common import (
+    Subcommands,
+    add_redis_password_flag,
+    add_time_flags,
+    clock_from,
+    configure_logging,
+    redis_url_from,
+)
 from edgekv.cli.env_flags import apply_env_defaults
 from edgekv.process import format_ready
 from edgekv.topology import DEFAULT_CENTRAL_PORT
@@ -33,6 +40,7 @@ def register(subcommands: Subcommands) -> None:
         metavar="URL",
         help="sqlite:PATH (default sqlite:edgekv.db), memory:, or redis://HOST:PORT/DB",
     )
+    add_redis_password_flag(parser)
     parser.add_argument(
         "--no-write-rate-limit",
         action="store_true",
@@ -51,7 +59,8 @@ async def run(args: argparse.Namespace) -> int:
     configure_logging()
     clock = clock_from(args)
     settings = CentralSettings(write_rate_limit=not args.no_write_rate_limit)
-    server = await start_central(args.listen, args.storage, clock, settings)
+    storage = redis_url_from(args.storage, args)
+    server = await start_central(args.listen, storage, clock, settings)
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
     fields = {

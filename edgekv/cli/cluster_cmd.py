@@ -25,6 +25,7 @@ from edgekv.core.errors import UsageError
 from edgekv.launcher import LocalCluster, RunningNode
 from edgekv.locate import ClusterState, read_state, state_file_path
 from edgekv.process import ProcessIdentity, alive, spawn, stop_processes
+from edgekv.redis_urls import redact
 from edgekv.topology import Topology, default_topology, load_topology
 
 DEFAULT_DATA_DIR = Path.home() / ".edgekv" / "cluster-data"
@@ -105,7 +106,7 @@ async def _supervise(args: argparse.Namespace, topology: Topology) -> int:
                     reported.add(node.name)
                     print(
                         f"edgekv: node {node.name} exited with code {node.returncode}: "
-                        f"{node.log_tail(2)} (log: {node.log_path})",
+                        f"{redact(node.log_tail(2))} (log: {node.log_path})",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -132,7 +133,7 @@ async def _follow(nodes: list[RunningNode]) -> None:
             start = offsets.get(node.name, 0)
             end = data.rfind(b"\n") + 1
             for line in data[start:end].decode("utf-8", "replace").splitlines():
-                print(f"{node.name:>14} | {line}", flush=True)
+                print(f"{node.name:>14} | {redact(line)}", flush=True)
             offsets[node.name] = max(start, end)
         await asyncio.sleep(0.2)
 

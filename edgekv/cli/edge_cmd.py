@@ -6,7 +6,14 @@ import argparse
 import asyncio
 import logging
 
-from edgekv.cli.common import Subcommands, add_time_flags, clock_from, configure_logging
+from edgekv.cli.common import (
+    Subcommands,
+    add_redis_password_flag,
+    add_time_flags,
+    clock_from,
+    configure_logging,
+    redis_url_from,
+)
 from edgekv.cli.env_flags import apply_env_defaults
 from edgekv.core.errors import UsageError
 from edgekv.process import format_ready
@@ -37,6 +44,7 @@ def register(subcommands: Subcommands) -> None:
         metavar="URL",
         help=f"{DEFAULTS.cache} (default) or redis://HOST:PORT/DB",
     )
+    add_redis_password_flag(parser)
     parser.add_argument(
         "--cache-max-bytes",
         type=parse_size,
@@ -85,7 +93,7 @@ async def run(args: argparse.Namespace) -> int:
         region=args.region,
         listen=args.listen,
         node=args.node,
-        cache_url=args.cache,
+        cache_url=redis_url_from(args.cache, args),
         cache_max_bytes=args.cache_max_bytes,
         policy=EdgePolicy(Mode(args.mode), args.max_stale_s, args.refresh_ahead),
         link=LinkSettings(args.rtt_ms, args.jitter_ms, args.loss).validated(),

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def require_redis_binary() -> str:
     return binary
 
 
-def start_redis(data_dir: Path) -> RedisServer:
+def start_redis(data_dir: Path, extra_args: Sequence[str] = ()) -> RedisServer:
     binary = require_redis_binary()
     data_dir.mkdir(parents=True, exist_ok=True)
     for _ in range(5):
@@ -67,6 +68,7 @@ def start_redis(data_dir: Path) -> RedisServer:
                 "no",
                 "--protected-mode",
                 "no",
+                *extra_args,
             ],
             data_dir / f"redis-{port}.log",
         )
@@ -75,7 +77,8 @@ def start_redis(data_dir: Path) -> RedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
                     conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
+                    # A server with --requirepass answers -NOAUTH: it is up all the same.
+                    if conn.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return RedisServer(port, process, data_dir)
             except OSError:
                 time.sleep(0.02)
