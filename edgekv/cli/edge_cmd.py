@@ -17,7 +17,14 @@ from edgekv.cli.common import (
 from edgekv.cli.env_flags import apply_env_defaults
 from edgekv.core.errors import UsageError
 from edgekv.process import format_ready
-from edgekv.topology import DEFAULT_EDGE_PORT, MODE_NAMES, EdgeSpec, MiB, parse_size
+from edgekv.topology import (
+    DEFAULT_EDGE_PORT,
+    MODE_NAMES,
+    EdgeSpec,
+    MiB,
+    dns_label,
+    parse_size,
+)
 
 log = logging.getLogger("edgekv.edge")
 
@@ -88,6 +95,9 @@ async def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--refresh-ahead must be in [0, 1), got {args.refresh_ahead}")
     if args.max_stale_s < 0:
         raise UsageError(f"--max-stale-s must be >= 0, got {args.max_stale_s}")
+    dns_label(args.region, "--region")
+    if args.node is not None:
+        dns_label(args.node, "--node")
     config = EdgeConfig(
         central=args.central,
         region=args.region,
