@@ -24,6 +24,7 @@ from edgekv.control import NodeControl
 from edgekv.core.errors import KVError
 from edgekv.locate import ClusterState
 from edgekv.node_args import central_args, edge_args, edgekv_command
+from edgekv.private_files import make_private_dirs
 from edgekv.process import (
     Child,
     ProcessIdentity,
@@ -77,8 +78,7 @@ class LocalCluster:
     async def start(
         cls, topology: Topology, data_dir: Path, ready_timeout_s: float = 30.0
     ) -> LocalCluster:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        (data_dir / "logs").mkdir(exist_ok=True)
+        make_private_dirs(data_dir / "logs")
         cluster = cls(topology, data_dir, time_anchor=time.time())
         anchor = cluster.time_anchor
         try:

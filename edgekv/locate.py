@@ -18,6 +18,7 @@ from pathlib import Path
 
 from edgekv.clock import DEFAULT_TIME_SCALE
 from edgekv.core.errors import UsageError
+from edgekv.private_files import make_private_dirs, write_private_text
 from edgekv.process import ProcessIdentity
 
 
@@ -96,10 +97,10 @@ class ClusterState:
         )
 
     def write(self, path: Path) -> None:
-        """Write atomically, so a reader never sees half a file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write atomically, so a reader never sees half a file; readable by its owner only."""
+        make_private_dirs(path.parent)
         partial = path.with_suffix(".partial")
-        partial.write_text(self.to_json(), encoding="utf-8")
+        write_private_text(partial, self.to_json())
         partial.replace(path)
 
 

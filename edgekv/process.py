@@ -50,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgekv.private_files import open_private
 from edgekv.redis_urls import redact
 
 POLL_S = 0.02
@@ -270,9 +271,12 @@ def spawn(
     command = die_with_parent_argv(argv) if die_with_parent and sys.platform == "linux" else argv
     environment = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     with contextlib.ExitStack() as files:
-        stdout = files.enter_context(stdout_path.open("wb"))
+        # Logs may quote anything a node was told: readable by their owner only.
+        stdout = files.enter_context(os.fdopen(open_private(stdout_path), "wb"))
         joined = stderr_path == stdout_path
-        stderr = stdout if joined else files.enter_context(stderr_path.open("wb"))
+        stderr = (
+            stdout if joined else files.enter_context(os.fdopen(open_private(stderr_path), "wb"))
+        )
         popen = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

@@ -43,6 +43,7 @@ from edgekv.core.model import (
     Version,
     Write,
 )
+from edgekv.private_files import create_private
 
 T = TypeVar("T")
 
@@ -120,7 +121,10 @@ class SqliteStorage:
         if not path.parent.is_dir():
             raise ValueError(f"cannot open sqlite:{path}: folder {path.parent} does not exist")
         try:
+            create_private(path)  # readable by its owner only, and so its -wal and -shm
             return cls(path, change_log_rows)
+        except OSError as exc:
+            raise ValueError(f"cannot open sqlite:{path}: {exc.strerror or exc}") from None
         except sqlite3.Error as exc:
             raise ValueError(f"cannot open sqlite:{path}: {exc}") from None
 

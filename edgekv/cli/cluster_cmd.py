@@ -24,6 +24,7 @@ from edgekv.cli.common import Subcommands
 from edgekv.core.errors import UsageError
 from edgekv.launcher import LocalCluster, RunningNode
 from edgekv.locate import ClusterState, read_state, state_file_path
+from edgekv.private_files import make_private_dirs
 from edgekv.process import ProcessIdentity, alive, spawn, stop_processes
 from edgekv.redis_urls import redact
 from edgekv.topology import Topology, default_topology, load_topology
@@ -139,7 +140,7 @@ async def _follow(nodes: list[RunningNode]) -> None:
 
 
 async def _detach(args: argparse.Namespace) -> int:
-    args.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(args.data_dir)
     command = [
         sys.executable,
         "-m",

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -174,6 +176,49 @@ def test_up_in_the_foreground_stops_everything_on_sigterm(
     assert "stopped" in stdout
     assert not state_file.exists()
     assert not [name for name, pid in pids.items() if alive(pid)], "orphan nodes after SIGTERM"
+
+
+def test_up_creates_its_state_database_and_logs_for_its_owner_only(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    topology = tmp_path / "small.toml"
+    topology.write_text("[[regions]]\nname = 'eu-west'\n")
+    state_file = Path(env["EDGEKV_STATE_FILE"])  # in a folder that does not exist yet
+    data = tmp_path / "new" / "data"
+    up = shlex.join([*EDGEKV, "up", "--topology", str(topology), "--data-dir", str(data)])
+    process = subprocess.Popen(
+        ["sh", "-c", f"umask 022 && exec {up}"],  # the usual umask: files readable by all
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not state_file.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no state file within 30 s"
+            time.sleep(0.05)
+        modes = {
+            path.relative_to(tmp_path).as_posix(): stat.S_IMODE(path.stat().st_mode)
+            for path in [state_file.parent, state_file, *(tmp_path / "new").rglob("*")]
+        }
+        process.terminate()
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert modes == {
+        "state": 0o700,
+        "state/cluster.json": 0o600,
+        "new/data": 0o700,
+        "new/data/logs": 0o700,
+        "new/data/logs/central.log": 0o600,
+        "new/data/logs/eu-west-1.log": 0o600,
+        "new/data/central.db": 0o600,
+        "new/data/central.db-wal": 0o600,
+        "new/data/central.db-shm": 0o600,
+    }, {name: oct(mode) for name, mode in modes.items()}
 
 
 def test_a_bad_topology_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
