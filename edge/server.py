@@ -27,7 +27,7 @@ from edge.node import EdgeIdentity, EdgeNode, EdgePolicy
 from edge.pages import PageCache
 from edge.service import EdgeControlService, EdgeKVService
 from edge.upstream import RetrySettings, Upstream, central_channel, check_reachable
-from edge.watcher import NamespaceWatchers
+from edge.watcher import MAX_WATCHERS, NamespaceWatchers
 from edgekv.clock import Clock
 from edgekv.control import EdgeCounters, LinkSettings
 from edgekv.serving import GrpcNode, host_port
@@ -53,6 +53,8 @@ class EdgeConfig:
     retry: RetrySettings = field(default_factory=RetrySettings)
     seed: int = 0
     metrics_listen: str | None = None
+    # Namespaces watched at most, in the watch modes (see edge.watcher).
+    max_watchers: int = MAX_WATCHERS
     # Real seconds to wait for central's health check at start.
     startup_timeout_s: float = 5.0
 
@@ -101,7 +103,7 @@ async def assemble_edge(config: EdgeConfig, clock: Clock, channel: Any) -> Edge:
         clock,
         counters,
     )
-    watchers = NamespaceWatchers(node, rng)
+    watchers = NamespaceWatchers(node, rng, config.max_watchers)
     if config.policy.mode is not Mode.TTL:
         node.on_namespace = watchers.ensure
         node.revision_floor = watchers.floor

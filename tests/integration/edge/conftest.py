@@ -134,6 +134,7 @@ class Cluster:
         seed: int = 0,
         cache_url: str = "memory",
         metrics_listen: str | None = None,
+        max_watchers: int | None = None,
     ) -> Edge:
         if retry is None:
             retry = NO_BACKOFF if isinstance(self.clock, ManualClock) else RetrySettings()
@@ -147,6 +148,7 @@ class Cluster:
             retry=retry,
             seed=seed,
             metrics_listen=metrics_listen,
+            **({} if max_watchers is None else {"max_watchers": max_watchers}),
         )
         server = await start_edge(config, self.clock)
         client = edgekv.Client(edge=server.address, retry=NO_CLIENT_RETRY)
