@@ -4,20 +4,22 @@ Theory of operation: :func:`start_central` opens the storage named by a URL,
 builds the service with the injected clock and its
 :class:`~central.service.CentralSettings`, and serves it;
 :meth:`CentralServer.stop` stops taking calls, lets running ones finish, then
-closes the storage (flushing any group commit in flight). Tests
-start it in-process on port 0; the ``edgekv central`` command runs it until
-SIGTERM or SIGINT.
+closes the storage (flushing any group commit in flight). With
+``metrics_listen`` it also serves Prometheus metrics (:mod:`central.metrics`).
+Tests start it in-process on port 0; the ``edgekv central`` command runs it
+until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from central.metrics import CentralCollector
 from central.service import CentralSettings, CentralStoreService
 from central.storage import open_storage
 from central.storage.base import Storage
 from edgekv.clock import Clock
-from edgekv.serving import GrpcNode, host_port
+from edgekv.serving import GrpcNode, MetricsServer, host_port, serve_metrics
 from edgekv.v1 import central_pb2, central_pb2_grpc
 
 SERVICE_NAME = central_pb2.DESCRIPTOR.services_by_name["CentralStore"].full_name
@@ -29,10 +31,13 @@ class CentralServer:
     storage: Storage
     service: CentralStoreService
     address: str
+    metrics: MetricsServer | None = None
 
     async def stop(self, grace_s: float = 5.0) -> None:
         await self.node.stop(grace_s)
         await self.storage.close()
+        if self.metrics is not None:
+            await self.metrics.stop()
 
 
 async def central_service(
@@ -45,7 +50,11 @@ async def central_service(
 
 
 async def start_central(
-    listen: str, storage_url: str, clock: Clock, settings: CentralSettings | None = None
+    listen: str,
+    storage_url: str,
+    clock: Clock,
+    settings: CentralSettings | None = None,
+    metrics_listen: str | None = None,
 ) -> CentralServer:
     storage = await open_storage(storage_url)
     try:
@@ -56,4 +65,12 @@ async def start_central(
     except BaseException:
         await storage.close()
         raise
-    return CentralServer(node, storage, service, host_port(listen, port))
+    server = CentralServer(node, storage, service, host_port(listen, port))
+    if metrics_listen:
+        try:
+            collector = CentralCollector(node.boundary.counts, service, storage)
+            server.metrics = serve_metrics(metrics_listen, collector)
+        except BaseException:
+            await server.stop(grace_s=0)
+            raise
+    return server

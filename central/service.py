@@ -89,6 +89,10 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         """Learn which namespaces exist; call once before serving."""
         self._namespace_ids = {ns.id for ns in await self._storage.list_namespaces()}
 
+    def watch_backlog(self) -> tuple[int, int]:
+        """Watchers, and the bytes of changes they have not been sent (for metrics)."""
+        return self._hub.backlog()
+
     def _header(self) -> kv_pb2.ResponseHeader:
         return kv_pb2.ResponseHeader(revision=self._storage.revision, server_time=self._clock.now())
 

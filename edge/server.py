@@ -14,7 +14,6 @@ refreshes and the stores.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import socket
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any
 
 from edge.cache import open_cache
 from edge.link import Link
-from edge.metrics import serve_metrics
+from edge.metrics import EdgeCollector
 from edge.node import EdgeIdentity, EdgeNode, EdgePolicy
 from edge.pages import PageCache
 from edge.service import EdgeControlService, EdgeKVService
@@ -30,7 +29,7 @@ from edge.upstream import RetrySettings, Upstream, central_channel, check_reacha
 from edge.watcher import MAX_WATCHERS, NamespaceWatchers
 from edgekv.clock import Clock
 from edgekv.control import EdgeCounters, LinkSettings
-from edgekv.serving import GrpcNode, host_port
+from edgekv.serving import GrpcNode, MetricsServer, host_port, serve_metrics
 from edgekv.topology import DEFAULT_CACHE_MAX_BYTES, EdgeSpec, Mode
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
 
@@ -124,16 +123,14 @@ class EdgeServer(Edge):
 
     address: str = ""
     grpc_node: GrpcNode | None = None
-    metrics: Any = None
+    metrics: MetricsServer | None = None
 
     async def stop(self, grace_s: float = 5.0) -> None:
         if self.grpc_node is not None:
             await self.grpc_node.stop(grace_s)
         await self.close()
         if self.metrics is not None:
-            # shutdown() waits for the serving thread's poll loop; keep the event loop free.
-            await asyncio.to_thread(self.metrics.shutdown)
-            self.metrics.server_close()
+            await self.metrics.stop()
 
 
 async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
@@ -151,9 +148,8 @@ async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
     try:
         port = await grpc_node.start(config.listen)
         if config.metrics_listen:
-            server.metrics = serve_metrics(
-                config.metrics_listen, edge.node.counters, config.region, config.node_name
-            )
+            collector = EdgeCollector(edge.node.counters, config.region, config.node_name)
+            server.metrics = serve_metrics(config.metrics_listen, collector)
     except BaseException:
         await server.stop(grace_s=0)
         raise

@@ -57,25 +57,37 @@ CANCELLED = "CANCELLED"
 
 
 class MethodCounts:
-    """The calls of one method by final status; ``ok`` apart, since most calls are OK."""
+    """The calls of one method by final status; ``ok`` apart, since most calls are OK.
 
-    __slots__ = ("failed", "method", "name", "ok")
+    A call that failed with a registry error is also counted by its kind (so a
+    metric can say how many requests the storage failed).
+    """
+
+    __slots__ = ("failed", "kinds", "method", "name", "ok")
 
     def __init__(self, method: str) -> None:
         self.method = method  # /edgekv.v1.CentralStore/Get
         self.name = method.rpartition("/")[2]  # Get
         self.ok = 0
         self.failed: dict[str, int] = {}
+        self.kinds: dict[str, int] = {}
 
-    def fail(self, status: str) -> None:
+    def fail(self, status: str, kind: str | None = None) -> None:
         self.failed[status] = self.failed.get(status, 0) + 1
+        if kind is not None:
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
 
     def by_status(self) -> dict[str, int]:
         return {OK: self.ok, **self.failed} if self.ok else dict(self.failed)
 
 
 class CallCounts:
-    """Every method's :class:`MethodCounts`, made on the method's first call."""
+    """Every method's :class:`MethodCounts`, made on the method's first call.
+
+    Written by the event loop's thread and read by a metrics server's: readers
+    take copies made by C code (``dict(...)``, ``list(...)``), which other
+    Python threads cannot interleave with.
+    """
 
     def __init__(self) -> None:
         self._methods: dict[str, MethodCounts] = {}
@@ -87,8 +99,12 @@ class CallCounts:
         return counts
 
     def snapshot(self) -> dict[str, dict[str, int]]:
-        """Method → status → calls (a copy: safe to read from another thread)."""
+        """Method → status → calls."""
         return {method: counts.by_status() for method, counts in list(self._methods.items())}
+
+    def of_kind(self, kind: str) -> int:
+        """The calls that failed with the registry kind ``kind``, all methods together."""
+        return sum(dict(counts.kinds).get(kind, 0) for counts in list(self._methods.values()))
 
 
 async def abort_with(context: Context, exc: KVError) -> NoReturn:
@@ -101,7 +117,7 @@ async def _abort_for(context: Context, counts: MethodCounts, exc: Exception) -> 
     if not isinstance(exc, KVError):
         log.exception("%s failed on a bug, answered INTERNAL", counts.method)
         exc = error(ErrorKind.INTERNAL, detail=f"internal error in {counts.method}: {exc!r}")
-    counts.fail(exc.status)
+    counts.fail(exc.status, exc.kind.value)
     await abort_with(context, exc)
 
 

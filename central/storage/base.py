@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from central.storage.stats import CommitStats
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult
 from edgekv.core.model import Change, Committed, Namespace, Version, Write
@@ -41,6 +42,9 @@ def storage_failed(exc: BaseException) -> KVError:
 
 
 class Storage(Protocol):
+    # Each storage transaction of the group commit, for the central's metrics.
+    commit_stats: CommitStats
+
     @property
     def revision(self) -> int:
         """The newest committed revision (0 for an empty store)."""

@@ -9,11 +9,13 @@ every other coroutine. Useful for tests and simulations; not durable.
 from __future__ import annotations
 
 import bisect
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 
 from central.storage.base import DEFAULT_CHANGE_LOG_ROWS
+from central.storage.stats import CommitStats
 from edgekv.core.errors import ErrorKind, error
 from edgekv.core.listing import ListQuery, ScanResult, scan_with_lookahead
 from edgekv.core.model import (
@@ -51,6 +53,7 @@ class MemoryStorage:
         self._keyspaces: dict[str, _Keyspace] = {}
         self._changes: deque[Change] = deque(maxlen=change_log_rows)
         self._revision = 0
+        self.commit_stats = CommitStats()
 
     @property
     def revision(self) -> int:
@@ -109,7 +112,10 @@ class MemoryStorage:
         keyspace = self._keyspaces.get(namespace_id)
         if keyspace is None:
             raise error(ErrorKind.NAMESPACE_NOT_FOUND, operation="write", namespace_id=namespace_id)
-        return [self._apply(keyspace, write, now) for write in writes]
+        started = time.perf_counter()
+        committed = [self._apply(keyspace, write, now) for write in writes]
+        self.commit_stats.record(1, len(writes), time.perf_counter() - started)  # no batching
+        return committed
 
     def _apply(self, keyspace: _Keyspace, write: Write, now: float) -> Committed:
         if isinstance(write, Put):

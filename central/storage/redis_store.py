@@ -46,6 +46,7 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -54,6 +55,7 @@ import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
 from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, storage_failed
+from central.storage.stats import CommitStats
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult, prefix_upper_bound, scan_with_lookahead
 from edgekv.core.model import (
@@ -357,6 +359,7 @@ class RedisStorage:
         # Commit script calls waiting for the flusher: (keys, args, the caller's future).
         self._queued_commits: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self.commit_stats = CommitStats()
         self._commit_script = client.register_script(_COMMIT_LUA)
         self._scan_script = client.register_script(_SCAN_LUA)
         self._get_script = client.register_script(_GET_LUA)
@@ -436,8 +439,12 @@ class RedisStorage:
             pipe = self._client.pipeline(transaction=False)
             for keys, args, _ in batch:
                 await self._commit_script(keys=keys, args=args, client=pipe)  # queues, no I/O
+            started = time.perf_counter()
             try:
                 results = await pipe.execute(raise_on_error=False)
+                # A commit's arguments: 4 of the group, then 4 per write (see commit()).
+                writes = sum((len(args) - 4) // 4 for _, args, _ in batch)
+                self.commit_stats.record(len(batch), writes, time.perf_counter() - started)
             except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
                 results = [self._unavailable(exc)] * len(batch)
             except Exception as exc:  # hand it to every caller rather than lose it here

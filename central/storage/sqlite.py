@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, storage_failed
+from central.storage.stats import CommitStats
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult, prefix_upper_bound, scan_with_lookahead
 from edgekv.core.model import (
@@ -112,6 +114,7 @@ class SqliteStorage:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._queue: list[_Pending] = []
         self._draining: asyncio.Task[None] | None = None
+        self.commit_stats = CommitStats()
 
     @classmethod
     async def open(
@@ -293,10 +296,13 @@ class SqliteStorage:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
+                started = time.perf_counter()
                 try:
                     outcomes, self._revision = await loop.run_in_executor(
                         self._executor, self._commit_batch, batch
                     )
+                    writes = sum(len(pending.writes) for pending in batch)
+                    self.commit_stats.record(len(batch), writes, time.perf_counter() - started)
                 except sqlite3.Error as exc:
                     failure = storage_failed(exc)
                     outcomes = [failure] * len(batch)

@@ -42,6 +42,12 @@ def register(subcommands: Subcommands) -> None:
     )
     add_redis_password_flag(parser)
     parser.add_argument(
+        "--metrics-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics",
+    )
+    parser.add_argument(
         "--no-write-rate-limit",
         action="store_true",
         help="allow more than one write per second to a key (Workers KV refuses with 429)",
@@ -60,7 +66,7 @@ async def run(args: argparse.Namespace) -> int:
     clock = clock_from(args)
     settings = CentralSettings(write_rate_limit=not args.no_write_rate_limit)
     storage = redis_url_from(args.storage, args)
-    server = await start_central(args.listen, storage, clock, settings)
+    server = await start_central(args.listen, storage, clock, settings, args.metrics_listen)
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
     fields = {

@@ -27,8 +27,9 @@ from central.server import start_central
 from edgekv.clock import ManualClock
 from edgekv.core.errors import ErrorKind
 from tests.support.central_process import CentralProcess, central_command
+from tests.support.metrics import scrape
 from tests.support.node_process import start_node
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, free_port
 
 TMPFS_SIZE = "2m"
 
@@ -38,13 +39,16 @@ def can_mount_tmpfs() -> bool:
 
 
 @pytest.fixture
-def central_on_a_small_disk(tmp_path: Path) -> Iterator[tuple[CentralProcess, Path]]:
-    """``edgekv central`` over SQLite on a tmpfs of its own; and that folder, seen from here."""
+def central_on_a_small_disk(tmp_path: Path) -> Iterator[tuple[CentralProcess, Path, int]]:
+    """``edgekv central`` over SQLite on a tmpfs of its own; that folder, seen from here;
+    and the port of its metrics."""
     if not can_mount_tmpfs():
         pytest.skip("needs root and unshare(1) to give central a small disk of its own")
     disk = tmp_path / "disk"
     disk.mkdir()
-    command = shlex.join(central_command(f"sqlite:{disk / 'central.db'}"))
+    metrics_port = free_port()
+    metrics = ["--metrics-listen", f"127.0.0.1:{metrics_port}"]
+    command = shlex.join(central_command(f"sqlite:{disk / 'central.db'}", metrics))
     mount = f"mount -t tmpfs -o size={TMPFS_SIZE},mode=0700 tmpfs {shlex.quote(str(disk))}"
     argv = [
         "unshare",
@@ -57,7 +61,7 @@ def central_on_a_small_disk(tmp_path: Path) -> Iterator[tuple[CentralProcess, Pa
     ]
     central = start_node(CentralProcess, argv, tmp_path / "logs")
     try:
-        yield central, Path(f"/proc/{central.pid}/root") / disk.relative_to("/")
+        yield central, Path(f"/proc/{central.pid}/root") / disk.relative_to("/"), metrics_port
     finally:
         central.kill()
 
@@ -73,9 +77,9 @@ def fill(folder: Path) -> Path:
 
 
 async def test_a_namespace_change_on_a_full_disk_is_storage_failed_and_central_recovers(
-    central_on_a_small_disk: tuple[CentralProcess, Path],
+    central_on_a_small_disk: tuple[CentralProcess, Path, int],
 ) -> None:
-    central, disk = central_on_a_small_disk
+    central, disk, metrics_port = central_on_a_small_disk
     async with edgekv.Client(
         central=central.address, retry=edgekv.RetryPolicy(attempts=1)
     ) as client:
@@ -94,6 +98,8 @@ async def test_a_namespace_change_on_a_full_disk_is_storage_failed_and_central_r
             assert failed.value.message == (
                 "The central store's storage failed: database or disk is full."
             )
+        samples = await scrape(metrics_port)
+        assert samples["edgekv_central_storage_errors_total"] == {"": 2.0}
         filler.unlink()
         again = await client.create_namespace("made once there was room")
         assert {ns.id for ns in await client.list_namespaces()} == {kept.id, again.id}
