@@ -5,9 +5,10 @@ builds the service with the injected clock and its
 :class:`~central.service.CentralSettings`, and serves it;
 :meth:`CentralServer.stop` stops taking calls, lets running ones finish, then
 closes the storage (flushing any group commit in flight), then writes central's
-record of the store (:mod:`central.storage.record`) one last time. Tests
-start it in-process on port 0; the ``edgekv central`` command runs it until
-SIGTERM or SIGINT.
+record of the store (:mod:`central.storage.record`) one last time. With
+``metrics_listen`` it also serves Prometheus metrics (:mod:`central.metrics`).
+Tests start it in-process on port 0; the ``edgekv central`` command runs it
+until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from central.metrics import CentralCollector
 from central.service import CentralSettings, CentralStoreService
 from central.storage import open_storage
 from central.storage.base import Durability, Storage
 from central.storage.record import RecordKeeper, default_record_path
 from edgekv.clock import Clock
-from edgekv.serving import GrpcNode, host_port
+from edgekv.serving import GrpcNode, MetricsServer, host_port, serve_metrics
 from edgekv.v1 import central_pb2, central_pb2_grpc
 
 SERVICE_NAME = central_pb2.DESCRIPTOR.services_by_name["CentralStore"].full_name
@@ -33,10 +35,13 @@ class CentralServer:
     service: CentralStoreService
     address: str
     record: RecordKeeper | None = None
+    metrics: MetricsServer | None = None
 
     async def stop(self, grace_s: float = 5.0) -> None:
         await self.node.stop(grace_s)
         await self.storage.close()
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.record is not None:  # last: the revision every commit above reached
             await self.record.close()
 
@@ -58,6 +63,7 @@ async def start_central(
     *,
     durability: Durability | None = None,
     store_record: Path | None = None,
+    metrics_listen: str | None = None,
 ) -> CentralServer:
     """Open the storage, checked against its record, and serve it on ``listen``.
 
@@ -79,4 +85,12 @@ async def start_central(
         if record is not None:
             await record.close()
         raise
-    return CentralServer(node, storage, service, host_port(listen, port), record)
+    server = CentralServer(node, storage, service, host_port(listen, port), record)
+    if metrics_listen:
+        try:
+            collector = CentralCollector(node.boundary.counts, service, storage)
+            server.metrics = serve_metrics(metrics_listen, collector)
+        except BaseException:
+            await server.stop(grace_s=0)
+            raise
+    return server

@@ -37,10 +37,10 @@ from edgekv.core.ratelimit import KeyWriteLimiter
 from edgekv.core.validation import (
     validate_bulk_shape,
     validate_delete,
-    validate_get_many_keys,
-    validate_key,
     validate_namespace_id,
     validate_put,
+    validate_read,
+    validate_read_many,
     validate_title,
 )
 from edgekv.rpc import Context
@@ -92,10 +92,16 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         """Learn which namespaces exist; call once before serving."""
         self._namespace_ids = {ns.id for ns in await self._storage.list_namespaces()}
 
+    def watch_backlog(self) -> tuple[int, int]:
+        """Watchers, and the bytes of changes they have not been sent (for metrics)."""
+        return self._hub.backlog()
+
     def _header(self) -> kv_pb2.ResponseHeader:
         return kv_pb2.ResponseHeader(revision=self._storage.revision, server_time=self._clock.now())
 
     def _require_namespace(self, raw_id: str, operation: str) -> str:
+        """The namespace id, if well formed and the namespace exists; check the rest of a
+        request in between (see :mod:`edgekv.core.validation` on the order)."""
         namespace_id = validate_namespace_id(raw_id)
         if namespace_id not in self._namespace_ids:
             raise error(
@@ -183,16 +189,16 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
     # -- keys ---------------------------------------------------------------
 
     async def Get(self, request: pb.GetRequest, context: Context) -> pb.GetResponse:
-        namespace_id = self._require_namespace(request.namespace_id, "get")
-        key = validate_key(request.key)
+        namespace_id, key = validate_read(request.namespace_id, request.key)
+        self._require_namespace(namespace_id, "get")
         version = await self._storage.get(namespace_id, key)
         response = pb.GetResponse(header=self._header())
         fill_entry(response.entry, request.key, self._live(version, self._clock.now()))
         return response
 
     async def GetMany(self, request: pb.GetManyRequest, context: Context) -> pb.GetManyResponse:
-        namespace_id = self._require_namespace(request.namespace_id, "bulk get keys")
-        keys = validate_get_many_keys(request.keys)
+        namespace_id, keys = validate_read_many(request.namespace_id, request.keys)
+        self._require_namespace(namespace_id, "bulk get keys")
         versions = await self._storage.get_many(namespace_id, keys)
         now = self._clock.now()
         return pb.GetManyResponse(

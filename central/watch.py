@@ -17,6 +17,14 @@ from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Change
 
 
+def _change_bytes(change: Change) -> int:
+    version = change.version
+    held = len(change.key.encode("utf-8"))
+    if version is not None:
+        held += len(version.value) + len((version.metadata_json or "").encode("utf-8"))
+    return held
+
+
 class Subscription:
     def __init__(self, namespace_id: str, backlog: int) -> None:
         self.namespace_id = namespace_id
@@ -34,6 +42,10 @@ class Subscription:
         else:
             self._pending.append(change)
         self._wake.set()
+
+    def pending_bytes(self) -> int:
+        """The bytes of the changes waiting to be sent (computed when asked: rarely)."""
+        return sum(_change_bytes(change) for change in list(self._pending))
 
     def fail(self, failure: KVError) -> None:
         self._failure = failure
@@ -74,6 +86,12 @@ class WatchHub:
         for change in changes:
             for subscription in self._subscriptions.get(change.namespace_id, ()):
                 subscription.offer(change)
+
+    def backlog(self) -> tuple[int, int]:
+        """How many watchers there are, and the bytes of changes they have not been sent
+        (keys, values, metadata) — read by the metrics, from another thread."""
+        watchers = [s for group in list(self._subscriptions.values()) for s in list(group)]
+        return len(watchers), sum(s.pending_bytes() for s in watchers)
 
     def end_namespace(self, namespace_id: str) -> None:
         failure = error(ErrorKind.NAMESPACE_NOT_FOUND, operation="watch", namespace_id=namespace_id)

@@ -9,9 +9,7 @@ read path pays for metrics.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
-from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
@@ -30,15 +28,3 @@ class EdgeCollector(Collector):
             )
             family.add_metric(self._labels, value)
             yield family
-
-
-def serve_metrics(listen: str, counters: EdgeCounters, region: str, node: str) -> Any:
-    """Serve /metrics on ``listen`` (HOST:PORT) from a thread; return the HTTP server."""
-    host, _, port = listen.rpartition(":")
-    registry = CollectorRegistry()
-    registry.register(EdgeCollector(counters, region, node))
-    try:
-        server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
-    except (OSError, ValueError) as exc:
-        raise OSError(f"cannot serve metrics on {listen}: {exc}") from None
-    return server

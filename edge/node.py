@@ -60,10 +60,10 @@ from edgekv.core.listing import ListPage, parse_list_request
 from edgekv.core.model import Committed, Version
 from edgekv.core.validation import (
     validate_delete,
-    validate_get_many_keys,
-    validate_key,
     validate_namespace_id,
     validate_put,
+    validate_read,
+    validate_read_many,
 )
 from edgekv.topology import Mode
 
@@ -195,7 +195,7 @@ class EdgeNode:
     # -- reads ----------------------------------------------------------------
 
     async def get(self, namespace_id: str, raw_key: bytes, cache_ttl_s: float) -> ValueRead:
-        key = validate_key(raw_key)
+        namespace_id, key = validate_read(namespace_id, raw_key)
         slot = (self._serve_namespace(namespace_id), key)
         return await self._read_through(self._values, slot, cache_ttl_s)
 
@@ -221,7 +221,7 @@ class EdgeNode:
         self, namespace_id: str, raw_keys: list[bytes], cache_ttl_s: float
     ) -> list[ValueRead]:
         """Like ``get`` for each key, but the keys central must answer go in ONE call."""
-        keys = validate_get_many_keys(raw_keys)
+        namespace_id, keys = validate_read_many(namespace_id, raw_keys)
         namespace_id = self._serve_namespace(namespace_id)
         shelf, now = self._values, self.clock.now()
         served: dict[str, Serve[CachedValue]] = {}

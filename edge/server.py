@@ -14,7 +14,6 @@ refreshes and the stores.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import socket
 from dataclasses import dataclass, field
@@ -22,15 +21,15 @@ from typing import Any
 
 from edge.cache import open_cache
 from edge.link import Link
-from edge.metrics import serve_metrics
+from edge.metrics import EdgeCollector
 from edge.node import EdgeIdentity, EdgeNode, EdgePolicy
 from edge.pages import PageCache
 from edge.service import EdgeControlService, EdgeKVService
 from edge.upstream import RetrySettings, Upstream, central_channel, check_reachable
-from edge.watcher import NamespaceWatchers
+from edge.watcher import MAX_WATCHERS, NamespaceWatchers
 from edgekv.clock import Clock
 from edgekv.control import EdgeCounters, LinkSettings
-from edgekv.serving import GrpcNode, host_port
+from edgekv.serving import GrpcNode, MetricsServer, host_port, serve_metrics
 from edgekv.topology import DEFAULT_CACHE_MAX_BYTES, EdgeSpec, Mode
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
 
@@ -53,6 +52,8 @@ class EdgeConfig:
     retry: RetrySettings = field(default_factory=RetrySettings)
     seed: int = 0
     metrics_listen: str | None = None
+    # Namespaces watched at most, in the watch modes (see edge.watcher).
+    max_watchers: int = MAX_WATCHERS
     # Real seconds to wait for central's health check at start.
     startup_timeout_s: float = 5.0
 
@@ -101,7 +102,7 @@ async def assemble_edge(config: EdgeConfig, clock: Clock, channel: Any) -> Edge:
         clock,
         counters,
     )
-    watchers = NamespaceWatchers(node, rng)
+    watchers = NamespaceWatchers(node, rng, config.max_watchers)
     if config.policy.mode is not Mode.TTL:
         node.on_namespace = watchers.ensure
         node.revision_floor = watchers.floor
@@ -122,16 +123,14 @@ class EdgeServer(Edge):
 
     address: str = ""
     grpc_node: GrpcNode | None = None
-    metrics: Any = None
+    metrics: MetricsServer | None = None
 
     async def stop(self, grace_s: float = 5.0) -> None:
         if self.grpc_node is not None:
             await self.grpc_node.stop(grace_s)
         await self.close()
         if self.metrics is not None:
-            # shutdown() waits for the serving thread's poll loop; keep the event loop free.
-            await asyncio.to_thread(self.metrics.shutdown)
-            self.metrics.server_close()
+            await self.metrics.stop()
 
 
 async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
@@ -149,9 +148,8 @@ async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
     try:
         port = await grpc_node.start(config.listen)
         if config.metrics_listen:
-            server.metrics = serve_metrics(
-                config.metrics_listen, edge.node.counters, config.region, config.node_name
-            )
+            collector = EdgeCollector(edge.node.counters, config.region, config.node_name)
+            server.metrics = serve_metrics(config.metrics_listen, collector)
     except BaseException:
         await server.stop(grace_s=0)
         raise

@@ -13,6 +13,19 @@ behind — it waits with capped, jittered backoff and resumes from the next
 revision it has not applied; if central no longer has that revision, it
 flushes the namespace's copies (they may be arbitrarily old) and starts over
 from "now".
+
+Only namespaces that exist are watched, and only so many. A watcher that has
+not yet heard from central does not know its namespace exists: if its first
+attempt fails — NOT_FOUND, or central out of reach — it stops, and the next
+read of that namespace starts another. (An edge with central away would
+otherwise keep a watcher, retrying forever, for every namespace id it was
+ever asked for.) A watcher central has answered retries until central is
+back, or until its namespace is deleted (NOT_FOUND: it stops). At most
+``max_watchers`` run — by default MAX_WATCHERS, the most namespaces a store
+holds, so that every namespace of a store can be watched at once; beyond
+that the least recently served namespace's watcher stops, and its copies
+live out their cacheTtl as in ``ttl`` mode until the namespace is served
+again (its new watcher, registered from "now", flushes them).
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import OrderedDict
 
 from edge.node import EdgeNode
 from edgekv.core import limits
@@ -31,13 +45,19 @@ from edgekv.topology import Mode
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 2.0
+# Watchers an edge runs at most: as many as a store may hold namespaces.
+MAX_WATCHERS = limits.MAX_NAMESPACES
 
 
 class NamespaceWatchers:
-    def __init__(self, node: EdgeNode, rng: random.Random) -> None:
+    def __init__(
+        self, node: EdgeNode, rng: random.Random, max_watchers: int = MAX_WATCHERS
+    ) -> None:
         self._node = node
         self._rng = rng
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._max_watchers = max_watchers
+        # Least recently served first.
+        self._tasks: OrderedDict[str, asyncio.Task[None]] = OrderedDict()
         # Per namespace, the revision from which the live watch covers every change.
         self._floors: dict[str, int] = {}
 
@@ -46,9 +66,27 @@ class NamespaceWatchers:
         return self._floors.get(namespace_id, 0)
 
     def ensure(self, namespace_id: str) -> None:
+        """The node serves ``namespace_id``: watch it, if it is not watched already."""
         running = self._tasks.get(namespace_id)
-        if running is None or running.done():
-            self._tasks[namespace_id] = asyncio.ensure_future(self._follow(namespace_id))
+        if running is not None and not running.done():
+            self._tasks.move_to_end(namespace_id)
+            return
+        self._tasks[namespace_id] = asyncio.ensure_future(self._follow(namespace_id))
+        self._tasks.move_to_end(namespace_id)
+        while len(self._tasks) > self._max_watchers:
+            dropped, task = self._tasks.popitem(last=False)
+            task.cancel()
+            self._floors.pop(dropped, None)
+
+    def watched(self) -> list[str]:
+        """The namespaces being watched, least recently served first."""
+        return [namespace_id for namespace_id, task in self._tasks.items() if not task.done()]
+
+    def _stop(self, namespace_id: str) -> None:
+        """Forget the calling watcher (and not a newer one of the same namespace)."""
+        if self._tasks.get(namespace_id) is asyncio.current_task():
+            del self._tasks[namespace_id]
+        self._floors.pop(namespace_id, None)
 
     async def close(self) -> None:
         for task in self._tasks.values():
@@ -60,6 +98,7 @@ class NamespaceWatchers:
         node = self._node
         next_revision = 0  # 0: from now on
         failures = 0
+        heard = False  # from central: the namespace exists
         while True:
             try:
                 async for batch in node.upstream.watch(
@@ -71,14 +110,21 @@ class NamespaceWatchers:
                         self._floors[namespace_id] = batch.revision
                         await self._forget(namespace_id)
                         next_revision = batch.revision + 1
-                    failures = 0
+                    failures, heard = 0, True
                     for change in batch.changes:
                         await self._apply(change)
                         next_revision = change.revision + 1
             except KVError as exc:
                 if exc.kind is ErrorKind.NAMESPACE_NOT_FOUND:
                     log.info("namespace %s is gone; its watcher stops", namespace_id)
-                    del self._tasks[namespace_id]
+                    self._stop(namespace_id)
+                    return
+                if not heard:
+                    # The namespace may not exist: the next read of it tries again.
+                    log.debug(
+                        "watch of %s failed before central answered (%s)", namespace_id, exc.message
+                    )
+                    self._stop(namespace_id)
                     return
                 if exc.kind is ErrorKind.WATCH_COMPACTED:
                     await self._forget(namespace_id)

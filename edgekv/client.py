@@ -25,7 +25,7 @@ from edgekv.closing import AsyncClosing
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Change, Namespace
-from edgekv.core.validation import validate_cache_ttl
+from edgekv.core.validation import parse_json, validate_cache_ttl
 from edgekv.locate import locate_central, locate_edge
 from edgekv.retry import RetrySchedule, call_with_retries
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
@@ -135,14 +135,26 @@ def _metadata_json(metadata: Any) -> str | None:
     return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
 
 
-def _decode(value: bytes, value_type: str) -> Any:
+def _decode(raw_key: bytes, value: bytes, value_type: str) -> Any:
+    """The value as ``value_type``; a KVError naming the key when it is not that."""
     if value_type == "text":
-        return value.decode("utf-8")
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            detail = f"invalid byte at offset {exc.start}"
+            raise error(ErrorKind.VALUE_NOT_TEXT, key=_shown(raw_key), detail=detail) from None
     if value_type == "json":
-        return json.loads(value)
+        try:
+            return parse_json(value)  # as Workers' JSON.parse reads it: no NaN, no Infinity
+        except ValueError as exc:
+            raise error(ErrorKind.VALUE_NOT_JSON, key=_shown(raw_key), detail=str(exc)) from None
     if value_type in ("bytes", "arrayBuffer"):
         return value
     return _stream(value)
+
+
+def _shown(raw_key: bytes) -> str:
+    return raw_key.decode("utf-8", "replace")
 
 
 async def _stream(value: bytes) -> AsyncIterator[bytes]:
@@ -212,7 +224,10 @@ def _result(entry: kv_pb2.Entry, value_type: str, info: ReadInfo) -> ValueWithMe
         return ValueWithMetadata(None, None, info.cache_status, info)
     metadata = entry.metadata_json if entry.HasField("metadata_json") else None
     return ValueWithMetadata(
-        _decode(entry.value, value_type), _parse_metadata(metadata), info.cache_status, info
+        _decode(entry.key, entry.value, value_type),
+        _parse_metadata(metadata),
+        info.cache_status,
+        info,
     )
 
 

@@ -13,6 +13,12 @@ region's service can be scaled to any number of replicas. Only central
 publishes a fixed host port; edges publish 7100 on an ephemeral host port
 (``docker compose port edge-REGION 7100``). Key order is fixed, so the same
 topology always gives the same file.
+
+Nothing edgekv serves is authenticated — central takes any write and
+deletes any namespace, an edge's EdgeControl changes its link and flushes its
+cache — so ports are published on the host's loopback address only, unless
+``EDGEKV_PUBLISH_ADDRESS`` (read by Compose when it starts the file) names
+another, such as ``0.0.0.0`` for every interface. Redis is never published.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ EXPERIMENT_COMMAND = [
 ]  # fmt: skip
 # Give every node the same anchor so scaled clocks agree: EDGEKV_TIME_ANCHOR=$(date +%s).
 TIME_ANCHOR_ENV = "${EDGEKV_TIME_ANCHOR:-}"
+# The host address ports are published on: loopback, unless the operator says otherwise.
+PUBLISH_ADDRESS = "${EDGEKV_PUBLISH_ADDRESS:-127.0.0.1}"
 
 
 def service_name(region: RegionSpec) -> str:
@@ -104,7 +112,7 @@ def compose_dict(topology: Topology) -> dict[str, Any]:
                 "EDGEKV_HEALTH_PORT": str(CENTRAL_PORT),
                 "EDGEKV_TIME_ANCHOR": TIME_ANCHOR_ENV,
             },
-            "ports": [f"{CENTRAL_PORT}:{CENTRAL_PORT}"],
+            "ports": [f"{PUBLISH_ADDRESS}:{CENTRAL_PORT}:{CENTRAL_PORT}"],
             "depends_on": _healthy("redis"),
             "healthcheck": _node_health(CENTRAL_PORT),
             "restart": "unless-stopped",
@@ -121,7 +129,7 @@ def compose_dict(topology: Topology) -> dict[str, Any]:
                 "EDGEKV_HEALTH_PORT": str(EDGE_PORT),
                 "EDGEKV_TIME_ANCHOR": TIME_ANCHOR_ENV,
             },
-            "ports": [str(EDGE_PORT)],
+            "ports": [f"{PUBLISH_ADDRESS}::{EDGE_PORT}"],  # an ephemeral host port
             "depends_on": _healthy("central"),
             "healthcheck": _node_health(EDGE_PORT),
             "deploy": {"replicas": region.edges},

@@ -133,6 +133,13 @@ def _check_size(payload: bytes, method: str) -> None:
         )
 
 
+def _request(handler: grpc.RpcMethodHandler, payload: bytes) -> Any:
+    """What the handler takes: its parse of ``payload``, or the bytes themselves when it
+    has none (the error boundary's handlers parse inside the boundary, as on a server)."""
+    parse = handler.request_deserializer
+    return payload if parse is None else parse(payload)
+
+
 def _serializers(options: dict[str, Any]) -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
     """The request serializer and response deserializer a generated stub passes."""
     return options["request_serializer"], options["response_deserializer"]
@@ -189,7 +196,7 @@ class _UnaryUnary(_Method):
         context = self.context(metadata)
         payload = self.request_bytes(request)
         handler = await self.handler(context)
-        call = handler.unary_unary(handler.request_deserializer(payload), context)
+        call = handler.unary_unary(_request(handler, payload), context)
         try:
             response = await asyncio.wait_for(call, timeout)
         except grpc.aio.AbortError:
@@ -237,7 +244,7 @@ class InProcessStream:
     async def _run_handler(self) -> None:
         try:
             handler = await self._method.handler(self._context)
-            request = handler.request_deserializer(self._payload)
+            request = _request(handler, self._payload)
             async for response in handler.unary_stream(request, self._context):
                 await self._queue.put(handler.response_serializer(response))
         except grpc.aio.AbortError:

@@ -24,7 +24,16 @@ from edgekv.control import NodeControl
 from edgekv.core.errors import KVError
 from edgekv.locate import ClusterState
 from edgekv.node_args import central_args, edge_args, edgekv_command
-from edgekv.process import Child, RunsAsChild, StartError, spawn, wait_ready_async
+from edgekv.private_files import make_private_dirs
+from edgekv.process import (
+    Child,
+    ProcessIdentity,
+    RunsAsChild,
+    StartError,
+    spawn,
+    wait_ready_async,
+)
+from edgekv.redis_urls import PASSWORD_VARIABLE, split_password
 from edgekv.topology import Topology
 
 
@@ -69,8 +78,7 @@ class LocalCluster:
     async def start(
         cls, topology: Topology, data_dir: Path, ready_timeout_s: float = 30.0
     ) -> LocalCluster:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        (data_dir / "logs").mkdir(exist_ok=True)
+        make_private_dirs(data_dir / "logs")
         cluster = cls(topology, data_dir, time_anchor=time.time())
         anchor = cluster.time_anchor
         try:
@@ -118,8 +126,13 @@ class LocalCluster:
         self, kind: str, name: str, region: str, rtt_ms: float, args: list[str]
     ) -> RunningNode:
         # Every flag of a node can come from an EDGEKV_* variable; the launcher passes
-        # what the topology says as flags, and nothing from its own shell may leak in.
+        # what the topology says as flags, and nothing from its own shell may leak in —
+        # but the Redis password, which is no flag, and which no command line may show.
         environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
+        args, password = _without_password(args)
+        password = password or os.environ.get(PASSWORD_VARIABLE)
+        if password:
+            environment[PASSWORD_VARIABLE] = password
         child = spawn(
             edgekv_command(args),
             self.data_dir / "logs" / f"{name}.log",
@@ -146,13 +159,14 @@ class LocalCluster:
                     "kind": node.kind,
                     "region": node.region,
                     "address": node.address,
-                    "pid": node.pid,
+                    **_identity(node.pid),
                     "rtt_ms": node.rtt_ms,
                     "log": str(node.log_path),
                 }
                 for node in self.nodes
             },
             launcher_pid=os.getpid(),
+            launcher=_identity(os.getpid()),
             time_scale=self.topology.time_scale,
             time_anchor=self.time_anchor,
         )
@@ -164,6 +178,24 @@ class LocalCluster:
         """Edges first, then central: SIGTERM, wait, SIGKILL what is left."""
         for group in (self.edges, [n for n in self.nodes if n.kind == "central"]):
             await asyncio.gather(*(node.child.stop_async(grace_s) for node in group))
+
+
+def _without_password(args: list[str]) -> tuple[list[str], str | None]:
+    """``args`` with the password taken out of a Redis URL (a node has at most one), and
+    that password, which the node then reads from its environment instead."""
+    password = None
+    bare = []
+    for arg in args:
+        url, found = split_password(arg)
+        bare.append(url)
+        password = found or password
+    return bare, password
+
+
+def _identity(pid: int) -> dict[str, object]:
+    """The process ``pid`` is now, as the state file records it (``edgekv down`` checks it)."""
+    identity = ProcessIdentity.of(pid)
+    return {"pid": pid} if identity is None else identity.to_json()
 
 
 async def healthy(address: str, timeout_s: float) -> None:

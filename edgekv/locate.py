@@ -18,6 +18,8 @@ from pathlib import Path
 
 from edgekv.clock import DEFAULT_TIME_SCALE
 from edgekv.core.errors import UsageError
+from edgekv.private_files import make_private_dirs, write_private_text
+from edgekv.process import ProcessIdentity
 
 
 class ClusterNotFoundError(UsageError):
@@ -26,16 +28,32 @@ class ClusterNotFoundError(UsageError):
 
 @dataclass
 class ClusterState:
-    """What a launcher records about a running cluster."""
+    """What a launcher records about a running cluster.
+
+    Each process it started is recorded with its identity — PID, start time
+    and command line (:class:`~edgekv.process.ProcessIdentity`) — so that
+    ``edgekv down`` signals a PID only while it is still that process.
+    """
 
     central: str
     # Region → edge addresses in that region.
     edges: dict[str, list[str]] = field(default_factory=dict)
-    # Node name → {"kind", "region", "address", "pid", "log"}; empty for hand-made files.
+    # Node name → {"kind", "region", "address", "pid", "started_ticks", "cmdline", "log"};
+    # empty for hand-made files.
     nodes: dict[str, dict[str, object]] = field(default_factory=dict)
     launcher_pid: int | None = None
     time_scale: float = DEFAULT_TIME_SCALE
     time_anchor: float | None = None
+    # The launcher's {"pid", "started_ticks", "cmdline"}.
+    launcher: dict[str, object] = field(default_factory=dict)
+
+    def launcher_identity(self) -> ProcessIdentity | None:
+        """The launcher as recorded; None when only its PID (or nothing) was."""
+        return ProcessIdentity.from_json(self.launcher) if self.launcher_pid else None
+
+    def node_identities(self) -> dict[str, ProcessIdentity | None]:
+        """Each node's process as recorded; None for a node recorded by its PID alone."""
+        return {name: ProcessIdentity.from_json(info) for name, info in self.nodes.items()}
 
     def to_json(self) -> str:
         return json.dumps(
@@ -46,6 +64,8 @@ class ClusterState:
                 "launcher_pid": self.launcher_pid,
                 "time_scale": self.time_scale,
                 "time_anchor": self.time_anchor,
+                # Only a launcher's own file has one (a compose cluster's has none).
+                **({"launcher": self.launcher} if self.launcher else {}),
             },
             indent=2,
         )
@@ -63,6 +83,7 @@ class ClusterState:
             launcher_pid = raw.get("launcher_pid")
             time_scale = float(raw.get("time_scale", DEFAULT_TIME_SCALE))
             anchor = raw.get("time_anchor")
+            launcher = dict(raw.get("launcher") or {})
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ClusterNotFoundError(f"{path}: not a cluster state file ({exc})") from None
         return cls(
@@ -72,13 +93,14 @@ class ClusterState:
             None if launcher_pid is None else int(launcher_pid),
             time_scale,
             None if anchor is None else float(anchor),
+            launcher,
         )
 
     def write(self, path: Path) -> None:
-        """Write atomically, so a reader never sees half a file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write atomically, so a reader never sees half a file; readable by its owner only."""
+        make_private_dirs(path.parent)
         partial = path.with_suffix(".partial")
-        partial.write_text(self.to_json(), encoding="utf-8")
+        write_private_text(partial, self.to_json())
         partial.replace(path)
 
 

@@ -27,8 +27,11 @@ tests) runs a node or any other server:
 * **Wrapped.** What runs as a child (a launcher's node, a test's node) mixes in
   :class:`RunsAsChild` rather than forwarding the child's address and PID itself.
 * **Stop.** :meth:`Child.stop` sends SIGTERM, waits ``grace_s``, then
-  SIGKILLs; :func:`stop_pids` does the same for processes that are not our
-  children (``edgekv down`` stops a detached cluster by the PIDs it recorded).
+  SIGKILLs; :func:`stop_processes` does the same for processes that are not our
+  children (``edgekv down`` stops a detached cluster by the processes it
+  recorded). Those are named by a :class:`ProcessIdentity` — PID, start time and
+  command line — and signalled only while the PID is still that process, so a
+  stale record never signals whoever has the PID now.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from edgekv.private_files import open_private
+from edgekv.redis_urls import redact
 
 POLL_S = 0.02
 DEFAULT_GRACE_S = 10.0
@@ -88,12 +94,13 @@ class ReadyLine:
 
 
 def format_ready(kind: str, address: str, fields: Mapping[str, str | float] | None = None) -> str:
-    """The ready line; numbers as ``%g``, a value with spaces shell-quoted."""
+    """The ready line; numbers as ``%g``, a value with spaces shell-quoted, a Redis
+    URL's password as ``***``."""
     parts = [f"edgekv {kind} ready on {address}"]
     for name, value in (fields or {}).items():
         if not _FIELD_NAME.match(name):
             raise ValueError(f"bad ready-line field name {name!r}")
-        text = f"{value:g}" if isinstance(value, float | int) else value
+        text = f"{value:g}" if isinstance(value, float | int) else redact(value)
         parts.append(f"{name}={shlex.quote(text) if text else ''}")
     line = " ".join(parts)
     if parse_ready(line) is None:
@@ -178,9 +185,11 @@ class Child:
             self.ready = find_ready(self.stdout())
         if self.ready is None and self.popen.poll() is not None:
             raise StartError(
-                f"{self.name} exited with code {self.popen.returncode} before it was ready: "
-                f"{self.tail() or 'no output'} (command: {shlex.join(self.argv)}; "
-                f"stderr in {self.stderr_path})"
+                redact(
+                    f"{self.name} exited with code {self.popen.returncode} before it was "
+                    f"ready: {self.tail() or 'no output'} (command: {shlex.join(self.argv)}; "
+                    f"stderr in {self.stderr_path})"
+                )
             )
         return self.ready
 
@@ -262,9 +271,12 @@ def spawn(
     command = die_with_parent_argv(argv) if die_with_parent and sys.platform == "linux" else argv
     environment = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
     with contextlib.ExitStack() as files:
-        stdout = files.enter_context(stdout_path.open("wb"))
+        # Logs may quote anything a node was told: readable by their owner only.
+        stdout = files.enter_context(os.fdopen(open_private(stdout_path), "wb"))
         joined = stderr_path == stdout_path
-        stderr = stdout if joined else files.enter_context(stderr_path.open("wb"))
+        stderr = (
+            stdout if joined else files.enter_context(os.fdopen(open_private(stderr_path), "wb"))
+        )
         popen = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
@@ -312,6 +324,61 @@ def _waiting(children: Sequence[Child], deadline: float, timeout_s: float) -> bo
 # -- processes that are not our children ----------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """Which process a PID named when it was recorded, so that it is known again.
+
+    A PID alone is not a process: once the process exits, the kernel may give
+    its number to another. Its start time (``/proc/PID/stat``, field 22: clock
+    ticks after boot) and its command line (``/proc/PID/cmdline``) are not
+    reused with it. Where there is no ``/proc`` (not Linux) both are unknown
+    (None and ``()``), and only the PID can be checked.
+    """
+
+    pid: int
+    start_ticks: int | None
+    cmdline: tuple[str, ...]
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity | None:
+        """The process running as ``pid`` now; None when there is none (or a zombie)."""
+        if not _PROC.is_dir():
+            return cls(pid, None, ()) if alive(pid) else None
+        try:
+            stat = (_PROC / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
+            cmdline = (_PROC / str(pid) / "cmdline").read_bytes()
+        except OSError:
+            return None
+        # "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses; fields
+        # after its last ")" start with the third, STATE.
+        fields = stat.rpartition(")")[2].split()
+        if len(fields) < 20 or fields[0] == "Z":
+            return None
+        words = cmdline.decode("utf-8", "surrogateescape").split("\0")
+        return cls(pid, int(fields[19]), tuple(words[:-1] if words[-1] == "" else words))
+
+    def is_running(self) -> bool:
+        """Whether ``pid`` is still this process (not exited, not another with its number)."""
+        return ProcessIdentity.of(self.pid) == self
+
+    def to_json(self) -> dict[str, object]:
+        return {"pid": self.pid, "started_ticks": self.start_ticks, "cmdline": list(self.cmdline)}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, object]) -> ProcessIdentity | None:
+        """The identity recorded in ``raw``; None when it records a PID alone (a file made
+        by hand, or by an edgekv before identities were recorded)."""
+        pid, started, cmdline = raw.get("pid"), raw.get("started_ticks"), raw.get("cmdline")
+        if not isinstance(pid, int) or not isinstance(cmdline, list):
+            return None
+        if started is not None and not isinstance(started, int):
+            return None
+        return cls(pid, started, tuple(map(str, cmdline)))
+
+
+_PROC = Path("/proc")
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a process of another user counts; a zombie does not)."""
     try:
@@ -332,23 +399,32 @@ def _zombie(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
-async def stop_pids(
-    pids: Sequence[int], grace_s: float, terminate: Sequence[int] | None = None
+async def stop_processes(
+    processes: Sequence[ProcessIdentity],
+    grace_s: float,
+    terminate: Sequence[ProcessIdentity] | None = None,
 ) -> list[int]:
-    """SIGTERM ``terminate`` (default: all of ``pids``), wait up to ``grace_s`` for all
-    of ``pids`` to exit, then SIGKILL what is left; the PIDs that had to be killed.
+    """SIGTERM ``terminate`` (default: all of ``processes``), wait up to ``grace_s`` for
+    all of ``processes`` to exit, then SIGKILL what is left; the PIDs that had to be killed.
 
-    For processes we did not start, which have no exit to wait on: they are polled.
+    For processes we did not start, which have no exit to wait on: they are polled. A
+    process is signalled only while its PID is still that process, checked just before
+    each signal: a PID that was reused meanwhile belongs to someone else.
     """
-    for pid in pids if terminate is None else terminate:
-        _send(pid, signal.SIGTERM)
+    for process in processes if terminate is None else terminate:
+        _send_if_running(process, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(map(alive, pids)):  # noqa: ASYNC110 (no event)
+    while time.monotonic() < deadline and any(p.is_running() for p in processes):  # noqa: ASYNC110
         await asyncio.sleep(POLL_S * 5)
-    killed = [pid for pid in pids if alive(pid)]
-    for pid in killed:
-        _send(pid, signal.SIGKILL)
-    return killed
+    killed = [process for process in processes if process.is_running()]
+    for process in killed:
+        _send_if_running(process, signal.SIGKILL)
+    return [process.pid for process in killed]
+
+
+def _send_if_running(process: ProcessIdentity, signum: int) -> None:
+    if process.is_running():
+        _send(process.pid, signum)
 
 
 def _send(pid: int, signum: int) -> None:

@@ -1,23 +1,100 @@
-"""Redis URLs, checked and shown safely — shared by the central store and the edge cache.
+"""Redis URLs: checked, their passwords kept out of sight — for central's storage and the
+edge's cache alike.
 
-redis-py reads some malformed URLs quietly (``/notadb`` as database 0), and a
-URL may carry a password that must never reach a log or an error message.
+Theory of operation: a password must never reach a line edgekv prints (a ready
+line, a log line, an error) nor a command line (``ps`` shows every user's).
+
+* **Printing.** :func:`redact` is the one redaction: it replaces the password
+  of every ``redis://`` / ``rediss://`` URL in a text by ``***``. Every printer
+  goes through it: the ready line (:func:`edgekv.process.format_ready`), the
+  log formatter (:func:`edgekv.cli.common.configure_logging`), the one-line
+  errors of every command, and the launcher's report of a node's log.
+* **Passing.** A URL may leave its password out (``redis://HOST:PORT/DB``, or
+  ``redis://USER@HOST:PORT/DB``); :func:`with_password` then fills in the one
+  from ``--redis-password-file FILE`` or the ``EDGEKV_REDIS_PASSWORD``
+  environment variable (:func:`configured_password`), neither of which ``ps``
+  shows. A password written in the URL itself still works, and wins. The
+  launcher moves a topology URL's password into its child's environment
+  (:func:`split_password`), so that its command line holds none.
+
+redis-py also reads some malformed URLs quietly (``/notadb`` as database 0):
+:func:`check_url` refuses them.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from edgekv.core.errors import UsageError
+
+PASSWORD_VARIABLE = "EDGEKV_REDIS_PASSWORD"
+REDACTED = "***"
+# scheme://[user]:password@ — the password runs to the last "@" before the host.
+_PASSWORD_IN_URL = re.compile(r"(?P<head>rediss?://[^\s:/@]*:)(?P<password>[^\s/]*)@", re.I)
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of every Redis URL in it replaced by ``***``."""
+    if "://" not in text:  # the common case costs one scan
+        return text
+    return _PASSWORD_IN_URL.sub(
+        lambda match: match["head"] + (REDACTED if match["password"] else "") + "@", text
+    )
 
 
 def redacted(url: str) -> str:
     """``url`` without its password, fit for a message."""
+    return redact(url)
+
+
+def is_redis_url(url: str) -> bool:
+    return urlsplit(url).scheme in ("redis", "rediss")
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """``url`` without its password, and the password (None when it has none)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if not is_redis_url(url) or not parts.password:
+        return url, None
+    user = parts.username or ""
+    netloc = (
+        f"{user}@{parts.netloc.rpartition('@')[2]}" if user else parts.netloc.rpartition("@")[2]
+    )
+    return urlunsplit(parts._replace(netloc=netloc)), unquote(parts.password)
+
+
+def with_password(url: str, password: str | None) -> str:
+    """``url`` with ``password`` filled in, unless it is not a Redis URL, has a password
+    of its own, or ``password`` is None."""
+    parts = urlsplit(url)
+    if password is None or not is_redis_url(url) or parts.password:
         return url
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port is not None else ""
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=f"{user}{host}{port}"))
+    user = quote(parts.username or "", safe="")
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+
+
+def configured_password(
+    password_file: str | None, environ: Mapping[str, str] = os.environ
+) -> str | None:
+    """The password from ``password_file`` (its first line), else ``EDGEKV_REDIS_PASSWORD``,
+    else None."""
+    if password_file:
+        try:
+            text = Path(password_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(
+                f"--redis-password-file {password_file}: cannot read it ({exc.strerror or exc})"
+            ) from None
+        lines = text.splitlines()
+        if not lines or not lines[0]:
+            raise UsageError(f"--redis-password-file {password_file}: the file is empty")
+        return lines[0]
+    return environ.get(PASSWORD_VARIABLE) or None
 
 
 def check_url(url: str) -> None:

@@ -12,6 +12,18 @@ sees grpc's bare UNKNOWN. On the client side :func:`error_from_rpc` reads
 exception tree whether the error arose locally or on a server. Transport
 failures (no ``edgekv-error``) map to UNAVAILABLE or DEADLINE_EXCEEDED, which
 are *not definite*: the call may have happened.
+
+The request is parsed inside the boundary too. grpc would parse it with the
+handler's ``request_deserializer`` before any of our code runs, and answer
+UNKNOWN (logging a traceback) for bytes that are not the method's message or
+a string field that is not UTF-8; so the boundary registers each method with
+no deserializer (grpc hands over the bytes) and parses them itself, turning
+``DecodeError`` into MESSAGE_INVALID. The parse is the same call grpc would
+have made, moved, so it costs nothing extra.
+
+The boundary also counts every call it answers, by method and status
+(:class:`CallCounts`): one integer increment per call on counters made when a
+method is first called, read by whoever exports metrics.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NoReturn, TypeAlias
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error, from_kind_name
@@ -31,11 +44,67 @@ ERROR_KIND_METADATA_KEY = "edgekv-error"
 
 # grpcio ships no type information; the servicer context is typed loosely.
 Context: TypeAlias = Any
+Parse: TypeAlias = Callable[[bytes], Any]
 
 CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
 ]
+
+OK = "OK"
+# A streaming call the client left (cancelled, or its deadline passed) before it ended.
+CANCELLED = "CANCELLED"
+
+
+class MethodCounts:
+    """The calls of one method by final status; ``ok`` apart, since most calls are OK.
+
+    A call that failed with a registry error is also counted by its kind (so a
+    metric can say how many requests the storage failed).
+    """
+
+    __slots__ = ("failed", "kinds", "method", "name", "ok")
+
+    def __init__(self, method: str) -> None:
+        self.method = method  # /edgekv.v1.CentralStore/Get
+        self.name = method.rpartition("/")[2]  # Get
+        self.ok = 0
+        self.failed: dict[str, int] = {}
+        self.kinds: dict[str, int] = {}
+
+    def fail(self, status: str, kind: str | None = None) -> None:
+        self.failed[status] = self.failed.get(status, 0) + 1
+        if kind is not None:
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
+
+    def by_status(self) -> dict[str, int]:
+        return {OK: self.ok, **self.failed} if self.ok else dict(self.failed)
+
+
+class CallCounts:
+    """Every method's :class:`MethodCounts`, made on the method's first call.
+
+    Written by the event loop's thread and read by a metrics server's: readers
+    take copies made by C code (``dict(...)``, ``list(...)``), which other
+    Python threads cannot interleave with.
+    """
+
+    def __init__(self) -> None:
+        self._methods: dict[str, MethodCounts] = {}
+
+    def of(self, method: str) -> MethodCounts:
+        counts = self._methods.get(method)
+        if counts is None:
+            counts = self._methods[method] = MethodCounts(method)
+        return counts
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """Method → status → calls."""
+        return {method: counts.by_status() for method, counts in list(self._methods.items())}
+
+    def of_kind(self, kind: str) -> int:
+        """The calls that failed with the registry kind ``kind``, all methods together."""
+        return sum(dict(counts.kinds).get(kind, 0) for counts in list(self._methods.values()))
 
 
 async def abort_with(context: Context, exc: KVError) -> NoReturn:
@@ -44,40 +113,76 @@ async def abort_with(context: Context, exc: KVError) -> NoReturn:
     raise AssertionError("context.abort returns only by raising")
 
 
-async def _abort_for(context: Context, method: str, exc: Exception) -> NoReturn:
-    if isinstance(exc, KVError):
-        await abort_with(context, exc)
-    log.exception("%s failed on a bug, answered INTERNAL", method)
-    await abort_with(
-        context, error(ErrorKind.INTERNAL, detail=f"internal error in {method}: {exc!r}")
-    )
+async def _abort_for(context: Context, counts: MethodCounts, exc: Exception) -> NoReturn:
+    if not isinstance(exc, KVError):
+        log.exception("%s failed on a bug, answered INTERNAL", counts.method)
+        exc = error(ErrorKind.INTERNAL, detail=f"internal error in {counts.method}: {exc!r}")
+    counts.fail(exc.status, exc.kind.value)
+    await abort_with(context, exc)
+
+
+def _aborted_status(context: Context) -> str:
+    """The status a handler aborted with by itself (the health service does), if known."""
+    code = getattr(context, "code", None)
+    try:
+        status = code() if callable(code) else code
+    except NotImplementedError:
+        status = None
+    return status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+
+
+def _parsed(parse: Parse | None, raw: Any, counts: MethodCounts) -> Any:
+    """The request message of ``raw`` bytes; MESSAGE_INVALID when they are not one."""
+    if parse is None:
+        return raw
+    try:
+        return parse(raw)
+    except DecodeError as exc:
+        # "Error parsing message with type 'edgekv.v1.GetRequest': Wire format was corrupt";
+        # the type's name differs between central's and an edge's Get, the method does not.
+        detail = str(exc).rpartition("': ")[2] or type(exc).__name__
+        raise error(ErrorKind.MESSAGE_INVALID, method=counts.name, detail=detail) from None
 
 
 def _unary_unary(
-    method: str, behaviour: Callable[[Any, Context], Awaitable[Any]]
+    behaviour: Callable[[Any, Context], Awaitable[Any]], parse: Parse | None, counts: MethodCounts
 ) -> Callable[[Any, Context], Awaitable[Any]]:
-    async def bounded(request: Any, context: Context) -> Any:
+    async def bounded(raw: Any, context: Context) -> Any:
         try:
-            return await behaviour(request, context)
+            response = await behaviour(_parsed(parse, raw, counts), context)
         except grpc.aio.AbortError:
+            counts.fail(_aborted_status(context))
             raise
         except Exception as exc:
-            await _abort_for(context, method, exc)
+            await _abort_for(context, counts, exc)
+        counts.ok += 1
+        return response
 
     return bounded
 
 
 def _unary_stream(
-    method: str, behaviour: Callable[[Any, Context], AsyncIterator[Any]]
+    behaviour: Callable[[Any, Context], AsyncIterator[Any]],
+    parse: Parse | None,
+    counts: MethodCounts,
 ) -> Callable[[Any, Context], AsyncIterator[Any]]:
-    async def bounded(request: Any, context: Context) -> AsyncIterator[Any]:
+    async def bounded(raw: Any, context: Context) -> AsyncIterator[Any]:
+        ended = False
         try:
-            async for response in behaviour(request, context):
+            async for response in behaviour(_parsed(parse, raw, counts), context):
                 yield response
+            ended = True
         except grpc.aio.AbortError:
+            ended = True
+            counts.fail(_aborted_status(context))
             raise
         except Exception as exc:
-            await _abort_for(context, method, exc)
+            ended = True
+            await _abort_for(context, counts, exc)
+        finally:
+            if not ended:  # the client went away mid-stream: the generator was closed
+                counts.fail(CANCELLED)
+        counts.ok += 1
 
     return bounded
 
@@ -85,7 +190,8 @@ def _unary_stream(
 class ErrorBoundary(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
     """Every method of a server behind one error conversion (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, counts: CallCounts | None = None) -> None:
+        self.counts = counts if counts is not None else CallCounts()
         # Wrapped handlers by method, built on the first call of each method.
         self._bounded: dict[str, grpc.RpcMethodHandler] = {}
 
@@ -100,22 +206,25 @@ class ErrorBoundary(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc i
             handler = await continuation(details)
             if handler is None:
                 return None  # an unknown method: grpc answers UNIMPLEMENTED
-            bounded = self._bounded[method] = bound_handler(method, handler)
+            bounded = bound_handler(handler, self.counts.of(method))
+            self._bounded[method] = bounded
         return bounded
 
 
-def bound_handler(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """``handler`` with its behaviour behind the boundary; other shapes are left as they are."""
+def bound_handler(handler: grpc.RpcMethodHandler, counts: MethodCounts) -> grpc.RpcMethodHandler:
+    """``handler`` with its parsing and behaviour behind the boundary; other shapes
+    (streaming requests: only reflection has them) are left as they are."""
+    parse = handler.request_deserializer
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(
-            _unary_unary(method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
+            _unary_unary(handler.unary_unary, parse, counts),
+            request_deserializer=None,
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
         return grpc.unary_stream_rpc_method_handler(
-            _unary_stream(method, handler.unary_stream),
-            request_deserializer=handler.request_deserializer,
+            _unary_stream(handler.unary_stream, parse, counts),
+            request_deserializer=None,
             response_serializer=handler.response_serializer,
         )
     return handler

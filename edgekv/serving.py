@@ -14,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.registry import Collector
 
 from edgekv.rpc import CHANNEL_OPTIONS, ErrorBoundary
 
@@ -26,8 +29,9 @@ class GrpcNode:
     def __init__(self, service_names: Sequence[str]) -> None:
         # grpc turns SO_REUSEPORT on by default, which lets a second server bind a port
         # another one serves and silently split the clients between them; refuse instead.
+        self.boundary = ErrorBoundary()
         self.server = grpc.aio.server(
-            interceptors=[ErrorBoundary()],
+            interceptors=[self.boundary],
             options=[*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)],
         )
         self._health = health.aio.HealthServicer()
@@ -55,6 +59,35 @@ class GrpcNode:
     async def stop(self, grace_s: float = 5.0) -> None:
         await self._health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
+
+
+def serve_metrics(listen: str, collector: Collector) -> MetricsServer:
+    """Serve ``collector`` on ``listen`` (HOST:PORT) /metrics, from a thread."""
+    host, _, port = listen.rpartition(":")
+    registry = CollectorRegistry()
+    registry.register(collector)
+    try:
+        server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    except (OSError, ValueError) as exc:
+        raise OSError(f"cannot serve metrics on {listen}: {exc}") from None
+    return MetricsServer(server)
+
+
+class MetricsServer:
+    """The HTTP server of :func:`serve_metrics`; :meth:`stop` frees its port."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+
+    @property
+    def port(self) -> int:
+        port: int = self._server.server_address[1]
+        return port
+
+    async def stop(self) -> None:
+        # shutdown() waits for the serving thread's poll loop; keep the event loop free.
+        await asyncio.to_thread(self._server.shutdown)
+        self._server.server_close()
 
 
 def install_stop_signals(stop: Callable[[], None]) -> None:

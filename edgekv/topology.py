@@ -24,7 +24,7 @@ A file looks like this (every field optional except the regions' names)::
     refresh_ahead = 0.0
 
     [[regions]]
-    name = "eu-west"
+    name = "eu-west"                  # a DNS label: a-z, 0-9 and '-' (edges: eu-west-1, ...)
     rtt_ms = 83
     jitter_ms = 4
     loss = 0.0
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,6 +79,23 @@ DEFAULT_REGION_RTT_MS = {
 
 class TopologyError(UsageError):
     """A topology that cannot be used; the message names the file and the field."""
+
+
+# A DNS label (RFC 1123): what a name may be when it becomes a host name (a compose
+# service, a container), a file name (a node's log) or a metric label — so that
+# "../../escaped" never becomes a path outside the data folder.
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+DNS_LABEL_RULE = (
+    "lower-case letters, digits and '-', at most 63 characters, not starting or ending with '-'"
+)
+
+
+def dns_label(name: str, field: str) -> str:
+    """``name`` when it is a DNS label; else a one-line TopologyError naming ``field``."""
+    if _DNS_LABEL.fullmatch(name) is None:
+        shown = name if len(name) <= 70 else name[:64] + "…"
+        raise TopologyError(f"{field}: {shown!r} is not a DNS label ({DNS_LABEL_RULE})")
+    return name
 
 
 @dataclass(frozen=True)
@@ -240,6 +258,16 @@ def _edge_spec(fields: _Fields, base: EdgeSpec) -> EdgeSpec:
     )
 
 
+def _region_name(fields: _Fields) -> str:
+    """A region's name: a DNS label, and so are the names made from it (its compose
+    service ``edge-NAME``, its edges ``NAME-1``, ``NAME-2``, …)."""
+    name = dns_label(fields.text("name", ""), fields.name("name"))
+    # (A region has at most 64 edges, so NAME-64 is its longest edge name: shorter than
+    # edge-NAME.)
+    dns_label(f"edge-{name}", f"{fields.name('name')} (as its compose service's name)")
+    return name
+
+
 def _topology(raw: dict[str, Any]) -> Topology:
     top = _Fields(raw, "", {"time_scale", "central", "edge_defaults", "regions"})
     time_scale = top.number("time_scale", DEFAULT_TIME_SCALE, low=1e-6)
@@ -248,7 +276,7 @@ def _topology(raw: dict[str, Any]) -> Topology:
     )
     base = CentralSpec()
     central = CentralSpec(
-        region=central_fields.text("region", base.region),
+        region=dns_label(central_fields.text("region", base.region), "central.region"),
         storage=central_fields.text("storage", base.storage),
         write_rate_limit=central_fields.flag("write_rate_limit", base.write_rate_limit),
     )
@@ -265,7 +293,7 @@ def _topology(raw: dict[str, Any]) -> Topology:
             f"regions[{index}]",
             {"name", "rtt_ms", "jitter_ms", "loss", "edges", *_EDGE_FIELDS},
         )
-        name = fields.text("name", "")
+        name = _region_name(fields)
         region_base = RegionSpec(name, DEFAULT_REGION_RTT_MS.get(name, 0.0))
         edges = fields.number("edges", region_base.edges, low=0, high=64)
         if edges != int(edges):

@@ -18,6 +18,8 @@ Rules every back-end keeps (one test suite checks all of them):
 * Every caller of :meth:`Storage.commit` is answered, whatever a write
   raises: a group that cannot be stored fails alone (INTERNAL, nothing of it
   written, no revision used) and the groups committed beside it succeed.
+* A failure of the storage itself (a full disk, an I/O error, a Redis out of
+  memory) is raised as :func:`storage_failed` says, whatever the operation.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import enum
 from collections.abc import Sequence
 from typing import Protocol
 
+from central.storage.stats import CommitStats
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult
 from edgekv.core.model import Change, Committed, Namespace, Put, Version, Write
@@ -70,7 +73,18 @@ def unstorable(writes: Sequence[Write]) -> KVError | None:
     return None
 
 
+def storage_failed(exc: BaseException) -> KVError:
+    """What a caller is told when the storage itself refused or failed (a full disk, an
+    I/O error, a Redis out of memory): STORAGE_FAILED, in the back-end's own words, on
+    one line — never an UNKNOWN, never a traceback. Every back-end raises it this way."""
+    words = str(exc).strip().splitlines()
+    return error(ErrorKind.STORAGE_FAILED, detail=words[0] if words else type(exc).__name__)
+
+
 class Storage(Protocol):
+    # Each storage transaction of the group commit, for the central's metrics.
+    commit_stats: CommitStats
+
     @property
     def revision(self) -> int:
         """The newest committed revision (0 for an empty store)."""

@@ -9,12 +9,14 @@ every other coroutine. Useful for tests and simulations; not durable.
 from __future__ import annotations
 
 import bisect
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 
 from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability, unstorable
 from central.storage.record import new_store_id
+from central.storage.stats import CommitStats
 from edgekv.core.errors import ErrorKind, error
 from edgekv.core.listing import ListQuery, ScanResult, scan_with_lookahead
 from edgekv.core.model import (
@@ -53,6 +55,7 @@ class MemoryStorage:
         self._changes: deque[Change] = deque(maxlen=change_log_rows)
         self._revision = 0
         self._store_id = new_store_id()
+        self.commit_stats = CommitStats()
 
     @property
     def revision(self) -> int:
@@ -122,7 +125,10 @@ class MemoryStorage:
         # Checked before anything is applied: a group is all or nothing.
         if refusal := unstorable(writes):
             raise refusal
-        return [self._apply(keyspace, write, now) for write in writes]
+        started = time.perf_counter()
+        committed = [self._apply(keyspace, write, now) for write in writes]
+        self.commit_stats.record(1, len(writes), time.perf_counter() - started)  # no batching
+        return committed
 
     def _apply(self, keyspace: _Keyspace, write: Write, now: float) -> Committed:
         if isinstance(write, Put):

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from edgekv.private_files import open_private
+
 log = logging.getLogger(__name__)
 
 RECORD_SUFFIX = ".record.json"
@@ -89,7 +91,7 @@ class StoreRecord:
         """Replace the record on disk atomically and durably."""
         text = json.dumps({"store_id": self.store_id, "revision": self.revision}) + "\n"
         temporary = self.path.with_name(self.path.name + ".tmp")
-        with temporary.open("w", encoding="utf-8") as file:
+        with os.fdopen(open_private(temporary), "w", encoding="utf-8") as file:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -61,8 +62,9 @@ import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 
 from central.storage import redis_guard
-from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability, unstorable
+from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability, storage_failed, unstorable
 from central.storage.record import StoreRecord, check_store, new_store_id
+from central.storage.stats import CommitStats
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult, prefix_upper_bound, scan_with_lookahead
 from edgekv.core.model import (
@@ -87,7 +89,14 @@ DEFAULT_SCAN_SKIP_KEYS = 1000
 CONNECT_TIMEOUT_SECONDS = 5.0
 # What a Redis call can fail with that is not a bug: unreachable, too slow, or refused
 # by central's own checks (redis_guard).
-_FAILURES = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_guard.Refused)
+# What a Redis call can fail with, for _kv_error to say what it means (a ResponseError
+# that is not a refusal to write is a bug, and stays as it is).
+_FAILURES = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ResponseError,
+    redis_guard.Refused,
+)
 
 # Lua: numbers are doubles, so revisions are formatted with %d (tostring
 # would switch to exponent notation past 1e14).
@@ -332,6 +341,14 @@ def _change(namespace_id: str, entry: bytes, info: bytes, value: bytes) -> Chang
     )
 
 
+def _refusal(exc: BaseException) -> BaseException:
+    """STORAGE_FAILED for a Redis that refuses writes; any other error as it is (a bug)."""
+    refuses = isinstance(exc, redis_errors.OutOfMemoryError | redis_errors.ReadOnlyError) or (
+        isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("MISCONF")
+    )
+    return storage_failed(exc) if refuses else exc
+
+
 def _lex_range(query: ListQuery) -> tuple[bytes, bytes]:
     """The ZRANGEBYLEX bounds of keys with the prefix that sort after start_after."""
     prefix = query.prefix.encode()
@@ -375,6 +392,7 @@ class RedisStorage:
         # Commit script calls waiting for the flusher: (keys, args, the caller's future).
         self._queued_commits: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self.commit_stats = CommitStats()
         self._commit_script = client.register_script(redis_guard.GUARD_LUA + _COMMIT_LUA)
         self._scan_script = client.register_script(_SCAN_LUA)
         self._get_script = client.register_script(_GET_LUA)
@@ -485,7 +503,7 @@ class RedisStorage:
             return exc.kv_error
         if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError):
             return self._unavailable(exc)
-        return exc
+        return _refusal(exc)
 
     async def _read(self, command: Callable[[], Awaitable[T]]) -> T:
         """Send a plain Redis command, unless the store went back."""
@@ -497,7 +515,8 @@ class RedisStorage:
             raise self._kv_error(exc) from None
 
     async def _call(self, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run a registered script; a lost connection becomes UNAVAILABLE."""
+        """Run a registered script; a lost connection becomes UNAVAILABLE, a Redis that
+        refuses to write (out of memory, read-only, cannot persist) STORAGE_FAILED."""
         if self._went_back is not None:
             raise self._went_back
         try:
@@ -539,7 +558,7 @@ class RedisStorage:
                     if answer.done():  # the caller gave up (cancelled)
                         continue
                     if isinstance(result, BaseException):
-                        answer.set_exception(result)
+                        answer.set_exception(self._kv_error(result))
                     else:
                         answer.set_result(result)
             finally:
@@ -554,10 +573,15 @@ class RedisStorage:
         pipe = self._client.pipeline(transaction=False)
         for keys, args, _ in batch:
             await self._commit_script(keys=keys, args=args, client=pipe)  # queues, no I/O
+        started = time.perf_counter()
         try:
-            return await pipe.execute(raise_on_error=False)
+            results = await pipe.execute(raise_on_error=False)
         except Exception as exc:  # hand it to every caller rather than lose it here
             return [self._kv_error(exc)] * len(batch)
+        # A commit's arguments: 4 of the group, then 4 per write (see commit()), then the guard's 2.
+        writes = sum((len(args) - 6) // 4 for _, args, _ in batch)
+        self.commit_stats.record(len(batch), writes, time.perf_counter() - started)
+        return list(results)
 
     def _unavailable(self, exc: Exception) -> KVError:
         return error(ErrorKind.UNAVAILABLE, detail=f"Redis at {self._url} failed: {exc}")

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,8 +43,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from central.storage import sqlite_file
-from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability
+from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability, storage_failed
 from central.storage.record import StoreRecord, check_store, new_store_id
+from central.storage.stats import CommitStats
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult, prefix_upper_bound, scan_with_lookahead
 from edgekv.core.model import (
@@ -56,6 +58,7 @@ from edgekv.core.model import (
     Version,
     Write,
 )
+from edgekv.private_files import create_private
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -209,6 +212,7 @@ class SqliteStorage:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._queue: list[_Pending] = []
         self._draining: asyncio.Task[None] | None = None
+        self.commit_stats = CommitStats()
 
     @classmethod
     async def open(
@@ -230,7 +234,10 @@ class SqliteStorage:
         if not path.exists():
             _refuse_to_start_empty(path, record)
         try:
+            create_private(path)  # readable by its owner only, and so its -wal and -shm
             store = cls(path, change_log_rows, durability)
+        except OSError as exc:
+            raise ValueError(f"cannot open sqlite:{path}: {exc.strerror or exc}") from None
         except sqlite3.Error as exc:
             raise ValueError(f"cannot open sqlite:{path}: {exc}") from None
         try:
@@ -264,26 +271,30 @@ class SqliteStorage:
         self._writer.close()
 
     async def _run_in_writer(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` on the writer thread, inside one transaction."""
+        """Run ``work`` on the writer thread, inside one transaction; a failure of SQLite
+        itself (``database or disk is full``) rolls it back and raises STORAGE_FAILED."""
         if self._gone is not None:
             raise self._gone
 
         def transaction() -> T:
-            self._writer.execute("BEGIN IMMEDIATE")
+            db = self._writer
             try:
-                result = work(self._writer)
-            except BaseException:
-                self._writer.execute("ROLLBACK")
-                raise
-            self._writer.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(db)
+                    db.execute("COMMIT")
+                finally:
+                    # A COMMIT that fails (SQLITE_FULL, an I/O error) may leave the
+                    # transaction open, and every later BEGIN would fail: end it here.
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise storage_failed(exc) from None
             if gone := self._file_gone():
                 raise gone
             return result
 
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, transaction)
-        except sqlite3.Error as exc:  # a full disk, say: the store failed, not the request
-            raise error(ErrorKind.UNAVAILABLE, detail=f"storage failed: {exc}") from None
+        return await asyncio.get_running_loop().run_in_executor(self._executor, transaction)
 
     # -- namespaces (rare; they go through the writer thread, in order) -----
 
@@ -421,8 +432,11 @@ class SqliteStorage:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
+                started = time.perf_counter()
                 try:
                     _answer(batch, await self._commit_or_fail(batch))
+                    writes = sum(len(pending.writes) for pending in batch)
+                    self.commit_stats.record(len(batch), writes, time.perf_counter() - started)
                 finally:
                     _fail_unanswered(batch)
         finally:
@@ -435,8 +449,8 @@ class SqliteStorage:
             outcomes, self._revision = await loop.run_in_executor(
                 self._executor, self._commit_batch, batch
             )
-        except sqlite3.Error as exc:
-            return [error(ErrorKind.UNAVAILABLE, detail=f"storage failed: {exc}")] * len(batch)
+        except sqlite3.Error as exc:  # the store failed (a full disk), not one group
+            return [storage_failed(exc)] * len(batch)
         except Exception as exc:
             log.exception("the SQLite writer failed on a bug; its batch was rolled back")
             return [_internal(exc)] * len(batch)

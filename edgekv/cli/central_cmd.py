@@ -7,7 +7,14 @@ import asyncio
 import logging
 from pathlib import Path
 
-from edgekv.cli.common import Subcommands, add_time_flags, clock_from, configure_logging
+from edgekv.cli.common import (
+    Subcommands,
+    add_redis_password_flag,
+    add_time_flags,
+    clock_from,
+    configure_logging,
+    redis_url_from,
+)
 from edgekv.cli.env_flags import apply_env_defaults
 from edgekv.process import format_ready
 from edgekv.topology import DEFAULT_CENTRAL_PORT
@@ -33,6 +40,13 @@ def register(subcommands: Subcommands) -> None:
         default="sqlite:edgekv.db",
         metavar="URL",
         help="sqlite:PATH (default sqlite:edgekv.db), memory:, or redis://HOST:PORT/DB",
+    )
+    add_redis_password_flag(parser)
+    parser.add_argument(
+        "--metrics-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics",
     )
     parser.add_argument(
         "--durability",
@@ -72,11 +86,12 @@ async def run(args: argparse.Namespace) -> int:
     settings = CentralSettings(write_rate_limit=not args.no_write_rate_limit)
     server = await start_central(
         args.listen,
-        args.storage,
+        redis_url_from(args.storage, args),
         clock,
         settings,
         durability=None if args.durability is None else Durability(args.durability),
         store_record=args.store_record,
+        metrics_listen=args.metrics_listen,
     )
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)

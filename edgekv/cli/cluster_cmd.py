@@ -24,7 +24,9 @@ from edgekv.cli.common import Subcommands
 from edgekv.core.errors import UsageError
 from edgekv.launcher import LocalCluster, RunningNode
 from edgekv.locate import ClusterState, read_state, state_file_path
-from edgekv.process import alive, spawn, stop_pids
+from edgekv.private_files import make_private_dirs
+from edgekv.process import ProcessIdentity, alive, spawn, stop_processes
+from edgekv.redis_urls import redact
 from edgekv.topology import Topology, default_topology, load_topology
 
 DEFAULT_DATA_DIR = Path.home() / ".edgekv" / "cluster-data"
@@ -69,7 +71,8 @@ async def run_up(args: argparse.Namespace) -> int:
     topology = load_topology(args.topology) if args.topology else default_topology()
     topology = topology.with_time_scale(args.time_scale)
     existing = read_state()
-    if existing is not None and existing.launcher_pid and alive(existing.launcher_pid):
+    running = existing.launcher_identity() if existing is not None else None
+    if existing is not None and running is not None and running.is_running():
         raise UsageError(
             f"a cluster is already running (launcher pid {existing.launcher_pid}); "
             "stop it with `edgekv down`"
@@ -104,7 +107,7 @@ async def _supervise(args: argparse.Namespace, topology: Topology) -> int:
                     reported.add(node.name)
                     print(
                         f"edgekv: node {node.name} exited with code {node.returncode}: "
-                        f"{node.log_tail(2)} (log: {node.log_path})",
+                        f"{redact(node.log_tail(2))} (log: {node.log_path})",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -131,13 +134,13 @@ async def _follow(nodes: list[RunningNode]) -> None:
             start = offsets.get(node.name, 0)
             end = data.rfind(b"\n") + 1
             for line in data[start:end].decode("utf-8", "replace").splitlines():
-                print(f"{node.name:>14} | {line}", flush=True)
+                print(f"{node.name:>14} | {redact(line)}", flush=True)
             offsets[node.name] = max(start, end)
         await asyncio.sleep(0.2)
 
 
 async def _detach(args: argparse.Namespace) -> int:
-    args.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(args.data_dir)
     command = [
         sys.executable,
         "-m",
@@ -178,13 +181,52 @@ def _running_state() -> ClusterState:
 
 async def run_down(args: argparse.Namespace) -> int:
     state = _running_state()
-    pids = [int(str(info["pid"])) for info in state.nodes.values()]
+    launcher = state.launcher_identity()
+    nodes = state.node_identities()
+    ours = _still_ours(state, launcher, nodes)
+    running_nodes = [p for p in nodes.values() if p is not None and p in ours]
     # The launcher stops its nodes in order; what is left after the grace period is killed.
-    launcher = [state.launcher_pid] if state.launcher_pid else []
-    await stop_pids([*launcher, *pids], DOWN_GRACE_S, terminate=launcher)
+    # Without it (it died), the nodes are told to stop themselves.
+    terminate = [launcher] if launcher is not None and launcher in ours else running_nodes
+    await stop_processes(ours, DOWN_GRACE_S, terminate=terminate)
     state_file_path().unlink(missing_ok=True)
-    print(f"stopped {len(pids)} nodes")
+    print(f"stopped {len(running_nodes)} nodes")
     return 0
+
+
+def _still_ours(
+    state: ClusterState,
+    launcher: ProcessIdentity | None,
+    nodes: dict[str, ProcessIdentity | None],
+) -> list[ProcessIdentity]:
+    """The recorded processes that still run as recorded; a word on stderr for each other.
+
+    A state file outlives its cluster when the machine restarts or the launcher is
+    killed, and its PIDs may by then belong to anyone: a PID is signalled only while
+    its start time and command line are still those recorded.
+    """
+    recorded: dict[str, tuple[object, ProcessIdentity | None]] = {
+        "launcher": (state.launcher_pid, launcher)
+    }
+    recorded |= {
+        f"node {name}": (info.get("pid"), nodes[name]) for name, info in state.nodes.items()
+    }
+    ours = []
+    for what, (pid, identity) in recorded.items():
+        if identity is not None and identity.is_running():
+            ours.append(identity)
+        elif identity is None and isinstance(pid, int) and alive(pid):
+            print(
+                f"edgekv: {what}: pid {pid} left alone: the state file does not say which "
+                "process it was (stop it by hand if it is edgekv's)",
+                file=sys.stderr,
+            )
+        elif identity is not None and alive(identity.pid):
+            print(
+                f"edgekv: {what}: pid {identity.pid} left alone: it is another process now",
+                file=sys.stderr,
+            )
+    return ours
 
 
 async def run_status(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from typing import NoReturn, TypeAlias
 
 from edgekv.clock import ScaledClock, valid_time_scale
 from edgekv.core.errors import KVError, UsageError
+from edgekv.redis_urls import PASSWORD_VARIABLE, configured_password, redact, with_password
 
 USER_ERRORS: tuple[type[BaseException], ...] = (KVError, UsageError, OSError)
 # What each command module's register() adds its parsers to.
@@ -57,12 +58,32 @@ def clock_from(args: argparse.Namespace) -> ScaledClock:
     return ScaledClock(scale=scale, anchor=args.time_anchor)
 
 
+class RedactingFormatter(logging.Formatter):
+    """Log lines (tracebacks included) with every Redis URL's password as ``***``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 def configure_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+
+
+def add_redis_password_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-password-file",
+        default=None,
+        metavar="FILE",
+        help=f"the Redis password, on the first line of FILE (else ${PASSWORD_VARIABLE}); "
+        "used for a redis:// URL that has none of its own, and never shown",
     )
+
+
+def redis_url_from(url: str, args: argparse.Namespace) -> str:
+    """``url`` with the password of ``--redis-password-file`` or the environment filled in."""
+    return with_password(url, configured_password(args.redis_password_file))
 
 
 # Exit code when the reader of stdout has gone: that of a process SIGPIPE killed, as
@@ -98,5 +119,5 @@ def run_command(command: Callable[[], Awaitable[int]]) -> int:
         raise
     except USER_ERRORS as exc:
         message = exc.message if isinstance(exc, KVError) else str(exc)
-        print(f"edgekv: error: {message}", file=sys.stderr)
+        print(f"edgekv: error: {redact(message)}", file=sys.stderr)
         return 1

@@ -6,11 +6,25 @@ import argparse
 import asyncio
 import logging
 
-from edgekv.cli.common import Subcommands, add_time_flags, clock_from, configure_logging
+from edgekv.cli.common import (
+    Subcommands,
+    add_redis_password_flag,
+    add_time_flags,
+    clock_from,
+    configure_logging,
+    redis_url_from,
+)
 from edgekv.cli.env_flags import apply_env_defaults
 from edgekv.core.errors import UsageError
 from edgekv.process import format_ready
-from edgekv.topology import DEFAULT_EDGE_PORT, MODE_NAMES, EdgeSpec, MiB, parse_size
+from edgekv.topology import (
+    DEFAULT_EDGE_PORT,
+    MODE_NAMES,
+    EdgeSpec,
+    MiB,
+    dns_label,
+    parse_size,
+)
 
 log = logging.getLogger("edgekv.edge")
 
@@ -37,6 +51,7 @@ def register(subcommands: Subcommands) -> None:
         metavar="URL",
         help=f"{DEFAULTS.cache} (default) or redis://HOST:PORT/DB",
     )
+    add_redis_password_flag(parser)
     parser.add_argument(
         "--cache-max-bytes",
         type=parse_size,
@@ -80,12 +95,15 @@ async def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--refresh-ahead must be in [0, 1), got {args.refresh_ahead}")
     if args.max_stale_s < 0:
         raise UsageError(f"--max-stale-s must be >= 0, got {args.max_stale_s}")
+    dns_label(args.region, "--region")
+    if args.node is not None:
+        dns_label(args.node, "--node")
     config = EdgeConfig(
         central=args.central,
         region=args.region,
         listen=args.listen,
         node=args.node,
-        cache_url=args.cache,
+        cache_url=redis_url_from(args.cache, args),
         cache_max_bytes=args.cache_max_bytes,
         policy=EdgePolicy(Mode(args.mode), args.max_stale_s, args.refresh_ahead),
         link=LinkSettings(args.rtt_ms, args.jitter_ms, args.loss).validated(),

@@ -129,6 +129,11 @@ class ErrorKind(enum.StrEnum):
     EXPIRATION_TTL_TOO_LARGE = "EXPIRATION_TTL_TOO_LARGE"
     STORE_FILE_GONE = "STORE_FILE_GONE"
     STORE_WENT_BACK = "STORE_WENT_BACK"
+    # What the error boundary, storage and the client say of input no rule above covers.
+    MESSAGE_INVALID = "MESSAGE_INVALID"
+    STORAGE_FAILED = "STORAGE_FAILED"
+    VALUE_NOT_JSON = "VALUE_NOT_JSON"
+    VALUE_NOT_TEXT = "VALUE_NOT_TEXT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +144,9 @@ class ErrorSpec:
     template: str
     exception: type[KVError]
     definite: bool = True
+    # Whether the facts may come from a request, and so are clipped (see error()); False
+    # for errors whose facts are central's own words (paths, what to do).
+    clipped: bool = True
 
 
 _INVALID = InvalidRequestError
@@ -308,6 +316,7 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "{remedy}",
         UnavailableError,
         definite=False,
+        clipped=False,
     ),
     # The store lost writes central acknowledged (a Redis flushed, or restarted from an
     # older file): central refuses writes rather than give their revisions again.
@@ -316,14 +325,60 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "{store} went back: {detail}. Central already acknowledged revision {revision} from "
         "it and refuses writes rather than acknowledge lower revisions again. {remedy}",
         UnavailableError,
+        clipped=False,
+    ),
+    # A request whose bytes do not parse as its message (not protobuf, or a string
+    # field that is not UTF-8): grpc would answer UNKNOWN; the boundary answers this.
+    ErrorKind.MESSAGE_INVALID: ErrorSpec(
+        "INVALID_ARGUMENT", "Invalid {method} request: it does not parse ({detail}).", _INVALID
+    ),
+    # The central store's storage refused a change (disk full, I/O error, Redis out of
+    # memory). Not definite: a failed commit may still have reached the disk.
+    ErrorKind.STORAGE_FAILED: ErrorSpec(
+        "UNAVAILABLE",
+        "The central store's storage failed: {detail}.",
+        UnavailableError,
+        definite=False,
+    ),
+    # Client side: a value read with type "json" or "text" that is not that.
+    ErrorKind.VALUE_NOT_JSON: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "The value of key {key!r} is not JSON ({detail}); read it as text or bytes.",
+        _INVALID,
+    ),
+    ErrorKind.VALUE_NOT_TEXT: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "The value of key {key!r} is not UTF-8 text ({detail}); read it as bytes.",
+        _INVALID,
     ),
 }
+
+# A message quotes at most this much of any value it was given, so that a megabyte
+# of bad input is never echoed back (a status message travels in a trailer of a few
+# KiB); ``detail`` — edgekv's own words, which may quote an exception — gets more.
+MAX_QUOTED_CHARS = 64
+MAX_DETAIL_CHARS = 512
 
 
 def error(kind: ErrorKind, **facts: object) -> KVError:
     """Build the exception for ``kind``, its message filled from ``facts``."""
     spec = REGISTRY[kind]
+    if spec.clipped:
+        facts = {name: _clipped(name, value) for name, value in facts.items()}
     return spec.exception(kind, spec.template.format(**facts))
+
+
+def _clipped(name: str, value: object) -> object:
+    """``value``, or a prefix of it and "…" when it is text longer than a message may quote."""
+    if not isinstance(value, str | bytes):
+        return value
+    most = MAX_DETAIL_CHARS if name == "detail" else MAX_QUOTED_CHARS
+    if len(value) <= most:
+        return value
+    # Quoted with !r, a clipped str shows as 'abc…' and clipped bytes as b'abc...'.
+    if isinstance(value, str):
+        return value[:most] + "…"
+    return value[:most] + b"..."
 
 
 def from_kind_name(kind_name: str, message: str) -> KVError:

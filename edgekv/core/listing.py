@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, error
 from edgekv.core.model import KeyInfo
+from edgekv.core.validation import validate_namespace_id
 
 _CURSOR_TAG = "c1."
 
@@ -58,6 +59,7 @@ class ListPage:
 
 def parse_list_request(namespace_id: str, raw_prefix: bytes, limit: int, cursor: str) -> ListQuery:
     """Validate a list request; ``limit`` 0 or negative means the maximum."""
+    validate_namespace_id(namespace_id)
     try:
         prefix = raw_prefix.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -38,6 +38,7 @@ from edgekv.experiments.cluster import (
     running_cluster_view,
 )
 from edgekv.experiments.history import Op, read_history, write_history
+from edgekv.experiments.records import MalformedRecord
 from edgekv.experiments.results import (
     HISTORY_FILE,
     RUN_FILE,
@@ -430,7 +431,11 @@ async def run_into_folder(experiment: Experiment, args: argparse.Namespace) -> i
 
 def derive(experiment: Experiment, run_dir: Path) -> Summary:
     """Summary, CSVs, plots and report from run.json and history.jsonl alone."""
-    record = RunRecord.from_json((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    run_file = run_dir / RUN_FILE
+    try:
+        record = RunRecord.from_json(run_file.read_text(encoding="utf-8"))
+    except MalformedRecord as exc:
+        raise MalformedRecord(f"{run_file}: not a run.json edgekv can read ({exc})") from None
     ops = read_history(run_dir / HISTORY_FILE)
     summary = experiment.summarise(record, ops)
     plots = experiment.draw(record, ops, summary, run_dir)

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from edgekv.experiments.records import MalformedRecord, from_record
+
 Kind = Literal["read", "write"]
 Outcome = Literal["ok", "failed", "unknown"]
 
@@ -90,8 +92,18 @@ def write_history(path: Path, ops: Iterable[Op]) -> None:
 
 
 def read_history(path: Path) -> list[Op]:
+    """The ops of a history file; MalformedRecord (one line, naming the line) when a line
+    is not an op."""
+    ops = []
     with path.open(encoding="utf-8") as lines:
-        return [Op.from_dict(json.loads(line)) for line in lines if line.strip()]
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                ops.append(from_record(Op, json.loads(line)))
+            except (ValueError, MalformedRecord) as exc:
+                raise MalformedRecord(f"{path}, line {number}: not an operation ({exc})") from None
+    return ops
 
 
 @dataclass(frozen=True, slots=True)

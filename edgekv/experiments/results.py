@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekv.experiments.records import MalformedRecord, from_record
 from edgekv.provenance import describe, edgekv_version
 from edgekv.provenance import git_commit as git_commit  # experiments import it from here
 
@@ -163,8 +164,15 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, text: str) -> RunRecord:
+        """The record of ``text``; MalformedRecord (one line) when it is not one."""
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise MalformedRecord(f"not JSON ({exc})") from None
         # A run recorded before versions were recorded must not get today's.
-        return cls(**{"edgekv_version": "unknown", **json.loads(text)})
+        if isinstance(raw, dict):
+            raw = {"edgekv_version": "unknown", **raw}
+        return from_record(cls, raw)
 
 
 def utc_stamp() -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -16,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekv.process import alive
+from edgekv.locate import ClusterState
+from edgekv.process import ProcessIdentity, alive
 
 EDGEKV = [sys.executable, "-m", "edgekv"]
 
@@ -37,6 +40,59 @@ def env(tmp_path: Path) -> dict[str, str]:
 def node_pids(state_file: Path) -> dict[str, int]:
     state = json.loads(state_file.read_text())
     return {name: int(info["pid"]) for name, info in state["nodes"].items()}
+
+
+def test_down_signals_only_the_processes_the_launcher_started(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A stale state file whose PIDs now belong to someone else: down leaves them alone."""
+    state_file = Path(env["EDGEKV_STATE_FILE"])
+    state_file.parent.mkdir(parents=True)
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        deadline = time.monotonic() + 5
+        # Just after exec the kernel may show an empty command line for a moment.
+        while (identity := ProcessIdentity.of(bystander.pid)) is not None and not identity.cmdline:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert identity is not None
+        stale = {
+            "pid": bystander.pid,
+            "started_ticks": (identity.start_ticks or 0) + 1,
+            "cmdline": [sys.executable, "-m", "edgekv", "edge"],
+        }
+        for state in (
+            # Recorded by an edgekv up that started another process under this PID.
+            ClusterState(
+                "127.0.0.1:1",
+                launcher_pid=bystander.pid,
+                launcher=stale,
+                nodes={"central": {"kind": "central", **stale}},
+            ),
+            # Made by hand, or by an edgekv that recorded PIDs alone.
+            ClusterState(
+                "127.0.0.1:1",
+                launcher_pid=bystander.pid,
+                nodes={"central": {"kind": "central", "pid": bystander.pid}},
+            ),
+        ):
+            state.write(state_file)
+            down = run(env, "down")
+            assert down.returncode == 0, down.stderr
+            assert down.stdout == "stopped 0 nodes\n"
+            assert f"pid {bystander.pid} left alone" in down.stderr
+            assert not state_file.exists()
+            time.sleep(0.2)
+            assert bystander.poll() is None, "down signalled a process it did not start"
+        # The process the file records, still running as recorded: down stops it.
+        ClusterState(
+            "127.0.0.1:1", nodes={"central": {"kind": "central", **identity.to_json()}}
+        ).write(state_file)
+        down = run(env, "down")
+        assert (down.returncode, down.stdout) == (0, "stopped 1 nodes\n"), down.stderr
+        assert bystander.wait(5) == -signal.SIGTERM
+    finally:
+        bystander.kill()
 
 
 @pytest.mark.slow
@@ -120,6 +176,50 @@ def test_up_in_the_foreground_stops_everything_on_sigterm(
     assert "stopped" in stdout
     assert not state_file.exists()
     assert not [name for name, pid in pids.items() if alive(pid)], "orphan nodes after SIGTERM"
+
+
+def test_up_creates_its_state_database_and_logs_for_its_owner_only(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    topology = tmp_path / "small.toml"
+    topology.write_text("[[regions]]\nname = 'eu-west'\n")
+    state_file = Path(env["EDGEKV_STATE_FILE"])  # in a folder that does not exist yet
+    data = tmp_path / "new" / "data"
+    up = shlex.join([*EDGEKV, "up", "--topology", str(topology), "--data-dir", str(data)])
+    process = subprocess.Popen(
+        ["sh", "-c", f"umask 022 && exec {up}"],  # the usual umask: files readable by all
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not state_file.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no state file within 30 s"
+            time.sleep(0.05)
+        modes = {
+            path.relative_to(tmp_path).as_posix(): stat.S_IMODE(path.stat().st_mode)
+            for path in [state_file.parent, state_file, *(tmp_path / "new").rglob("*")]
+        }
+        process.terminate()
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert modes == {
+        "state": 0o700,
+        "state/cluster.json": 0o600,
+        "new/data": 0o700,
+        "new/data/logs": 0o700,
+        "new/data/logs/central.log": 0o600,
+        "new/data/logs/eu-west-1.log": 0o600,
+        "new/data/central.db": 0o600,
+        "new/data/central.db-wal": 0o600,
+        "new/data/central.db-shm": 0o600,
+        "new/data/central.db.record.json": 0o600,
+    }, {name: oct(mode) for name, mode in modes.items()}
 
 
 def test_a_bad_topology_is_one_line(env: dict[str, str], tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -85,6 +86,26 @@ def test_committed_compose_file_validates_against_the_compose_schema() -> None:
     assert schema_errors(document) == []
 
 
+def published(port: str, environ: dict[str, str] | None = None) -> str:
+    """A ``ports`` entry as Compose reads it: ``${VAR:-default}`` filled from ``environ``."""
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: (environ or {}).get(m[1]) or m[2], port)
+
+
+def test_ports_are_published_on_loopback_unless_asked_otherwise() -> None:
+    """Central and the edges serve without authentication: by default only this host
+    reaches them; EDGEKV_PUBLISH_ADDRESS publishes them wider, on purpose."""
+    document = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    ports = {name: service.get("ports", []) for name, service in document["services"].items()}
+    assert {name: [published(p) for p in ps] for name, ps in ports.items() if ps} == {
+        "central": ["127.0.0.1:7000:7000"],
+        **{f"edge-{r.name}": ["127.0.0.1::7100"] for r in default_topology().regions},
+    }
+    assert ports["redis"] == [] and ports["experiment"] == []
+    wide = {"EDGEKV_PUBLISH_ADDRESS": "0.0.0.0"}
+    assert published(ports["central"][0], wide) == "0.0.0.0:7000:7000"
+    assert published(ports["edge-eu-west"][0], wide) == "0.0.0.0::7100"
+
+
 def test_default_compose_services_and_wiring() -> None:
     document = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
     services = document["services"]
@@ -117,7 +138,7 @@ def test_default_compose_services_and_wiring() -> None:
         edge = services[f"edge-{name}"]
         assert edge["deploy"] == {"replicas": 1}
         # Scalable: no fixed host port, so `--scale edge-REGION=3` cannot collide.
-        assert edge["ports"] == ["7100"]
+        assert [published(port) for port in edge["ports"]] == ["127.0.0.1::7100"]
         assert edge["depends_on"] == {"central": {"condition": "service_healthy"}}
         assert edge["environment"]["EDGEKV_HEALTH_PORT"] == "7100"
         assert "--node" not in edge["command"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgekv.process import (
+    ProcessIdentity,
     StartError,
     alive,
     die_with_parent_argv,
@@ -18,7 +20,7 @@ from edgekv.process import (
     format_ready,
     parse_ready,
     spawn,
-    stop_pids,
+    stop_processes,
     wait_ready,
     wait_ready_async,
 )
@@ -147,13 +149,42 @@ def test_a_missing_command_fails_in_the_parent(tmp_path: Path) -> None:
         spawn(["no-such-edgekv-command"], tmp_path / "log")
 
 
-async def test_stop_pids_stops_what_we_did_not_start_as_a_child(tmp_path: Path) -> None:
+async def test_stop_processes_stops_what_we_did_not_start_as_a_child(tmp_path: Path) -> None:
     polite = spawn(python("import time; time.sleep(60)"), tmp_path / "a")
     stubborn = spawn(python(IGNORES_SIGTERM), tmp_path / "b", name="stubborn")
     await wait_ready_async([stubborn], timeout_s=20)  # its handler is in place
-    killed = await stop_pids([polite.pid, stubborn.pid], grace_s=1.0)
+    processes = [ProcessIdentity.of(polite.pid), ProcessIdentity.of(stubborn.pid)]
+    assert None not in processes
+    killed = await stop_processes([p for p in processes if p is not None], grace_s=1.0)
     assert killed == [stubborn.pid]
     assert (polite.popen.wait(5), stubborn.popen.wait(5)) == (-signal.SIGTERM, -signal.SIGKILL)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="start times come from /proc")
+async def test_a_process_is_known_by_its_start_time_and_command_line(tmp_path: Path) -> None:
+    # (Not behind the parent-death prelude, which runs first under another command line.)
+    sleeper = spawn(["sleep", "60"], tmp_path / "sleep", die_with_parent=False)
+    try:
+        deadline = time.monotonic() + 5
+        # Just after exec the kernel may show an empty command line for a moment.
+        while (identity := ProcessIdentity.of(sleeper.pid)) is not None and not identity.cmdline:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        assert identity is not None and identity.cmdline == ("sleep", "60")
+        assert identity.is_running()
+        assert ProcessIdentity.from_json(identity.to_json()) == identity
+        for other in (
+            ProcessIdentity(sleeper.pid, (identity.start_ticks or 0) + 1, identity.cmdline),
+            ProcessIdentity(sleeper.pid, identity.start_ticks, ("sleep", "61")),
+        ):
+            assert not other.is_running(), "a reused PID is another process"
+            assert await stop_processes([other], grace_s=0.1) == []
+            assert sleeper.running, "a process that is not the one recorded is never signalled"
+        assert await stop_processes([identity], grace_s=5) == []
+        assert sleeper.popen.wait(5) == -signal.SIGTERM
+        assert not identity.is_running() and ProcessIdentity.of(sleeper.pid) is None
+    finally:
+        sleeper.kill()
 
 
 # -- the parent's death -----------------------------------------------------------------------

@@ -149,7 +149,7 @@ async def test_a_namespace_whose_delete_failed_on_a_full_disk_still_answers(
 
         with pytest.raises(edgekv.UnavailableError, match="full") as caught:
             await client.delete_namespace(namespace.id)
-        assert caught.value.kind is edgekv.ErrorKind.UNAVAILABLE
+        assert caught.value.kind is edgekv.ErrorKind.STORAGE_FAILED
         assert (await client.get_namespace(namespace.id)).title == "kept"
         assert await kv.get("k000") == value
         assert len([key async for key in kv.list_all()]) == 100
@@ -356,7 +356,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def test_a_redis_with_default_persistence_is_refused_with_the_fix(tmp_path: Path) -> None:
-    server = start_redis(tmp_path / "redis", REDIS_DEFAULT_PERSISTENCE)
+    server = start_redis(tmp_path / "redis", persistence=REDIS_DEFAULT_PERSISTENCE)
     try:
         refusal = refused_start(server.url(), tmp_path / "logs")
     finally:
@@ -372,7 +372,7 @@ def test_a_redis_with_default_persistence_is_refused_with_the_fix(tmp_path: Path
 async def test_durability_none_takes_such_a_redis_and_says_so(
     launcher: CentralLauncher, tmp_path: Path
 ) -> None:
-    server = start_redis(tmp_path / "redis", REDIS_DEFAULT_PERSISTENCE)
+    server = start_redis(tmp_path / "redis", persistence=REDIS_DEFAULT_PERSISTENCE)
     try:
         central = launcher.start(server.url(), ["--durability", "none"])
         assert central.fields["durability"] == "none", central.ready_line
@@ -389,7 +389,7 @@ def test_a_redis_that_hides_its_config_is_refused_unless_durability_none(
 ) -> None:
     # As managed Redis services do: CONFIG renamed away.
     persistence = (*DURABLE_PERSISTENCE, "--rename-command", "CONFIG", "")
-    server = start_redis(tmp_path / "redis", persistence)
+    server = start_redis(tmp_path / "redis", persistence=persistence)
     try:
         refusal = refused_start(server.url(), tmp_path / "logs")
         assert "does not let central read its persistence settings" in refusal, refusal

@@ -40,6 +40,8 @@ class RedisServer:
     process: Child
     data_dir: Path
     persistence: Sequence[str] = field(default=DURABLE_PERSISTENCE)
+    # Further redis-server flags, e.g. --requirepass.
+    extra_args: Sequence[str] = ()
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
@@ -54,7 +56,7 @@ class RedisServer:
     def restart(self) -> None:
         """Start it again on the same port, directory and persistence (after stop or kill)."""
         self.process.stop()
-        restarted = _spawn_and_wait(self.data_dir, self.port, self.persistence)
+        restarted = _spawn_and_wait(self.data_dir, self.port, [*self.persistence, *self.extra_args])
         if restarted is None:
             raise RuntimeError(f"could not restart redis-server on port {self.port}")
         self.process = restarted
@@ -70,19 +72,23 @@ def require_redis_binary() -> str:
     return binary
 
 
-def start_redis(data_dir: Path, persistence: Sequence[str] = DURABLE_PERSISTENCE) -> RedisServer:
-    """A redis-server in ``data_dir`` with ``persistence`` (its flags), on a free port."""
+def start_redis(
+    data_dir: Path,
+    extra_args: Sequence[str] = (),
+    persistence: Sequence[str] = DURABLE_PERSISTENCE,
+) -> RedisServer:
+    """A redis-server in ``data_dir`` with ``persistence`` and ``extra_args``, on a free port."""
     require_redis_binary()
     data_dir.mkdir(parents=True, exist_ok=True)
     for _ in range(5):
         port = free_port()
-        process = _spawn_and_wait(data_dir, port, persistence)
+        process = _spawn_and_wait(data_dir, port, [*persistence, *extra_args])
         if process is not None:
-            return RedisServer(port, process, data_dir, tuple(persistence))
+            return RedisServer(port, process, data_dir, tuple(persistence), tuple(extra_args))
     raise RuntimeError("could not start redis-server")
 
 
-def _spawn_and_wait(data_dir: Path, port: int, persistence: Sequence[str]) -> Child | None:
+def _spawn_and_wait(data_dir: Path, port: int, flags: Sequence[str]) -> Child | None:
     """Start redis-server on ``port``; the process once it answers PING, None if it did not."""
     argv = [
         require_redis_binary(),
@@ -90,7 +96,7 @@ def _spawn_and_wait(data_dir: Path, port: int, persistence: Sequence[str]) -> Ch
         "--bind", "127.0.0.1",
         "--dir", str(data_dir),
         "--protected-mode", "no",
-        *persistence,
+        *flags,
     ]  # fmt: skip
     process = spawn(argv, data_dir / f"redis-{port}.log")
     deadline = time.monotonic() + 10
@@ -98,7 +104,8 @@ def _spawn_and_wait(data_dir: Path, port: int, persistence: Sequence[str]) -> Ch
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
                 conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
+                # A server with --requirepass answers -NOAUTH: it is up all the same.
+                if conn.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                     return process
         except OSError:
             time.sleep(0.02)

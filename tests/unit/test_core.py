@@ -149,13 +149,17 @@ def test_cursors_round_trip_and_refuse_garbage() -> None:
 
 
 def test_list_request_limits() -> None:
-    assert parse_list_request("n", b"", 0, "").limit == 1000
-    assert parse_list_request("n", b"", -1, "").limit == 1000
-    assert parse_list_request("n", b"", 1000, "").limit == 1000
-    assert kind_of(parse_list_request, "n", b"", 1001, "") is ErrorKind.LIST_LIMIT_TOO_LARGE
-    assert kind_of(parse_list_request, "n", b"\xff", 10, "") is ErrorKind.PREFIX_NOT_UTF8
-    query = parse_list_request("n", b"p", 5, encode_cursor("p1"))
-    assert query == ListQuery("n", "p", "p1", 5)
+    namespace_id = "0" * 32
+    assert parse_list_request(namespace_id, b"", 0, "").limit == 1000
+    assert parse_list_request(namespace_id, b"", -1, "").limit == 1000
+    assert parse_list_request(namespace_id, b"", 1000, "").limit == 1000
+    assert (
+        kind_of(parse_list_request, namespace_id, b"", 1001, "") is ErrorKind.LIST_LIMIT_TOO_LARGE
+    )
+    assert kind_of(parse_list_request, namespace_id, b"\xff", 10, "") is ErrorKind.PREFIX_NOT_UTF8
+    assert kind_of(parse_list_request, "n", b"\xff", 1001, "") is ErrorKind.NAMESPACE_ID_INVALID
+    query = parse_list_request(namespace_id, b"p", 5, encode_cursor("p1"))
+    assert query == ListQuery(namespace_id, "p", "p1", 5)
     assert query.matches("p2") and not query.matches("p1") and not query.matches("q")
 
 

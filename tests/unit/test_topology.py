@@ -92,6 +92,14 @@ max_stale_s = 30
         ),
         ("", "regions: needs at least one"),
         ("regions = [", "invalid TOML"),
+        ("[[regions]]\nname = '../../escaped'", "regions[0].name: '../../escaped' is not"),
+        ("[[regions]]\nname = 'EU-West'", "regions[0].name: 'EU-West' is not a DNS label"),
+        ("[[regions]]\nname = '-eu'", "regions[0].name: '-eu' is not a DNS label"),
+        ("[[regions]]\nname = 'eu-'", "regions[0].name: 'eu-' is not a DNS label"),
+        ("[[regions]]\nname = 'eu west'", "regions[0].name: 'eu west' is not a DNS label"),
+        (f"[[regions]]\nname = '{'r' * 64}'", "regions[0].name: 'rrrrrrrr"),
+        (f"[[regions]]\nname = '{'r' * 60}'", "edge-rrr"),  # its compose service's name
+        ("[central]\nregion = 'a/b'\n[[regions]]\nname = 'x'", "central.region: 'a/b' is not"),
     ],
 )
 def test_bad_fields_are_named_in_one_line(tmp_path: Path, text: str, named: str) -> None:
@@ -102,6 +110,13 @@ def test_bad_fields_are_named_in_one_line(tmp_path: Path, text: str, named: str)
     assert message.startswith(str(path)), message
     assert named in message
     assert "\n" not in message
+
+
+def test_names_that_are_dns_labels_pass(tmp_path: Path) -> None:
+    longest = "r" * (63 - len("edge-"))  # edge-REGION, its compose service, is a label too
+    for name in ("eu-west", "a", "0", "r2-d2", longest):
+        path = write(tmp_path, f"[[regions]]\nname = '{name}'\n")
+        assert load_topology(path).regions[0].name == name
 
 
 def test_sizes() -> None:

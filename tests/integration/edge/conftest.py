@@ -21,9 +21,7 @@ Two defaults keep the tests about the edge and nothing else:
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +36,7 @@ from edge.server import EdgeConfig, EdgeServer, start_edge
 from edge.upstream import RetrySettings
 from edgekv.clock import Clock, ManualClock
 from edgekv.control import EdgeStats, LinkSettings, NodeControl
+from tests.support.metrics import scrape as scrape  # the edge tests import it from here
 
 NO_BACKOFF = RetrySettings(initial_backoff_s=0.0)
 NO_CLIENT_RETRY = edgekv.RetryPolicy(attempts=1)
@@ -134,6 +133,7 @@ class Cluster:
         seed: int = 0,
         cache_url: str = "memory",
         metrics_listen: str | None = None,
+        max_watchers: int | None = None,
     ) -> Edge:
         if retry is None:
             retry = NO_BACKOFF if isinstance(self.clock, ManualClock) else RetrySettings()
@@ -147,6 +147,7 @@ class Cluster:
             retry=retry,
             seed=seed,
             metrics_listen=metrics_listen,
+            **({} if max_watchers is None else {"max_watchers": max_watchers}),
         )
         server = await start_edge(config, self.clock)
         client = edgekv.Client(edge=server.address, retry=NO_CLIENT_RETRY)
@@ -215,23 +216,3 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout_s:g} s")
         await asyncio.sleep(POLL_S)
-
-
-METRIC_SAMPLE = re.compile(r"^(?P<name>\w+)\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
-
-
-def _fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        body: bytes = response.read()
-    return body.decode("utf-8")
-
-
-async def scrape(port: int) -> dict[str, dict[str, float]]:
-    """``{metric name: {labels: value}}`` from the /metrics page on ``port``."""
-    text = await asyncio.to_thread(_fetch, f"http://127.0.0.1:{port}/metrics")
-    samples: dict[str, dict[str, float]] = {}
-    for line in text.splitlines():
-        match = METRIC_SAMPLE.match(line)
-        if match:
-            samples.setdefault(match["name"], {})[match["labels"]] = float(match["value"])
-    return samples

@@ -133,3 +133,22 @@ async def test_an_edge_with_a_bad_cache_url_fails_at_start(
         timeout_s=20,
     )
     assert_one_line_error(result, url.split("://")[0])
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--region", "../../escaped"], "--region: '../../escaped' is not a DNS label"),
+        (["--region", "eu-west", "--node", "Node_1"], "--node: 'Node_1' is not a DNS label"),
+        (["--region", "eu-west", "--node", "n" * 64], "--node: 'nnnn"),
+    ],
+    ids=["region-path", "node-case", "node-too-long"],
+)
+async def test_an_edge_whose_names_are_not_dns_labels_fails_at_start(
+    cluster: Cluster, tmp_path: Path, flags: list[str], named: str
+) -> None:
+    region = flags[1]
+    result = await asyncio.to_thread(
+        run_edge_to_exit, cluster.central_address, region, tmp_path, flags[2:], timeout_s=20
+    )
+    assert_one_line_error(result, named)

@@ -113,6 +113,27 @@ async def test_get_types(kv: edgekv.KVNamespace) -> None:
         assert await kv.get("missing", type=value_type) is None
 
 
+async def test_a_value_read_as_a_type_it_is_not_is_a_kv_error(kv: edgekv.KVNamespace) -> None:
+    await kv.put("plain", "not json")
+    await kv.put("nan", "NaN")
+    await kv.put("binary", b"\xff\xfe")
+    with pytest.raises(edgekv.InvalidRequestError) as not_json:
+        await kv.get("plain", type="json")
+    assert (not_json.value.kind, not_json.value.message) == (
+        edgekv.ErrorKind.VALUE_NOT_JSON,
+        "The value of key 'plain' is not JSON (Expecting value: line 1 column 1 (char 0)); "
+        "read it as text or bytes.",
+    )
+    with pytest.raises(edgekv.InvalidRequestError, match="The value of key 'nan' is not JSON"):
+        await kv.get(["nan"], type="json")
+    with pytest.raises(edgekv.InvalidRequestError) as not_text:
+        await kv.get("binary")
+    assert (not_text.value.kind, not_text.value.message) == (
+        edgekv.ErrorKind.VALUE_NOT_TEXT,
+        "The value of key 'binary' is not UTF-8 text (invalid byte at offset 0); read it as bytes.",
+    )
+
+
 async def test_get_stream_yields_the_bytes_in_chunks(kv: edgekv.KVNamespace) -> None:
     payload = bytes(range(256)) * 1000  # 256,000 bytes: several chunks
     await kv.put("big", payload)
