@@ -30,6 +30,7 @@ def print_report(report: Report, started: float) -> None:
     took_s = time.monotonic() - started
     print(f"\n{report.requests} requests in {took_s:.0f} s ({report.requests / took_s:.0f}/s)")
     print("by status: " + ", ".join(f"{k} {v}" for k, v in report.by_status.most_common()))
+    print("by kind: " + ", ".join(f"{k} {v}" for k, v in report.by_kind.most_common()))
     for path, count in sorted(report.by_method.items()):
         print(f"  {path:<40} {count}")
 

@@ -12,7 +12,8 @@ of its bytes; the fuzzer sends them and checks the answer:
   says what is wrong with it;
 * where central and an edge serve the same request (Get, GetMany, List, Put,
   Delete: the edge's request messages number their fields as central's do, so
-  the same bytes mean the same request), both give the same status and kind;
+  the same bytes mean the same request), both give the same status and kind —
+  except that an edge may still serve copies of a namespace central deleted;
 * between rounds of examples (:meth:`Fuzzer.verify`):
   the servers still run, their logs hold no traceback, the canary namespace
   (written before the run, never named by the fuzzer) is unchanged, and the
@@ -39,7 +40,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 import edgekv
-from edgekv.control import LinkSettings, NodeControl
+from edgekv.control import NodeControl
 from edgekv.rpc import ERROR_KIND_METADATA_KEY
 from edgekv.v1 import central_pb2, edge_pb2
 from tests.fuzz.messages import message, mutated
@@ -94,6 +95,7 @@ class Report:
     requests: int = 0
     by_method: Counter[str] = field(default_factory=Counter)
     by_status: Counter[str] = field(default_factory=Counter)
+    by_kind: Counter[str] = field(default_factory=Counter)
     failures: list[Failure] = field(default_factory=list)
 
 
@@ -197,6 +199,7 @@ class Fuzzer:
         else:
             answer = Answer(grpc.StatusCode.OK, "", "")
         self.report.by_status[answer.code.name] += 1
+        self.report.by_kind[answer.kind or answer.code.name] += 1
         return answer
 
     def check(self, target: Target, payload: bytes, answer: Answer) -> None:
@@ -213,7 +216,11 @@ class Fuzzer:
         mirror = Target("edgekv.v1.EdgeKV", target.method, self.edge)
         at_edge = self.send(mirror, payload)
         self.check(mirror, payload, at_edge)
-        if (at_edge.code, at_edge.kind) != (answer.code, answer.kind):
+        # Eventual consistency, not a disagreement: an edge serves its copies of a deleted
+        # namespace (a request deleted the fuzzer's) until they expire, as it serves its
+        # copies of a deleted key.
+        deleted_here = answer.kind == "NAMESPACE_NOT_FOUND" and at_edge.code == grpc.StatusCode.OK
+        if (at_edge.code, at_edge.kind) != (answer.code, answer.kind) and not deleted_here:
             self._fail(
                 f"central said {answer.code.name} {answer.kind} ({answer.details[:120]!r}), "
                 f"the edge {at_edge.code.name} {at_edge.kind} ({at_edge.details[:120]!r})",
@@ -222,12 +229,8 @@ class Fuzzer:
             )
 
     def _restore_link(self) -> None:
-        restore = self._channels[self.edge].unary_unary(
-            "/edgekv.v1.EdgeControl/SetLink",
-            request_serializer=LinkSettings.to_pb,
-            response_deserializer=edge_pb2.LinkSettings.FromString,
-        )
-        restore(self._link, timeout=CALL_TIMEOUT_S)
+        restore = self._channels[self.edge].unary_unary("/edgekv.v1.EdgeControl/SetLink")
+        restore(self._link.to_pb().SerializeToString(), timeout=CALL_TIMEOUT_S)
 
     def _fail(self, what: str, path: str, payload: bytes) -> None:
         failure = Failure(what, path, payload.hex())

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
+DOTS = (b".", b"..")
 MAX_DEPTH = 3
 
 
@@ -37,17 +38,26 @@ def _bounded_int(low: int, high: int) -> st.SearchStrategy[int]:
 def _names(namespace_ids: Sequence[str]) -> dict[str, st.SearchStrategy[Any]]:
     """Values of the fields whose names mean something to edgekv."""
     json_texts = st.one_of(
+        st.just('{"n": 1}'),
         st.sampled_from(["{}", "null", "NaN", "-Infinity", '{"x": NaN}', "[" * 1024, "1e999"]),
         st.text(max_size=40).map(lambda text: json.dumps({"a": text})),
         st.text(max_size=1100),
     )
+    # Mostly keys that pass, so that requests get past validation; then the rules' edges.
+    good_keys = st.text(min_size=1, max_size=24).map(str.encode).filter(lambda k: k not in DOTS)
     keys = st.one_of(
+        good_keys,
+        good_keys,
         st.sampled_from([b"", b".", b"..", b"a" * 512, b"a" * 513, "é".encode() * 256, b"k"]),
         st.binary(max_size=600),
     )
     return {
+        # Mostly a namespace that exists, so that requests reach past the first check.
         "namespace_id": st.one_of(
-            st.sampled_from([*namespace_ids, "", "f" * 32, "F" * 32, "0" * 31, "g" * 32]),
+            st.sampled_from(namespace_ids),
+            st.sampled_from(namespace_ids),
+            st.sampled_from(namespace_ids),
+            st.sampled_from(["", "f" * 32, "F" * 32, "0" * 31, "g" * 32]),
             st.text(alphabet="0123456789abcdef", min_size=30, max_size=34),
             st.text(max_size=64),
         ),
@@ -61,6 +71,11 @@ def _names(namespace_ids: Sequence[str]) -> dict[str, st.SearchStrategy[Any]]:
         ),
         "title": st.text(max_size=600),
         "value": st.binary(max_size=2048),
+        # Numbers with a meaning: mostly values that pass, then their edges and anything.
+        "expiration_ttl": st.one_of(st.sampled_from([60, 3600, 59, 0, -1]), _bounded_int(*INT64)),
+        "expiration": st.one_of(st.just(4_102_444_800), st.integers(0, 2**40)),
+        "cache_ttl": st.one_of(st.sampled_from([30, 60, 300, 29, 0]), _bounded_int(*INT64)),
+        "start_revision": st.one_of(st.integers(0, 50), _bounded_int(*INT64)),
     }
 
 
@@ -80,7 +95,7 @@ def _scalar(field: FieldDescriptor, names: dict[str, st.SearchStrategy[Any]]) ->
         numbers = [value.number for value in field.enum_type.values]
         return st.one_of(st.sampled_from(numbers), st.integers(-3, 50))
     if kind in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32):
-        return _bounded_int(*INT32)
+        return st.one_of(st.integers(0, 20), _bounded_int(*INT32))
     if kind in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64):
         return _bounded_int(*INT64)
     raise TypeError(f"no strategy for field {field.full_name} of type {kind}")
@@ -129,7 +144,8 @@ def _build(cls: type[Message], values: dict[str, Any]) -> Message:
 def mutated(draw: st.DrawFn, payload: bytes) -> bytes:
     """``payload`` as it is, or damaged by up to three mutations."""
     data = bytearray(payload)
-    for _ in range(draw(st.integers(0, 3))):
+    # Half the requests reach the servers as drawn; the others are damaged.
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2, 3]))):
         how = draw(st.sampled_from(["flip", "cut", "insert", "truncate", "field"]))
         at = draw(st.integers(0, len(data))) if data else 0
         if how == "flip" and data:
