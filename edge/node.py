@@ -74,6 +74,16 @@ ContentT_co = TypeVar("ContentT_co", covariant=True)
 CopyT = TypeVar("CopyT", bound=Copy)
 SlotT = TypeVar("SlotT", tuple[str, str], PageSlot)
 ValueSlot = tuple[str, str]
+# The failures of reaching central: the link's, and the transport's.
+REACHING_CENTRAL = frozenset(
+    {
+        ErrorKind.LINK_DOWN,
+        ErrorKind.REQUEST_LOST,
+        ErrorKind.RESPONSE_LOST,
+        ErrorKind.UNAVAILABLE,
+        ErrorKind.DEADLINE_EXCEEDED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,7 +399,9 @@ class EdgeNode:
         try:
             return await call
         except KVError as exc:
-            if not exc.transient:
+            # Central's own refusals (its storage failed, its file is gone) reach the
+            # writer as central said them; only a failure to reach central is the edge's.
+            if exc.kind not in REACHING_CENTRAL:
                 raise
             outcome = "was not applied" if exc.definite else "may or may not have been applied"
             kind = ErrorKind.UNAVAILABLE_NOT_APPLIED if exc.definite else ErrorKind.UNAVAILABLE

@@ -3,7 +3,9 @@
 Each test runs writers and readers through two edges of real processes
 (:mod:`tests.support.faults`) on a clock 20 times faster than real time,
 injects a fault — central killed with SIGKILL and restarted on its port over
-the same file, or stopped with SIGSTOP and continued — and then checks the
+the same file, or stopped with SIGSTOP and continued; Redis killed under
+central and restarted over its append-only file; central's disk filled to
+the last byte, then freed — and then checks the
 history: every acknowledged write is at central, every value read was
 written by someone, no STALE copy was older than its bound. The time from
 the repair to the first acknowledged write is printed (``-s`` shows it) and
@@ -15,16 +17,18 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 import edgekv
+from tests.support import disks
 from tests.support.central_process import CentralLauncher, CentralProcess
 from tests.support.edge_process import EdgeLauncher
 from tests.support.faults import Workload, check, recovery_s
+from tests.support.redis_server import start_redis
 
 pytestmark = pytest.mark.slow
 
@@ -34,25 +38,25 @@ RECOVERY_BOUND_S = 8.0
 # Simulated seconds per real second: a reader's 30 s cacheTtl passes in 1.5 s, so the
 # outage outlasts copies' freshness and the edges must choose between STALE and failing.
 TIME_SCALE = 20.0
+SMALL_DISK_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
 class Rig:
     centrals: CentralLauncher
     edges: EdgeLauncher
-    database: Path
+    storage: str
     central: CentralProcess | None = None
     anchor: float = field(default_factory=time.time)
+    extra: list[str] = field(default_factory=list)
 
     @property
     def time_flags(self) -> list[str]:
         return ["--time-scale", str(TIME_SCALE), "--time-anchor", repr(self.anchor)]
 
     def start_central(self, port: int = 0) -> CentralProcess:
-        self.central = self.centrals.start(
-            f"sqlite:{self.database}",
-            ["--no-write-rate-limit", "--listen", f"127.0.0.1:{port}", *self.time_flags],
-        )
+        flags = ["--no-write-rate-limit", "--listen", f"127.0.0.1:{port}", *self.time_flags]
+        self.central = self.centrals.start(self.storage, [*flags, *self.extra])
         return self.central
 
     def start_edges(self, mode: str) -> list[str]:
@@ -67,9 +71,14 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
+def launchers(tmp_path: Path) -> Iterator[tuple[CentralLauncher, EdgeLauncher]]:
     with CentralLauncher(tmp_path / "logs") as centrals, EdgeLauncher(tmp_path / "logs") as edges:
-        yield Rig(centrals, edges, tmp_path / "central.db")
+        yield centrals, edges
+
+
+@pytest.fixture
+def rig(launchers: tuple[CentralLauncher, EdgeLauncher], tmp_path: Path) -> Rig:
+    return Rig(*launchers, f"sqlite:{tmp_path / 'central.db'}")
 
 
 async def seeded_namespace(central: str, workload_keys: int = 40) -> str:
@@ -81,21 +90,18 @@ async def seeded_namespace(central: str, workload_keys: int = 40) -> str:
     return namespace.id
 
 
-async def run_with_fault(rig: Rig, mode: str, fault: str) -> tuple[Workload, float]:
+async def run_with_fault(
+    rig: Rig, mode: str, fault: Callable[[], Awaitable[None]]
+) -> tuple[Workload, float]:
+    """Load through two edges, ``fault()`` (which breaks something and repairs it), more load;
+    the history and when the repair was done."""
     central = rig.start_central()
     edges = rig.start_edges(mode)
     workload = Workload(edges, await seeded_namespace(central.address))
     stop = asyncio.Event()
     running = asyncio.create_task(workload.run(stop))
     await asyncio.sleep(1.5)
-    if fault == "kill":
-        central.kill()
-        await asyncio.sleep(1.0)
-        await asyncio.to_thread(rig.start_central, central.port)
-    else:
-        central.child.signal(signal.SIGSTOP)
-        await asyncio.sleep(2.0)
-        central.child.signal(signal.SIGCONT)
+    await fault()
     repaired_at_s = workload.now_s()
     await asyncio.sleep(3.0)
     stop.set()
@@ -103,27 +109,82 @@ async def run_with_fault(rig: Rig, mode: str, fault: str) -> tuple[Workload, flo
     return workload, repaired_at_s
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("mode", MODES)
-async def test_central_killed_under_load_loses_nothing_and_recovers(rig: Rig, mode: str) -> None:
-    workload, repaired_at_s = await run_with_fault(rig, mode, "kill")
+async def judged(rig: Rig, mode: str, what: str, run: tuple[Workload, float]) -> Workload:
+    """Nothing lost or invented, STALE within bound; writes back within the recovery bound."""
+    workload, repaired_at_s = run
     assert rig.central is not None
     await check(workload, rig.central.address, max_stale_s=MAX_STALE_S)
     recovered_s = recovery_s(workload, repaired_at_s)
-    print(f"\n{mode}: writes acknowledged again {recovered_s} s after the restart; "
-          f"errors during the fault: {dict(workload.history.errors)}")  # fmt: skip
+    print(f"\n{what}, {mode}: writes acknowledged again {recovered_s} s after the repair; "
+          f"errors meanwhile: {dict(workload.history.errors)}")  # fmt: skip
     assert recovered_s is not None and recovered_s < RECOVERY_BOUND_S
+    return workload
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", MODES)
+async def test_central_killed_under_load_loses_nothing_and_recovers(rig: Rig, mode: str) -> None:
+    async def kill_and_restart() -> None:
+        assert rig.central is not None
+        port = rig.central.port
+        rig.central.kill()
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(rig.start_central, port)
+
+    run = await run_with_fault(rig, mode, kill_and_restart)
+    workload = await judged(rig, mode, "central killed", run)
     statuses = {read.cache_status for read in workload.history.reads}
     assert "STALE" in statuses, f"no copy outlived its cacheTtl while central was away: {statuses}"
 
 
 @pytest.mark.timeout(120)
 async def test_central_stopped_under_load_loses_nothing_and_recovers(rig: Rig) -> None:
-    mode = "ttl"
-    workload, repaired_at_s = await run_with_fault(rig, mode, "stop")
-    assert rig.central is not None
-    await check(workload, rig.central.address, max_stale_s=MAX_STALE_S)
-    recovered_s = recovery_s(workload, repaired_at_s)
-    print(f"\n{mode}: writes acknowledged again {recovered_s} s after SIGCONT; "
-          f"errors during the fault: {dict(workload.history.errors)}")  # fmt: skip
-    assert recovered_s is not None and recovered_s < RECOVERY_BOUND_S
+    async def stop_and_continue() -> None:
+        assert rig.central is not None
+        rig.central.child.signal(signal.SIGSTOP)
+        await asyncio.sleep(2.0)
+        rig.central.child.signal(signal.SIGCONT)
+
+    await judged(rig, "ttl", "central stopped", await run_with_fault(rig, "ttl", stop_and_continue))
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", MODES)
+async def test_redis_killed_under_load_loses_nothing_and_recovers(
+    launchers: tuple[CentralLauncher, EdgeLauncher], tmp_path: Path, mode: str
+) -> None:
+    redis = start_redis(tmp_path / "redis")  # appendfsync always: what central requires
+    rig = Rig(*launchers, redis.url(), extra=["--store-record", str(tmp_path / "record.json")])
+
+    async def kill_and_restart_redis() -> None:
+        redis.kill()
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(redis.restart)
+
+    try:
+        await judged(
+            rig, mode, "Redis killed", await run_with_fault(rig, mode, kill_and_restart_redis)
+        )
+    finally:
+        redis.stop()
+
+
+@pytest.mark.timeout(120)
+async def test_a_full_disk_under_load_loses_nothing_and_recovers(
+    launchers: tuple[CentralLauncher, EdgeLauncher], tmp_path: Path
+) -> None:
+    with disks.small_disk(tmp_path / "disk", SMALL_DISK_BYTES) as disk:
+        rig = Rig(*launchers, f"sqlite:{disk / 'central.db'}")
+
+        async def fill_then_free() -> None:
+            filler = disks.fill(disk)
+            await asyncio.sleep(1.5)
+            filler.unlink()
+
+        workload = await judged(
+            rig, "ttl", "disk full", await run_with_fault(rig, "ttl", fill_then_free)
+        )
+        failed = workload.history.errors["put STORAGE_FAILED"]
+        assert failed, f"no write met the full disk: {dict(workload.history.errors)}"
+        assert rig.central is not None and rig.central.running

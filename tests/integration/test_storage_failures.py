@@ -12,8 +12,6 @@ own, its data folder a 2 MiB tmpfs, which the test fills through
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shlex
 import shutil
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ import edgekv
 from central.server import start_central
 from edgekv.clock import ManualClock
 from edgekv.core.errors import ErrorKind
+from tests.support import disks
 from tests.support.central_process import CentralProcess, central_command
 from tests.support.metrics import scrape
 from tests.support.node_process import start_node
@@ -34,16 +33,13 @@ from tests.support.redis_server import RedisServer, free_port
 TMPFS_SIZE = "2m"
 
 
-def can_mount_tmpfs() -> bool:
-    return os.geteuid() == 0 and shutil.which("unshare") is not None
-
-
 @pytest.fixture
 def central_on_a_small_disk(tmp_path: Path) -> Iterator[tuple[CentralProcess, Path, int]]:
     """``edgekv central`` over SQLite on a tmpfs of its own; that folder, seen from here;
     and the port of its metrics."""
-    if not can_mount_tmpfs():
-        pytest.skip("needs root and unshare(1) to give central a small disk of its own")
+    disks.require_root("giving central a small disk of its own (a mount namespace)")
+    if shutil.which("unshare") is None:
+        disks.cannot_run("unshare(1) is missing: apt-get install util-linux")
     disk = tmp_path / "disk"
     disk.mkdir()
     metrics_port = free_port()
@@ -66,16 +62,6 @@ def central_on_a_small_disk(tmp_path: Path) -> Iterator[tuple[CentralProcess, Pa
         central.kill()
 
 
-def fill(folder: Path) -> Path:
-    """Write to a file in ``folder`` until the disk is full; the file."""
-    filler = folder / "filler"
-    with contextlib.suppress(OSError), filler.open("wb") as out:
-        while True:
-            out.write(b"\0" * 65536)
-            out.flush()
-    return filler
-
-
 async def test_a_namespace_change_on_a_full_disk_is_storage_failed_and_central_recovers(
     central_on_a_small_disk: tuple[CentralProcess, Path, int],
 ) -> None:
@@ -84,7 +70,7 @@ async def test_a_namespace_change_on_a_full_disk_is_storage_failed_and_central_r
         central=central.address, retry=edgekv.RetryPolicy(attempts=1)
     ) as client:
         kept = await client.create_namespace("made before the disk filled")
-        filler = fill(disk)
+        filler = disks.fill(disk)
         for change in (
             lambda: client.create_namespace("x" * 500),
             lambda: client.rename_namespace(kept.id, "y" * 500),

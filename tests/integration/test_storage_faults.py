@@ -10,11 +10,8 @@ SQLite files or a real ``redis-server``; nothing of edgekv's is mocked.
 from __future__ import annotations
 
 import asyncio
-import errno
 import itertools
-import os
 import shutil
-import subprocess
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -22,6 +19,7 @@ import pytest
 import redis
 
 import edgekv
+from tests.support import disks
 from tests.support.central_process import CentralLauncher, run_central_to_exit
 from tests.support.redis_server import (
     DURABLE_PERSISTENCE,
@@ -43,51 +41,11 @@ def launcher(tmp_path: Path) -> Iterator[CentralLauncher]:
         yield launcher
 
 
-def cannot_run(reason: str) -> None:
-    """Skip outside CI; in CI (which runs as root) a test that cannot run fails."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI runs as root and must run this test)")
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A folder on an 8 MiB tmpfs of its own, to be filled up; unmounted afterwards."""
-    if os.geteuid() != 0:
-        cannot_run("filling a disk needs a tmpfs of its own, and mounting one needs root")
-    folder = tmp_path / "small-disk"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK_BYTES}", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        cannot_run(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
-    try:
+    """A folder on an 8 MiB tmpfs of its own, to be filled up."""
+    with disks.small_disk(tmp_path / "small-disk", SMALL_DISK_BYTES) as folder:
         yield folder
-    finally:
-        # Lazily, should a process still hold a file there: it goes when they let go.
-        if subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "--lazy", str(folder)], check=True)
-
-
-def fill(folder: Path) -> Path:
-    """Write a file in ``folder`` until its file system is full; the file."""
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for chunk in (b"\0" * 65536, b"\0" * 512, b"\0"):
-            while True:
-                try:
-                    os.write(fd, chunk)
-                except OSError as exc:
-                    if exc.errno != errno.ENOSPC:
-                        raise
-                    break
-    finally:
-        os.close(fd)
-    return filler
 
 
 # -- finding 1: one request stalled every write ------------------------------------------
@@ -145,7 +103,7 @@ async def test_a_namespace_whose_delete_failed_on_a_full_disk_still_answers(
         kv = client.namespace(namespace.id)
         value = "x" * 4096
         await kv.bulk_put([{"key": f"k{i:03}", "value": value} for i in range(100)])
-        filler = fill(small_disk)
+        filler = disks.fill(small_disk)
 
         with pytest.raises(edgekv.UnavailableError, match="full") as caught:
             await client.delete_namespace(namespace.id)
