@@ -36,6 +36,7 @@ from edgekv.control import EdgeCounters
 from edgekv.core.cache import CachedPage, CachedValue, PageSlot
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Committed, Delete, Put, WatchBatch
+from edgekv.inflight import DEFAULT_MAX_IN_FLIGHT, BoundedChannel
 from edgekv.retry import RetrySchedule, call_with_retries
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2_grpc
@@ -96,11 +97,13 @@ class Upstream:
         counters: EdgeCounters,
         retry: RetrySettings,
         central: str = "the central store",
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self.central = central
         self.link = link
         self._channel = channel
-        self._stub = central_pb2_grpc.CentralStoreStub(channel)
+        # A burst of reads at the edge must not become a burst central cancels.
+        self._stub = central_pb2_grpc.CentralStoreStub(BoundedChannel(channel, max_in_flight))
         self._clock = clock
         self._rng = rng
         self._counters = counters

@@ -9,6 +9,10 @@ the registry's :class:`~edgekv.core.errors.KVError` before anything is sent,
 with the same words the server would use. Reads are retried (bounded, with
 jittered backoff) on UNAVAILABLE and DEADLINE_EXCEEDED; writes are never
 retried, since a retry could apply them twice.
+
+Each channel has at most ``max_in_flight`` calls in flight; a burst of more
+waits its turn (:mod:`edgekv.inflight` says why a burst must not be started
+all at once).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Change, Namespace
 from edgekv.core.validation import validate_cache_ttl
+from edgekv.inflight import DEFAULT_MAX_IN_FLIGHT, BoundedChannel
 from edgekv.locate import locate_central, locate_edge
 from edgekv.retry import RetrySchedule, call_with_retries
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
@@ -230,6 +235,8 @@ class Client(AsyncClosing):
 
     Each may be an address (``"HOST:PORT"``) or a channel to use as it is, such
     as an :class:`edgekv.inprocess.InProcessChannel` to servers in this process.
+
+    ``max_in_flight`` bounds the calls in flight on each channel.
     """
 
     def __init__(
@@ -240,6 +247,7 @@ class Client(AsyncClosing):
         region: str | None = None,
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         if region is not None and edge is None:
             edge = locate_edge(region, how_to_pass="edge='HOST:PORT'")
@@ -248,6 +256,7 @@ class Client(AsyncClosing):
         self.central = central if central is None or isinstance(central, str) else "in-process"
         self.edge = edge if edge is None or isinstance(edge, str) else "in-process"
         self.timeout_s = timeout_s
+        self.max_in_flight = max_in_flight
         self.retry = retry or RetryPolicy()
         self._rng = random.Random(self.retry.seed)
         self._channels: list[Any] = []
@@ -258,12 +267,13 @@ class Client(AsyncClosing):
         if edge is not None:
             self._edge_stub = edge_pb2_grpc.EdgeKVStub(self._channel_to(edge))
 
-    def _channel_to(self, target: str | Any) -> Any:
+    def _channel_to(self, target: str | Any) -> BoundedChannel:
+        """A channel to ``target`` that queues calls beyond ``max_in_flight`` (a burst)."""
         if not isinstance(target, str):
-            return target  # the caller's channel; the caller closes it
+            return BoundedChannel(target, self.max_in_flight)  # the caller closes theirs
         channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._channels.append(channel)
-        return channel
+        return BoundedChannel(channel, self.max_in_flight)
 
     async def close(self) -> None:
         for channel in self._channels:
