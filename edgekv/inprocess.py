@@ -12,7 +12,8 @@ way back, so a message the wire would refuse (too large, not parseable) is
 refused here too; an aborted call arrives as a ``grpc.aio.AioRpcError``
 carrying the status, details and trailing metadata the handler set, so
 :func:`edgekv.rpc.error_from_rpc` rebuilds the same ``KVError``. A deadline
-is a wait on the running event loop's clock.
+is a wait on the running event loop's clock, and the handler reads what is
+left of it from its context's ``time_remaining()``, as from grpc's.
 
 Nothing here sleeps, reads the host's clock or draws random numbers: it is
 the transport of the unit tests that drive an edge and central with a manual
@@ -50,6 +51,14 @@ class InProcessContext:
     code: grpc.StatusCode = grpc.StatusCode.OK
     details: str = ""
     trailing: Metadata = ()
+    # When the caller stops waiting, on the event loop's clock (None: no deadline).
+    deadline: float | None = None
+
+    def time_remaining(self) -> float | None:
+        """Seconds until the caller's deadline (None when it set none), as grpc's context."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
 
     def set_trailing_metadata(self, metadata: Iterable[tuple[str, str | bytes]]) -> None:
         self.trailing = tuple(metadata)
@@ -165,8 +174,11 @@ class _Method:
     serialize: Callable[[Any], bytes]
     deserialize: Callable[[bytes], Any]
 
-    def context(self, metadata: Metadata | None) -> InProcessContext:
-        return InProcessContext(tuple(metadata or ()))
+    def context(self, metadata: Metadata | None, timeout_s: float | None) -> InProcessContext:
+        deadline = None
+        if timeout_s is not None:
+            deadline = asyncio.get_running_loop().time() + timeout_s
+        return InProcessContext(tuple(metadata or ()), deadline=deadline)
 
     async def handler(self, context: InProcessContext) -> grpc.RpcMethodHandler:
         return await self.server.handler_for(_CallDetails(self.method, context.metadata))
@@ -186,7 +198,7 @@ class _UnaryUnary(_Method):
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
     ) -> Any:
-        context = self.context(metadata)
+        context = self.context(metadata, timeout)
         payload = self.request_bytes(request)
         handler = await self.handler(context)
         call = handler.unary_unary(handler.request_deserializer(payload), context)
@@ -215,7 +227,7 @@ class _UnaryStream(_Method):
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
     ) -> InProcessStream:
-        return InProcessStream(self, self.context(metadata), self.request_bytes(request))
+        return InProcessStream(self, self.context(metadata, timeout), self.request_bytes(request))
 
 
 class InProcessStream:
