@@ -23,6 +23,7 @@ from edge.server import Edge, EdgeConfig, add_edge_services, assemble_edge
 from edge.upstream import RetrySettings
 from edgekv.clock import ManualClock
 from edgekv.control import EdgeCounters, LinkSettings
+from edgekv.core import limits
 from edgekv.inprocess import InProcessChannel, InProcessServer
 from edgekv.v1 import central_pb2_grpc
 
@@ -93,7 +94,7 @@ class InProcessCluster:
             seed=seed,
         )
         edge = await assemble_edge(config, self.clock, self.central.channel())
-        served = InProcessServer()
+        served = InProcessServer(max_receive_bytes=limits.MAX_EDGE_REQUEST_BYTES)
         add_edge_services(edge, served)
         channel = served.channel()
         client = edgekv.Client(edge=channel, retry=NO_CLIENT_RETRY)
