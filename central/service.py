@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from central.storage.base import Storage
-from central.watch import WatchHub
+from central.watch import DEFAULT_BACKLOG_BYTES, WatchHub
 from edgekv.clock import Clock
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error
@@ -75,6 +75,8 @@ class CentralSettings:
     write_rate_limit: bool = True
     # Changes a watcher may fall behind by before its stream ends (WATCH_LAGGING).
     watch_backlog: int = DEFAULT_WATCH_BACKLOG
+    # ... and bytes of changes (values included for a watcher that asked for them).
+    watch_backlog_bytes: int = DEFAULT_BACKLOG_BYTES
     # Where a new namespace's id comes from (tests make ids predictable).
     new_namespace_id: Callable[[], str] = random_namespace_id
 
@@ -307,7 +309,12 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         namespace_id = self._require_namespace(request.namespace_id, "watch")
         # Subscribe before replaying, so nothing committed meanwhile is missed;
         # revisions already replayed are skipped when the live batches arrive.
-        subscription = self._hub.subscribe(namespace_id, self._settings.watch_backlog)
+        subscription = self._hub.subscribe(
+            namespace_id,
+            self._settings.watch_backlog,
+            self._settings.watch_backlog_bytes,
+            include_values=request.include_values,
+        )
         try:
             start = request.start_revision
             last_sent = self._storage.revision if start <= 0 else start - 1

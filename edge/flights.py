@@ -7,6 +7,12 @@ await the leader's future (shielded, so a follower that gives up does not
 cancel the leader's call). :meth:`SingleFlight.run_many` leads many slots with
 ONE piece of work (a bulk read asks central once for all the keys nobody is
 fetching yet) and follows the rest.
+
+The work runs on its leader's budget. A follower may have less time than the
+leader: given a ``deadline`` (event-loop time), it stops waiting there with
+DEADLINE_EXCEEDED, a transient failure the node answers as it answers central
+not answering — STALE if it may, else UNAVAILABLE — while the leader's call
+goes on and may still fill the cache.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
+
+from edgekv.core.errors import ErrorKind, error
 
 SlotT = TypeVar("SlotT", bound=Hashable)
 AnswerT = TypeVar("AnswerT")
@@ -26,11 +34,17 @@ class SingleFlight(Generic[SlotT, AnswerT]):
     def is_running(self, slot: SlotT) -> bool:
         return slot in self._running
 
-    async def run(self, slot: SlotT, work: Callable[[], Awaitable[AnswerT]]) -> AnswerT:
-        """``await work()``, unless a call for ``slot`` is running: then share its answer."""
+    async def run(
+        self,
+        slot: SlotT,
+        work: Callable[[], Awaitable[AnswerT]],
+        deadline: float | None = None,
+    ) -> AnswerT:
+        """``await work()``, unless a call for ``slot`` is running: then share its answer
+        (waiting no later than ``deadline``)."""
         running = self._running.get(slot)
         if running is not None:
-            return await asyncio.shield(running)
+            return await _follow(running, deadline)
         [answer] = await self._lead([slot], lambda slots: _one(work))
         return answer
 
@@ -38,6 +52,7 @@ class SingleFlight(Generic[SlotT, AnswerT]):
         self,
         slots: Sequence[SlotT],
         work: Callable[[list[SlotT]], Awaitable[list[AnswerT]]],
+        deadline: float | None = None,
     ) -> dict[SlotT, AnswerT]:
         """Answers for ``slots``: ONE ``work(slots nobody fetches yet)``; the rest shared."""
         followed = {slot: self._running[slot] for slot in slots if slot in self._running}
@@ -46,7 +61,7 @@ class SingleFlight(Generic[SlotT, AnswerT]):
         if led:
             answers.update(zip(led, await self._lead(led, work), strict=True))
         for slot, running in followed.items():
-            answers[slot] = await asyncio.shield(running)
+            answers[slot] = await _follow(running, deadline)
         return answers
 
     async def _lead(
@@ -73,3 +88,18 @@ class SingleFlight(Generic[SlotT, AnswerT]):
 
 async def _one(work: Callable[[], Awaitable[AnswerT]]) -> list[AnswerT]:
     return [await work()]
+
+
+async def _follow(running: asyncio.Future[AnswerT], deadline: float | None) -> AnswerT:
+    """The leader's answer (shielded: giving up does not cancel it), by ``deadline``."""
+    if deadline is None:
+        return await asyncio.shield(running)
+    try:
+        return await asyncio.wait_for(
+            asyncio.shield(running), deadline - asyncio.get_running_loop().time()
+        )
+    except TimeoutError:
+        raise error(
+            ErrorKind.DEADLINE_EXCEEDED,
+            detail="the caller's deadline came while a fetch of the same key was still running",
+        ) from None

@@ -18,6 +18,12 @@ leaves protobuf to the services and to :class:`~edge.upstream.Upstream`.
   call), send to central, and once central acknowledges, keep the new value
   (or "not found") as a copy, so the writing region reads its own write at
   once; the namespace's cached pages go.
+* **Deadline.** Every read and write may carry a ``deadline`` — event-loop
+  time (real seconds) by which the node must be done with central to answer
+  its caller in time; the service derives it from the caller's gRPC deadline.
+  The upstream's attempts share what is left of it, and a read that shares
+  another's fetch stops waiting for it there; either way the read ends as if
+  central had not answered (STALE or UNAVAILABLE) before its caller gives up.
 * **Ordering.** A copy never replaces one that central produced later, so a
   slow read that started before a write cannot overwrite the write's copy.
 * **Modes.** ``ttl`` (Workers KV: nobody tells an edge about writes made
@@ -125,7 +131,7 @@ class _Shelf(Protocol[SlotT, CopyT, ContentT_co]):
 
     def look(self, slot: SlotT) -> Awaitable[CopyT | None]: ...
 
-    async def fetch(self, slot: SlotT) -> CopyT: ...
+    async def fetch(self, slot: SlotT, deadline: float | None) -> CopyT: ...
 
     async def keep(self, copy: CopyT, retention_s: float) -> None: ...
 
@@ -143,8 +149,8 @@ class _Values:
     def look(self, slot: ValueSlot) -> Awaitable[CachedValue | None]:
         return self.cache.get(*slot)  # the store's own awaitable: no extra coroutine per read
 
-    async def fetch(self, slot: ValueSlot) -> CachedValue:
-        return await self.upstream.get(*slot)
+    async def fetch(self, slot: ValueSlot, deadline: float | None) -> CachedValue:
+        return await self.upstream.get(*slot, deadline=deadline)
 
     async def keep(self, copy: CachedValue, retention_s: float) -> None:
         await self.cache.put(copy, retention_s)
@@ -164,8 +170,8 @@ class _Pages:
     async def look(self, slot: PageSlot) -> CachedPage | None:
         return self.pages.get(slot)
 
-    async def fetch(self, slot: PageSlot) -> CachedPage:
-        return await self.upstream.list(slot)
+    async def fetch(self, slot: PageSlot, deadline: float | None) -> CachedPage:
+        return await self.upstream.list(slot, deadline=deadline)
 
     async def keep(self, copy: CachedPage, retention_s: float) -> None:
         self.pages.put(copy)
@@ -204,13 +210,23 @@ class EdgeNode:
 
     # -- reads ----------------------------------------------------------------
 
-    async def get(self, namespace_id: str, raw_key: bytes, cache_ttl_s: float) -> ValueRead:
+    async def get(
+        self,
+        namespace_id: str,
+        raw_key: bytes,
+        cache_ttl_s: float,
+        deadline: float | None = None,
+    ) -> ValueRead:
         namespace_id, key = validate_read(namespace_id, raw_key)
         slot = (self._serve_namespace(namespace_id), key)
-        return await self._read_through(self._values, slot, cache_ttl_s)
+        return await self._read_through(self._values, slot, cache_ttl_s, deadline)
 
     async def _read_through(
-        self, shelf: _Shelf[SlotT, CopyT, ContentT], slot: SlotT, cache_ttl_s: float
+        self,
+        shelf: _Shelf[SlotT, CopyT, ContentT],
+        slot: SlotT,
+        cache_ttl_s: float,
+        deadline: float | None,
     ) -> Read[ContentT]:
         now = self.clock.now()
         held = await shelf.look(slot)
@@ -221,14 +237,18 @@ class EdgeNode:
                 self._refresh_in_background(shelf, slot, held, cache_ttl_s)
             return self._served(shelf, decision, now)
         try:
-            answer = await shelf.flights.run(slot, lambda: shelf.fetch(slot))
+            answer = await shelf.flights.run(slot, lambda: shelf.fetch(slot, deadline), deadline)
         except KVError as failure:
             return self._served(shelf, self._unreachable(failure, held, cache_ttl_s, now), now)
         served = await self._answered(shelf, slot, held, answer, cache_ttl_s)
         return self._served(shelf, served, now)
 
     async def get_many(
-        self, namespace_id: str, raw_keys: list[bytes], cache_ttl_s: float
+        self,
+        namespace_id: str,
+        raw_keys: list[bytes],
+        cache_ttl_s: float,
+        deadline: float | None = None,
     ) -> list[ValueRead]:
         """Like ``get`` for each key, but the keys central must answer go in ONE call."""
         namespace_id, keys = validate_read_many(namespace_id, raw_keys)
@@ -247,7 +267,9 @@ class EdgeNode:
         missing = [(namespace_id, key) for key in held if key not in served]
         if missing:
             try:
-                answers = await shelf.flights.run_many(missing, self._fetch_many)
+                answers = await shelf.flights.run_many(
+                    missing, lambda slots: self._fetch_many(slots, deadline), deadline
+                )
             except KVError as failure:
                 for _, key in missing:
                     served[key] = self._unreachable(failure, held[key], cache_ttl_s, now)
@@ -258,9 +280,11 @@ class EdgeNode:
                     )
         return [self._served(shelf, served[key], now) for key in keys]
 
-    async def _fetch_many(self, slots: list[ValueSlot]) -> list[CachedValue]:
+    async def _fetch_many(
+        self, slots: list[ValueSlot], deadline: float | None
+    ) -> list[CachedValue]:
         namespace_id = slots[0][0]
-        return await self.upstream.get_many(namespace_id, [key for _, key in slots])
+        return await self.upstream.get_many(namespace_id, [key for _, key in slots], deadline)
 
     async def list(
         self,
@@ -269,6 +293,7 @@ class EdgeNode:
         limit: int,
         cursor: str,
         cache_ttl_s: float,
+        deadline: float | None = None,
     ) -> PageRead:
         query = parse_list_request(namespace_id, raw_prefix, limit, cursor)
         slot: PageSlot = (
@@ -277,7 +302,7 @@ class EdgeNode:
             query.limit,
             cursor or None,
         )
-        return await self._read_through(self._pages, slot, cache_ttl_s)
+        return await self._read_through(self._pages, slot, cache_ttl_s, deadline)
 
     async def _answered(
         self,
@@ -333,8 +358,8 @@ class EdgeNode:
             return
         self.counters.refreshes += 1
 
-        async def refresh() -> None:
-            answer = await shelf.flights.run(slot, lambda: shelf.fetch(slot))
+        async def refresh() -> None:  # nobody waits for it: no deadline
+            answer = await shelf.flights.run(slot, lambda: shelf.fetch(slot, None))
             step = Answered(held, answer, await shelf.look(slot), self.revision_floor(slot[0]))
             if worth_keeping(step.answer, step.held, step.floor_revision):
                 await shelf.keep(answer, self._cache_policy.retention_s(cache_ttl_s))
@@ -371,6 +396,7 @@ class EdgeNode:
         metadata_json: str | None = None,
         expiration: int | None = None,
         expiration_ttl: int | None = None,
+        deadline: float | None = None,
     ) -> Committed:
         write = validate_put(
             namespace_id,
@@ -382,16 +408,18 @@ class EdgeNode:
             self.clock.now(),
         )
         self._serve_namespace(namespace_id)
-        committed = await self._write_upstream(self.upstream.put(write))
+        committed = await self._write_upstream(self.upstream.put(write, deadline))
         await self._keep_own_write(
             write.namespace_id, write.key, write.committed_version(committed), committed
         )
         return committed
 
-    async def delete(self, namespace_id: str, raw_key: bytes) -> Committed:
+    async def delete(
+        self, namespace_id: str, raw_key: bytes, deadline: float | None = None
+    ) -> Committed:
         write = validate_delete(namespace_id, raw_key)
         self._serve_namespace(namespace_id)
-        committed = await self._write_upstream(self.upstream.delete(write))
+        committed = await self._write_upstream(self.upstream.delete(write, deadline))
         await self._keep_own_write(write.namespace_id, write.key, None, committed)
         return committed
 

@@ -29,6 +29,7 @@ from edge.upstream import RetrySettings, Upstream, central_channel, check_reacha
 from edge.watcher import MAX_WATCHERS, NamespaceWatchers
 from edgekv.clock import Clock
 from edgekv.control import EdgeCounters, LinkSettings
+from edgekv.core import limits
 from edgekv.serving import GrpcNode, MetricsServer, host_port, serve_metrics
 from edgekv.topology import DEFAULT_CACHE_MAX_BYTES, EdgeSpec, Mode
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
@@ -142,7 +143,8 @@ async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
         await channel.close()
         raise
     edge = await assemble_edge(config, clock, channel)
-    grpc_node = GrpcNode(SERVICE_NAMES)
+    # A Put is the largest request an edge takes: a bigger message is refused unread.
+    grpc_node = GrpcNode(SERVICE_NAMES, max_receive_bytes=limits.MAX_EDGE_REQUEST_BYTES)
     add_edge_services(edge, grpc_node.server)
     server = EdgeServer(edge.node, edge.link, edge.watchers, grpc_node=grpc_node)
     try:

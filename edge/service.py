@@ -5,9 +5,17 @@ values, asks the :class:`~edge.node.EdgeNode`, and packs the answer with a
 ReadInfo saying which revision was served, how (HIT, MISS, …), how old the
 copy was, and by whom. A KVError from anywhere below becomes its gRPC status
 at the one boundary every server installs (:class:`edgekv.rpc.ErrorBoundary`).
+
+A caller's gRPC deadline reaches the node as a plain ``deadline`` (event-loop
+time): the moment by which the node must be done with central so that its
+answer — a STALE copy, or UNAVAILABLE — still reaches the caller in time. The
+margin kept for the answer is a fifth of the time the caller left, and at
+least 50 ms.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from edge.link import Link
 from edge.node import EdgeNode, PageRead, ValueRead
@@ -29,8 +37,23 @@ _STATUS = {
 }
 
 
+# Of the time a caller leaves, the part kept for answering it once central has not.
+ANSWER_MARGIN_FRACTION = 0.2
+MIN_ANSWER_MARGIN_S = 0.05
+
+
 def _cache_ttl(message: edge_pb2.EdgeGetRequest | edge_pb2.EdgeGetManyRequest) -> int:
     return validate_cache_ttl(optional(message, "cache_ttl"))
+
+
+def node_deadline(context: Context) -> float | None:
+    """When the node must be done with central to answer this call in time (None: no
+    deadline), on the event loop's clock."""
+    remaining_s: float | None = context.time_remaining()
+    if remaining_s is None:
+        return None
+    margin_s = max(MIN_ANSWER_MARGIN_S, ANSWER_MARGIN_FRACTION * remaining_s)
+    return asyncio.get_running_loop().time() + remaining_s - margin_s
 
 
 class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
@@ -58,26 +81,34 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
     async def Get(
         self, request: edge_pb2.EdgeGetRequest, context: Context
     ) -> edge_pb2.EdgeGetResponse:
-        read = await self._node.get(request.namespace_id, request.key, _cache_ttl(request))
+        read = await self._node.get(
+            request.namespace_id, request.key, _cache_ttl(request), node_deadline(context)
+        )
         return self._answer(request.key, read)
 
     async def GetMany(
         self, request: edge_pb2.EdgeGetManyRequest, context: Context
     ) -> edge_pb2.EdgeGetManyResponse:
         keys = list(request.keys)
-        reads = await self._node.get_many(request.namespace_id, keys, _cache_ttl(request))
+        reads = await self._node.get_many(
+            request.namespace_id, keys, _cache_ttl(request), node_deadline(context)
+        )
         return edge_pb2.EdgeGetManyResponse(
             reads=[self._answer(raw, read) for raw, read in zip(keys, reads, strict=True)]
         )
 
     async def Put(self, request: pb.PutRequest, context: Context) -> edge_pb2.EdgeWriteResponse:
-        committed = await self._node.put(request.namespace_id, *put_arguments(request))
+        committed = await self._node.put(
+            request.namespace_id, *put_arguments(request), deadline=node_deadline(context)
+        )
         return self._written(committed)
 
     async def Delete(
         self, request: pb.DeleteRequest, context: Context
     ) -> edge_pb2.EdgeWriteResponse:
-        committed = await self._node.delete(request.namespace_id, request.key)
+        committed = await self._node.delete(
+            request.namespace_id, request.key, node_deadline(context)
+        )
         return self._written(committed)
 
     def _written(self, committed: Committed) -> edge_pb2.EdgeWriteResponse:
@@ -97,6 +128,7 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
             request.limit,
             request.cursor,
             validate_cache_ttl(optional(request, "cache_ttl")),
+            node_deadline(context),
         )
         page = read.content
         return edge_pb2.EdgeListResponse(

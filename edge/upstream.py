@@ -22,6 +22,7 @@ central service in the same process (unit tests, simulation).
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from edgekv.control import EdgeCounters
 from edgekv.core.cache import CachedPage, CachedValue, PageSlot
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Committed, Delete, Put, WatchBatch
+from edgekv.inflight import DEFAULT_MAX_IN_FLIGHT, BoundedChannel
 from edgekv.retry import RetrySchedule, call_with_retries
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2_grpc
@@ -82,8 +84,9 @@ async def check_reachable(channel: Any, central: str, timeout_s: float) -> None:
 class RetrySettings(RetrySchedule):
     """The edge's retries of calls to central, and how long one attempt may take."""
 
-    # Deadline of one attempt, in real seconds (the transport's own time).
-    deadline_s: float = 5.0
+    # The longest one attempt may take, in real seconds (the transport's own time);
+    # a caller's deadline may leave it less.
+    attempt_timeout_s: float = 5.0
 
 
 class Upstream:
@@ -96,11 +99,13 @@ class Upstream:
         counters: EdgeCounters,
         retry: RetrySettings,
         central: str = "the central store",
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self.central = central
         self.link = link
         self._channel = channel
-        self._stub = central_pb2_grpc.CentralStoreStub(channel)
+        # A burst of reads at the edge must not become a burst central cancels.
+        self._stub = central_pb2_grpc.CentralStoreStub(BoundedChannel(channel, max_in_flight))
         self._clock = clock
         self._rng = rng
         self._counters = counters
@@ -111,62 +116,104 @@ class Upstream:
 
     # -- reads: repeated freely ---------------------------------------------------------
 
-    async def get(self, namespace_id: str, key: str) -> CachedValue:
-        response = await self._call(self._stub.Get, get_request(namespace_id, key), retry_all=True)
+    async def get(self, namespace_id: str, key: str, deadline: float | None = None) -> CachedValue:
+        request = get_request(namespace_id, key)
+        response = await self._call(self._stub.Get, request, retry_all=True, deadline=deadline)
         self._counters.upstream_bytes += len(response.entry.value)
         return value_copy(namespace_id, key, response.entry, response.header)
 
-    async def get_many(self, namespace_id: str, keys: list[str]) -> list[CachedValue]:
+    async def get_many(
+        self, namespace_id: str, keys: list[str], deadline: float | None = None
+    ) -> list[CachedValue]:
         request = get_many_request(namespace_id, keys)
-        response = await self._call(self._stub.GetMany, request, retry_all=True)
+        response = await self._call(self._stub.GetMany, request, retry_all=True, deadline=deadline)
         self._counters.upstream_bytes += sum(len(entry.value) for entry in response.entries)
         return [
             value_copy(namespace_id, key, entry, response.header)
             for key, entry in zip(keys, response.entries, strict=True)
         ]
 
-    async def list(self, slot: PageSlot) -> CachedPage:
-        response = await self._call(self._stub.List, list_request(slot), retry_all=True)
+    async def list(self, slot: PageSlot, deadline: float | None = None) -> CachedPage:
+        request = list_request(slot)
+        response = await self._call(self._stub.List, request, retry_all=True, deadline=deadline)
         return page_copy(slot, response)
 
     # -- writes: retried only when central surely never saw them --------------------------
 
-    async def put(self, write: Put) -> Committed:
-        response = await self._call(self._stub.Put, put_request(write), retry_all=False)
+    async def put(self, write: Put, deadline: float | None = None) -> Committed:
+        request = put_request(write)
+        response = await self._call(self._stub.Put, request, retry_all=False, deadline=deadline)
         return committed_from_pb(response)
 
-    async def delete(self, write: Delete) -> Committed:
-        response = await self._call(self._stub.Delete, delete_request(write), retry_all=False)
+    async def delete(self, write: Delete, deadline: float | None = None) -> Committed:
+        request = delete_request(write)
+        response = await self._call(self._stub.Delete, request, retry_all=False, deadline=deadline)
         return committed_from_pb(response)
 
     # -- the attempts ---------------------------------------------------------------------
 
-    async def _call(self, method: Callable[..., Awaitable[T]], request: Any, retry_all: bool) -> T:
+    async def _call(
+        self,
+        method: Callable[..., Awaitable[T]],
+        request: Any,
+        retry_all: bool,
+        deadline: float | None,
+    ) -> T:
         """``retry_all``: a read, repeated on any transient failure; else a write, repeated
-        only when it surely never reached central."""
+        only when it surely never reached central. Attempts stop at ``deadline``."""
 
         def may_retry(exc: BaseException) -> bool:
-            return isinstance(exc, KVError) and exc.transient and (retry_all or exc.definite)
+            if not (isinstance(exc, KVError) and exc.transient):
+                return False
+            return (retry_all or exc.definite) and _left_s(deadline) > 0
+
+        async def wait(backoff_s: float) -> None:
+            await self._clock.sleep(self._within(backoff_s, deadline))
 
         return await call_with_retries(
-            lambda: self._attempt(method, request),
+            lambda: self._attempt(method, request, deadline),
             self._retry,
             rng=self._rng,
             should_retry=may_retry,
-            sleep=self._clock.sleep,
+            sleep=wait,
         )
 
-    async def _attempt(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+    def _within(self, backoff_s: float, deadline: float | None) -> float:
+        """``backoff_s`` of simulated time, cut short where it would pass ``deadline``."""
+        real_s = self._clock.real_seconds(backoff_s)
+        left_s = _left_s(deadline)
+        if real_s <= left_s:
+            return backoff_s
+        return backoff_s * max(0.0, left_s) / real_s
+
+    async def _attempt(
+        self, method: Callable[..., Awaitable[T]], request: Any, deadline: float | None
+    ) -> T:
+        if _left_s(deadline) <= 0:
+            raise error(
+                ErrorKind.UNAVAILABLE_NOT_APPLIED,
+                detail=f"no time was left of the caller's deadline to call {self.central}",
+            )
         self._counters.upstream_calls += 1
+        sent = False
 
         async def call() -> T:
+            nonlocal sent
+            sent = True
+            # Timed here, after the link's way out, which the budget paid for too.
+            timeout_s = max(0.0, min(self._retry.attempt_timeout_s, _left_s(deadline)))
             try:
-                return await method(request, timeout=self._retry.deadline_s)
+                return await method(request, timeout=timeout_s)
             except grpc.aio.AioRpcError as exc:
                 raise error_from_rpc(exc) from None
 
         try:
-            return await self.link.carry(call)
+            # The whole attempt, the link's delays included, ends at the deadline.
+            async with asyncio.timeout_at(deadline):
+                return await self.link.carry(call)
+        except TimeoutError:
+            self._counters.upstream_errors += 1
+            raise _out_of_time(self.central, sent) from None
         except KVError as exc:
             if exc.transient:
                 self._counters.upstream_errors += 1
@@ -190,3 +237,23 @@ class Upstream:
         finally:
             call.cancel()
         raise error(ErrorKind.UNAVAILABLE, detail="the watch stream ended")
+
+
+def _out_of_time(central: str, sent: bool) -> KVError:
+    """The caller's deadline came during an attempt; before its call was sent, or after."""
+    if not sent:
+        return error(
+            ErrorKind.UNAVAILABLE_NOT_APPLIED,
+            detail=f"the caller's deadline came before the call reached {central}",
+        )
+    return error(
+        ErrorKind.DEADLINE_EXCEEDED,
+        detail=f"the caller's deadline came before {central} answered",
+    )
+
+
+def _left_s(deadline: float | None) -> float:
+    """Real seconds until ``deadline`` (event-loop time); infinite without one."""
+    if deadline is None:
+        return float("inf")
+    return deadline - asyncio.get_running_loop().time()

@@ -8,12 +8,25 @@ mirror a Worker's KV binding (``get``, ``get_with_metadata``, ``put``,
 the registry's :class:`~edgekv.core.errors.KVError` before anything is sent,
 with the same words the server would use. Reads are retried (bounded, with
 jittered backoff) on UNAVAILABLE and DEADLINE_EXCEEDED; writes are never
-retried, since a retry could apply them twice.
+retried on those, since a retry could apply them twice.
+
+A write refused by the one-write-per-second rule (429, ``WRITE_RATE_LIMITED``)
+surely did not happen, so retrying it is safe. By default the
+:class:`~edgekv.core.errors.RateLimitedError` reaches the caller, as it does in
+a Worker; ``Client(retry_rate_limited=True)`` (what ``edgekv kv`` uses, like
+the official SDKs) waits at least a second, with jitter, and writes again, a
+bounded number of times — for a bulk write, only the entries that were refused.
+
+Each channel has at most ``max_in_flight`` calls in flight; a burst of more
+waits its turn (:mod:`edgekv.inflight` says why a burst must not be started
+all at once).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import random
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,15 +36,18 @@ import grpc
 
 from edgekv.closing import AsyncClosing
 from edgekv.core import limits
-from edgekv.core.errors import ErrorKind, KVError, error
+from edgekv.core.errors import ErrorKind, KVError, RateLimitedError, error
 from edgekv.core.model import Change, Namespace
 from edgekv.core.validation import parse_json, validate_cache_ttl
+from edgekv.inflight import DEFAULT_MAX_IN_FLIGHT, BoundedChannel
 from edgekv.locate import locate_central, locate_edge
-from edgekv.retry import RetrySchedule, call_with_retries
+from edgekv.retry import RetrySchedule, backoff_s, call_with_retries
 from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc, edge_pb2, edge_pb2_grpc, kv_pb2
 from edgekv.wire import change_from_pb, namespace_from_pb
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ValueType = Literal["text", "json", "bytes", "arrayBuffer", "stream"]
@@ -121,6 +137,13 @@ class RetryPolicy(RetrySchedule):
     """Bounded retries of reads: attempts, exponential backoff, jitter seeded by ``seed``."""
 
     seed: int | None = None
+
+
+# Writes refused by the one-write-per-second rule, when retried: the rule is one write
+# per second, so every wait is at least a second; five attempts span 4-15.5 s.
+RATE_LIMITED_RETRY = RetrySchedule(
+    attempts=5, initial_backoff_s=0.5, max_backoff_s=4.0, min_backoff_s=1.0
+)
 
 
 def _encode_key(key: str) -> bytes:
@@ -245,6 +268,9 @@ class Client(AsyncClosing):
 
     Each may be an address (``"HOST:PORT"``) or a channel to use as it is, such
     as an :class:`edgekv.inprocess.InProcessChannel` to servers in this process.
+
+    ``retry_rate_limited=True`` retries writes refused with 429 (see the module
+    docstring); ``max_in_flight`` bounds the calls in flight on each channel.
     """
 
     def __init__(
@@ -255,6 +281,8 @@ class Client(AsyncClosing):
         region: str | None = None,
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        retry_rate_limited: bool = False,
     ) -> None:
         if region is not None and edge is None:
             edge = locate_edge(region, how_to_pass="edge='HOST:PORT'")
@@ -263,7 +291,9 @@ class Client(AsyncClosing):
         self.central = central if central is None or isinstance(central, str) else "in-process"
         self.edge = edge if edge is None or isinstance(edge, str) else "in-process"
         self.timeout_s = timeout_s
+        self.max_in_flight = max_in_flight
         self.retry = retry or RetryPolicy()
+        self.retry_rate_limited = retry_rate_limited
         self._rng = random.Random(self.retry.seed)
         self._channels: list[Any] = []
         self._stub: central_pb2_grpc.CentralStoreStub | None = None
@@ -273,12 +303,13 @@ class Client(AsyncClosing):
         if edge is not None:
             self._edge_stub = edge_pb2_grpc.EdgeKVStub(self._channel_to(edge))
 
-    def _channel_to(self, target: str | Any) -> Any:
+    def _channel_to(self, target: str | Any) -> BoundedChannel:
+        """A channel to ``target`` that queues calls beyond ``max_in_flight`` (a burst)."""
         if not isinstance(target, str):
-            return target  # the caller's channel; the caller closes it
+            return BoundedChannel(target, self.max_in_flight)  # the caller closes theirs
         channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._channels.append(channel)
-        return channel
+        return BoundedChannel(channel, self.max_in_flight)
 
     async def close(self) -> None:
         for channel in self._channels:
@@ -309,6 +340,37 @@ class Client(AsyncClosing):
             return await method(request, timeout=self.timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self._server_of(method)) from None
+
+    async def write(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
+        """A write: never retried when it may have happened; retried on 429 if so chosen."""
+        failed_attempts = 0
+        while True:
+            try:
+                return await self.call(method, request)
+            except RateLimitedError as exc:
+                failed_attempts += 1
+                if not self.may_retry_rate_limited(exc.kind, failed_attempts):
+                    raise
+                await self.wait_out_rate_limit(exc.message, failed_attempts)
+
+    def may_retry_rate_limited(self, kind: ErrorKind | str | None, failed_attempts: int) -> bool:
+        """Whether a write refused as ``kind`` after ``failed_attempts`` goes again."""
+        return (
+            self.retry_rate_limited
+            and kind == ErrorKind.WRITE_RATE_LIMITED
+            and failed_attempts < RATE_LIMITED_RETRY.attempts
+        )
+
+    async def wait_out_rate_limit(self, reason: str, failed_attempts: int) -> None:
+        wait_s = backoff_s(RATE_LIMITED_RETRY, failed_attempts, self._rng)
+        log.info(
+            "%s; writing again in %.1f s (attempt %d of %d)",
+            reason,
+            wait_s,
+            failed_attempts + 1,
+            RATE_LIMITED_RETRY.attempts,
+        )
+        await asyncio.sleep(wait_s)
 
     async def read(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
         """A call that is safe to repeat: retried on UNAVAILABLE / DEADLINE_EXCEEDED."""
@@ -504,14 +566,14 @@ class KVNamespace:
         )
         edge = self._client.edge_stub
         method = self._client.stub.Put if edge is None else edge.Put
-        response = await self._client.call(method, request)
+        response = await self._client.write(method, request)
         return WriteResult(response.revision, response.commit_time)
 
     async def delete(self, key: str) -> WriteResult:
         request = pb.DeleteRequest(namespace_id=self.id, key=_encode_key(key))
         edge = self._client.edge_stub
         method = self._client.stub.Delete if edge is None else edge.Delete
-        response = await self._client.call(method, request)
+        response = await self._client.write(method, request)
         return WriteResult(response.revision, response.commit_time)
 
     async def list(
@@ -573,17 +635,44 @@ class KVNamespace:
     async def bulk_put(self, entries: Sequence[BulkPutEntry | Mapping[str, Any]]) -> BulkResult:
         """Write up to 10,000 entries in one atomic commit (REST ``PUT /bulk``)."""
         messages = [self._bulk_entry(entry) for entry in entries]
-        response = await self._client.call(
-            self._client.stub.BulkPut, pb.BulkPutRequest(namespace_id=self.id, entries=messages)
+        return await self._bulk_write(
+            self._client.stub.BulkPut,
+            lambda chosen: pb.BulkPutRequest(namespace_id=self.id, entries=chosen),
+            messages,
         )
-        return self._bulk_result(response)
 
     async def bulk_delete(self, keys: Sequence[str]) -> BulkResult:
-        response = await self._client.call(
+        return await self._bulk_write(
             self._client.stub.BulkDelete,
-            pb.BulkDeleteRequest(namespace_id=self.id, keys=[_encode_key(k) for k in keys]),
+            lambda chosen: pb.BulkDeleteRequest(namespace_id=self.id, keys=chosen),
+            [_encode_key(k) for k in keys],
         )
-        return self._bulk_result(response)
+
+    async def _bulk_write(
+        self,
+        method: Callable[..., Awaitable[pb.BulkWriteResponse]],
+        request_of: Callable[[Sequence[Any]], Any],
+        items: Sequence[Any],
+    ) -> BulkResult:
+        """One bulk write; with ``retry_rate_limited``, the entries refused with 429 again.
+
+        Central answers entry by entry, in order, so the answer to a retry
+        takes the place of the refused entries' answers.
+        """
+        response = await self._client.call(method, request_of(items))
+        answers = list(response.results)
+        refused = ErrorKind.WRITE_RATE_LIMITED
+        failed_attempts = 1
+        while True:
+            pending = [i for i, answer in enumerate(answers) if answer.error_kind == refused]
+            if not pending or not self._client.may_retry_rate_limited(refused, failed_attempts):
+                return self._bulk_result(answers)
+            reason = f"{answers[pending[0]].error_message} for {len(pending)} of {len(items)} keys"
+            await self._client.wait_out_rate_limit(reason, failed_attempts)
+            response = await self._client.call(method, request_of([items[i] for i in pending]))
+            for index, answer in zip(pending, response.results, strict=True):
+                answers[index] = answer
+            failed_attempts += 1
 
     async def watch(self, start_revision: int = 0, include_values: bool = False) -> WatchStream:
         """Watch this namespace's changes from ``start_revision`` on (0: from now).
@@ -624,9 +713,9 @@ class KVNamespace:
         )
 
     @staticmethod
-    def _bulk_result(response: pb.BulkWriteResponse) -> BulkResult:
+    def _bulk_result(answers: Sequence[pb.BulkResult]) -> BulkResult:
         return BulkResult(
-            successful_key_count=response.successful_key_count,
+            successful_key_count=sum(1 for answer in answers if answer.ok),
             results=[
                 BulkEntryResult(
                     key=result.key.decode("utf-8", "replace"),
@@ -635,6 +724,6 @@ class KVNamespace:
                     error_kind=result.error_kind or None,
                     error_message=result.error_message or None,
                 )
-                for result in response.results
+                for result in answers
             ],
         )

@@ -9,10 +9,13 @@ generated stubs accept in place of a ``grpc.aio`` channel. A call crosses it
 the way it crosses the wire: the request is serialised by the stub's
 serializer and parsed by the handler's deserializer, the response the same
 way back, so a message the wire would refuse (too large, not parseable) is
-refused here too; an aborted call arrives as a ``grpc.aio.AioRpcError``
-carrying the status, details and trailing metadata the handler set, so
-:func:`edgekv.rpc.error_from_rpc` rebuilds the same ``KVError``. A deadline
-is a wait on the running event loop's clock.
+refused here too; a call its handler ended with an error status (by
+aborting, or by setting the code as the error boundary does) arrives as a
+``grpc.aio.AioRpcError`` carrying the status, details and trailing metadata
+the handler set, so :func:`edgekv.rpc.error_from_rpc` rebuilds the same
+``KVError``. A deadline is a wait on the running event loop's clock, and the
+handler reads what is left of it from its context's ``time_remaining()``, as
+from grpc's.
 
 Nothing here sleeps, reads the host's clock or draws random numbers: it is
 the transport of the unit tests that drive an edge and central with a manual
@@ -50,9 +53,28 @@ class InProcessContext:
     code: grpc.StatusCode = grpc.StatusCode.OK
     details: str = ""
     trailing: Metadata = ()
+    # When the caller stops waiting, on the event loop's clock (None: no deadline).
+    deadline: float | None = None
+
+    def time_remaining(self) -> float | None:
+        """Seconds until the caller's deadline (None when it set none), as grpc's context."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
 
     def set_trailing_metadata(self, metadata: Iterable[tuple[str, str | bytes]]) -> None:
         self.trailing = tuple(metadata)
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self.code = code
+
+    def set_details(self, details: str) -> None:
+        self.details = details
+
+    @property
+    def failed(self) -> bool:
+        """The handler ended the call with a status other than OK (without raising)."""
+        return self.code is not grpc.StatusCode.OK
 
     async def abort(
         self, code: grpc.StatusCode, details: str = "", trailing: Metadata = ()
@@ -74,9 +96,15 @@ class InProcessContext:
 class InProcessServer:
     """Method handlers registered as on a grpc server, reachable through :meth:`channel`."""
 
-    def __init__(self, interceptors: Sequence[Any] | None = None) -> None:
+    def __init__(
+        self,
+        interceptors: Sequence[Any] | None = None,
+        max_receive_bytes: int = limits.MAX_MESSAGE_BYTES,
+    ) -> None:
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         self._interceptors = list(interceptors) if interceptors is not None else [ErrorBoundary()]
+        # The largest request taken, as a grpc server's receive limit (an edge's is smaller).
+        self.max_receive_bytes = max_receive_bytes
 
     # -- what the generated add_*Servicer_to_server functions call ---------------------
 
@@ -121,15 +149,14 @@ def _chained(interceptor: Any, continuation: Callable[..., Any]) -> Callable[...
     return call
 
 
-def _check_size(payload: bytes, method: str) -> None:
+def _check_size(payload: bytes, method: str, limit: int = limits.MAX_MESSAGE_BYTES) -> None:
     """Refuse what grpc's message limits refuse (the same limits every edgekv channel sets)."""
-    if len(payload) > limits.MAX_MESSAGE_BYTES:
+    if len(payload) > limit:
         raise grpc.aio.AioRpcError(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             grpc.aio.Metadata(),
             grpc.aio.Metadata(),
-            f"{method}: message of {len(payload)} bytes is larger than the limit of "
-            f"{limits.MAX_MESSAGE_BYTES}",
+            f"{method}: message of {len(payload)} bytes is larger than the limit of {limit}",
         )
 
 
@@ -172,15 +199,18 @@ class _Method:
     serialize: Callable[[Any], bytes]
     deserialize: Callable[[bytes], Any]
 
-    def context(self, metadata: Metadata | None) -> InProcessContext:
-        return InProcessContext(tuple(metadata or ()))
+    def context(self, metadata: Metadata | None, timeout_s: float | None) -> InProcessContext:
+        deadline = None
+        if timeout_s is not None:
+            deadline = asyncio.get_running_loop().time() + timeout_s
+        return InProcessContext(tuple(metadata or ()), deadline=deadline)
 
     async def handler(self, context: InProcessContext) -> grpc.RpcMethodHandler:
         return await self.server.handler_for(_CallDetails(self.method, context.metadata))
 
     def request_bytes(self, request: Any) -> bytes:
         payload = self.serialize(request)
-        _check_size(payload, self.method)
+        _check_size(payload, self.method, self.server.max_receive_bytes)
         return payload
 
 
@@ -193,7 +223,7 @@ class _UnaryUnary(_Method):
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
     ) -> Any:
-        context = self.context(metadata)
+        context = self.context(metadata, timeout)
         payload = self.request_bytes(request)
         handler = await self.handler(context)
         call = handler.unary_unary(_request(handler, payload), context)
@@ -208,6 +238,8 @@ class _UnaryUnary(_Method):
                 grpc.aio.Metadata(),
                 "Deadline Exceeded",
             ) from None
+        if context.failed:
+            raise context.rpc_error()
         answer = handler.response_serializer(response)
         _check_size(answer, self.method)
         return self.deserialize(answer)
@@ -222,7 +254,7 @@ class _UnaryStream(_Method):
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
     ) -> InProcessStream:
-        return InProcessStream(self, self.context(metadata), self.request_bytes(request))
+        return InProcessStream(self, self.context(metadata, timeout), self.request_bytes(request))
 
 
 class InProcessStream:
@@ -252,7 +284,7 @@ class InProcessStream:
         except grpc.aio.AioRpcError as exc:
             await self._queue.put(exc)
         else:
-            await self._queue.put(None)
+            await self._queue.put(self._context.rpc_error() if self._context.failed else None)
 
     async def read(self) -> Any:
         if self._pump is None:

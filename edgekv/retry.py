@@ -5,9 +5,11 @@ retried here (an edge's watcher re-subscribing to a broken stream is not a
 retried call: it follows the stream for as long as the edge runs, with a
 capped backoff of its own). tenacity does the looping; this module fixes how
 it is configured, so that no retry in edgekv uses tenacity's defaults: the number
-of attempts is bounded, the wait before attempt n is drawn uniformly from
-[0, min(max, initial * 2^(n-1))] ("full jitter") with the caller's seeded
+of attempts is bounded, the wait before attempt n + 1 is a floor plus a draw
+from [0, min(max, initial * 2^(n-1))] ("full jitter") with the caller's seeded
 RNG, and the sleep is the caller's (an edge sleeps on its simulated clock).
+The floor is 0 but for waits that must outlast a rule — a write refused by
+the one-write-per-second limit is retried no sooner than a second later.
 A :class:`RetrySchedule` says how many attempts and how long the waits; the
 client's :class:`~edgekv.client.RetryPolicy` and the edge's
 :class:`~edge.upstream.RetrySettings` are schedules with what else each needs.
@@ -33,6 +35,14 @@ class RetrySchedule:
     attempts: int = 3
     initial_backoff_s: float = 0.05
     max_backoff_s: float = 1.0
+    # Every wait is at least this long; the jitter comes on top.
+    min_backoff_s: float = 0.0
+
+
+def backoff_s(schedule: RetrySchedule, failed_attempts: int, rng: random.Random) -> float:
+    """The wait after ``failed_attempts`` attempts failed: the floor plus full jitter."""
+    ceiling_s = schedule.initial_backoff_s * 2 ** (failed_attempts - 1)
+    return schedule.min_backoff_s + rng.uniform(0.0, min(schedule.max_backoff_s, ceiling_s))
 
 
 def retrying(
@@ -44,8 +54,7 @@ def retrying(
     attempts_made: int = 0,
 ) -> tenacity.AsyncRetrying:
     def full_jitter_s(state: tenacity.RetryCallState) -> float:
-        ceiling_s = schedule.initial_backoff_s * 2 ** (attempts_made + state.attempt_number - 1)
-        return rng.uniform(0.0, min(schedule.max_backoff_s, ceiling_s))
+        return backoff_s(schedule, attempts_made + state.attempt_number, rng)
 
     return tenacity.AsyncRetrying(
         stop=tenacity.stop_after_attempt(schedule.attempts - attempts_made),
@@ -75,7 +84,7 @@ async def call_with_retries(
     except Exception as exc:
         if schedule.attempts <= 1 or not should_retry(exc):
             raise
-    await sleep(rng.uniform(0.0, min(schedule.max_backoff_s, schedule.initial_backoff_s)))
+    await sleep(backoff_s(schedule, 1, rng))
     retry = retrying(schedule, rng=rng, should_retry=should_retry, sleep=sleep, attempts_made=1)
     async for attempt in retry:
         with attempt:

@@ -1,12 +1,20 @@
-"""What every edgekv gRPC server shares: health, reflection, limits, shutdown.
+"""What every edgekv gRPC server shares: health, reflection, limits, memory, shutdown.
 
-Theory of operation: :class:`GrpcNode` makes a ``grpc.aio`` server with
-message limits big enough for a 25 MiB value and a 100 MiB bulk write, every
+Theory of operation: :class:`GrpcNode` makes a ``grpc.aio`` server with every
 method behind the one error boundary (:class:`~edgekv.rpc.ErrorBoundary`),
 and standard health checking and reflection registered; :class:`GrpcNode` starts
 it on an address (port 0 picks a free port), flips health to SERVING, and on
 :meth:`GrpcNode.stop` flips it to NOT_SERVING before a graceful stop, so load
 balancers and launchers see the node leave before it refuses calls.
+
+The largest message a node receives is set by its role: central's is a
+100 MiB bulk write (``limits.MAX_MESSAGE_BYTES``), an edge's a Put of a
+25 MiB value (``limits.MAX_EDGE_REQUEST_BYTES``). gRPC refuses a larger one
+(RESOURCE_EXHAUSTED) from its length prefix, before receiving it, so eight
+110 MiB puts at an edge cost it nothing; at central they must be received to
+be refused. Sends keep the general limit (an edge's answers may be a bulk
+read's). While it serves, a node gives the memory it frees back to the
+system (:class:`~edgekv.memory.FreedMemoryReturn`).
 """
 
 from __future__ import annotations
@@ -22,18 +30,33 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.registry import Collector
 
+from edgekv.core import limits
+from edgekv.memory import FreedMemoryReturn
 from edgekv.rpc import CHANNEL_OPTIONS, ErrorBoundary
+
+RECEIVE_LIMIT_OPTION = "grpc.max_receive_message_length"
+
+
+def server_options(max_receive_bytes: int) -> list[tuple[str, int]]:
+    """The channel options of a server that receives messages of at most ``max_receive_bytes``.
+
+    (grpc takes the first of two options of one name: the general limit is left out.)
+    """
+    general = [option for option in CHANNEL_OPTIONS if option[0] != RECEIVE_LIMIT_OPTION]
+    # grpc turns SO_REUSEPORT on by default, which lets a second server bind a port
+    # another one serves and silently split the clients between them; refuse instead.
+    return [*general, (RECEIVE_LIMIT_OPTION, max_receive_bytes), ("grpc.so_reuseport", 0)]
 
 
 class GrpcNode:
-    def __init__(self, service_names: Sequence[str]) -> None:
-        # grpc turns SO_REUSEPORT on by default, which lets a second server bind a port
-        # another one serves and silently split the clients between them; refuse instead.
+    def __init__(
+        self, service_names: Sequence[str], max_receive_bytes: int = limits.MAX_MESSAGE_BYTES
+    ) -> None:
         self.boundary = ErrorBoundary()
         self.server = grpc.aio.server(
-            interceptors=[self.boundary],
-            options=[*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)],
+            interceptors=[self.boundary], options=server_options(max_receive_bytes)
         )
+        self.memory = FreedMemoryReturn()
         self._health = health.aio.HealthServicer()
         self._service_names = list(service_names)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self.server)
@@ -52,6 +75,7 @@ class GrpcNode:
                 "an address of this machine"
             ) from None
         await self.server.start()
+        self.memory.start()
         for name in ("", *self._service_names):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         return self.port
@@ -59,6 +83,7 @@ class GrpcNode:
     async def stop(self, grace_s: float = 5.0) -> None:
         await self._health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
+        await self.memory.stop()
 
 
 def serve_metrics(listen: str, collector: Collector) -> MetricsServer:

@@ -7,6 +7,8 @@ Theory of operation: the configuration names bindings and namespace ids
 (:mod:`edgekv.config`); the cluster's addresses come from :mod:`edgekv.locate`.
 With a ``region`` every binding reads and writes through that region's edge,
 as a Worker running there would; without one, through the central store.
+A write refused by the one-write-per-second rule raises ``RateLimitedError``
+at once, as in a Worker: bindings never write again by themselves.
 The returned :class:`Bindings` owns one client: close it, or use ``async with``.
 """
 
@@ -57,8 +59,9 @@ async def bindings(
         raise ConfigError("no wrangler.toml, wrangler.json or wrangler.jsonc here or above")
     parsed = load_config(path)
     ids = {b.binding: resolve_id(b, preview, parsed.path) for b in parsed.environment(env)}
+    # A Worker sees a 429: so does a binding (retry_rate_limited stays off).
     if region is not None:
-        client = Client(edge=locate_edge(region, edge))
+        client = Client(edge=locate_edge(region, edge), retry_rate_limited=False)
     else:
-        client = Client(central=locate_central(central))
+        client = Client(central=locate_central(central), retry_rate_limited=False)
     return Bindings(client, {name: client.namespace(ns_id) for name, ns_id in ids.items()})

@@ -178,6 +178,11 @@ def process_memory(pid: int) -> dict[str, int]:
     return out
 
 
+def reset_peak_memory(pid: int) -> None:
+    """Start ``pid``'s ``VmHWM`` again from its resident memory now (Linux 4.0+)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
 # -- the machine ----------------------------------------------------------------------
 
 

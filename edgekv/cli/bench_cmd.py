@@ -2,9 +2,11 @@
 
 Theory of operation: ``quick`` runs the main scenarios for a few seconds each
 (about a minute in all) and prints the table people look at first; ``run``
-takes any scenarios, rates and sweeps; ``list`` names them. Each run writes
+takes any scenarios, rates and sweeps; ``burst`` measures one client's bursts
+at several bounds on its calls in flight; ``list`` names them. Each run writes
 ``results/bench/<timestamp>/`` under the current directory (``resources``:
-``results/bench/resources-<timestamp>/``; ``--out DIR`` for another parent
+``results/bench/resources-<timestamp>/``, ``burst``: ``burst-<timestamp>``;
+``--out DIR`` for another parent
 than ``results``), as the experiments write ``results/<experiment>/...``. Exit 0 when every run was
 valid (the generator kept up) and no call failed; 1 otherwise, saying why.
 """
@@ -28,7 +30,7 @@ def register(subcommands: Subcommands) -> None:
         epilog="example: edgekv bench quick",
     )
     kinds = parser.add_subparsers(
-        dest="bench_command", metavar="quick|run|resources|soak|list", required=True
+        dest="bench_command", metavar="quick|run|resources|soak|burst|list", required=True
     )
     quick = kinds.add_parser("quick", help="the main scenarios, about a minute")
     _common(quick)
@@ -92,6 +94,24 @@ def register(subcommands: Subcommands) -> None:
     soak.add_argument("--seed", type=int, default=1, help="seed of the workload (default 1)")
     _add_out_flag(soak)
     soak.set_defaults(run=run_soak)
+    burst = kinds.add_parser(
+        "burst",
+        help="bursts of calls from one client at several bounds on its calls in flight",
+    )
+    burst.add_argument(
+        "--calls", type=int, default=3000, metavar="N", help="calls per burst (default 3000)"
+    )
+    burst.add_argument(
+        "--bounds",
+        default="32,64,128,256,512,1024,0",
+        metavar="B,B",
+        help="calls in flight per channel to try; 0 is no bound (default 32,64,...,1024,0)",
+    )
+    burst.add_argument(
+        "--rounds", type=int, default=3, metavar="R", help="bursts per bound (default 3)"
+    )
+    _add_out_flag(burst)
+    burst.set_defaults(run=run_burst)
     listing = kinds.add_parser("list", help="the scenarios and what one call of each is")
     listing.set_defaults(run=run_list)
 
@@ -168,6 +188,38 @@ async def run_soak(args: argparse.Namespace) -> int:
         print(f"edgekv: error: {reason}")
     print(f"results: {folder}")
     return 0 if summary["passed"] else 1
+async def run_burst(args: argparse.Namespace) -> int:
+    import json
+
+    from edgekv.bench.burst import measure, summarise, table
+    from edgekv.bench.runner import DEFAULT_OUT, results_folder
+    from edgekv.bench.servers import machine
+    from edgekv.provenance import provenance
+
+    try:
+        bounds = [int(bound) for bound in args.bounds.split(",") if bound.strip()]
+    except ValueError:
+        raise UsageError(f"--bounds takes whole numbers, got {args.bounds!r}") from None
+    if args.calls < 1 or args.rounds < 1 or not bounds or min(bounds) < 0:
+        raise UsageError("--calls and --rounds must be positive and --bounds 0 or more")
+    info = machine()
+    rows = await measure(bounds, args.calls, args.rounds)
+    summary = summarise(rows)
+    folder = results_folder(args.out or DEFAULT_OUT, prefix="burst-")
+    document = {
+        "machine": info,
+        **provenance(),
+        "calls": args.calls,
+        "summary": summary,
+        "bursts": rows,
+    }
+    (folder / "summary.json").write_text(json.dumps(document, indent=2))
+    print(
+        f"\nmedian throughput / the best median of its workload (of the bounds that failed "
+        f"no call):\n{table(summary)}"
+        f"\n\nresults: {folder}"
+    )
+    return 0
 
 
 async def run_list(args: argparse.Namespace) -> int:

@@ -7,6 +7,12 @@ finds the cluster (:mod:`edgekv.locate`), makes one client call or a few, and
 prints what wrangler prints. Key and bulk commands talk to the central store
 like wrangler's ``--remote`` talks to the REST API; ``--region`` reads through
 that region's edge instead, as a Worker there would.
+
+A write refused by the one-write-per-second rule (429) — a ``bulk delete``
+right after the ``bulk put`` of the same keys, say — is written again after a
+jittered wait of at least a second, a few times at most, as the official SDKs
+do (``edgekv.Client(retry_rate_limited=True)``); each wait is told on stderr.
+``--no-retry`` lets the first 429 fail the command.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable, Sequence
@@ -64,6 +71,27 @@ def _add_namespace_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_retry_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-retry",
+        dest="retry_rate_limited",
+        action="store_false",
+        help="fail on a 429 (one write per second per key) instead of writing again "
+        "after a second or more",
+    )
+
+
+def _show_rate_limit_waits() -> None:
+    """Tell on stderr each wait of a write refused with 429 (the client logs it)."""
+    logger = logging.getLogger("edgekv.client")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("edgekv: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def _add_region_flags(parser: argparse.ArgumentParser, verb: str) -> None:
     """``--region`` (and ``--edge`` to name its edge): go through an edge, not to central."""
     parser.add_argument("--region", metavar="R", help=f"{verb} through this region's edge")
@@ -100,10 +128,14 @@ class _Target:
 def _target(args: argparse.Namespace, region: str | None = None) -> _Target:
     namespace_id = _namespace_id(args)
     edge = getattr(args, "edge", None)
+    # Only the writing commands have --no-retry; the reading ones never see a 429.
+    retry_rate_limited: bool = getattr(args, "retry_rate_limited", False)
+    if retry_rate_limited:
+        _show_rate_limit_waits()
     if region is not None or edge is not None:
-        client = Client(edge=locate_edge(region or "", edge))
+        client = Client(edge=locate_edge(region or "", edge), retry_rate_limited=retry_rate_limited)
     else:
-        client = _central(args)
+        client = Client(central=locate_central(args.central), retry_rate_limited=retry_rate_limited)
     return _Target(client, client.namespace(namespace_id), namespace_id)
 
 
@@ -575,6 +607,7 @@ def _register_key(kv: Subcommands) -> None:
     put.add_argument("--ttl", type=int, metavar="SECONDS", help="expiration_ttl, at least 60")
     put.add_argument("--expiration", type=int, metavar="EPOCH", help="absolute expiration")
     put.add_argument("--metadata", metavar="JSON", help="a JSON object")
+    _add_retry_flag(put)
 
     get = _command(
         group,
@@ -610,6 +643,7 @@ def _register_key(kv: Subcommands) -> None:
     )
     delete.add_argument("key", metavar="KEY")
     _add_namespace_flags(delete)
+    _add_retry_flag(delete)
 
 
 def _register_bulk(kv: Subcommands) -> None:
@@ -629,6 +663,7 @@ def _register_bulk(kv: Subcommands) -> None:
     )
     put.add_argument("file", metavar="FILE")
     _add_namespace_flags(put)
+    _add_retry_flag(put)
 
     delete = _command(
         group,
@@ -640,6 +675,7 @@ def _register_bulk(kv: Subcommands) -> None:
     delete.add_argument("file", metavar="FILE")
     _add_namespace_flags(delete)
     delete.add_argument("-f", "--force", action="store_true", help="do not ask")
+    _add_retry_flag(delete)
 
     get = _command(
         group,

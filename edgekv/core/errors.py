@@ -259,7 +259,8 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
     ),
     ErrorKind.WATCH_LAGGING: ErrorSpec(
         "ABORTED",
-        "Watcher fell more than {backlog} changes behind; resume with start_revision={resume}.",
+        # {backlog}: the bound passed, e.g. "10000 changes" or "64 MiB of changes".
+        "Watcher fell more than {backlog} behind; resume with start_revision={resume}.",
         WatchError,
     ),
     ErrorKind.LINK_SETTINGS_INVALID: ErrorSpec(

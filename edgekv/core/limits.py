@@ -44,3 +44,6 @@ MAX_NAMESPACES_PER_PAGE: Final = 1000
 # gRPC messages must carry a 25 MiB value plus its envelope, and a bulk write
 # of up to 100 MiB; this bounds both directions on servers and clients.
 MAX_MESSAGE_BYTES: Final = MAX_BULK_BYTES + 16 * 1024 * 1024
+# The largest request an edge receives: a Put, whose 25 MiB value comes with a key, metadata
+# and a few small fields (a few KiB in all; 64 KiB leaves room). Bulk writes are central's.
+MAX_EDGE_REQUEST_BYTES: Final = MAX_VALUE_BYTES + 64 * 1024

@@ -90,6 +90,24 @@ async def test_a_watcher_that_falls_behind_is_told_where_to_resume(
     assert [c.key for c in resumed] == [f"k{i:02}" for i in range(20)]
 
 
+@pytest.mark.parametrize("storage_url", ["memory"], indirect=True)
+async def test_a_watcher_is_cut_when_its_backlog_passes_its_bytes_bound(
+    start_central_at: StartCentral,
+) -> None:
+    central = await start_central_at(watch_backlog_bytes=10_000)
+    kv = central.client.namespace((await central.client.create_namespace("bytes")).id)
+    with_values = await kv.watch(include_values=True)
+    keys_only = await kv.watch()
+    # 20 changes of 1 KB values in one commit: 20 KB of values, but only ~4 KB of keys.
+    await kv.bulk_put([{"key": f"k{i:02}", "value": "v" * 1000} for i in range(20)])
+    with pytest.raises(edgekv.WatchError) as caught:
+        await take(with_values, 20)
+    assert caught.value.message == (
+        "Watcher fell more than 10,000 bytes of changes behind; resume with start_revision=1."
+    )
+    assert len(await take(keys_only, 20)) == 20, "a watcher without values is kept no values"
+
+
 async def test_deleting_the_namespace_ends_its_watchers(
     central: Central, kv: edgekv.KVNamespace
 ) -> None:

@@ -23,7 +23,8 @@ from edge.server import Edge, EdgeConfig, add_edge_services, assemble_edge
 from edge.upstream import RetrySettings
 from edgekv.clock import ManualClock
 from edgekv.control import EdgeCounters, LinkSettings
-from edgekv.inprocess import InProcessServer
+from edgekv.core import limits
+from edgekv.inprocess import InProcessChannel, InProcessServer
 from edgekv.v1 import central_pb2_grpc
 
 # A manual clock only moves when the test moves it, so retries do not back off.
@@ -41,6 +42,8 @@ class InProcessEdge:
     edge: Edge
     client: edgekv.Client
     kv: edgekv.KVNamespace
+    # The edge's services, for clients of the test's own making.
+    channel: InProcessChannel
 
     @property
     def node(self) -> EdgeNode:
@@ -91,10 +94,11 @@ class InProcessCluster:
             seed=seed,
         )
         edge = await assemble_edge(config, self.clock, self.central.channel())
-        served = InProcessServer()
+        served = InProcessServer(max_receive_bytes=limits.MAX_EDGE_REQUEST_BYTES)
         add_edge_services(edge, served)
-        client = edgekv.Client(edge=served.channel(), retry=NO_CLIENT_RETRY)
-        added = InProcessEdge(edge, client, client.namespace(self.kv.id))
+        channel = served.channel()
+        client = edgekv.Client(edge=channel, retry=NO_CLIENT_RETRY)
+        added = InProcessEdge(edge, client, client.namespace(self.kv.id), channel)
         self.edges.append(added)
         return added
 

@@ -17,7 +17,7 @@ from edge.node import EdgePolicy
 from edgekv.control import LinkSettings
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError
-from tests.support.inprocess_cluster import InProcessCluster, InProcessEdge
+from tests.support.inprocess_cluster import NO_CLIENT_RETRY, InProcessCluster, InProcessEdge
 
 
 async def read(edge: InProcessEdge, key: str, cache_ttl: int | None = None) -> tuple[object, str]:
@@ -162,6 +162,56 @@ async def test_a_cut_off_edge_serves_stale_within_its_bound_then_fails(
         await edge.kv.get("never-read")
     edge.edge.link.change(partitioned=False)
     assert await read(edge, "k") == ("v", "REVALIDATED")
+
+
+def impatient(edge: InProcessEdge, deadline_s: float) -> edgekv.KVNamespace:
+    """The edge's namespace through a client whose calls have a deadline of ``deadline_s``."""
+    client = edgekv.Client(edge=edge.channel, timeout_s=deadline_s, retry=NO_CLIENT_RETRY)
+    return client.namespace(edge.kv.id)
+
+
+async def test_a_read_gives_up_on_central_within_its_callers_deadline(
+    cluster: InProcessCluster,
+) -> None:
+    # The link's way out waits on the manual clock, which stands still: central never
+    # answers, as when it is stopped. Only the caller's deadline (real time) ends the wait.
+    edge = await cluster.add_edge(policy=EdgePolicy(max_stale_s=100), link=LinkSettings(rtt_ms=80))
+    await cluster.kv.put("k", "v")
+    reading = asyncio.ensure_future(read(edge, "k"))
+    await cross_link(cluster, 0.08)
+    assert await reading == ("v", "MISS")
+    cluster.clock.advance(61)
+
+    kv = impatient(edge, deadline_s=0.3)
+    answer = await kv.get_with_metadata("k")
+    assert (answer.value, answer.cache_status) == ("v", "STALE")
+    with pytest.raises(edgekv.UnavailableError, match="no copy it may serve") as caught:
+        await kv.get("never-read")
+    assert caught.value.kind is ErrorKind.UNAVAILABLE, "the edge answered, in time"
+    with pytest.raises(KVError) as refused:
+        await kv.put("k", "v2")
+    assert refused.value.kind is ErrorKind.UNAVAILABLE_NOT_APPLIED, "cut off on the link's way out"
+
+
+async def test_a_reader_sharing_a_slower_readers_fetch_stops_at_its_own_deadline(
+    cluster: InProcessCluster,
+) -> None:
+    edge = await cluster.add_edge(policy=EdgePolicy(max_stale_s=100), link=LinkSettings(rtt_ms=80))
+    await cluster.kv.put("k", "v1")
+    reading = asyncio.ensure_future(read(edge, "k"))
+    await cross_link(cluster, 0.08)
+    assert await reading == ("v1", "MISS")
+    await cluster.kv.put("k", "v2")
+    cluster.clock.advance(61)
+
+    patient = asyncio.ensure_future(read(edge, "k"))  # leads the fetch, 30 s to wait
+    await settle()
+    answer = await impatient(edge, deadline_s=0.3).get_with_metadata("k")
+    assert (answer.value, answer.cache_status) == ("v1", "STALE")
+    assert not patient.done()
+    await cross_link(cluster, 0.08)
+    assert await patient == ("v2", "EXPIRED"), "the shared fetch went on"
+    assert edge.counters.upstream_calls == 2
 
 
 async def test_a_write_through_a_cut_off_edge_fails_definitely(cluster: InProcessCluster) -> None:

@@ -175,9 +175,10 @@ def test_a_second_write_within_a_second_is_the_workers_kv_429_line(
     namespace_id = admin.create()
     ns = ["--namespace-id", namespace_id, *central]
 
+    # --no-retry: by default the command would write again after a second, and succeed.
     first, second = concurrently(
-        lambda: workspace.run("kv", "key", "put", "k", "1", *ns),
-        lambda: workspace.run("kv", "key", "put", "k", "2", *ns),
+        lambda: workspace.run("kv", "key", "put", "k", "1", *ns, "--no-retry"),
+        lambda: workspace.run("kv", "key", "put", "k", "2", *ns, "--no-retry"),
     )
 
     outcomes = sorted([first, second], key=lambda result: result.returncode)
