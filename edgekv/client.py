@@ -38,7 +38,7 @@ from edgekv.closing import AsyncClosing
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, RateLimitedError, error
 from edgekv.core.model import Change, Namespace
-from edgekv.core.validation import parse_json, validate_cache_ttl
+from edgekv.core.validation import parse_json, validate_cache_ttl, validate_value
 from edgekv.inflight import DEFAULT_MAX_IN_FLIGHT, BoundedChannel
 from edgekv.locate import locate_central, locate_edge
 from edgekv.retry import RetrySchedule, backoff_s, call_with_retries
@@ -559,7 +559,9 @@ class KVNamespace:
         request = pb.PutRequest(
             namespace_id=self.id,
             key=_encode_key(key),
-            value=await _value_bytes(value),
+            # Refused here, in the store's words, rather than sent: an edge's transport takes
+            # no message larger than the largest value.
+            value=validate_value(await _value_bytes(value)),
             metadata_json=_metadata_json(metadata),
             expiration=expiration,
             expiration_ttl=expiration_ttl,

@@ -252,4 +252,11 @@ def error_from_rpc(exc: grpc.aio.AioRpcError, server: str = "the central store")
         )
     if code == grpc.StatusCode.UNAVAILABLE:
         return error(ErrorKind.UNAVAILABLE, detail=f"cannot reach {server}: {detail}")
+    if code == grpc.StatusCode.CANCELLED:
+        # Our own cancellations raise CancelledError; this one is the server's: grpc sheds
+        # calls once too many wait for its event loop. Worth trying again, not a bug.
+        return error(ErrorKind.UNAVAILABLE, detail=f"{server} shed the call: {detail}")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        # grpc's own refusal of a message over the receiver's limit, before any handler.
+        return error(ErrorKind.MESSAGE_TOO_LARGE, server=server, detail=detail)
     return error(ErrorKind.INTERNAL, detail=f"{code.name}: {detail}")

@@ -188,6 +188,8 @@ async def run_soak(args: argparse.Namespace) -> int:
         print(f"edgekv: error: {reason}")
     print(f"results: {folder}")
     return 0 if summary["passed"] else 1
+
+
 async def run_burst(args: argparse.Namespace) -> int:
     import json
 

@@ -131,6 +131,7 @@ class ErrorKind(enum.StrEnum):
     STORE_WENT_BACK = "STORE_WENT_BACK"
     # What the error boundary, storage and the client say of input no rule above covers.
     MESSAGE_INVALID = "MESSAGE_INVALID"
+    MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
     STORAGE_FAILED = "STORAGE_FAILED"
     VALUE_NOT_JSON = "VALUE_NOT_JSON"
     VALUE_NOT_TEXT = "VALUE_NOT_TEXT"
@@ -332,6 +333,13 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
     # field that is not UTF-8): grpc would answer UNKNOWN; the boundary answers this.
     ErrorKind.MESSAGE_INVALID: ErrorSpec(
         "INVALID_ARGUMENT", "Invalid {method} request: it does not parse ({detail}).", _INVALID
+    ),
+    # A message over what its receiver accepts (an edge takes at most a Put; central a
+    # bulk write of 100 MiB): grpc refuses it before any handler, so no kind came with it.
+    ErrorKind.MESSAGE_TOO_LARGE: ErrorSpec(
+        "RESOURCE_EXHAUSTED",
+        "{server} refused a message larger than it accepts: {detail}.",
+        _INVALID,
     ),
     # The central store's storage refused a change (disk full, I/O error, Redis out of
     # memory). Not definite: a failed commit may still have reached the disk.

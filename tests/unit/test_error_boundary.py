@@ -11,11 +11,12 @@ import pytest
 
 import edgekv
 from edge.server import add_edge_services
+from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError
 from edgekv.inprocess import InProcessServer
 from edgekv.rpc import error_from_rpc
 from edgekv.serving import GrpcNode
-from edgekv.v1 import edge_pb2, edge_pb2_grpc
+from edgekv.v1 import central_pb2, edge_pb2, edge_pb2_grpc
 from tests.support.inprocess_cluster import InProcessCluster
 
 
@@ -97,3 +98,21 @@ async def test_a_watch_of_an_unknown_namespace_is_refused_through_the_boundary(
 ) -> None:
     with pytest.raises(edgekv.NotFoundError, match="namespace not found"):
         await cluster.admin.namespace("f" * 32).watch()
+
+
+async def test_a_message_over_what_a_node_accepts_is_named_as_such(
+    cluster: InProcessCluster,
+) -> None:
+    edge = await cluster.add_edge()
+    too_big = b"v" * (limits.MAX_VALUE_BYTES + 1)
+    with pytest.raises(edgekv.InvalidRequestError, match="Value length of 26214401 exceeds"):
+        await edge.kv.put("k", too_big)  # refused by the client, in the store's words
+    assert edge.counters.upstream_calls == 0
+    # Sent anyway, past the client: the edge's transport refuses it before any handler.
+    raw = edge.client.edge_stub.Put  # type: ignore[union-attr]
+    oversized = central_pb2.PutRequest(
+        namespace_id=cluster.kv.id, key=b"k", value=b"v" * limits.MAX_EDGE_REQUEST_BYTES
+    )
+    refused = await refusal(raw(oversized))
+    assert refused.kind is ErrorKind.MESSAGE_TOO_LARGE and refused.status == "RESOURCE_EXHAUSTED"
+    assert not refused.transient
