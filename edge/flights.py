@@ -1,18 +1,20 @@
 """Single-flight: concurrent fetches of one slot share one upstream call.
 
-Theory of operation: the first caller of a slot (a key, a list page) *leads*:
-it registers a future for the slot, does the work, and resolves the future
-with the answer or the failure. Callers that arrive meanwhile *follow*: they
-await the leader's future (shielded, so a follower that gives up does not
-cancel the leader's call). :meth:`SingleFlight.run_many` leads many slots with
-ONE piece of work (a bulk read asks central once for all the keys nobody is
-fetching yet) and follows the rest.
+Theory of operation: the first caller of a slot (a key, a list page) starts
+the work in a task of its own and registers a future for the slot; every
+caller, the first one included, then waits on that future. The work belongs
+to no caller: one that goes away (cancelled, or out of time) stops waiting
+and nothing else changes — the others still get the answer, which may still
+fill the cache. :meth:`SingleFlight.start` starts work without waiting for it
+(a background refresh, registered at once so that the reads right after it
+share it rather than start another); :meth:`SingleFlight.run_many` starts ONE
+piece of work for all the slots nobody is fetching yet (a bulk read asks
+central once) and shares the others.
 
-The work runs on its leader's budget. A follower may have less time than the
-leader: given a ``deadline`` (event-loop time), it stops waiting there with
+The work runs on the budget of the caller that started it. Each caller waits
+no later than its own ``deadline`` (event-loop time): past it, it gets
 DEADLINE_EXCEEDED, a transient failure the node answers as it answers central
-not answering — STALE if it may, else UNAVAILABLE — while the leader's call
-goes on and may still fill the cache.
+not answering — STALE if it may, else UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -30,9 +32,46 @@ AnswerT = TypeVar("AnswerT")
 class SingleFlight(Generic[SlotT, AnswerT]):
     def __init__(self) -> None:
         self._running: dict[SlotT, asyncio.Future[AnswerT]] = {}
+        # The tasks doing the work, kept so that none is collected while running.
+        self._tasks: set[asyncio.Task[list[AnswerT]]] = set()
 
     def is_running(self, slot: SlotT) -> bool:
         return slot in self._running
+
+    def start(
+        self, slots: Sequence[SlotT], work: Callable[[list[SlotT]], Awaitable[list[AnswerT]]]
+    ) -> dict[SlotT, asyncio.Future[AnswerT]]:
+        """Each slot's future: ONE ``work(slots nobody fetches yet)``, the rest shared."""
+        futures = {slot: self._running[slot] for slot in slots if slot in self._running}
+        led = [slot for slot in slots if slot not in futures]
+        if not led:
+            return futures
+        loop = asyncio.get_running_loop()
+        promised = {slot: loop.create_future() for slot in led}
+        self._running.update(promised)
+        task = asyncio.ensure_future(work(led))
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._settle(done, promised))
+        return {**futures, **promised}
+
+    def _settle(
+        self, task: asyncio.Task[list[AnswerT]], promised: dict[SlotT, asyncio.Future[AnswerT]]
+    ) -> None:
+        self._tasks.discard(task)
+        for slot in promised:
+            del self._running[slot]
+        if task.cancelled():
+            for future in promised.values():
+                future.cancel()
+            return
+        failure = task.exception()
+        answers = [] if failure is not None else task.result()
+        for index, future in enumerate(promised.values()):
+            if failure is not None:
+                future.set_exception(failure)
+                future.exception()  # retrieved here, so a failure nobody awaits logs nothing
+            else:
+                future.set_result(answers[index])
 
     async def run(
         self,
@@ -40,13 +79,9 @@ class SingleFlight(Generic[SlotT, AnswerT]):
         work: Callable[[], Awaitable[AnswerT]],
         deadline: float | None = None,
     ) -> AnswerT:
-        """``await work()``, unless a call for ``slot`` is running: then share its answer
-        (waiting no later than ``deadline``)."""
-        running = self._running.get(slot)
-        if running is not None:
-            return await _follow(running, deadline)
-        [answer] = await self._lead([slot], lambda slots: _one(work))
-        return answer
+        """``work()``'s answer for ``slot``, shared with every caller meanwhile, by ``deadline``."""
+        [future] = self.start([slot], lambda slots: _one(work)).values()
+        return await _wait(future, deadline)
 
     async def run_many(
         self,
@@ -55,48 +90,27 @@ class SingleFlight(Generic[SlotT, AnswerT]):
         deadline: float | None = None,
     ) -> dict[SlotT, AnswerT]:
         """Answers for ``slots``: ONE ``work(slots nobody fetches yet)``; the rest shared."""
-        followed = {slot: self._running[slot] for slot in slots if slot in self._running}
-        led = [slot for slot in slots if slot not in followed]
-        answers: dict[SlotT, AnswerT] = {}
-        if led:
-            answers.update(zip(led, await self._lead(led, work), strict=True))
-        for slot, running in followed.items():
-            answers[slot] = await _follow(running, deadline)
-        return answers
+        futures = self.start(slots, work)
+        return {slot: await _wait(future, deadline) for slot, future in futures.items()}
 
-    async def _lead(
-        self, slots: list[SlotT], work: Callable[[list[SlotT]], Awaitable[list[AnswerT]]]
-    ) -> list[AnswerT]:
-        loop = asyncio.get_running_loop()
-        promised = [loop.create_future() for _ in slots]
-        self._running.update(zip(slots, promised, strict=True))
-        try:
-            answers = await work(slots)
-        except BaseException as exc:
-            for future in promised:
-                future.set_exception(exc)
-                future.exception()  # retrieved here, so a failure nobody followed logs nothing
-            raise
-        else:
-            for future, answer in zip(promised, answers, strict=True):
-                future.set_result(answer)
-            return answers
-        finally:
-            for slot in slots:
-                del self._running[slot]
+    async def close(self) -> None:
+        """Cancel the work still running (the node is stopping)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 async def _one(work: Callable[[], Awaitable[AnswerT]]) -> list[AnswerT]:
     return [await work()]
 
 
-async def _follow(running: asyncio.Future[AnswerT], deadline: float | None) -> AnswerT:
-    """The leader's answer (shielded: giving up does not cancel it), by ``deadline``."""
+async def _wait(future: asyncio.Future[AnswerT], deadline: float | None) -> AnswerT:
+    """The work's answer (shielded: a caller that gives up cancels nothing), by ``deadline``."""
     if deadline is None:
-        return await asyncio.shield(running)
+        return await asyncio.shield(future)
     try:
         return await asyncio.wait_for(
-            asyncio.shield(running), deadline - asyncio.get_running_loop().time()
+            asyncio.shield(future), deadline - asyncio.get_running_loop().time()
         )
     except TimeoutError:
         raise error(

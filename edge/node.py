@@ -124,6 +124,10 @@ ValueRead = Read[Version | None]
 PageRead = Read[ListPage]
 
 
+async def _fetched_one(shelf: _Shelf[SlotT, CopyT, ContentT], slot: SlotT) -> list[CopyT]:
+    return [await shelf.fetch(slot, None)]  # a background refresh: nobody waits, no deadline
+
+
 class _Shelf(Protocol[SlotT, CopyT, ContentT_co]):
     """Where copies of one kind are looked up, fetched and kept."""
 
@@ -136,6 +140,10 @@ class _Shelf(Protocol[SlotT, CopyT, ContentT_co]):
     async def keep(self, copy: CopyT, retention_s: float) -> None: ...
 
     def content(self, copy: CopyT, now: float) -> ContentT_co: ...
+
+    def floor(self, namespace_id: str) -> int:
+        """Copies central gave before this revision are out of date (beside a watch's floor)."""
+        ...
 
 
 class _Values:
@@ -158,6 +166,9 @@ class _Values:
     def content(self, copy: CachedValue, now: float) -> Version | None:
         return copy.served_version(now)
 
+    def floor(self, namespace_id: str) -> int:
+        return 0  # a value's own invalidated copy carries its floor (core.cache.invalidated)
+
 
 class _Pages:
     """Copies of list pages: in the page cache, fetched with central's List."""
@@ -178,6 +189,9 @@ class _Pages:
 
     def content(self, copy: CachedPage, now: float) -> ListPage:
         return copy.page
+
+    def floor(self, namespace_id: str) -> int:
+        return self.pages.floor(namespace_id)
 
 
 class EdgeNode:
@@ -313,7 +327,7 @@ class EdgeNode:
         cache_ttl_s: float,
     ) -> Serve[CopyT]:
         """Central answered: the status to report, and the answer kept if worth keeping."""
-        step = Answered(previous, answer, await shelf.look(slot), self.revision_floor(slot[0]))
+        step = Answered(previous, answer, await shelf.look(slot), self._floor(shelf, slot[0]))
         served = decide(step, self._cache_policy)
         assert isinstance(served, Serve)
         if served.keep:
@@ -357,14 +371,30 @@ class EdgeNode:
         if shelf.flights.is_running(slot):
             return
         self.counters.refreshes += 1
+        # Started (and registered) now, so the reads right after this one share it.
+        [fetching] = shelf.flights.start([slot], lambda _: _fetched_one(shelf, slot)).values()
 
-        async def refresh() -> None:  # nobody waits for it: no deadline
-            answer = await shelf.flights.run(slot, lambda: shelf.fetch(slot, None))
-            step = Answered(held, answer, await shelf.look(slot), self.revision_floor(slot[0]))
-            if worth_keeping(step.answer, step.held, step.floor_revision):
-                await shelf.keep(answer, self._cache_policy.retention_s(cache_ttl_s))
+        async def keep_when_answered() -> None:
+            await self._answered_quietly(shelf, slot, held, await fetching, cache_ttl_s)
 
-        self._spawn(refresh())
+        self._spawn(keep_when_answered())
+
+    async def _answered_quietly(
+        self,
+        shelf: _Shelf[SlotT, CopyT, ContentT],
+        slot: SlotT,
+        previous: CopyT | None,
+        answer: CopyT,
+        cache_ttl_s: float,
+    ) -> None:
+        """Keep ``answer`` as :meth:`_answered` would, for a read nobody waits on (uncounted)."""
+        step = Answered(previous, answer, await shelf.look(slot), self._floor(shelf, slot[0]))
+        served = decide(step, self._cache_policy)
+        if isinstance(served, Serve) and served.keep:
+            await shelf.keep(answer, self._cache_policy.retention_s(cache_ttl_s))
+
+    def _floor(self, shelf: _Shelf[SlotT, CopyT, ContentT], namespace_id: str) -> int:
+        return max(self.revision_floor(namespace_id), shelf.floor(namespace_id))
 
     def _spawn(self, work: Awaitable[object]) -> None:
         async def guarded() -> object:
@@ -454,7 +484,7 @@ class EdgeNode:
         if worth_keeping(copy, held, self.revision_floor(namespace_id)):
             retention_s = self._cache_policy.retention_s(limits.DEFAULT_CACHE_TTL_S)
             await self.cache.put(copy, retention_s)
-        self.pages.flush(namespace_id)
+        self.pages.flush(namespace_id, committed.revision)
 
     # -- namespaces and background work ----------------------------------------------
 
@@ -471,3 +501,5 @@ class EdgeNode:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self._values.flights.close()
+        await self._pages.flights.close()

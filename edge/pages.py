@@ -21,10 +21,17 @@ def _size_of(page: CachedPage) -> int:
 
 
 class PageCache:
-    """Cached pages by (namespace, prefix, limit, cursor), LRU-bounded by bytes."""
+    """Cached pages by (namespace, prefix, limit, cursor), LRU-bounded by bytes.
+
+    Dropping a namespace's pages because of a change records the change's
+    revision as that namespace's *floor*: a page central gave before it (a
+    list that was in flight) is not kept when it arrives (see
+    :func:`edgekv.core.cache.worth_keeping`).
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self._lru: ByteBoundedLRU[PageSlot, CachedPage] = ByteBoundedLRU(max_bytes, _size_of)
+        self._floors: dict[str, int] = {}
 
     def get(self, slot: PageSlot) -> CachedPage | None:
         return self._lru.get(slot)
@@ -32,7 +39,14 @@ class PageCache:
     def put(self, page: CachedPage) -> None:
         self._lru.put(page.slot, page)
 
-    def flush(self, namespace_id: str | None = None) -> int:
+    def floor(self, namespace_id: str) -> int:
+        """Pages of the namespace central gave before this revision are out of date."""
+        return self._floors.get(namespace_id, 0)
+
+    def flush(self, namespace_id: str | None = None, revision: int = 0) -> int:
+        """Drop every page (of one namespace): a change at ``revision`` outdates them."""
+        if namespace_id is not None and revision > self.floor(namespace_id):
+            self._floors[namespace_id] = revision
         return self._lru.drop_where(lambda slot: namespace_id in (None, slot[0]))
 
     @property

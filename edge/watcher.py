@@ -3,9 +3,12 @@
 Theory of operation: the first time an edge serves a namespace it starts one
 watcher for it. The watcher follows central's Watch stream (each message
 delayed by the modelled link's one-way time) and applies every change to the
-cache: in ``invalidate`` mode it deletes the key's copy, so the next read
-fetches; in ``push`` mode it stores the new version (or "not found") as a
-fresh copy. Changes older than a copy already held are ignored. When a watch
+cache: in ``invalidate`` mode it marks the key's copy *invalidated*
+(:func:`edgekv.core.cache.invalidated`) so that the next read fetches — a
+mark rather than a deletion, so that a read central answered before the
+change, arriving after it, cannot bring the old value back; in ``push`` mode
+it stores the new version (or "not found") as a fresh copy. Changes older
+than a copy already held are ignored. When a watch
 registers "from now", copies fetched before that revision may have missed a
 change, so the namespace is flushed and such copies are not kept. When the
 stream breaks — central restarted, the link is partitioned, the watcher fell
@@ -37,7 +40,7 @@ from collections import OrderedDict
 
 from edge.node import EdgeNode
 from edgekv.core import limits
-from edgekv.core.cache import CachedValue
+from edgekv.core.cache import CachedValue, invalidated, worth_keeping
 from edgekv.core.errors import ErrorKind, KVError
 from edgekv.core.model import Change, ChangeKind
 from edgekv.topology import Mode
@@ -144,22 +147,22 @@ class NamespaceWatchers:
     async def _apply(self, change: Change) -> None:
         node = self._node
         node.counters.watch_changes += 1
-        node.pages.flush(change.namespace_id)
-        held = await node.cache.get(change.namespace_id, change.key)
-        if held is not None and held.fetched_at_revision >= change.revision:
-            return
+        node.pages.flush(change.namespace_id, change.revision)
         if node.policy.mode is Mode.INVALIDATE or (
             change.kind is ChangeKind.PUT and change.version is None
         ):
-            await node.cache.delete(change.namespace_id, change.key)
-            return
-        # A pushed value crossed the link from central as surely as a fetched one.
-        node.counters.upstream_bytes += len(change.version.value) if change.version else 0
-        copy = CachedValue(
-            change.namespace_id,
-            change.key,
-            change.version,
-            fetched_at=node.clock.now(),
-            fetched_at_revision=change.revision,
-        )
-        await node.cache.put(copy, node.policy.cache.retention_s(limits.DEFAULT_CACHE_TTL_S))
+            # Not deleted: a read fetched before the change must not bring the old value back.
+            copy = invalidated(change.namespace_id, change.key, change.revision)
+        else:
+            # A pushed value crossed the link from central as surely as a fetched one.
+            node.counters.upstream_bytes += len(change.version.value) if change.version else 0
+            copy = CachedValue(
+                change.namespace_id,
+                change.key,
+                change.version,
+                fetched_at=node.clock.now(),
+                fetched_at_revision=change.revision,
+            )
+        held = await node.cache.get(change.namespace_id, change.key)
+        if worth_keeping(copy, held):
+            await node.cache.put(copy, node.policy.cache.retention_s(limits.DEFAULT_CACHE_TTL_S))

@@ -15,11 +15,13 @@ decided here by :func:`decide`:
    is not known yet (``access_known``): central must see the caller, so the
    read fetches — access checks fit in here without a second path.
 2. :class:`Answered` — central answered. The read reports **MISS** (the edge
-   had no copy), **REVALIDATED** (central still has what the copy held) or
-   **EXPIRED** (it has something else), and the answer is *kept* unless the
-   cache meanwhile holds a copy central produced later, or the answer is older
-   than the revision from which a watch covers the namespace (it may have
-   missed a change).
+   had no copy, or only one a change invalidated), **REVALIDATED** (central
+   still has what the copy held) or **EXPIRED** (it has something else), and
+   the answer is *kept* unless the cache meanwhile holds a copy central
+   produced later — an invalidated copy stamped with the change's revision
+   counts, so an answer fetched before the change is not kept — or the answer
+   is older than a floor: the revision from which a watch covers the
+   namespace, or at which its list pages were dropped.
 3. :class:`Unreachable` — central could not be reached. The old copy is served
    as **STALE** if it is at most ``max_stale_s`` past its freshness, else the
    read **fails**: the edge never invents data. Nothing is kept or dropped.
@@ -31,6 +33,7 @@ does I/O: steps come in, decisions go out; :mod:`edge.node` carries them out.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, Protocol, Self, TypeVar
 
@@ -105,6 +108,11 @@ class CachedValue:
     def same_content(self, other: CachedValue) -> bool:
         return self.revision == other.revision
 
+    @property
+    def invalidated(self) -> bool:
+        """A copy a change invalidated (see :func:`invalidated`): never fresh, never served."""
+        return self.fetched_at == -math.inf
+
     def served_version(self, now: float) -> Version | None:
         """What the copy says now: its version, or None once the key has expired."""
         if self.version is None or not self.version.is_live(now):
@@ -114,6 +122,18 @@ class CachedValue:
 
 # Where a page lives: namespace, prefix, limit and cursor of the request.
 PageSlot = tuple[str, str, int, str | None]
+
+
+def invalidated(namespace_id: str, key: str, revision: int) -> CachedValue:
+    """What a cache keeps of a key a change (at ``revision``) invalidated.
+
+    Deleting the copy would not do: an answer fetched before the change and
+    arriving after it would then be kept, and served as fresh for a whole
+    cacheTtl. This copy is fetched "at minus infinity", so it is never fresh
+    and never stale-servable, but it is stamped with the change's revision, so
+    :func:`worth_keeping` keeps only answers central gave from that revision on.
+    """
+    return CachedValue(namespace_id, key, None, -math.inf, fetched_at_revision=revision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +266,7 @@ def _after_lookup(step: Looked[CopyT], policy: CachePolicy) -> Serve[CopyT] | Fe
 
 def _after_answer(step: Answered[CopyT]) -> Serve[CopyT]:
     previous, answer = step.previous, step.answer
-    if previous is None:
+    if previous is None or previous.fetched_at == -math.inf:  # no copy, or an invalidated one
         status = CacheStatus.MISS
     elif previous.same_content(answer):
         status = CacheStatus.REVALIDATED

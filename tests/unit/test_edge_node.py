@@ -17,6 +17,7 @@ from edge.node import EdgePolicy
 from edgekv.control import LinkSettings
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError
+from edgekv.topology import Mode
 from tests.support.inprocess_cluster import NO_CLIENT_RETRY, InProcessCluster, InProcessEdge
 
 
@@ -140,6 +141,36 @@ async def test_a_bulk_read_asks_central_once_for_its_misses(cluster: InProcessCl
     statuses = {key: None if r is None else (r.value, r.cache_status) for key, r in answers.items()}
     assert statuses == {"a": ("A", "HIT"), "b": ("B", "MISS"), "c": ("C", "MISS"), "missing": None}
     assert edge.counters.upstream_calls == 2
+
+
+async def half_way(cluster: InProcessCluster, rtt_s: float) -> None:
+    """Move the clock over the way out: central has answered, the answer is on its way back."""
+    await settle()
+    cluster.clock.advance(rtt_s / 2)
+    await settle()
+
+
+async def test_an_answer_central_gave_before_an_invalidation_does_not_undo_it(
+    cluster: InProcessCluster,
+) -> None:
+    edge = await cluster.add_edge(
+        policy=EdgePolicy(mode=Mode.INVALIDATE), link=LinkSettings(rtt_ms=200)
+    )
+    await cluster.kv.put("k", "v1")
+    warming = asyncio.ensure_future(read(edge, "other"))  # starts the namespace's watcher
+    for _ in range(3):
+        await cross_link(cluster, 0.2)
+    await warming
+
+    reading = asyncio.ensure_future(read(edge, "k"))
+    await half_way(cluster, 0.2)  # central answered v1; the answer is on the way back
+    edge.edge.link.change(rtt_ms=0)  # so the change overtakes it
+    await cluster.kv.put("k", "v2")
+    await settle()
+    assert edge.counters.watch_changes == 1
+    await half_way(cluster, 0.2)
+    assert await reading == ("v1", "MISS")
+    assert await read(edge, "k") == ("v2", "MISS"), "the late answer was not kept"
 
 
 # -- central away ---------------------------------------------------------------------
@@ -301,3 +332,17 @@ async def test_list_pages_are_served_stale_coalesced_and_refreshed_ahead(
     edge.edge.link.change(partitioned=True)
     cluster.clock.advance(100)
     assert await names(edge) == (["a1", "a2"], "STALE"), "the refreshed page"
+
+
+async def test_a_page_central_gave_before_this_edges_own_write_is_not_kept(
+    cluster: InProcessCluster,
+) -> None:
+    edge = await cluster.add_edge(link=LinkSettings(rtt_ms=200))
+    await cluster.kv.put("a1", "x")
+    listing = asyncio.ensure_future(names(edge))
+    await half_way(cluster, 0.2)  # central listed a1; the page is on the way back
+    edge.edge.link.change(rtt_ms=0)
+    await edge.kv.put("a2", "x")  # written, and the namespace's pages dropped, before it lands
+    await half_way(cluster, 0.2)
+    assert await listing == (["a1"], "MISS")
+    assert await names(edge) == (["a1", "a2"], "MISS"), "the writing edge reads its own write"
