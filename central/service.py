@@ -99,6 +99,9 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         return self._hub.backlog()
 
     def _header(self) -> kv_pb2.ResponseHeader:
+        """Central's revision and time. A read takes it *before* reading: its answer then
+        reflects at least that revision, which is what an edge relies on when it weighs
+        the answer against a change it has heard of (core.cache.worth_keeping)."""
         return kv_pb2.ResponseHeader(revision=self._storage.revision, server_time=self._clock.now())
 
     def _require_namespace(self, raw_id: str, operation: str) -> str:
@@ -193,18 +196,20 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
     async def Get(self, request: pb.GetRequest, context: Context) -> pb.GetResponse:
         namespace_id, key = validate_read(request.namespace_id, request.key)
         self._require_namespace(namespace_id, "get")
+        header = self._header()  # before the read: see _header
         version = await self._storage.get(namespace_id, key)
-        response = pb.GetResponse(header=self._header())
+        response = pb.GetResponse(header=header)
         fill_entry(response.entry, request.key, self._live(version, self._clock.now()))
         return response
 
     async def GetMany(self, request: pb.GetManyRequest, context: Context) -> pb.GetManyResponse:
         namespace_id, keys = validate_read_many(request.namespace_id, request.keys)
         self._require_namespace(namespace_id, "bulk get keys")
+        header = self._header()  # before the read: see _header
         versions = await self._storage.get_many(namespace_id, keys)
         now = self._clock.now()
         return pb.GetManyResponse(
-            header=self._header(),
+            header=header,
             entries=[
                 entry_to_pb(raw, self._live(version, now))
                 for raw, version in zip(request.keys, versions, strict=True)
@@ -293,9 +298,10 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             request.namespace_id, request.prefix, request.limit, request.cursor
         )
         self._require_namespace(request.namespace_id, "list keys")
+        header = self._header()  # before the read: see _header
         page = make_page(await self._storage.scan(query, self._clock.now()))
         return pb.ListResponse(
-            header=self._header(),
+            header=header,
             keys=[key_info_to_pb(info) for info in page.keys],
             list_complete=page.list_complete,
             cursor=page.cursor or "",

@@ -87,6 +87,7 @@ REACHING_CENTRAL = frozenset(
         ErrorKind.REQUEST_LOST,
         ErrorKind.RESPONSE_LOST,
         ErrorKind.UNAVAILABLE,
+        ErrorKind.UNAVAILABLE_NOT_APPLIED,
         ErrorKind.DEADLINE_EXCEEDED,
     }
 )
@@ -338,13 +339,16 @@ class EdgeNode:
     def _unreachable(
         self, failure: KVError, previous: CopyT | None, cache_ttl_s: float, now: float
     ) -> Serve[CopyT]:
-        """Central did not answer: STALE if the policy allows, else fail."""
+        """Central did not answer, or said it cannot now (its storage failed): STALE if
+        the policy allows, else fail — in central's words when central said it."""
         if not failure.transient:
             raise failure
         decision = decide(Unreachable(previous, cache_ttl_s, now), self._cache_policy)
         if isinstance(decision, Serve):
             self.counters.stale_serves += 1
             return decision
+        if failure.kind not in REACHING_CENTRAL:
+            raise failure
         raise error(
             ErrorKind.UNAVAILABLE,
             detail=f"edge {self.identity.node} ({self.identity.region}) cannot reach the central "

@@ -53,11 +53,13 @@ WANTED = {"appendonly": "yes", "appendfsync": "always"}
 
 
 class Refused(redis_errors.RedisError):
-    """A connection central will not use; carries the error calls get instead."""
+    """A connection central will not use; carries the error calls get instead, and the
+    reason on its own (what central says when it refuses to start)."""
 
-    def __init__(self, kv_error: KVError) -> None:
+    def __init__(self, kv_error: KVError, reason: str | None = None) -> None:
         super().__init__(kv_error.message)
         self.kv_error = kv_error
+        self.reason = reason or kv_error.message
 
 
 async def persistence_problem(connection: Any, shown_url: str) -> str | None:

@@ -60,6 +60,8 @@ from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from central.storage import redis_guard
 from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability, storage_failed, unstorable
@@ -87,8 +89,12 @@ DEFAULT_PREFIX = "edgekv:"
 # hands back a cursor, so a page over many expired keys stays cheap.
 DEFAULT_SCAN_SKIP_KEYS = 1000
 CONNECT_TIMEOUT_SECONDS = 5.0
-# What a Redis call can fail with that is not a bug: unreachable, too slow, or refused
-# by central's own checks (redis_guard).
+# redis-py would resend a command whose connection broke — by default three times,
+# seconds apart. For a commit that is wrong: Redis may have applied it before the
+# break, and a resent commit would apply again, to whatever Redis is there by then.
+# A broken call fails (STORAGE_FAILED, not definite) and its caller decides. A pooled
+# connection that died while idle is replaced when taken, not by a retry.
+NO_RETRIES = Retry(NoBackoff(), 0)
 # What a Redis call can fail with, for _kv_error to say what it means (a ResponseError
 # that is not a refusal to write is a bug, and stays as it is).
 _FAILURES = (
@@ -429,7 +435,9 @@ class RedisStorage:
         shown = redacted(url)
         try:
             check_url(url)
-            client = aioredis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
+            client = aioredis.Redis.from_url(
+                url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, retry=NO_RETRIES
+            )
         except ValueError as exc:
             raise ValueError(f"cannot use Redis URL {shown}: {exc}") from None
         store = cls(
@@ -449,7 +457,7 @@ class RedisStorage:
             raise
         except redis_guard.Refused as exc:
             await client.aclose()
-            raise ValueError(exc.kv_error.message) from None
+            raise ValueError(exc.reason) from None
         except (redis_errors.ResponseError, redis_errors.AuthenticationError) as exc:
             await client.aclose()
             raise ValueError(f"cannot use Redis at {shown}: {first_line(exc)}") from None
@@ -479,15 +487,18 @@ class RedisStorage:
         if checks_persistence and (
             problem := await redis_guard.persistence_problem(connection, self._url)
         ):
-            raise redis_guard.Refused(error(ErrorKind.UNAVAILABLE, detail=problem))
+            raise redis_guard.Refused(error(ErrorKind.STORAGE_FAILED, detail=problem), problem)
         if not self._store_id:
             return  # still opening: _identify checks the store
+        # The floor is taken before asking: commits on other connections may raise it
+        # while this one waits, and the revision found here may predate them.
+        floor = self._revision
         await connection.send_command("GET", self._key("store_id"))
         found_id = cast(bytes | None, await connection.read_response())
         await connection.send_command("GET", self._key("rev"))
         found_revision = int(cast(bytes | None, await connection.read_response()) or 0)
         found = None if found_id is None else found_id.decode()
-        if detail := redis_guard.went_back(self._store_id, self._revision, found, found_revision):
+        if detail := redis_guard.went_back(self._store_id, floor, found, found_revision):
             raise redis_guard.Refused(self._store_went_back(detail))
 
     def _store_went_back(self, detail: str) -> KVError:
@@ -515,8 +526,8 @@ class RedisStorage:
             raise self._kv_error(exc) from None
 
     async def _call(self, script: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run a registered script; a lost connection becomes UNAVAILABLE, a Redis that
-        refuses to write (out of memory, read-only, cannot persist) STORAGE_FAILED."""
+        """Run a registered script; a lost connection, or a Redis that refuses to write (out
+        of memory, read-only, cannot persist), becomes STORAGE_FAILED."""
         if self._went_back is not None:
             raise self._went_back
         try:
@@ -565,26 +576,32 @@ class RedisStorage:
                 for _, _, answer in batch:  # whatever went wrong above, nobody waits forever
                     if not answer.done():
                         answer.set_exception(
-                            error(ErrorKind.UNAVAILABLE, detail="the Redis flusher stopped")
+                            error(ErrorKind.STORAGE_FAILED, detail="the Redis flusher stopped")
                         )
 
     async def _send_commits(self, batch: list[tuple[list[str], list[Any], Any]]) -> list[Any]:
         """One pipeline of the batch's script calls: each call's answer, or its error."""
-        pipe = self._client.pipeline(transaction=False)
-        for keys, args, _ in batch:
-            await self._commit_script(keys=keys, args=args, client=pipe)  # queues, no I/O
-        started = time.perf_counter()
-        try:
-            results = await pipe.execute(raise_on_error=False)
-        except Exception as exc:  # hand it to every caller rather than lose it here
-            return [self._kv_error(exc)] * len(batch)
+        # As a context manager, so that the pipeline gives its connection back however
+        # execute() ends (a broken connection, a cancelled flusher).
+        async with self._client.pipeline(transaction=False) as pipe:
+            for keys, args, _ in batch:
+                await self._commit_script(keys=keys, args=args, client=pipe)  # queues, no I/O
+            started = time.perf_counter()
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except Exception as exc:  # hand it to every caller rather than lose it here
+                return [self._kv_error(exc)] * len(batch)
         # A commit's arguments: 4 of the group, then 4 per write (see commit()), then the guard's 2.
         writes = sum((len(args) - 6) // 4 for _, args, _ in batch)
         self.commit_stats.record(len(batch), writes, time.perf_counter() - started)
         return list(results)
 
     def _unavailable(self, exc: Exception) -> KVError:
-        return error(ErrorKind.UNAVAILABLE, detail=f"Redis at {self._url} failed: {exc}")
+        """Redis out of reach: STORAGE_FAILED, so that callers (and an edge in between)
+        tell central's storage being away from central itself being away."""
+        return error(
+            ErrorKind.STORAGE_FAILED, detail=f"Redis at {self._url} is out of reach ({exc})"
+        )
 
     async def _stored_revision(self) -> int:
         raw = await self._client.get(self._key("rev"))

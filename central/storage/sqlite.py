@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from central.storage import sqlite_file
 from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability, storage_failed
@@ -183,7 +183,7 @@ def _fail_unanswered(batch: list[_Pending]) -> None:
     for pending in batch:
         if not pending.future.done():
             pending.future.set_exception(
-                error(ErrorKind.UNAVAILABLE, detail="the SQLite writer stopped before answering")
+                error(ErrorKind.STORAGE_FAILED, detail="the SQLite writer stopped before answering")
             )
 
 
@@ -260,7 +260,7 @@ class SqliteStorage:
         return self._durability
 
     async def oldest_change_revision(self) -> int:
-        row = self._reader.execute("SELECT MIN(revision) FROM changes").fetchone()
+        [row] = self._select("SELECT MIN(revision) FROM changes")
         return int(row[0]) if row[0] is not None else self._revision + 1
 
     async def close(self) -> None:
@@ -269,6 +269,14 @@ class SqliteStorage:
         self._executor.shutdown(wait=True)
         self._reader.close()
         self._writer.close()
+
+    def _select(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
+        """Rows of a query on the reader; SQLite failing (an I/O error, a damaged file)
+        is STORAGE_FAILED, as for writes."""
+        try:
+            return self._reader.execute(sql, parameters).fetchall()
+        except sqlite3.Error as exc:
+            raise storage_failed(exc) from None
 
     async def _run_in_writer(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the writer thread, inside one transaction; a failure of SQLite
@@ -316,13 +324,13 @@ class SqliteStorage:
         await self._run_in_writer(create)
 
     async def get_namespace(self, namespace_id: str) -> Namespace | None:
-        row = self._reader.execute(
+        rows = self._select(
             "SELECT id, title, created_at FROM namespaces WHERE id = ?", (namespace_id,)
-        ).fetchone()
-        return None if row is None else Namespace(*row)
+        )
+        return Namespace(*rows[0]) if rows else None
 
     async def list_namespaces(self) -> list[Namespace]:
-        rows = self._reader.execute("SELECT id, title, created_at FROM namespaces").fetchall()
+        rows = self._select("SELECT id, title, created_at FROM namespaces")
         return [Namespace(*row) for row in rows]
 
     async def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
@@ -354,20 +362,20 @@ class SqliteStorage:
     # -- reads ----------------------------------------------------------------
 
     async def get(self, namespace_id: str, key: str) -> Version | None:
-        row = self._reader.execute(
+        rows = self._select(
             f"SELECT {_VERSION_COLUMNS} FROM entries WHERE namespace_id = ? AND key = ?",
             (namespace_id, key.encode("utf-8")),
-        ).fetchone()
-        return None if row is None else _version(row)
+        )
+        return _version(rows[0]) if rows else None
 
     async def get_many(self, namespace_id: str, keys: Sequence[str]) -> list[Version | None]:
         unique = list(dict.fromkeys(keys))
         placeholders = ",".join("?" * len(unique))
-        rows = self._reader.execute(
+        rows = self._select(
             f"SELECT {_VERSION_COLUMNS} FROM entries"
             f" WHERE namespace_id = ? AND key IN ({placeholders})",
             (namespace_id, *(key.encode("utf-8") for key in unique)),
-        ).fetchall()
+        )
         found = {version.key: version for version in map(_version, rows)}
         return [found.get(key) for key in keys]
 
@@ -384,20 +392,20 @@ class SqliteStorage:
         )
         start_after = b"" if query.start_after is None else query.start_after.encode("utf-8")
         bounds = (upper,) if upper is not None else ()
-        rows = self._reader.execute(
+        rows = self._select(
             sql, (query.namespace_id, lower, start_after, *bounds, now, query.limit + 1)
-        ).fetchall()
+        )
         keys = [KeyInfo(key.decode("utf-8"), expiration, meta) for key, expiration, meta in rows]
         return scan_with_lookahead(query, keys)
 
     async def changes_after(self, namespace_id: str, revision: int, limit: int) -> list[Change]:
-        rows = self._reader.execute(
+        rows = self._select(
             "SELECT c.revision, c.kind, c.key, c.commit_time, e.value, e.metadata_json,"
             " e.expiration FROM changes AS c LEFT JOIN entries AS e"
             " ON e.namespace_id = c.namespace_id AND e.key = c.key AND e.revision = c.revision"
             " WHERE c.namespace_id = ? AND c.revision > ? ORDER BY c.revision LIMIT ?",
             (namespace_id, revision, limit),
-        ).fetchall()
+        )
         changes = []
         for rev, kind, raw_key, commit_time, value, metadata_json, expiration in rows:
             key = raw_key.decode("utf-8")

@@ -282,7 +282,9 @@ async def test_open_refuses_a_bad_database(redis_server: RedisServer, database: 
     assert "\n" not in str(caught.value)
 
 
-async def test_a_lost_connection_is_unavailable(tmp_path: Path) -> None:
+async def test_a_lost_connection_is_a_storage_failure_the_caller_may_retry(
+    tmp_path: Path,
+) -> None:
     server = start_redis(tmp_path / "redis")
     store = await RedisStorage.open(server.url())
     try:
@@ -290,8 +292,35 @@ async def test_a_lost_connection_is_unavailable(tmp_path: Path) -> None:
         server.stop()
         with pytest.raises(KVError) as caught:
             await store.commit([put("a")], NOW)
-        assert caught.value.kind is ErrorKind.UNAVAILABLE
-        assert not caught.value.definite
+        assert caught.value.kind is ErrorKind.STORAGE_FAILED
+        assert caught.value.status == "UNAVAILABLE" and not caught.value.definite
+        assert f"Redis at {server.url()} is out of reach" in caught.value.message
+    finally:
+        server.stop()
+        await store.close()
+
+
+async def test_a_commit_whose_connection_broke_is_not_resent_to_the_next_redis(
+    tmp_path: Path,
+) -> None:
+    # redis-py would by default resend it, seconds later, to whatever Redis is there by
+    # then; a commit Redis may already have applied must not be applied again.
+    server = start_redis(tmp_path / "redis")
+    store = await RedisStorage.open(server.url())
+    try:
+        await store.create_namespace(Namespace(NS, "main", NOW), 10)
+        for index in range(5):  # so that commits have pooled connections to lose
+            await store.commit([put(f"before-{index}")], NOW)
+        server.kill()
+        committing = asyncio.ensure_future(store.commit([put("a")], NOW))
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(server.restart)
+        with pytest.raises(KVError) as caught:
+            await committing
+        assert caught.value.kind is ErrorKind.STORAGE_FAILED
+        assert await store.get(NS, "a") is None, "the broken commit was not resent"
+        await store.commit([put("b")], NOW)  # a new call gets a new connection
+        assert await store.get(NS, "b") is not None
     finally:
         server.stop()
         await store.close()

@@ -12,6 +12,7 @@ own, its data folder a 2 MiB tmpfs, which the test fills through
 
 from __future__ import annotations
 
+import random
 import shlex
 import shutil
 from collections.abc import Iterator
@@ -22,8 +23,10 @@ import redis
 
 import edgekv
 from central.server import start_central
+from central.storage.sqlite import SqliteStorage
 from edgekv.clock import ManualClock
 from edgekv.core.errors import ErrorKind
+from edgekv.core.model import Namespace, Put
 from tests.support import disks
 from tests.support.central_process import CentralProcess, central_command
 from tests.support.metrics import scrape
@@ -31,6 +34,7 @@ from tests.support.node_process import start_node
 from tests.support.redis_server import RedisServer, free_port
 
 TMPFS_SIZE = "2m"
+NAMESPACE_ID = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture
@@ -120,3 +124,27 @@ async def test_a_redis_out_of_memory_is_storage_failed(redis_server: RedisServer
     finally:
         await server.stop(grace_s=0)
         admin.close()
+
+
+async def test_a_damaged_sqlite_file_answers_reads_storage_failed(tmp_path: Path) -> None:
+    path = tmp_path / "central.db"
+    store = await SqliteStorage.open(path)
+    await store.create_namespace(Namespace(NAMESPACE_ID, "main", 1.0), 10)
+    for index in range(50):  # values of many pages, so the damage below misses the schema
+        await store.commit([Put(NAMESPACE_ID, f"k{index:03}", b"x" * 3000, None, None)], 1.0)
+    await store.close()
+    size = path.stat().st_size
+    with path.open("r+b") as damaged:
+        damaged.seek(size // 2)  # the later half of the values' pages, then two pages intact
+        damaged.write(random.Random(7).randbytes(size // 2 - 8192))
+
+    store = await SqliteStorage.open(path)
+    try:
+        with pytest.raises(edgekv.KVError) as caught:
+            await store.get(NAMESPACE_ID, "k040")
+        assert caught.value.kind is ErrorKind.STORAGE_FAILED
+        assert caught.value.message == (
+            "The central store's storage failed: database disk image is malformed."
+        )
+    finally:
+        await store.close()

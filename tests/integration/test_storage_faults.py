@@ -392,7 +392,9 @@ async def test_a_redis_weakened_while_central_runs_is_refused_when_central_recon
             admin.client_kill_filter(_type="normal", skipme=True)  # central reconnects
         refused = await once_reconnected(lambda: kv.put("k2", "v"))
         assert isinstance(refused, edgekv.UnavailableError)
+        assert refused.kind is edgekv.ErrorKind.STORAGE_FAILED
         assert refused.message.startswith(
+            "The central store's storage failed: "
             f"Redis at {own_redis.url()} may lose acknowledged writes (appendonly yes, "
             "appendfsync everysec): run it with --appendonly yes --appendfsync always"
         ), refused.message
