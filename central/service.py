@@ -107,7 +107,10 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
     def _require_namespace(self, raw_id: str, operation: str) -> str:
         """The namespace id, if well formed and the namespace exists; check the rest of a
         request in between (see :mod:`edgekv.core.validation` on the order)."""
-        namespace_id = validate_namespace_id(raw_id)
+        return self._require_known(validate_namespace_id(raw_id), operation)
+
+    def _require_known(self, namespace_id: str, operation: str) -> str:
+        """``namespace_id`` (validated already, with the request), if the namespace exists."""
         if namespace_id not in self._namespace_ids:
             raise error(
                 ErrorKind.NAMESPACE_NOT_FOUND, operation=operation, namespace_id=namespace_id
@@ -195,7 +198,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
 
     async def Get(self, request: pb.GetRequest, context: Context) -> pb.GetResponse:
         namespace_id, key = validate_read(request.namespace_id, request.key)
-        self._require_namespace(namespace_id, "get")
+        self._require_known(namespace_id, "get")
         header = self._header()  # before the read: see _header
         version = await self._storage.get(namespace_id, key)
         response = pb.GetResponse(header=header)
@@ -204,7 +207,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
 
     async def GetMany(self, request: pb.GetManyRequest, context: Context) -> pb.GetManyResponse:
         namespace_id, keys = validate_read_many(request.namespace_id, request.keys)
-        self._require_namespace(namespace_id, "bulk get keys")
+        self._require_known(namespace_id, "bulk get keys")
         header = self._header()  # before the read: see _header
         versions = await self._storage.get_many(namespace_id, keys)
         now = self._clock.now()
@@ -230,7 +233,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         self, write: Write, now: float, operation: str, method: str
     ) -> pb.WriteResponse:
         """Commit one validated write, if its namespace exists and its key may be written now."""
-        self._require_namespace(write.namespace_id, operation)
+        self._require_known(write.namespace_id, operation)
         self._limiter.check(write.namespace_id, write.key, now, method=method)
         [committed] = await self._commit_or_forget([write], now)
         return pb.WriteResponse(
@@ -297,7 +300,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         query = parse_list_request(
             request.namespace_id, request.prefix, request.limit, request.cursor
         )
-        self._require_namespace(request.namespace_id, "list keys")
+        self._require_known(query.namespace_id, "list keys")
         header = self._header()  # before the read: see _header
         page = make_page(await self._storage.scan(query, self._clock.now()))
         return pb.ListResponse(

@@ -30,7 +30,7 @@ import logging
 import random
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Literal, TypeVar, overload
+from typing import IO, Any, ClassVar, Literal, TypeVar, overload
 
 import grpc
 
@@ -137,10 +137,15 @@ class RetryPolicy(RetrySchedule):
     """Bounded retries of reads: attempts, exponential backoff, jitter seeded by ``seed``."""
 
     seed: int | None = None
+    # Each call tried once — for benchmarks, experiments and tests, where a retry would
+    # hide what they measure or check.
+    NONE: ClassVar[RetryPolicy]
 
+
+RetryPolicy.NONE = RetryPolicy(attempts=1)
 
 # Writes refused by the one-write-per-second rule, when retried: the rule is one write
-# per second, so every wait is at least a second; five attempts span 4-15.5 s.
+# per second, so every wait is at least a second; five attempts wait 4-11.5 s in all.
 RATE_LIMITED_RETRY = RetrySchedule(
     attempts=5, initial_backoff_s=0.5, max_backoff_s=4.0, min_backoff_s=1.0
 )

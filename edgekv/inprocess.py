@@ -150,13 +150,14 @@ def _chained(interceptor: Any, continuation: Callable[..., Any]) -> Callable[...
 
 
 def _check_size(payload: bytes, method: str, limit: int = limits.MAX_MESSAGE_BYTES) -> None:
-    """Refuse what grpc's message limits refuse (the same limits every edgekv channel sets)."""
+    """Refuse what grpc's message limits refuse (the same limits every edgekv channel
+    sets), in grpc's words."""
     if len(payload) > limit:
         raise grpc.aio.AioRpcError(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             grpc.aio.Metadata(),
             grpc.aio.Metadata(),
-            f"{method}: message of {len(payload)} bytes is larger than the limit of {limit}",
+            f"{method}: Received message larger than max ({len(payload)} vs. {limit})",
         )
 
 
@@ -294,6 +295,7 @@ class InProcessStream:
             self._queue.put_nowait(None)  # every later read sees the end too
             return grpc.aio.EOF
         if isinstance(item, BaseException):
+            self._queue.put_nowait(item)  # every later read fails alike, as grpc's does
             raise item
         return self._method.deserialize(item)
 

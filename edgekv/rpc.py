@@ -33,6 +33,7 @@ method is first called, read by whoever exports metrics.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
@@ -57,7 +58,7 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
 ]
 
 OK = "OK"
-# A streaming call the client left (cancelled, or its deadline passed) before it ended.
+# A call the client left (cancelled, or its deadline passed) before it was answered.
 CANCELLED = "CANCELLED"
 
 
@@ -160,6 +161,9 @@ def _unary_unary(
         except grpc.aio.AbortError:
             counts.fail(_aborted_status(context))
             raise
+        except asyncio.CancelledError:  # grpc cancels the handler when the client left
+            counts.fail(CANCELLED)
+            raise
         except Exception as exc:
             _answer_for(context, counts, exc)
             return None  # grpc sends no message once the code is not OK
@@ -256,7 +260,12 @@ def error_from_rpc(exc: grpc.aio.AioRpcError, server: str = "the central store")
         # Our own cancellations raise CancelledError; this one is the server's: grpc sheds
         # calls once too many wait for its event loop. Worth trying again, not a bug.
         return error(ErrorKind.UNAVAILABLE, detail=f"{server} shed the call: {detail}")
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        # grpc's own refusal of a message over the receiver's limit, before any handler.
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "message larger than" in detail:
+        # grpc's own refusal of a message over the receiver's limit — the server's of a
+        # request, or this client's of an answer; both are worded "Received message
+        # larger than max". Not worth retrying: the same message is as large next time.
         return error(ErrorKind.MESSAGE_TOO_LARGE, server=server, detail=detail)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        # Any other exhaustion grpc reports (a memory quota) passes: worth trying again.
+        return error(ErrorKind.UNAVAILABLE, detail=f"{server} is out of resources: {detail}")
     return error(ErrorKind.INTERNAL, detail=f"{code.name}: {detail}")

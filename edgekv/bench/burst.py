@@ -89,14 +89,18 @@ async def _bursts_at(
     finds a copy)."""
     slots = bound or UNBOUNDED
     measured: dict[str, dict[str, Any]] = {}
-    async with edgekv.Client(central=central, max_in_flight=slots) as client:
+    async with edgekv.Client(
+        central=central, max_in_flight=slots, retry=edgekv.RetryPolicy.NONE
+    ) as client:
         kv = client.namespace(namespace)
         put = functools.partial(kv.put, value="v")
         measured["central-put"] = await _burst(
             [functools.partial(put, f"put-{round_number}-{bound}-{n}") for n in range(calls)]
         )
     for name, address in edges.items():
-        async with edgekv.Client(edge=address, max_in_flight=slots) as client:
+        async with edgekv.Client(
+            edge=address, max_in_flight=slots, retry=edgekv.RetryPolicy.NONE
+        ) as client:
             kv = client.namespace(namespace)
             keys = [f"miss-{name}-{round_number}-{bound}-{n}" for n in range(calls)]
             measured[f"edge-miss-{name}"] = await _burst(

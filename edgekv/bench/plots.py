@@ -8,15 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgekv import figures
+
 PERCENTILE_COLUMNS = ("p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms")
 
 
 def draw(folder: Path, summary: dict[str, Any]) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = figures.pyplot()
     names = []
     rows = [row for row in summary["rows"] if row["mode"] == "open"]
     figure, axes = plt.subplots(figsize=(max(8, 0.55 * len(rows) + 3), 5))
@@ -34,7 +32,7 @@ def draw(folder: Path, summary: dict[str, Any]) -> list[str]:
     axes.tick_params(axis="x", rotation=60, labelsize=8)
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize=8)
-    names.append(_save(figure, folder / "percentiles.png"))
+    names.append(figures.save(figure, folder / "percentiles.png"))
 
     swept = sorted({row["scenario"] for row in summary["rows"] if row["mode"] == "sweep"})
     if swept:
@@ -66,15 +64,5 @@ def draw(folder: Path, summary: dict[str, Any]) -> list[str]:
         axes.set_title("Latency against throughput (rate sweeps)")
         axes.grid(alpha=0.3, which="both")
         axes.legend(fontsize=7)
-        names.append(_save(figure, folder / "sweeps.png"))
+        names.append(figures.save(figure, folder / "sweeps.png"))
     return names
-
-
-def _save(figure: Any, path: Path) -> str:
-    """Write ``figure`` to ``path`` and free it; the file's name."""
-    import matplotlib.pyplot as plt
-
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path.name

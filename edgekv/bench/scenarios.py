@@ -52,7 +52,6 @@ BULK_ENTRIES = 10_000
 # A HIT must stay a HIT for the whole run: copies live this long.
 LONG_CACHE_TTL_S = 86_400
 MIXED_ZIPF = 1.0
-NO_RETRIES = RetryPolicy(attempts=1)
 REDIS_MAX_CONNECTIONS = 10_000
 
 
@@ -116,7 +115,9 @@ async def connect_redis(targets: dict[str, Any], operation: str) -> AsyncIterato
 async def connect_central(
     targets: dict[str, Any], operation: str, storage: str
 ) -> AsyncIterator[CallFn]:
-    async with edgekv.Client(central=targets[f"central_{storage}"], retry=NO_RETRIES) as client:
+    async with edgekv.Client(
+        central=targets[f"central_{storage}"], retry=RetryPolicy.NONE
+    ) as client:
         kv = client.namespace(targets[f"namespace_{storage}"])
         prefix = unique_prefix()
 
@@ -142,7 +143,7 @@ async def connect_central(
 async def connect_edge(
     targets: dict[str, Any], operation: str, region: str
 ) -> AsyncIterator[CallFn]:
-    async with edgekv.Client(edge=targets["edges"][region], retry=NO_RETRIES) as client:
+    async with edgekv.Client(edge=targets["edges"][region], retry=RetryPolicy.NONE) as client:
         kv = client.namespace(targets["namespace_sqlite"])
         prefix = unique_prefix()
         weights = key_weights(KEY_COUNT, MIXED_ZIPF)

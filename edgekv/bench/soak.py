@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import edgekv
+from edgekv import figures
 from edgekv.bench.loadgen import MIN_RATE_FRACTION, CallFn, LoadResult, LoadSettings, open_loop
 from edgekv.bench.runner import DEFAULT_OUT, results_folder
 from edgekv.bench.servers import machine, process_memory
@@ -59,7 +60,6 @@ SWEEP_STEP_S = 4.0
 WARM_UP_S = 10.0
 # A sweep step keeps up when its p50 stays within this factor of the slowest rate's.
 KNEE_P50_FACTOR = 2.0
-NO_RETRIES = RetryPolicy(attempts=1)
 GAUGES = ("rss_bytes", "open_fds", "tasks")
 
 
@@ -156,7 +156,7 @@ async def workload(edges: Sequence[str], namespace_id: str, seed: int) -> AsyncI
     async with AsyncExitStack() as stack:
         namespaces = [
             (
-                await stack.enter_async_context(edgekv.Client(edge=address, retry=NO_RETRIES))
+                await stack.enter_async_context(edgekv.Client(edge=address, retry=RetryPolicy.NONE))
             ).namespace(namespace_id)
             for address in edges
         ]
@@ -319,12 +319,7 @@ def _write(
 
 
 def draw(folder: Path, slices: Sequence[Slice], samples: Sequence[Sample]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(4, 1, figsize=(10, 12), sharex=True)
+    figure, axes = figures.pyplot().subplots(4, 1, figsize=(10, 12), sharex=True)
     processes = sorted({sample.process for sample in samples})
     for process in processes:
         mine = [sample for sample in samples if sample.process == process]
@@ -349,9 +344,7 @@ def draw(folder: Path, slices: Sequence[Slice], samples: Sequence[Sample]) -> No
     axes[0].legend(fontsize=7, ncol=4)
     axes[3].legend(fontsize=8)
     figure.suptitle("Soak: resources per process and latency per slice")
-    figure.tight_layout()
-    figure.savefig(folder / "soak.png", dpi=90)
-    plt.close(figure)
+    figures.save(figure, folder / "soak.png", dpi=90)
 
 
 def run_soak(options: SoakOptions) -> Path:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, Protocol, Self, TypeVar
 
 from edgekv.core.listing import ListPage
@@ -144,18 +144,19 @@ class CachedPage:
     page: ListPage
     fetched_at: float
     fetched_at_revision: int
+    # Worked out once, when the copy is made: every hit asks for the first, and a page
+    # holds up to 1000 keys.
+    expires_at: float | None = field(init=False, compare=False)
+    size_bytes: int = field(init=False, compare=False)
 
-    @property
-    def expires_at(self) -> float | None:
+    def __post_init__(self) -> None:
         expirations = [key.expiration for key in self.page.keys if key.expiration is not None]
-        return min(expirations) if expirations else None
-
-    @property
-    def size_bytes(self) -> int:
-        return ENTRY_OVERHEAD_BYTES + sum(
+        object.__setattr__(self, "expires_at", min(expirations) if expirations else None)
+        size_bytes = ENTRY_OVERHEAD_BYTES + sum(
             ENTRY_OVERHEAD_BYTES // 4 + len(key.name.encode("utf-8")) + len(key.metadata_json or "")
             for key in self.page.keys
         )
+        object.__setattr__(self, "size_bytes", size_bytes)
 
     def same_content(self, other: CachedPage) -> bool:
         return self.page == other.page

@@ -338,7 +338,7 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
     # bulk write of 100 MiB): grpc refuses it before any handler, so no kind came with it.
     ErrorKind.MESSAGE_TOO_LARGE: ErrorSpec(
         "RESOURCE_EXHAUSTED",
-        "{server} refused a message larger than it accepts: {detail}.",
+        "A message to or from {server} was larger than its receiver accepts: {detail}.",
         _INVALID,
     ),
     # The central store's storage refused a change (disk full, I/O error, Redis out of

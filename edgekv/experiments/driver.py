@@ -35,7 +35,6 @@ from edgekv.experiments.workload import KeySpace, Planned
 CALL_TIMEOUT_S = 30.0
 # Real seconds between the end of setup and the first operation, so it is not late.
 LEAD_REAL_S = 0.2
-NO_RETRIES = RetryPolicy(attempts=1)
 
 
 class Progress(Protocol):
@@ -79,7 +78,7 @@ class Driver:
         self._edges_by_region = {region: view.edges_in(region) for region in view.regions}
         self._edges = {
             edge.address: edgekv.Client(
-                edge=edge.address, timeout_s=CALL_TIMEOUT_S, retry=NO_RETRIES
+                edge=edge.address, timeout_s=CALL_TIMEOUT_S, retry=RetryPolicy.NONE
             )
             for edge in view.edges
         }

@@ -19,30 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from edgekv import figures
 from edgekv.experiments.history import Op
 
 Curve = tuple[str, Sequence[float], Sequence[float]]
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _numbers(values: Sequence[float | None]) -> list[float]:
     """Measurements with the unknown ones (None: nothing was measured) as gaps."""
     return [math.nan if value is None else float(value) for value in values]
-
-
-def _save(figure: Any, out: Path, name: str) -> str:
-    figure.tight_layout()
-    figure.savefig(out / name, dpi=110)
-    _pyplot().close(figure)
-    return name
 
 
 def cdf_figure(
@@ -55,7 +40,7 @@ def cdf_figure(
     xlabel: str = "simulated seconds",
 ) -> str:
     """Empirical CDFs (solid), predicted CDFs (dashed) and bounds (dotted), one colour each."""
-    plt = _pyplot()
+    plt = figures.pyplot()
     figure, axes = plt.subplots(figsize=(8, 4.8))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, (label, values) in enumerate(measured.items()):
@@ -79,7 +64,7 @@ def cdf_figure(
     if bounds_s:
         axes.plot([], [], linestyle=":", color="grey", label="bound (cacheTtl + RTT)")
     axes.legend(fontsize=8)
-    return _save(figure, out, name)
+    return figures.save(figure, out / name)
 
 
 def measured_vs_predicted(
@@ -91,7 +76,7 @@ def measured_vs_predicted(
     log_x: bool = False,
 ) -> str:
     """One panel per measure: measured points (x, y) over the predicted curve (label, xs, ys)."""
-    plt = _pyplot()
+    plt = figures.pyplot()
     figure, axes_list = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2))
     if len(panels) == 1:
         axes_list = [axes_list]
@@ -107,7 +92,7 @@ def measured_vs_predicted(
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
     figure.suptitle(title)
-    return _save(figure, out, name)
+    return figures.save(figure, out / name)
 
 
 def tradeoff(
@@ -118,7 +103,7 @@ def tradeoff(
     theory_curve: tuple[Sequence[float], Sequence[float]],
 ) -> str:
     """Stale-read fraction against central load: measured (label, load, stale), theory's curve."""
-    plt = _pyplot()
+    plt = figures.pyplot()
     figure, axes = plt.subplots(figsize=(6.5, 4.5))
     axes.plot(*theory_curve, "--", color="grey", label="theory")
     loads, stales = _numbers([p[1] for p in points]), _numbers([p[2] for p in points])
@@ -133,7 +118,7 @@ def tradeoff(
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
-    return _save(figure, out, name)
+    return figures.save(figure, out / name)
 
 
 def bars(
@@ -144,7 +129,7 @@ def bars(
     panels: Sequence[tuple[str, Sequence[float | None]]],
 ) -> str:
     """One bar chart per measure, the same labels on each; no bar where nothing was measured."""
-    plt = _pyplot()
+    plt = figures.pyplot()
     figure, axes_list = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 4))
     for axes, (ylabel, values) in zip(axes_list, panels, strict=True):
         axes.bar(labels, _numbers(values), color=[f"C{i}" for i in range(len(labels))])
@@ -152,7 +137,7 @@ def bars(
         axes.tick_params(axis="x", rotation=30, labelsize=8)
         axes.grid(alpha=0.3, axis="y")
     figure.suptitle(title)
-    return _save(figure, out, name)
+    return figures.save(figure, out / name)
 
 
 # Time bins across a heatmap.
@@ -196,7 +181,7 @@ class Heatmap:
 
     def axes(self, legend_width: float) -> tuple[Any, Any]:
         """The figure, one region per row, events as dashed lines labelled inside the plot."""
-        plt = _pyplot()
+        plt = figures.pyplot()
         figure, axes = plt.subplots(figsize=(10 + legend_width, 0.6 * len(self.regions) + 1.8))
         axes.set_yticks(
             [index + 0.5 for index in range(len(self.regions))], labels=list(self.regions)
@@ -299,4 +284,4 @@ def count_figure(
 
 def save(figure: Any, out: Path, name: str) -> str:
     """Write the figure as ``out/name`` and close it; return the name."""
-    return _save(figure, out, name)
+    return figures.save(figure, out / name)

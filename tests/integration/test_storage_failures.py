@@ -70,9 +70,7 @@ async def test_a_namespace_change_on_a_full_disk_is_storage_failed_and_central_r
     central_on_a_small_disk: tuple[CentralProcess, Path, int],
 ) -> None:
     central, disk, metrics_port = central_on_a_small_disk
-    async with edgekv.Client(
-        central=central.address, retry=edgekv.RetryPolicy(attempts=1)
-    ) as client:
+    async with edgekv.Client(central=central.address, retry=edgekv.RetryPolicy.NONE) as client:
         kept = await client.create_namespace("made before the disk filled")
         filler = disks.fill(disk)
         for change in (

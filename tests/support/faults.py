@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 import edgekv
 from edgekv.client import RetryPolicy
 
-NO_RETRIES = RetryPolicy(attempts=1)
 CALL_TIMEOUT_S = 3.0
 
 
@@ -73,7 +72,7 @@ class Workload:
 
     async def run(self, stop: asyncio.Event, writers: int = 4, readers: int = 4) -> None:
         clients = [
-            edgekv.Client(edge=address, retry=NO_RETRIES, timeout_s=CALL_TIMEOUT_S)
+            edgekv.Client(edge=address, retry=RetryPolicy.NONE, timeout_s=CALL_TIMEOUT_S)
             for address in self.edges
         ]
         try:

@@ -29,7 +29,7 @@ from edgekv.v1 import central_pb2_grpc
 
 # A manual clock only moves when the test moves it, so retries do not back off.
 NO_BACKOFF = RetrySettings(initial_backoff_s=0.0)
-NO_CLIENT_RETRY = edgekv.RetryPolicy(attempts=1)
+NO_CLIENT_RETRY = edgekv.RetryPolicy.NONE
 _ids = count(1)
 
 

@@ -202,9 +202,7 @@ async def _agent_main() -> None:
     def client(role: str, address: str) -> edgekv.Client:
         if (role, address) not in clients:
             kwargs = {role: address}
-            clients[role, address] = edgekv.Client(
-                **kwargs, timeout_s=15.0, retry=RetryPolicy(attempts=1)
-            )
+            clients[role, address] = edgekv.Client(**kwargs, timeout_s=15.0, retry=RetryPolicy.NONE)
         return clients[role, address]
 
     loop = asyncio.get_running_loop()

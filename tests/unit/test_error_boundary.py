@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from typing import Any
@@ -16,7 +17,7 @@ from edgekv.core.errors import ErrorKind, KVError
 from edgekv.inprocess import InProcessServer
 from edgekv.rpc import error_from_rpc
 from edgekv.serving import GrpcNode
-from edgekv.v1 import central_pb2, edge_pb2, edge_pb2_grpc
+from edgekv.v1 import central_pb2, central_pb2_grpc, edge_pb2, edge_pb2_grpc
 from tests.support.inprocess_cluster import InProcessCluster
 
 
@@ -28,6 +29,10 @@ class BuggyControl(edge_pb2_grpc.EdgeControlServicer):
 
     async def Flush(self, request: Any, context: Any) -> edge_pb2.FlushResponse:
         raise edgekv.KVError(ErrorKind.UNAVAILABLE, "the cache is away")
+
+    async def GetLink(self, request: Any, context: Any) -> edge_pb2.LinkSettings:
+        await asyncio.sleep(60)  # slower than any caller waits
+        return edge_pb2.LinkSettings()
 
 
 async def refusal(call: Any) -> KVError:
@@ -70,6 +75,25 @@ async def test_the_same_boundary_holds_over_a_real_socket() -> None:
     assert unavailable.kind is ErrorKind.UNAVAILABLE
 
 
+async def test_a_call_its_client_left_is_counted_cancelled() -> None:
+    node = GrpcNode(["edgekv.v1.EdgeControl"])
+    edge_pb2_grpc.add_EdgeControlServicer_to_server(BuggyControl(), node.server)
+    port = await node.start("127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            control = edge_pb2_grpc.EdgeControlStub(channel)
+            left = await refusal(control.GetLink(edge_pb2.GetLinkRequest(), timeout=0.2))
+        assert left.kind is ErrorKind.DEADLINE_EXCEEDED
+        method = "/edgekv.v1.EdgeControl/GetLink"
+        for _ in range(100):  # the server learns of it a moment after the client
+            if node.boundary.counts.snapshot().get(method):
+                break
+            await asyncio.sleep(0.02)
+        assert node.boundary.counts.snapshot()[method] == {"CANCELLED": 1}
+    finally:
+        await node.stop(grace_s=0)
+
+
 @pytest.mark.parametrize(
     "settings",
     [
@@ -98,6 +122,17 @@ async def test_a_watch_of_an_unknown_namespace_is_refused_through_the_boundary(
 ) -> None:
     with pytest.raises(edgekv.NotFoundError, match="namespace not found"):
         await cluster.admin.namespace("f" * 32).watch()
+
+
+async def test_an_in_process_stream_that_failed_fails_every_later_read_alike(
+    cluster: InProcessCluster,
+) -> None:
+    central = central_pb2_grpc.CentralStoreStub(cluster.central.channel())
+    call = central.Watch(central_pb2.WatchRequest(namespace_id="f" * 32))
+    for _ in range(2):  # as grpc's streams do; the second read used to wait forever
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await asyncio.wait_for(call.read(), timeout=5)
+        assert failed.value.code() is grpc.StatusCode.NOT_FOUND
 
 
 async def test_a_message_over_what_a_node_accepts_is_named_as_such(

@@ -14,7 +14,7 @@ Two defaults keep the tests about the edge and nothing else:
 * with a ManualClock an edge's retry backoff (it sleeps on the clock) would
   wait for the test to move the clock, so edges of such a cluster retry
   without backoff unless a test passes its own :class:`RetrySettings`;
-* edge clients do not retry (``RetryPolicy(attempts=1)``), so each client
+* edge clients do not retry (``RetryPolicy.NONE``), so each client
   read is exactly one edge read and the edge's counters can be asserted.
 """
 
@@ -39,7 +39,7 @@ from edgekv.control import EdgeStats, LinkSettings, NodeControl
 from tests.support.metrics import scrape as scrape  # the edge tests import it from here
 
 NO_BACKOFF = RetrySettings(initial_backoff_s=0.0)
-NO_CLIENT_RETRY = edgekv.RetryPolicy(attempts=1)
+NO_CLIENT_RETRY = edgekv.RetryPolicy.NONE
 POLL_S = 0.01
 
 

@@ -13,6 +13,7 @@ import logging
 import grpc
 import pytest
 
+from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError
 from edgekv.rpc import error_from_rpc
 from tests.integration.edge.conftest import Cluster
@@ -92,3 +93,17 @@ async def test_a_megabyte_namespace_id_is_quoted_short(cluster: Cluster) -> None
         assert refused.value.message == (
             f"Invalid namespace id {'x' * 64 + '…'!r}: expected 32 hexadecimal characters."
         )
+
+
+async def test_a_request_over_an_edges_limit_is_message_too_large_in_grpcs_words(
+    cluster: Cluster,
+) -> None:
+    edge = await cluster.add_edge("edge-1")
+    too_large = b"\x0a" + b"\x80" * 2 + b"x" * (limits.MAX_EDGE_REQUEST_BYTES + 1)
+    async with grpc.aio.insecure_channel(
+        edge.address, options=[("grpc.max_send_message_length", -1)]
+    ) as channel:
+        refused = await refusal(channel, "/edgekv.v1.EdgeKV/Put", too_large)
+    assert (refused.kind, refused.status) == (ErrorKind.MESSAGE_TOO_LARGE, "RESOURCE_EXHAUSTED")
+    assert "Received message larger than max" in refused.message, refused.message
+    assert not refused.transient

@@ -67,7 +67,7 @@ async def test_a_stopped_central_gives_stale_or_unavailable_within_the_callers_d
         await admin.namespace(namespace).put("cached", "v1")
     # One call with the caller's deadline: the client's own read retries stay out of it.
     async with edgekv.Client(
-        edge=edge.address, timeout_s=CALLER_DEADLINE_S, retry=RetryPolicy(attempts=1)
+        edge=edge.address, timeout_s=CALLER_DEADLINE_S, retry=RetryPolicy.NONE
     ) as client:
         kv = client.namespace(namespace)
         assert (await kv.get_with_metadata("cached", cache_ttl=CACHE_TTL_S)).cache_status == "MISS"
