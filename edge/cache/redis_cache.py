@@ -44,6 +44,13 @@ Theory of operation:
   closed), short socket timeouts. ``flush`` and ``occupancy`` are operator
   requests whose answer would be a lie if it were made up, so they raise
   UNAVAILABLE instead.
+* **Ordering is per process.** An edge looks a copy up, weighs its answer
+  against it (:func:`edgekv.core.cache.worth_keeping`) and then SETs: two
+  steps, not one atomic compare-and-set. Two processes of a region filling one
+  key at once can therefore leave the older of their two answers — each
+  within its own cacheTtl of central, as any copy is, but a process may see
+  the key go back to the older one. Doing it atomically would take a Lua
+  script comparing the stored header on every fill; not done.
 * **Occupancy** counts this region's keys with SCAN (O(keys), for stats and
   tests, not a hot path). ``bytes_cached`` and ``evictions`` are 0: the cache
   is shared, so no node knows its size, and Redis's own eviction counters are

@@ -77,10 +77,10 @@ def register(subcommands: Subcommands) -> None:
     soak = kinds.add_parser(
         "soak",
         help="a steady mixed workload through five regions for a long time; fails on growth",
-        description="Run 80%% of the measured knee (or --rate) of a mixed workload through a "
+        description="Run 80% of the measured knee (or --rate) of a mixed workload through a "
         "five-region cluster for --duration seconds, sampling each process's RSS, open file "
         "descriptors and tasks and each slice's latency; fail if any call fails or a gauge "
-        "grows more than 10%% from the second quarter of the run to the last.",
+        "grows more than 10% from the second quarter of the run to the last.",
     )
     soak.add_argument(
         "--duration", type=float, default=3600.0, metavar="S", help="seconds (default 3600)"
