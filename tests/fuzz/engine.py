@@ -43,6 +43,7 @@ from hypothesis import strategies as st
 
 import edgekv
 from edgekv.control import NodeControl
+from edgekv.core import limits
 from edgekv.rpc import ERROR_KIND_METADATA_KEY
 from edgekv.v1 import central_pb2, edge_pb2
 from tests.fuzz.messages import message, mutated
@@ -152,6 +153,7 @@ class Fuzzer:
 
     async def _ensure_own_namespace(self) -> None:
         async with edgekv.Client(central=self.central) as client:
+            await self._prune_namespaces(client)
             if self.namespace_id:
                 try:
                     await client.get_namespace(self.namespace_id)
@@ -160,6 +162,16 @@ class Fuzzer:
                     pass
             created = await client.create_namespace(f"fuzz-{time.time_ns()}")
             self.namespace_id = created.id
+
+    async def _prune_namespaces(self, client: edgekv.Client) -> None:
+        """Delete the namespaces fuzzed requests created once they near the store's limit
+        (a million requests create far more than the 1000 a store may hold)."""
+        namespaces = await client.list_namespaces()
+        if len(namespaces) < limits.MAX_NAMESPACES // 2:
+            return
+        for namespace in namespaces:
+            if namespace.id not in (self.canary_id, self.namespace_id):
+                await client.delete_namespace(namespace.id)
 
     async def verify(self) -> None:
         """Servers alive, logs clean, canary unchanged; the fuzzer's namespace back if gone."""
