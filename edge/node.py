@@ -326,14 +326,18 @@ class EdgeNode:
         previous: CopyT | None,
         answer: CopyT,
         cache_ttl_s: float,
+        *,
+        counted: bool = True,
     ) -> Serve[CopyT]:
-        """Central answered: the status to report, and the answer kept if worth keeping."""
+        """Central answered: the status to report, and the answer kept if worth keeping.
+        A background refresh, which nobody reads, is not ``counted``."""
         step = Answered(previous, answer, await shelf.look(slot), self._floor(shelf, slot[0]))
         served = decide(step, self._cache_policy)
         assert isinstance(served, Serve)
         if served.keep:
             await shelf.keep(answer, self._cache_policy.retention_s(cache_ttl_s))
-        self._count(served.status)
+        if counted:
+            self._count(served.status)
         return served
 
     def _unreachable(
@@ -379,23 +383,9 @@ class EdgeNode:
         [fetching] = shelf.flights.start([slot], lambda _: _fetched_one(shelf, slot)).values()
 
         async def keep_when_answered() -> None:
-            await self._answered_quietly(shelf, slot, held, await fetching, cache_ttl_s)
+            await self._answered(shelf, slot, held, await fetching, cache_ttl_s, counted=False)
 
         self._spawn(keep_when_answered())
-
-    async def _answered_quietly(
-        self,
-        shelf: _Shelf[SlotT, CopyT, ContentT],
-        slot: SlotT,
-        previous: CopyT | None,
-        answer: CopyT,
-        cache_ttl_s: float,
-    ) -> None:
-        """Keep ``answer`` as :meth:`_answered` would, for a read nobody waits on (uncounted)."""
-        step = Answered(previous, answer, await shelf.look(slot), self._floor(shelf, slot[0]))
-        served = decide(step, self._cache_policy)
-        if isinstance(served, Serve) and served.keep:
-            await shelf.keep(answer, self._cache_policy.retention_s(cache_ttl_s))
 
     def _floor(self, shelf: _Shelf[SlotT, CopyT, ContentT], namespace_id: str) -> int:
         return max(self.revision_floor(namespace_id), shelf.floor(namespace_id))

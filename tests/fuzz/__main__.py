@@ -1,9 +1,7 @@
 """``python -m tests.fuzz``: fuzz a real central and edge for as many requests as you ask.
 
-Theory of operation: starts ``edgekv central`` (SQLite in a temporary
-folder, no write-rate limit, so that a request sent to central and then to
-the edge is judged the same) and one ``edgekv edge`` in front of it, as child
-processes, then runs the fuzzer (:mod:`tests.fuzz.engine`) in chunks of
+Theory of operation: starts a real central and edge in a temporary folder
+(:mod:`tests.fuzz.nodes`), then runs the fuzzer (:mod:`tests.fuzz.engine`) in chunks of
 ``--check-every`` examples with seeds ``--seed``, ``--seed + 1``, …, checking
 the servers, their logs and the canary namespace after each chunk. Prints
 progress, then the requests tried by method and by status; exits 1 at the
@@ -22,8 +20,7 @@ import time
 from pathlib import Path
 
 from tests.fuzz.engine import Fuzzer, Report
-from tests.support.central_process import CentralLauncher
-from tests.support.edge_process import EdgeLauncher
+from tests.fuzz.nodes import fuzzer_of_real_nodes
 
 
 def print_report(report: Report, started: float) -> None:
@@ -41,18 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--check-every", type=int, default=5000, metavar="N")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="edgekv-fuzz-") as folder:
-        logs = Path(folder)
-        with CentralLauncher(logs) as centrals, EdgeLauncher(logs) as edges:
-            central = centrals.start(f"sqlite:{logs / 'fuzz.db'}", ["--no-write-rate-limit"])
-            edge = edges.start(central.address, "eu-west", ["--node", "eu-west-fuzz"])
-            fuzzer = Fuzzer(
-                central.address,
-                edge.address,
-                logs=[central.child.stderr_path, edge.child.stderr_path],
-                alive=lambda: central.running and edge.running,
-            )
-            return fuzz(fuzzer, args.requests, args.seed, args.check_every)
+    with (
+        tempfile.TemporaryDirectory(prefix="edgekv-fuzz-") as folder,
+        fuzzer_of_real_nodes(Path(folder)) as fuzzer,
+    ):
+        return fuzz(fuzzer, args.requests, args.seed, args.check_every)
 
 
 def fuzz(fuzzer: Fuzzer, requests: int, first_seed: int, check_every: int) -> int:

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fuzz.engine import Fuzzer
-from tests.support.central_process import CentralLauncher
-from tests.support.edge_process import EdgeLauncher
+from tests.fuzz.nodes import fuzzer_of_real_nodes
 
 ROUNDS = 2
 EXAMPLES_PER_ROUND = 600
@@ -21,19 +20,8 @@ EXAMPLES_PER_ROUND = 600
 
 @pytest.fixture
 def fuzzer(tmp_path: Path) -> Iterator[Fuzzer]:
-    with CentralLauncher(tmp_path) as centrals, EdgeLauncher(tmp_path) as edges:
-        central = centrals.start(f"sqlite:{tmp_path / 'fuzz.db'}", ["--no-write-rate-limit"])
-        edge = edges.start(central.address, "eu-west", ["--node", "eu-west-fuzz"])
-        fuzzer = Fuzzer(
-            central.address,
-            edge.address,
-            logs=[central.child.stderr_path, edge.child.stderr_path],
-            alive=lambda: central.running and edge.running,
-        )
-        try:
-            yield fuzzer
-        finally:
-            fuzzer.close()
+    with fuzzer_of_real_nodes(tmp_path) as fuzzer:
+        yield fuzzer
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -60,38 +61,41 @@ async def test_a_bug_answers_internal_with_its_kind_and_logs_one_traceback(
     assert (unavailable.kind, unavailable.message) == (ErrorKind.UNAVAILABLE, "the cache is away")
 
 
-async def test_the_same_boundary_holds_over_a_real_socket() -> None:
+@pytest.fixture
+async def buggy_node() -> AsyncIterator[tuple[GrpcNode, edge_pb2_grpc.EdgeControlStub]]:
+    """BuggyControl served behind the boundary on a real socket, and a stub of it."""
     node = GrpcNode(["edgekv.v1.EdgeControl"])
     edge_pb2_grpc.add_EdgeControlServicer_to_server(BuggyControl(), node.server)
     port = await node.start("127.0.0.1:0")
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            control = edge_pb2_grpc.EdgeControlStub(channel)
-            failed = await refusal(control.GetStats(edge_pb2.GetStatsRequest()))
-            unavailable = await refusal(control.Flush(edge_pb2.FlushRequest()))
+            yield node, edge_pb2_grpc.EdgeControlStub(channel)
     finally:
         await node.stop(grace_s=0)
+
+
+async def test_the_same_boundary_holds_over_a_real_socket(
+    buggy_node: tuple[GrpcNode, edge_pb2_grpc.EdgeControlStub],
+) -> None:
+    _, control = buggy_node
+    failed = await refusal(control.GetStats(edge_pb2.GetStatsRequest()))
+    unavailable = await refusal(control.Flush(edge_pb2.FlushRequest()))
     assert failed.kind is ErrorKind.INTERNAL
     assert unavailable.kind is ErrorKind.UNAVAILABLE
 
 
-async def test_a_call_its_client_left_is_counted_cancelled() -> None:
-    node = GrpcNode(["edgekv.v1.EdgeControl"])
-    edge_pb2_grpc.add_EdgeControlServicer_to_server(BuggyControl(), node.server)
-    port = await node.start("127.0.0.1:0")
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            control = edge_pb2_grpc.EdgeControlStub(channel)
-            left = await refusal(control.GetLink(edge_pb2.GetLinkRequest(), timeout=0.2))
-        assert left.kind is ErrorKind.DEADLINE_EXCEEDED
-        method = "/edgekv.v1.EdgeControl/GetLink"
-        for _ in range(100):  # the server learns of it a moment after the client
-            if node.boundary.counts.snapshot().get(method):
-                break
-            await asyncio.sleep(0.02)
-        assert node.boundary.counts.snapshot()[method] == {"CANCELLED": 1}
-    finally:
-        await node.stop(grace_s=0)
+async def test_a_call_its_client_left_is_counted_cancelled(
+    buggy_node: tuple[GrpcNode, edge_pb2_grpc.EdgeControlStub],
+) -> None:
+    node, control = buggy_node
+    left = await refusal(control.GetLink(edge_pb2.GetLinkRequest(), timeout=0.2))
+    assert left.kind is ErrorKind.DEADLINE_EXCEEDED
+    method = "/edgekv.v1.EdgeControl/GetLink"
+    for _ in range(100):  # the server learns of it a moment after the client
+        if node.boundary.counts.snapshot().get(method):
+            break
+        await asyncio.sleep(0.02)
+    assert node.boundary.counts.snapshot()[method] == {"CANCELLED": 1}
 
 
 @pytest.mark.parametrize(
