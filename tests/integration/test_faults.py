@@ -115,8 +115,13 @@ async def judged(rig: Rig, mode: str, what: str, run: tuple[Workload, float]) ->
     assert rig.central is not None
     await check(workload, rig.central.address, max_stale_s=MAX_STALE_S)
     recovered_s = recovery_s(workload, repaired_at_s)
-    print(f"\n{what}, {mode}: writes acknowledged again {recovered_s} s after the repair; "
-          f"errors meanwhile: {dict(workload.history.errors)}")  # fmt: skip
+    history = workload.history
+    recovered = "never" if recovered_s is None else f"{recovered_s:.3f} s after the repair"
+    print(
+        f"\n{what}, {mode}: {len(history.acked_at_s)} writes acknowledged and "
+        f"{len(history.reads)} reads checked, nothing lost; writes acknowledged again "
+        f"{recovered}; errors meanwhile: {dict(history.errors)}"
+    )
     assert recovered_s is not None and recovered_s < RECOVERY_BOUND_S
     return workload
 
