@@ -2,36 +2,8 @@
 
 Theory of operation:
 
-* **Layout.** Every Redis key starts with a prefix (``edgekv:`` by default)::
-
-      edgekv:store_id            string   the store's random id (central.storage.record)
-      edgekv:rev                 string   store-wide revision counter (INCR)
-      edgekv:namespace_seq       string   creation counter, keeps list order
-      edgekv:namespaces          hash     id → "seq|created_at|title"
-      edgekv:titles              hash     title → id (title uniqueness)
-      edgekv:changes             zset     score revision, member "rev|namespace_id"
-      edgekv:ns:{id}:names       zset     key bytes, all with score 0
-      edgekv:ns:{id}:info        hash     key bytes → "rev|expiration|commit_time|M"
-      edgekv:ns:{id}:values      hash     key bytes → value bytes
-      edgekv:ns:{id}:changes     zset     score revision, member "rev|kind|commit_time|key"
-
-  Key names are stored as their UTF-8 bytes. Members of a zset that share a
-  score sort by ``memcmp``, so ``ZRANGEBYLEX`` walks keys in UTF-8 byte order
-  (the order Workers KV lists in) and a prefix is a byte range — ``%``, ``_``
-  and ``\\`` are ordinary bytes. ``M`` is ``-`` for no metadata or ``+`` and
-  the metadata JSON; the free-form field is always last, so ``|`` inside it
-  needs no escaping. The ``info`` hash is apart from ``values`` so a scan
-  reads expirations without touching 25 MiB values.
-* **Why Lua.** Every operation that reads or changes more than one Redis key
-  is ONE script call (EVALSHA). Redis runs a script alone, so a commit's
-  namespace check, revisions, writes and change-log rows are atomic with
-  respect to every other client, and a read sees one consistent state.
-  Trimming the change log touches other namespaces' logs, so the scripts name
-  keys they were not given: this back-end is for one Redis, not a Cluster.
-* **Why no EXPIRE.** Expiration is judged by the simulator's clock, which may
-  run faster than real time, so it is data (``expiration`` in ``info``) and a
-  scan filters with the ``now`` it is given. Reads return expired versions;
-  the service filters them.
+* **Layout** (Redis keys, records, the Lua scripts that change them): see
+  :mod:`central.storage.redis_layout`.
 * **Revision.** One central process owns a store, so :attr:`revision` is
   cached: read on open, then taken from each commit's answer.
 * **Durability** is Redis's: with ``appendonly yes`` and ``appendfsync
@@ -47,6 +19,9 @@ Theory of operation:
   joins a pipeline (:func:`~central.storage.base.unstorable`). Under load this
   spares central the per-call cost of a Redis command, which is what limits
   write throughput in a one-core process.
+* **Failures** are STORAGE_FAILED, not definite: a Redis out of reach, out of
+  memory, read-only or unable to persist. A call whose connection broke is
+  never sent again (:data:`NO_RETRIES`): Redis may have applied it already.
 """
 
 from __future__ import annotations
@@ -55,7 +30,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
@@ -64,14 +38,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from central.storage import redis_guard
+from central.storage import redis_layout as layout
 from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability, storage_failed, unstorable
 from central.storage.record import StoreRecord, check_store, new_store_id
 from central.storage.stats import CommitStats
 from edgekv.core.errors import ErrorKind, KVError, error
-from edgekv.core.listing import ListQuery, ScanResult, prefix_upper_bound, scan_with_lookahead
+from edgekv.core.listing import ListQuery, ScanResult, scan_with_lookahead
 from edgekv.core.model import (
     Change,
-    ChangeKind,
     Committed,
     KeyInfo,
     Namespace,
@@ -104,248 +78,6 @@ _FAILURES = (
     redis_guard.Refused,
 )
 
-# Lua: numbers are doubles, so revisions are formatted with %d (tostring
-# would switch to exponent notation past 1e14).
-
-_COMMIT_LUA = """
--- KEYS: namespaces, rev, names, info, values, ns_changes, changes, (guard: store_id, rev)
--- ARGV: namespace_id, now, change_log_rows, prefix, then per write
---       op ("p"/"d"), key, info_tail ("expiration|commit_time|M"), value,
---       then (guard) store_id, revision floor
-local namespace_id, now = ARGV[1], ARGV[2]
-if redis.call('HEXISTS', KEYS[1], namespace_id) == 0 then
-  return {1, 0}
-end
-local function log_change(rev_text, kind, key)
-  redis.call('ZADD', KEYS[6], rev_text, rev_text .. '|' .. kind .. '|' .. now .. '|' .. key)
-  redis.call('ZADD', KEYS[7], rev_text, rev_text .. '|' .. namespace_id)
-end
-local revision = tonumber(redis.call('GET', KEYS[2]) or '0')
-local answer = {0, 0}
-for i = 5, #ARGV - 2, 4 do
-  local op, key = ARGV[i], ARGV[i + 1]
-  local changed = 1
-  if op == 'p' then
-    revision = redis.call('INCR', KEYS[2])
-    local rev_text = string.format('%d', revision)
-    redis.call('ZADD', KEYS[3], 0, key)
-    redis.call('HSET', KEYS[4], key, rev_text .. '|' .. ARGV[i + 2])
-    redis.call('HSET', KEYS[5], key, ARGV[i + 3])
-    log_change(rev_text, 'p', key)
-  elseif redis.call('ZREM', KEYS[3], key) == 1 then
-    redis.call('HDEL', KEYS[4], key)
-    redis.call('HDEL', KEYS[5], key)
-    revision = redis.call('INCR', KEYS[2])
-    log_change(string.format('%d', revision), 'd', key)
-  else
-    changed = 0
-  end
-  answer[#answer + 1] = revision
-  answer[#answer + 1] = changed
-end
-answer[2] = revision
-local excess = redis.call('ZCARD', KEYS[7]) - tonumber(ARGV[3])
-if excess > 0 then
-  local prefix = ARGV[4]
-  for _, member in ipairs(redis.call('ZRANGE', KEYS[7], 0, excess - 1)) do
-    local rev_text, owner = string.match(member, '^(%d+)|(.*)$')
-    local owner_log = prefix .. 'ns:' .. owner .. ':changes'
-    redis.call('ZREMRANGEBYSCORE', owner_log, rev_text, rev_text)
-  end
-  redis.call('ZREMRANGEBYRANK', KEYS[7], 0, excess - 1)
-end
-return answer
-"""
-
-_SCAN_LUA = """
--- KEYS: names, info
--- ARGV: lex_min, lex_max, limit, max_keys_looked_at, now
--- Answer: {status, last_looked_at, name, info, name, info, ...}
--- status 0: range exhausted; 1: stopped by the work bound; 2: found limit + 1.
-local lex_min, lex_max = ARGV[1], ARGV[2]
-local wanted = tonumber(ARGV[3]) + 1
-local budget = tonumber(ARGV[4])
-local now = tonumber(ARGV[5])
-local answer = {0, ''}
-local found, looked = 0, 0
-while looked < budget do
-  local batch = math.min(budget - looked, wanted - found + 32, 1024)
-  local names = redis.call('ZRANGEBYLEX', KEYS[1], lex_min, lex_max, 'LIMIT', 0, batch)
-  if #names == 0 then return answer end
-  local infos = redis.call('HMGET', KEYS[2], unpack(names))
-  for i, name in ipairs(names) do
-    looked = looked + 1
-    answer[2] = name
-    local info = infos[i]
-    if info then
-      local expiration = string.match(info, '^%d+|(%-?%d*)|')
-      if expiration == '' or now < tonumber(expiration) then
-        answer[#answer + 1] = name
-        answer[#answer + 1] = info
-        found = found + 1
-        if found >= wanted then
-          answer[1] = 2
-          return answer
-        end
-      end
-    end
-  end
-  if #names < batch then return answer end
-  lex_min = '(' .. answer[2]
-end
-if #redis.call('ZRANGEBYLEX', KEYS[1], lex_min, lex_max, 'LIMIT', 0, 1) > 0 then
-  answer[1] = 1
-end
-return answer
-"""
-
-_GET_LUA = """
--- KEYS: info, values; ARGV: key names. Answer: {infos, values}.
-return {redis.call('HMGET', KEYS[1], unpack(ARGV)), redis.call('HMGET', KEYS[2], unpack(ARGV))}
-"""
-
-_CHANGES_LUA = """
--- KEYS: ns_changes, info, values; ARGV: after_revision, limit
--- Answer: {entry, info_or_empty, value_or_empty, ...}; info and value only
--- for a put that is still the key's current version.
-local entries = redis.call(
-  'ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
-local answer = {}
-for _, entry in ipairs(entries) do
-  local rev_text, kind, key = string.match(entry, '^(%d+)|(%a)|[^|]*|(.*)$')
-  local info, value = '', ''
-  if kind == 'p' then
-    local current = redis.call('HGET', KEYS[2], key)
-    if current and string.match(current, '^(%d+)|') == rev_text then
-      info = current
-      value = redis.call('HGET', KEYS[3], key)
-    end
-  end
-  answer[#answer + 1] = entry
-  answer[#answer + 1] = info
-  answer[#answer + 1] = value
-end
-return answer
-"""
-
-_CREATE_NAMESPACE_LUA = """
--- KEYS: namespaces, titles, namespace_seq, names, info, values, (guard: store_id, rev)
--- ARGV: id, title, created_at, max_namespaces, (guard: store_id, floor).
--- Answer: 'ok', 'title' or 'limit'.
-local id, title = ARGV[1], ARGV[2]
-if redis.call('HEXISTS', KEYS[2], title) == 1 then return 'title' end
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return 'limit' end
-local seq_text
-local old = redis.call('HGET', KEYS[1], id)
-if old then
-  -- The same id again replaces the namespace and empties it, as MemoryStorage does.
-  local old_seq, old_title = string.match(old, '^(%d+)|[^|]*|(.*)$')
-  seq_text = old_seq
-  redis.call('HDEL', KEYS[2], old_title)
-  redis.call('UNLINK', KEYS[4], KEYS[5], KEYS[6])
-else
-  seq_text = string.format('%d', redis.call('INCR', KEYS[3]))
-end
-redis.call('HSET', KEYS[1], id, seq_text .. '|' .. ARGV[3] .. '|' .. title)
-redis.call('HSET', KEYS[2], title, id)
-return 'ok'
-"""
-
-_RENAME_NAMESPACE_LUA = """
--- KEYS: namespaces, titles, (guard: store_id, rev); ARGV: id, title, (guard: store_id, floor)
--- Answer: {'ok', record}, {'missing'} or {'title'}.
-local id, title = ARGV[1], ARGV[2]
-local record = redis.call('HGET', KEYS[1], id)
-if not record then return {'missing'} end
-local owner = redis.call('HGET', KEYS[2], title)
-if owner and owner ~= id then return {'title'} end
-local seq_text, created_at, old_title = string.match(record, '^(%d+)|([^|]*)|(.*)$')
-redis.call('HDEL', KEYS[2], old_title)
-redis.call('HSET', KEYS[2], title, id)
-local renamed = seq_text .. '|' .. created_at .. '|' .. title
-redis.call('HSET', KEYS[1], id, renamed)
-return {'ok', renamed}
-"""
-
-_DELETE_NAMESPACE_LUA = """
--- KEYS: namespaces, titles, names, info, values, (guard: store_id, rev)
--- ARGV: id, (guard: store_id, floor). Answer: 1 or 0.
--- The namespace's change log stays (as in MemoryStorage) until trimmed.
-local record = redis.call('HGET', KEYS[1], ARGV[1])
-if not record then return 0 end
-local title = string.match(record, '^%d+|[^|]*|(.*)$')
-if redis.call('HGET', KEYS[2], title) == ARGV[1] then
-  redis.call('HDEL', KEYS[2], title)
-end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('UNLINK', KEYS[3], KEYS[4], KEYS[5])
-return 1
-"""
-
-
-# -- encoding -----------------------------------------------------------------
-
-
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8")
-
-
-def _time_text(seconds: float) -> str:
-    """A float as text that parses back to the same float (in Python and Lua)."""
-    return repr(float(seconds))
-
-
-def _info_tail(put: Put, now: float) -> bytes:
-    """The part of an ``info`` record the commit script puts after the revision."""
-    expiration = "" if put.expiration is None else str(put.expiration)
-    metadata = "-" if put.metadata_json is None else "+" + put.metadata_json
-    return f"{expiration}|{_time_text(now)}|{metadata}".encode()
-
-
-@dataclass(frozen=True, slots=True)
-class _Info:
-    """An ``info`` record: a key's current version without its value."""
-
-    revision: int
-    expiration: int | None
-    commit_time: float
-    metadata_json: str | None
-
-    @classmethod
-    def parse(cls, raw: bytes) -> _Info:
-        revision, expiration, commit_time, metadata = raw.split(b"|", 3)
-        return cls(
-            revision=int(revision),
-            expiration=int(expiration) if expiration else None,
-            commit_time=float(commit_time),
-            metadata_json=_text(metadata[1:]) if metadata.startswith(b"+") else None,
-        )
-
-    def version(self, key: str, value: bytes) -> Version:
-        return Version(
-            key, value, self.metadata_json, self.expiration, self.revision, self.commit_time
-        )
-
-
-def _namespace(namespace_id: str, record: bytes) -> tuple[int, Namespace]:
-    """Parse a ``namespaces`` record into (creation sequence, namespace)."""
-    seq, created_at, title = record.split(b"|", 2)
-    return int(seq), Namespace(namespace_id, _text(title), float(created_at))
-
-
-def _change(namespace_id: str, entry: bytes, info: bytes, value: bytes) -> Change:
-    revision, kind, commit_time, key_bytes = entry.split(b"|", 3)
-    key = _text(key_bytes)
-    version = _Info.parse(info).version(key, value) if info else None
-    return Change(
-        int(revision),
-        ChangeKind.PUT if kind == b"p" else ChangeKind.DELETE,
-        namespace_id,
-        key,
-        float(commit_time),
-        version,
-    )
-
 
 def _refusal(exc: BaseException) -> BaseException:
     """STORAGE_FAILED for a Redis that refuses writes; any other error as it is (a bug)."""
@@ -353,18 +85,6 @@ def _refusal(exc: BaseException) -> BaseException:
         isinstance(exc, redis_errors.ResponseError) and str(exc).startswith("MISCONF")
     )
     return storage_failed(exc) if refuses else exc
-
-
-def _lex_range(query: ListQuery) -> tuple[bytes, bytes]:
-    """The ZRANGEBYLEX bounds of keys with the prefix that sort after start_after."""
-    prefix = query.prefix.encode()
-    if query.start_after is None or query.start_after < query.prefix:
-        lower = b"[" + prefix
-    else:
-        lower = b"(" + query.start_after.encode()
-    upper_bound = prefix_upper_bound(prefix)
-    upper = b"+" if upper_bound is None else b"(" + upper_bound
-    return lower, upper
 
 
 # -- the back-end --------------------------------------------------------------
@@ -399,18 +119,18 @@ class RedisStorage:
         self._queued_commits: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self.commit_stats = CommitStats()
-        self._commit_script = client.register_script(redis_guard.GUARD_LUA + _COMMIT_LUA)
-        self._scan_script = client.register_script(_SCAN_LUA)
-        self._get_script = client.register_script(_GET_LUA)
-        self._changes_script = client.register_script(_CHANGES_LUA)
+        self._commit_script = client.register_script(redis_guard.GUARD_LUA + layout.COMMIT_LUA)
+        self._scan_script = client.register_script(layout.SCAN_LUA)
+        self._get_script = client.register_script(layout.GET_LUA)
+        self._changes_script = client.register_script(layout.CHANGES_LUA)
         self._create_namespace_script = client.register_script(
-            redis_guard.GUARD_LUA + _CREATE_NAMESPACE_LUA
+            redis_guard.GUARD_LUA + layout.CREATE_NAMESPACE_LUA
         )
         self._rename_namespace_script = client.register_script(
-            redis_guard.GUARD_LUA + _RENAME_NAMESPACE_LUA
+            redis_guard.GUARD_LUA + layout.RENAME_NAMESPACE_LUA
         )
         self._delete_namespace_script = client.register_script(
-            redis_guard.GUARD_LUA + _DELETE_NAMESPACE_LUA
+            redis_guard.GUARD_LUA + layout.DELETE_NAMESPACE_LUA
         )
 
     @classmethod
@@ -645,7 +365,12 @@ class RedisStorage:
 
     async def create_namespace(self, namespace: Namespace, max_namespaces: int) -> None:
         keys = [self._key("namespaces"), self._key("titles"), self._key("namespace_seq")]
-        args = [namespace.id, namespace.title, _time_text(namespace.created_at), max_namespaces]
+        args = [
+            namespace.id,
+            namespace.title,
+            layout.time_text(namespace.created_at),
+            max_namespaces,
+        ]
         outcome = await self._write(
             self._create_namespace_script, keys + self._keyspace_keys(namespace.id), args
         )
@@ -656,13 +381,15 @@ class RedisStorage:
 
     async def get_namespace(self, namespace_id: str) -> Namespace | None:
         record = await self._read(lambda: self._client.hget(self._key("namespaces"), namespace_id))
-        return None if record is None else _namespace(namespace_id, cast(bytes, record))[1]
+        return (
+            None if record is None else layout.parse_namespace(namespace_id, cast(bytes, record))[1]
+        )
 
     async def list_namespaces(self) -> list[Namespace]:
         """All namespaces, oldest first (the order memory: gives)."""
         records = await self._read(lambda: self._client.hgetall(self._key("namespaces")))
         parsed = [
-            _namespace(_text(namespace_id), record)
+            layout.parse_namespace(layout.text(namespace_id), record)
             for namespace_id, record in cast(dict[bytes, bytes], records).items()
         ]
         return [namespace for _, namespace in sorted(parsed, key=lambda pair: pair[0])]
@@ -679,7 +406,7 @@ class RedisStorage:
             )
         if answer[0] == b"title":
             raise error(ErrorKind.NAMESPACE_TITLE_EXISTS, title=title)
-        return _namespace(namespace_id, answer[1])[1]
+        return layout.parse_namespace(namespace_id, answer[1])[1]
 
     async def delete_namespace(self, namespace_id: str) -> bool:
         keys = [self._key("namespaces"), self._key("titles"), *self._keyspace_keys(namespace_id)]
@@ -698,7 +425,7 @@ class RedisStorage:
         answer = await self._call(self._get_script, [info_key, values_key], fields)
         infos, values = cast(tuple[list[bytes | None], list[bytes | None]], answer)
         return [
-            None if info is None or value is None else _Info.parse(info).version(key, value)
+            None if info is None or value is None else layout.Info.parse(info).version(key, value)
             for key, info, value in zip(keys, infos, values, strict=True)
         ]
 
@@ -723,10 +450,10 @@ class RedisStorage:
             self._namespace_key(namespace_id, "changes"),
             self._key("changes"),
         ]
-        args: list[Any] = [namespace_id, _time_text(now), self._change_log_rows, self._prefix]
+        args: list[Any] = [namespace_id, layout.time_text(now), self._change_log_rows, self._prefix]
         for write in writes:
             if isinstance(write, Put):
-                args += [b"p", write.key.encode(), _info_tail(write, now), write.value]
+                args += [b"p", write.key.encode(), layout.info_tail(write, now), write.value]
             else:
                 args += [b"d", write.key.encode(), b"", b""]
         guard_keys, guard_args = self._guard()
@@ -745,22 +472,22 @@ class RedisStorage:
 
     async def scan(self, query: ListQuery, now: float) -> ScanResult:
         names_key, info_key, _ = self._keyspace_keys(query.namespace_id)
-        lower, upper = _lex_range(query)
+        lower, upper = layout.lex_range(query)
         max_keys_looked_at = query.limit + 1 + self._scan_skip_keys
-        args = [lower, upper, query.limit, max_keys_looked_at, _time_text(now)]
+        args = [lower, upper, query.limit, max_keys_looked_at, layout.time_text(now)]
         answer = cast(list[Any], await self._call(self._scan_script, [names_key, info_key], args))
         status, last_looked_at, found = int(answer[0]), cast(bytes, answer[1]), answer[2:]
         live_keys = [
             self._key_info(name, info) for name, info in zip(found[0::2], found[1::2], strict=True)
         ]
         if status == 1:
-            return ScanResult(live_keys, resume_after=_text(last_looked_at))
+            return ScanResult(live_keys, resume_after=layout.text(last_looked_at))
         return scan_with_lookahead(query, live_keys)
 
     @staticmethod
     def _key_info(name: bytes, info: bytes) -> KeyInfo:
-        parsed = _Info.parse(info)
-        return KeyInfo(_text(name), parsed.expiration, parsed.metadata_json)
+        parsed = layout.Info.parse(info)
+        return KeyInfo(layout.text(name), parsed.expiration, parsed.metadata_json)
 
     async def changes_after(self, namespace_id: str, revision: int, limit: int) -> list[Change]:
         if limit <= 0:
@@ -769,6 +496,6 @@ class RedisStorage:
         keys = [self._namespace_key(namespace_id, "changes"), info_key, values_key]
         answer = cast(list[bytes], await self._call(self._changes_script, keys, [revision, limit]))
         return [
-            _change(namespace_id, entry, info, value)
+            layout.parse_change(namespace_id, entry, info, value)
             for entry, info, value in zip(answer[0::3], answer[1::3], answer[2::3], strict=True)
         ]

@@ -1,0 +1,296 @@
+"""The store's layout in Redis: its keys, how records are written, and the scripts.
+
+Theory of operation:
+
+* **Layout.** Every Redis key starts with a prefix (``edgekv:`` by default)::
+
+      edgekv:store_id            string   the store's random id (central.storage.record)
+      edgekv:rev                 string   store-wide revision counter (INCR)
+      edgekv:namespace_seq       string   creation counter, keeps list order
+      edgekv:namespaces          hash     id → "seq|created_at|title"
+      edgekv:titles              hash     title → id (title uniqueness)
+      edgekv:changes             zset     score revision, member "rev|namespace_id"
+      edgekv:ns:{id}:names       zset     key bytes, all with score 0
+      edgekv:ns:{id}:info        hash     key bytes → "rev|expiration|commit_time|M"
+      edgekv:ns:{id}:values      hash     key bytes → value bytes
+      edgekv:ns:{id}:changes     zset     score revision, member "rev|kind|commit_time|key"
+
+  Key names are stored as their UTF-8 bytes. Members of a zset that share a
+  score sort by ``memcmp``, so ``ZRANGEBYLEX`` walks keys in UTF-8 byte order
+  (the order Workers KV lists in) and a prefix is a byte range — ``%``, ``_``
+  and ``\\`` are ordinary bytes. ``M`` is ``-`` for no metadata or ``+`` and
+  the metadata JSON; the free-form field is always last, so ``|`` inside it
+  needs no escaping. The ``info`` hash is apart from ``values`` so a scan
+  reads expirations without touching 25 MiB values.
+* **Why Lua.** Every operation that reads or changes more than one Redis key
+  is ONE script call (EVALSHA). Redis runs a script alone, so a commit's
+  namespace check, revisions, writes and change-log rows are atomic with
+  respect to every other client, and a read sees one consistent state.
+  Trimming the change log touches other namespaces' logs, so the scripts name
+  keys they were not given: this back-end is for one Redis, not a Cluster.
+* **Why no EXPIRE.** Expiration is judged by the simulator's clock, which may
+  run faster than real time, so it is data (``expiration`` in ``info``) and a
+  scan filters with the ``now`` it is given. Reads return expired versions;
+  the service filters them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgekv.core.listing import ListQuery, prefix_upper_bound
+from edgekv.core.model import Change, ChangeKind, Namespace, Put, Version
+
+# Lua: numbers are doubles, so revisions are formatted with %d (tostring
+# would switch to exponent notation past 1e14).
+
+COMMIT_LUA = """
+-- KEYS: namespaces, rev, names, info, values, ns_changes, changes, (guard: store_id, rev)
+-- ARGV: namespace_id, now, change_log_rows, prefix, then per write
+--       op ("p"/"d"), key, info_tail ("expiration|commit_time|M"), value,
+--       then (guard) store_id, revision floor
+local namespace_id, now = ARGV[1], ARGV[2]
+if redis.call('HEXISTS', KEYS[1], namespace_id) == 0 then
+  return {1, 0}
+end
+local function log_change(rev_text, kind, key)
+  redis.call('ZADD', KEYS[6], rev_text, rev_text .. '|' .. kind .. '|' .. now .. '|' .. key)
+  redis.call('ZADD', KEYS[7], rev_text, rev_text .. '|' .. namespace_id)
+end
+local revision = tonumber(redis.call('GET', KEYS[2]) or '0')
+local answer = {0, 0}
+for i = 5, #ARGV - 2, 4 do
+  local op, key = ARGV[i], ARGV[i + 1]
+  local changed = 1
+  if op == 'p' then
+    revision = redis.call('INCR', KEYS[2])
+    local rev_text = string.format('%d', revision)
+    redis.call('ZADD', KEYS[3], 0, key)
+    redis.call('HSET', KEYS[4], key, rev_text .. '|' .. ARGV[i + 2])
+    redis.call('HSET', KEYS[5], key, ARGV[i + 3])
+    log_change(rev_text, 'p', key)
+  elseif redis.call('ZREM', KEYS[3], key) == 1 then
+    redis.call('HDEL', KEYS[4], key)
+    redis.call('HDEL', KEYS[5], key)
+    revision = redis.call('INCR', KEYS[2])
+    log_change(string.format('%d', revision), 'd', key)
+  else
+    changed = 0
+  end
+  answer[#answer + 1] = revision
+  answer[#answer + 1] = changed
+end
+answer[2] = revision
+local excess = redis.call('ZCARD', KEYS[7]) - tonumber(ARGV[3])
+if excess > 0 then
+  local prefix = ARGV[4]
+  for _, member in ipairs(redis.call('ZRANGE', KEYS[7], 0, excess - 1)) do
+    local rev_text, owner = string.match(member, '^(%d+)|(.*)$')
+    local owner_log = prefix .. 'ns:' .. owner .. ':changes'
+    redis.call('ZREMRANGEBYSCORE', owner_log, rev_text, rev_text)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[7], 0, excess - 1)
+end
+return answer
+"""
+
+SCAN_LUA = """
+-- KEYS: names, info
+-- ARGV: lex_min, lex_max, limit, max_keys_looked_at, now
+-- Answer: {status, last_looked_at, name, info, name, info, ...}
+-- status 0: range exhausted; 1: stopped by the work bound; 2: found limit + 1.
+local lex_min, lex_max = ARGV[1], ARGV[2]
+local wanted = tonumber(ARGV[3]) + 1
+local budget = tonumber(ARGV[4])
+local now = tonumber(ARGV[5])
+local answer = {0, ''}
+local found, looked = 0, 0
+while looked < budget do
+  local batch = math.min(budget - looked, wanted - found + 32, 1024)
+  local names = redis.call('ZRANGEBYLEX', KEYS[1], lex_min, lex_max, 'LIMIT', 0, batch)
+  if #names == 0 then return answer end
+  local infos = redis.call('HMGET', KEYS[2], unpack(names))
+  for i, name in ipairs(names) do
+    looked = looked + 1
+    answer[2] = name
+    local info = infos[i]
+    if info then
+      local expiration = string.match(info, '^%d+|(%-?%d*)|')
+      if expiration == '' or now < tonumber(expiration) then
+        answer[#answer + 1] = name
+        answer[#answer + 1] = info
+        found = found + 1
+        if found >= wanted then
+          answer[1] = 2
+          return answer
+        end
+      end
+    end
+  end
+  if #names < batch then return answer end
+  lex_min = '(' .. answer[2]
+end
+if #redis.call('ZRANGEBYLEX', KEYS[1], lex_min, lex_max, 'LIMIT', 0, 1) > 0 then
+  answer[1] = 1
+end
+return answer
+"""
+
+GET_LUA = """
+-- KEYS: info, values; ARGV: key names. Answer: {infos, values}.
+return {redis.call('HMGET', KEYS[1], unpack(ARGV)), redis.call('HMGET', KEYS[2], unpack(ARGV))}
+"""
+
+CHANGES_LUA = """
+-- KEYS: ns_changes, info, values; ARGV: after_revision, limit
+-- Answer: {entry, info_or_empty, value_or_empty, ...}; info and value only
+-- for a put that is still the key's current version.
+local entries = redis.call(
+  'ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
+local answer = {}
+for _, entry in ipairs(entries) do
+  local rev_text, kind, key = string.match(entry, '^(%d+)|(%a)|[^|]*|(.*)$')
+  local info, value = '', ''
+  if kind == 'p' then
+    local current = redis.call('HGET', KEYS[2], key)
+    if current and string.match(current, '^(%d+)|') == rev_text then
+      info = current
+      value = redis.call('HGET', KEYS[3], key)
+    end
+  end
+  answer[#answer + 1] = entry
+  answer[#answer + 1] = info
+  answer[#answer + 1] = value
+end
+return answer
+"""
+
+CREATE_NAMESPACE_LUA = """
+-- KEYS: namespaces, titles, namespace_seq, names, info, values, (guard: store_id, rev)
+-- ARGV: id, title, created_at, max_namespaces, (guard: store_id, floor).
+-- Answer: 'ok', 'title' or 'limit'.
+local id, title = ARGV[1], ARGV[2]
+if redis.call('HEXISTS', KEYS[2], title) == 1 then return 'title' end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return 'limit' end
+local seq_text
+local old = redis.call('HGET', KEYS[1], id)
+if old then
+  -- The same id again replaces the namespace and empties it, as MemoryStorage does.
+  local old_seq, old_title = string.match(old, '^(%d+)|[^|]*|(.*)$')
+  seq_text = old_seq
+  redis.call('HDEL', KEYS[2], old_title)
+  redis.call('UNLINK', KEYS[4], KEYS[5], KEYS[6])
+else
+  seq_text = string.format('%d', redis.call('INCR', KEYS[3]))
+end
+redis.call('HSET', KEYS[1], id, seq_text .. '|' .. ARGV[3] .. '|' .. title)
+redis.call('HSET', KEYS[2], title, id)
+return 'ok'
+"""
+
+RENAME_NAMESPACE_LUA = """
+-- KEYS: namespaces, titles, (guard: store_id, rev); ARGV: id, title, (guard: store_id, floor)
+-- Answer: {'ok', record}, {'missing'} or {'title'}.
+local id, title = ARGV[1], ARGV[2]
+local record = redis.call('HGET', KEYS[1], id)
+if not record then return {'missing'} end
+local owner = redis.call('HGET', KEYS[2], title)
+if owner and owner ~= id then return {'title'} end
+local seq_text, created_at, old_title = string.match(record, '^(%d+)|([^|]*)|(.*)$')
+redis.call('HDEL', KEYS[2], old_title)
+redis.call('HSET', KEYS[2], title, id)
+local renamed = seq_text .. '|' .. created_at .. '|' .. title
+redis.call('HSET', KEYS[1], id, renamed)
+return {'ok', renamed}
+"""
+
+DELETE_NAMESPACE_LUA = """
+-- KEYS: namespaces, titles, names, info, values, (guard: store_id, rev)
+-- ARGV: id, (guard: store_id, floor). Answer: 1 or 0.
+-- The namespace's change log stays (as in MemoryStorage) until trimmed.
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+if not record then return 0 end
+local title = string.match(record, '^%d+|[^|]*|(.*)$')
+if redis.call('HGET', KEYS[2], title) == ARGV[1] then
+  redis.call('HDEL', KEYS[2], title)
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('UNLINK', KEYS[3], KEYS[4], KEYS[5])
+return 1
+"""
+
+
+# -- encoding -----------------------------------------------------------------
+
+
+def text(raw: bytes) -> str:
+    return raw.decode("utf-8")
+
+
+def time_text(seconds: float) -> str:
+    """A float as text that parses back to the same float (in Python and Lua)."""
+    return repr(float(seconds))
+
+
+def info_tail(put: Put, now: float) -> bytes:
+    """The part of an ``info`` record the commit script puts after the revision."""
+    expiration = "" if put.expiration is None else str(put.expiration)
+    metadata = "-" if put.metadata_json is None else "+" + put.metadata_json
+    return f"{expiration}|{time_text(now)}|{metadata}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    """An ``info`` record: a key's current version without its value."""
+
+    revision: int
+    expiration: int | None
+    commit_time: float
+    metadata_json: str | None
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Info:
+        revision, expiration, commit_time, metadata = raw.split(b"|", 3)
+        return cls(
+            revision=int(revision),
+            expiration=int(expiration) if expiration else None,
+            commit_time=float(commit_time),
+            metadata_json=text(metadata[1:]) if metadata.startswith(b"+") else None,
+        )
+
+    def version(self, key: str, value: bytes) -> Version:
+        return Version(
+            key, value, self.metadata_json, self.expiration, self.revision, self.commit_time
+        )
+
+
+def parse_namespace(namespace_id: str, record: bytes) -> tuple[int, Namespace]:
+    """Parse a ``namespaces`` record into (creation sequence, namespace)."""
+    seq, created_at, title = record.split(b"|", 2)
+    return int(seq), Namespace(namespace_id, text(title), float(created_at))
+
+
+def parse_change(namespace_id: str, entry: bytes, info: bytes, value: bytes) -> Change:
+    revision, kind, commit_time, key_bytes = entry.split(b"|", 3)
+    key = text(key_bytes)
+    version = Info.parse(info).version(key, value) if info else None
+    return Change(
+        int(revision),
+        ChangeKind.PUT if kind == b"p" else ChangeKind.DELETE,
+        namespace_id,
+        key,
+        float(commit_time),
+        version,
+    )
+
+
+def lex_range(query: ListQuery) -> tuple[bytes, bytes]:
+    """The ZRANGEBYLEX bounds of keys with the prefix that sort after start_after."""
+    prefix = query.prefix.encode()
+    if query.start_after is None or query.start_after < query.prefix:
+        lower = b"[" + prefix
+    else:
+        lower = b"(" + query.start_after.encode()
+    upper_bound = prefix_upper_bound(prefix)
+    upper = b"+" if upper_bound is None else b"(" + upper_bound
+    return lower, upper
