@@ -41,7 +41,11 @@ class SingleFlight(Generic[SlotT, AnswerT]):
     def start(
         self, slots: Sequence[SlotT], work: Callable[[list[SlotT]], Awaitable[list[AnswerT]]]
     ) -> dict[SlotT, asyncio.Future[AnswerT]]:
-        """Each slot's future: ONE ``work(slots nobody fetches yet)``, the rest shared."""
+        """Each slot's future: ONE ``work(slots nobody fetches yet)``, the rest shared.
+
+        The futures are shared: await them shielded (as :meth:`run` does), or a
+        caller that is cancelled cancels them for everyone.
+        """
         futures = {slot: self._running[slot] for slot in slots if slot in self._running}
         led = [slot for slot in slots if slot not in futures]
         if not led:
@@ -67,11 +71,20 @@ class SingleFlight(Generic[SlotT, AnswerT]):
         failure = task.exception()
         answers = [] if failure is not None else task.result()
         for index, future in enumerate(promised.values()):
+            if future.done():  # cancelled by someone who awaited it unshielded
+                continue
             if failure is not None:
                 future.set_exception(failure)
                 future.exception()  # retrieved here, so a failure nobody awaits logs nothing
             else:
                 future.set_result(answers[index])
+
+    def start_one(
+        self, slot: SlotT, work: Callable[[], Awaitable[AnswerT]]
+    ) -> asyncio.Future[AnswerT]:
+        """The future of ``work()`` for ``slot``, or of the work already running for it."""
+        [future] = self.start([slot], lambda slots: _one(work)).values()
+        return future
 
     async def run(
         self,
@@ -80,8 +93,7 @@ class SingleFlight(Generic[SlotT, AnswerT]):
         deadline: float | None = None,
     ) -> AnswerT:
         """``work()``'s answer for ``slot``, shared with every caller meanwhile, by ``deadline``."""
-        [future] = self.start([slot], lambda slots: _one(work)).values()
-        return await _wait(future, deadline)
+        return await _wait(self.start_one(slot, work), deadline)
 
     async def run_many(
         self,

@@ -38,7 +38,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from edge.cache.base import CacheStore
 from edge.flights import SingleFlight
@@ -125,8 +125,13 @@ ValueRead = Read[Version | None]
 PageRead = Read[ListPage]
 
 
-async def _fetched_one(shelf: _Shelf[SlotT, CopyT, ContentT], slot: SlotT) -> list[CopyT]:
-    return [await shelf.fetch(slot, None)]  # a background refresh: nobody waits, no deadline
+def _log_failed_refresh(refreshing: asyncio.Future[Any]) -> None:
+    """A refresh nobody waits for: its failure is only worth a line (a bug, an error)."""
+    failure = None if refreshing.cancelled() else refreshing.exception()
+    if isinstance(failure, KVError):
+        log.debug("a background refresh failed: %s", failure.message)
+    elif failure is not None:
+        log.error("a background refresh failed on a bug", exc_info=failure)
 
 
 class _Shelf(Protocol[SlotT, CopyT, ContentT_co]):
@@ -216,7 +221,6 @@ class EdgeNode:
         self._cache_policy = policy.cache
         self._values = _Values(cache, upstream)
         self._pages = _Pages(pages, upstream)
-        self._background: set[asyncio.Task[object]] = set()
         # The watchers hook in here (invalidate and push modes): they learn each
         # namespace the node serves, and say from which revision on they cover its
         # changes — a copy central produced before that may have missed one.
@@ -249,10 +253,12 @@ class EdgeNode:
         if isinstance(decision, Serve):
             self.counters.hits += 1
             if decision.refresh:
-                self._refresh_in_background(shelf, slot, held, cache_ttl_s)
+                self._refresh_in_background(shelf, slot, cache_ttl_s)
             return self._served(shelf, decision, now)
         try:
-            answer = await shelf.flights.run(slot, lambda: shelf.fetch(slot, deadline), deadline)
+            answer = await shelf.flights.run(
+                slot, lambda: self._fetched_and_kept(shelf, slot, deadline, cache_ttl_s), deadline
+            )
         except KVError as failure:
             return self._served(shelf, self._unreachable(failure, held, cache_ttl_s, now), now)
         served = await self._answered(shelf, slot, held, answer, cache_ttl_s)
@@ -277,13 +283,15 @@ class EdgeNode:
             if isinstance(decision, Serve):
                 self.counters.hits += 1
                 if decision.refresh:
-                    self._refresh_in_background(shelf, (namespace_id, key), held[key], cache_ttl_s)
+                    self._refresh_in_background(shelf, (namespace_id, key), cache_ttl_s)
                 served[key] = decision
         missing = [(namespace_id, key) for key in held if key not in served]
         if missing:
             try:
                 answers = await shelf.flights.run_many(
-                    missing, lambda slots: self._fetch_many(slots, deadline), deadline
+                    missing,
+                    lambda slots: self._fetched_many(slots, deadline, cache_ttl_s),
+                    deadline,
                 )
             except KVError as failure:
                 for _, key in missing:
@@ -295,11 +303,15 @@ class EdgeNode:
                     )
         return [self._served(shelf, served[key], now) for key in keys]
 
-    async def _fetch_many(
-        self, slots: list[ValueSlot], deadline: float | None
+    async def _fetched_many(
+        self, slots: list[ValueSlot], deadline: float | None, cache_ttl_s: float
     ) -> list[CachedValue]:
+        """Central's answers for ``slots`` (ONE call), each kept as :meth:`_fetched_and_kept`."""
         namespace_id = slots[0][0]
-        return await self.upstream.get_many(namespace_id, [key for _, key in slots], deadline)
+        answers = await self.upstream.get_many(namespace_id, [key for _, key in slots], deadline)
+        for slot, answer in zip(slots, answers, strict=True):
+            await self._keep_if_worth(self._values, slot, answer, cache_ttl_s)
+        return answers
 
     async def list(
         self,
@@ -326,19 +338,40 @@ class EdgeNode:
         previous: CopyT | None,
         answer: CopyT,
         cache_ttl_s: float,
-        *,
-        counted: bool = True,
     ) -> Serve[CopyT]:
-        """Central answered: the status to report, and the answer kept if worth keeping.
-        A background refresh, which nobody reads, is not ``counted``."""
+        """Central answered: the status to report, and the answer kept if (still) worth
+        keeping — the fetch kept it already, unless it was dropped since."""
         step = Answered(previous, answer, await shelf.look(slot), self._floor(shelf, slot[0]))
         served = decide(step, self._cache_policy)
         assert isinstance(served, Serve)
         if served.keep:
             await shelf.keep(answer, self._cache_policy.retention_s(cache_ttl_s))
-        if counted:
-            self._count(served.status)
+        self._count(served.status)
         return served
+
+    async def _fetched_and_kept(
+        self,
+        shelf: _Shelf[SlotT, CopyT, ContentT],
+        slot: SlotT,
+        deadline: float | None,
+        cache_ttl_s: float,
+    ) -> CopyT:
+        """Central's answer for ``slot``, kept if worth keeping by the fetch itself.
+
+        A fetch runs in a task of its own (:mod:`edge.flights`): keeping its answer
+        there, before its readers resume, leaves no moment in which the answer has
+        arrived but is not yet weighed against the cache — a change the watcher
+        applies in that moment would otherwise be undone by the keeping.
+        """
+        answer = await shelf.fetch(slot, deadline)
+        await self._keep_if_worth(shelf, slot, answer, cache_ttl_s)
+        return answer
+
+    async def _keep_if_worth(
+        self, shelf: _Shelf[SlotT, CopyT, ContentT], slot: SlotT, answer: CopyT, cache_ttl_s: float
+    ) -> None:
+        if worth_keeping(answer, await shelf.look(slot), self._floor(shelf, slot[0])):
+            await shelf.keep(answer, self._cache_policy.retention_s(cache_ttl_s))
 
     def _unreachable(
         self, failure: KVError, previous: CopyT | None, cache_ttl_s: float, now: float
@@ -370,37 +403,24 @@ class EdgeNode:
         )
 
     def _refresh_in_background(
-        self,
-        shelf: _Shelf[SlotT, CopyT, ContentT],
-        slot: SlotT,
-        held: CopyT | None,
-        cache_ttl_s: float,
+        self, shelf: _Shelf[SlotT, CopyT, ContentT], slot: SlotT, cache_ttl_s: float
     ) -> None:
         if shelf.flights.is_running(slot):
             return
         self.counters.refreshes += 1
-        # Started (and registered) now, so the reads right after this one share it.
-        [fetching] = shelf.flights.start([slot], lambda _: _fetched_one(shelf, slot)).values()
+        # Started (and registered) now, so the reads right after this one share it; the
+        # fetch keeps its answer itself, and nobody waits for it (no deadline).
+        refreshing = shelf.flights.start_one(
+            slot, lambda: self._fetched_and_kept(shelf, slot, None, cache_ttl_s)
+        )
+        refreshing.add_done_callback(_log_failed_refresh)
 
-        async def keep_when_answered() -> None:
-            await self._answered(shelf, slot, held, await fetching, cache_ttl_s, counted=False)
-
-        self._spawn(keep_when_answered())
+    def is_fetching(self, namespace_id: str, key: str) -> bool:
+        """Is a read of the key asking central right now (its answer not yet kept)?"""
+        return self._values.flights.is_running((namespace_id, key))
 
     def _floor(self, shelf: _Shelf[SlotT, CopyT, ContentT], namespace_id: str) -> int:
         return max(self.revision_floor(namespace_id), shelf.floor(namespace_id))
-
-    def _spawn(self, work: Awaitable[object]) -> None:
-        async def guarded() -> object:
-            try:
-                return await work
-            except KVError as exc:
-                log.debug("background work failed: %s", exc.message)
-                return None
-
-        task = asyncio.ensure_future(guarded())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     def _count(self, status: CacheStatus) -> None:
         if status is CacheStatus.MISS:
@@ -492,8 +512,6 @@ class EdgeNode:
         return await self.cache.flush(namespace_id)
 
     async def close(self) -> None:
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        """Cancel the fetches still running (reads and background refreshes)."""
         await self._values.flights.close()
         await self._pages.flights.close()

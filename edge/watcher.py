@@ -6,9 +6,11 @@ delayed by the modelled link's one-way time) and applies every change to the
 cache: in ``invalidate`` mode it marks the key's copy *invalidated*
 (:func:`edgekv.core.cache.invalidated`) so that the next read fetches — a
 mark rather than a deletion, so that a read central answered before the
-change, arriving after it, cannot bring the old value back; in ``push`` mode
-it stores the new version (or "not found") as a fresh copy. Changes older
-than a copy already held are ignored. When a watch
+change, arriving after it, cannot bring the old value back (a key neither
+held nor being fetched needs no mark); in ``push`` mode it stores the new
+version (or "not found") as a fresh copy, and marks the key when a change
+comes without its value. Changes older than a copy already held are
+ignored. When a watch
 registers "from now", copies fetched before that revision may have missed a
 change, so the namespace is flushed and such copies are not kept. When the
 stream breaks — central restarted, the link is partitioned, the watcher fell
@@ -148,9 +150,14 @@ class NamespaceWatchers:
         node = self._node
         node.counters.watch_changes += 1
         node.pages.flush(change.namespace_id, change.revision)
+        # Asked before looking: a fetch that ends while we look has kept its answer by then.
+        fetching = node.is_fetching(change.namespace_id, change.key)
+        held = await node.cache.get(change.namespace_id, change.key)
         if node.policy.mode is Mode.INVALIDATE or (
             change.kind is ChangeKind.PUT and change.version is None
         ):
+            if held is None and not fetching:
+                return  # nothing to invalidate, and no answer on its way that could need it
             # Not deleted: a read fetched before the change must not bring the old value back.
             copy = invalidated(change.namespace_id, change.key, change.revision)
         else:
@@ -163,6 +170,5 @@ class NamespaceWatchers:
                 fetched_at=node.clock.now(),
                 fetched_at_revision=change.revision,
             )
-        held = await node.cache.get(change.namespace_id, change.key)
         if worth_keeping(copy, held):
             await node.cache.put(copy, node.policy.cache.retention_s(limits.DEFAULT_CACHE_TTL_S))

@@ -261,9 +261,10 @@ def error_from_rpc(exc: grpc.aio.AioRpcError, server: str = "the central store")
         # calls once too many wait for its event loop. Worth trying again, not a bug.
         return error(ErrorKind.UNAVAILABLE, detail=f"{server} shed the call: {detail}")
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "message larger than" in detail:
-        # grpc's own refusal of a message over the receiver's limit — the server's of a
-        # request, or this client's of an answer; both are worded "Received message
-        # larger than max". Not worth retrying: the same message is as large next time.
+        # grpc's own refusal of a message over a limit: "Received message larger than
+        # max" (the server's of a request, or this client's of an answer) or "Sent
+        # message larger than max" (this client's own send limit). Not worth retrying:
+        # the same message is as large next time.
         return error(ErrorKind.MESSAGE_TOO_LARGE, server=server, detail=detail)
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         # Any other exhaustion grpc reports (a memory quota) passes: worth trying again.

@@ -275,6 +275,8 @@ class SqliteStorage:
         is STORAGE_FAILED, as for writes."""
         try:
             return self._reader.execute(sql, parameters).fetchall()
+        except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # our query or our use of the connection is wrong: a bug, not the storage
         except sqlite3.Error as exc:
             raise storage_failed(exc) from None
 

@@ -108,11 +108,6 @@ class CachedValue:
     def same_content(self, other: CachedValue) -> bool:
         return self.revision == other.revision
 
-    @property
-    def invalidated(self) -> bool:
-        """A copy a change invalidated (see :func:`invalidated`): never fresh, never served."""
-        return self.fetched_at == -math.inf
-
     def served_version(self, now: float) -> Version | None:
         """What the copy says now: its version, or None once the key has expired."""
         if self.version is None or not self.version.is_live(now):
@@ -267,7 +262,7 @@ def _after_lookup(step: Looked[CopyT], policy: CachePolicy) -> Serve[CopyT] | Fe
 
 def _after_answer(step: Answered[CopyT]) -> Serve[CopyT]:
     previous, answer = step.previous, step.answer
-    if previous is None or previous.fetched_at == -math.inf:  # no copy, or an invalidated one
+    if previous is None or _is_invalidated(previous):
         status = CacheStatus.MISS
     elif previous.same_content(answer):
         status = CacheStatus.REVALIDATED
@@ -279,12 +274,17 @@ def _after_answer(step: Answered[CopyT]) -> Serve[CopyT]:
 
 def _after_failure(step: Unreachable[CopyT], policy: CachePolicy) -> Serve[CopyT] | Fail:
     previous = step.previous
-    if previous is None:
+    if previous is None or _is_invalidated(previous):  # even with max_stale_s infinite
         return FAIL
     past_freshness_s = step.now - (previous.fetched_at + step.cache_ttl_s)
     if past_freshness_s > policy.max_stale_s:
         return FAIL
     return Serve(previous, CacheStatus.STALE, max(0.0, step.now - previous.fetched_at))
+
+
+def _is_invalidated(copy: Copy) -> bool:
+    """A copy a change invalidated (see :func:`invalidated`): no copy at all, to a read."""
+    return copy.fetched_at == -math.inf
 
 
 def is_fresh(copy: Copy, cache_ttl_s: float, now: float) -> bool:

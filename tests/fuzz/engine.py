@@ -165,7 +165,9 @@ class Fuzzer:
 
     async def _prune_namespaces(self, client: edgekv.Client) -> None:
         """Delete the namespaces fuzzed requests created once they near the store's limit
-        (a million requests create far more than the 1000 a store may hold)."""
+        (a million requests create far more than the 1000 a store may hold). Every
+        namespace but the fuzzer's two goes: the central is the fuzzer's own
+        (:mod:`tests.fuzz.nodes`), never one that holds anybody's data."""
         namespaces = await client.list_namespaces()
         if len(namespaces) < limits.MAX_NAMESPACES // 2:
             return

@@ -126,6 +126,13 @@ async def judged(rig: Rig, mode: str, what: str, run: tuple[Workload, float]) ->
     return workload
 
 
+def assert_told_as_central_said(workload: Workload) -> None:
+    """Central was up and its storage failed: through an edge, every call that failed says
+    so (STORAGE_FAILED), none that the edge could not reach central."""
+    kinds = {error.split()[1] for error in workload.history.errors}
+    assert kinds <= {"STORAGE_FAILED"}, dict(workload.history.errors)
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("mode", MODES)
 async def test_central_killed_under_load_loses_nothing_and_recovers(rig: Rig, mode: str) -> None:
@@ -168,11 +175,12 @@ async def test_redis_killed_under_load_loses_nothing_and_recovers(
         await asyncio.to_thread(redis.restart)
 
     try:
-        await judged(
+        workload = await judged(
             rig, mode, "Redis killed", await run_with_fault(rig, mode, kill_and_restart_redis)
         )
     finally:
         redis.stop()
+    assert_told_as_central_said(workload)
 
 
 @pytest.mark.timeout(120)
@@ -192,4 +200,5 @@ async def test_a_full_disk_under_load_loses_nothing_and_recovers(
         )
         failed = workload.history.errors["put STORAGE_FAILED"]
         assert failed, f"no write met the full disk: {dict(workload.history.errors)}"
+        assert_told_as_central_said(workload)
         assert rig.central is not None and rig.central.running

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 
@@ -9,6 +10,7 @@ import pytest
 
 import edgekv
 from edge.link import Link
+from edge.pages import PageCache
 from edgekv.clock import ManualClock
 from edgekv.control import LinkSettings
 from edgekv.core.cache import (
@@ -23,6 +25,7 @@ from edgekv.core.cache import (
     Serve,
     Unreachable,
     decide,
+    invalidated,
     worth_keeping,
 )
 from edgekv.core.errors import ErrorKind, KVError
@@ -124,6 +127,18 @@ def test_stale_serving_is_bounded() -> None:
     assert decide(Unreachable(None, 60, T0), policy) is FAIL
 
 
+def test_an_invalidated_copy_is_no_copy_to_a_read() -> None:
+    mark = invalidated("ns", "k", revision=12)
+    for ttl_s in (30, 60, 3600):
+        assert looked(mark, ttl_s, T0) is FETCH
+    answer = copy_of(version(5), T0, fetched_at_revision=11)
+    assert status_after(mark, answer) is CacheStatus.MISS
+    assert not worth_keeping(answer, held=mark), "central answered before the change"
+    assert worth_keeping(copy_of(version(6), T0, fetched_at_revision=12), held=mark)
+    never_stale = CachePolicy(max_stale_s=math.inf)
+    assert decide(Unreachable(mark, 60, T0), never_stale) is FAIL, "not 'not found'"
+
+
 def test_a_stale_copy_of_an_expired_key_says_not_found() -> None:
     expiring = version(expiration=int(T0) + 100)
     copy = copy_of(expiring)
@@ -204,3 +219,12 @@ def test_link_settings_are_validated() -> None:
         LinkSettings(rtt_ms=-1).validated()
     link = Link(LinkSettings(), random.Random(0), ManualClock(), "n")
     assert link.change(rtt_ms=5).rtt_ms == 5
+
+
+def test_page_floors_are_bounded_and_an_old_one_is_folded_in_not_lost() -> None:
+    pages = PageCache(max_bytes=1 << 20, max_floors=2)
+    for namespace_id, revision in (("a", 5), ("b", 6), ("c", 7)):
+        pages.flush(namespace_id, revision)
+    assert (pages.floor("b"), pages.floor("c")) == (6, 7)
+    # a's floor made room; every namespace without its own floor now has it
+    assert pages.floor("a") == 5 and pages.floor("never-changed") == 5

@@ -173,6 +173,19 @@ async def test_an_answer_central_gave_before_an_invalidation_does_not_undo_it(
     assert await read(edge, "k") == ("v2", "MISS"), "the late answer was not kept"
 
 
+async def test_a_change_to_a_key_an_edge_neither_holds_nor_fetches_costs_it_no_entry(
+    cluster: InProcessCluster,
+) -> None:
+    edge = await cluster.add_edge(policy=EdgePolicy(mode=Mode.INVALIDATE))
+    assert await read(edge, "held") == (None, "MISS")  # starts the watcher; one entry
+    for key in ("held", "never-read-1", "never-read-2"):
+        await cluster.kv.put(key, "v")
+    await settle()
+    assert edge.counters.watch_changes == 3
+    assert (await edge.node.cache.occupancy()).entries == 1, "only the held key is marked"
+    assert await read(edge, "held") == ("v", "MISS")
+
+
 # -- central away ---------------------------------------------------------------------
 
 

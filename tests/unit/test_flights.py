@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -111,3 +112,17 @@ async def test_closing_cancels_the_work_still_running() -> None:
     await asyncio.sleep(0)
     await flights.close()
     assert running.cancelled() and not flights.is_running("k")
+
+
+async def test_a_future_cancelled_by_an_unshielded_waiter_settles_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flights: SingleFlight[str, str] = SingleFlight()
+    upstream = Upstream()
+    futures = flights.start(["a", "b"], upstream.fetch)
+    futures["a"].cancel()  # as an unshielded waiter that was cancelled would
+    upstream.release.set()
+    with caplog.at_level(logging.ERROR):
+        answered = await asyncio.wait_for(futures["b"], timeout=5)
+    assert answered == "B", "the other slot is still answered"
+    assert caplog.records == [] and not flights.is_running("a")
