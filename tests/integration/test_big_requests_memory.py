@@ -7,8 +7,13 @@ the transport, before it is received (its largest legal request is a Put);
 central, which must receive up to a 100 MiB bulk write, lets a refused
 request go as soon as it is answered, and every node gives freed memory back
 to the system. Target, for each node: in each of 10 rounds its resident
-memory stays within 2x of what it was in the first, and within 30 s of the
-last it is back within 256 MiB of its idle size. Central and the edge are real
+memory stays below its idle size plus a fixed number of copies of the bytes in
+flight (8 x 110 MiB) — three at central, which parses what it receives, one
+at the edge — so nothing accumulates from round to round; and within 30 s of
+the last round it is back within 256 MiB of its idle size. (A bound on copies
+rather than on growth over the first round: the edge's first round can peak
+low by luck, and how much of a refused message the transport had buffered
+varies from round to round.) Central and the edge are real
 processes; their resident memory is read from /proc: the peak of each round
 (VmHWM, started again before each round), since what is resident the moment a
 round ends depends on whether the node had given freed memory back just then.
@@ -37,7 +42,8 @@ MiB = 1024 * 1024
 REQUEST_BYTES = 110 * MiB
 CONCURRENT = 8
 ROUNDS = 10
-GROWTH_OVER_FIRST_ROUND = 2.0
+IN_FLIGHT_BYTES = CONCURRENT * REQUEST_BYTES
+COPIES_IN_FLIGHT_AT_MOST = {"central": 3, "edge": 1}
 GIVEN_BACK_WITHIN_S = 30.0
 IDLE_SLACK_BYTES = 256 * MiB
 
@@ -111,6 +117,6 @@ async def test_rounds_of_big_refused_puts_leave_each_nodes_memory_bounded_and_gi
     }
     print(f"\nRSS: {figures}; after {time.monotonic() - waited_from:.0f} s: {given_back}")
     for name in pids:
-        first = peaks[name][0]
-        assert max(peaks[name]) <= GROWTH_OVER_FIRST_ROUND * first, (name, figures[name])
+        bound_mib = idle[name] + COPIES_IN_FLIGHT_AT_MOST[name] * IN_FLIGHT_BYTES / MiB
+        assert max(peaks[name]) <= bound_mib, (name, f"bound {bound_mib:.0f} MiB", figures[name])
     assert given_back, f"not given back within {GIVEN_BACK_WITHIN_S:g} s: {figures}"
