@@ -13,6 +13,11 @@ existing namespace ids in memory (it is the only writer of its store). That set,
 like all the service's state (the watch hub, the write-rate limiter), changes
 only after the storage has committed: a storage that fails (a full disk, a
 Redis that is down) leaves every namespace answering as its data says.
+
+A delete that changes nothing — of a key that holds no value — is not a write
+to the one-write-per-second rule: it is never refused with 429 and leaves the
+key's second free for a real write (Workers KV documents deleting a missing
+key as a success). Central looks the key up only when the rule would refuse.
 :class:`CentralSettings` is what may differ between two central stores over the
 same kind of storage; :mod:`central.server` passes it through unchanged.
 """
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +36,13 @@ from edgekv.clock import Clock
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import make_page, parse_list_request
-from edgekv.core.model import Change, Committed, Namespace, Version, Write, change_of
+from edgekv.core.model import Change, Committed, Delete, Namespace, Version, Write, change_of
 from edgekv.core.namespaces import page_namespaces
 from edgekv.core.ratelimit import KeyWriteLimiter
 from edgekv.core.validation import (
     validate_bulk_shape,
     validate_delete,
+    validate_key,
     validate_namespace_id,
     validate_put,
     validate_read,
@@ -65,6 +71,17 @@ REPLAY_BATCH = 1000
 
 def random_namespace_id() -> str:
     return secrets.token_hex(16)
+
+
+def _valid_keys(raw_keys: Sequence[bytes]) -> list[str]:
+    """The keys of ``raw_keys`` that are valid (the others are refused one by one later)."""
+    keys = []
+    for raw in raw_keys:
+        try:
+            keys.append(validate_key(raw))
+        except KVError:
+            continue
+    return keys
 
 
 @dataclass(frozen=True)
@@ -128,13 +145,28 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
 
     async def _commit_or_forget(self, writes: list[Write], now: float) -> list[Committed]:
         """Commit writes the rate limiter let through; if the commit fails, they never
-        happened, so the limiter forgets them."""
+        happened, so the limiter forgets them — as it forgets deletes that changed nothing."""
         try:
-            return await self._commit(writes, now)
+            committed = await self._commit(writes, now)
         except BaseException:
             for write in writes:
                 self._limiter.forget(write.namespace_id, write.key, now)
             raise
+        for write, outcome in zip(writes, committed, strict=True):
+            if not outcome.changed:
+                self._limiter.forget(write.namespace_id, write.key, now)
+        return committed
+
+    async def _absent_among_limited(
+        self, namespace_id: str, keys: list[str], now: float
+    ) -> set[str]:
+        """Of ``keys``, those the rate limiter would refuse but which hold no value: a
+        delete of them changes nothing, so the limiter is not asked (see the docstring)."""
+        limited = [key for key in keys if self._limiter.is_limited(namespace_id, key, now)]
+        if not limited:
+            return set()
+        versions = await self._storage.get_many(namespace_id, limited)
+        return {key for key, version in zip(limited, versions, strict=True) if version is None}
 
     def _live(self, version: Version | None, now: float) -> Version | None:
         return version if version is not None and version.is_live(now) else None
@@ -222,20 +254,23 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
     async def Put(self, request: pb.PutRequest, context: Context) -> pb.WriteResponse:
         now = self._clock.now()
         write = validate_put(request.namespace_id, *put_arguments(request), now)
-        return await self._write_one(write, now, operation="put", method="PUT")
+        return await self._write_one(write, now, operation="put")
 
     async def Delete(self, request: pb.DeleteRequest, context: Context) -> pb.WriteResponse:
         now = self._clock.now()
         write = validate_delete(request.namespace_id, request.key)
-        return await self._write_one(write, now, operation="remove key", method="DELETE")
+        return await self._write_one(write, now, operation="remove key")
 
-    async def _write_one(
-        self, write: Write, now: float, operation: str, method: str
-    ) -> pb.WriteResponse:
+    async def _write_one(self, write: Write, now: float, operation: str) -> pb.WriteResponse:
         """Commit one validated write, if its namespace exists and its key may be written now."""
         self._require_known(write.namespace_id, operation)
-        self._limiter.check(write.namespace_id, write.key, now, method=method)
-        [committed] = await self._commit_or_forget([write], now)
+        if isinstance(write, Delete) and await self._absent_among_limited(
+            write.namespace_id, [write.key], now
+        ):
+            [committed] = await self._commit([write], now)  # changes nothing: not limited
+        else:
+            self._limiter.check(write.namespace_id, write.key, now)
+            [committed] = await self._commit_or_forget([write], now)
         return pb.WriteResponse(
             header=self._header(), revision=committed.revision, commit_time=committed.commit_time
         )
@@ -251,7 +286,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
 
         def validate(entry: pb.BulkPutEntry) -> Write:
             write = validate_put(namespace_id, *put_arguments(entry), now)
-            self._limiter.check(namespace_id, write.key, now, method="PUT")
+            self._limiter.check(namespace_id, write.key, now)
             return write
 
         return await self._bulk_write([(e.key, e) for e in request.entries], validate, now)
@@ -262,10 +297,15 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         validate_bulk_shape(len(request.keys), sum(len(key) for key in request.keys))
         namespace_id = self._require_namespace(request.namespace_id, "bulk delete")
         now = self._clock.now()
+        # Deletes that change nothing are not limited: of keys that hold no value, and of
+        # keys an earlier entry of this request deletes already.
+        unchanged = await self._absent_among_limited(namespace_id, _valid_keys(request.keys), now)
 
         def validate(raw_key: bytes) -> Write:
             write = validate_delete(namespace_id, raw_key)
-            self._limiter.check(namespace_id, write.key, now, method="DELETE")
+            if write.key not in unchanged:
+                self._limiter.check(namespace_id, write.key, now)
+                unchanged.add(write.key)
             return write
 
         return await self._bulk_write([(key, key) for key in request.keys], validate, now)
