@@ -129,10 +129,11 @@ def test_invalid_ttl_and_expiration_give_the_workers_kv_messages(
     )
 
     assert ttl.error_line() == (
-        "edgekv: error: Invalid expiration_ttl of 59. Expiration TTL must be at least 60."
+        "edgekv: error: KV PUT failed: 400 Invalid expiration_ttl of 59. "
+        "Expiration TTL must be at least 60."
     )
     assert expiration.error_line() == (
-        f"edgekv: error: Invalid expiration of {soon}. "
+        f"edgekv: error: KV PUT failed: 400 Invalid expiration of {soon}. "
         "Expiration times must be at least 60 seconds in the future."
     )
 
@@ -210,7 +211,7 @@ def test_get_with_region_and_a_low_cache_ttl_is_one_error_line(
     )  # fmt: skip
 
     assert result.error_line() == (
-        "edgekv: error: Invalid cache_ttl of 29. Cache TTL must be at least 30."
+        "edgekv: error: KV GET failed: 400 Invalid cache_ttl of 29. Cache TTL must be at least 30."
     )
 
 
@@ -237,10 +238,10 @@ def test_key_too_long_gives_the_workers_kv_message(workspace: Workspace, namespa
         ["kv", "key", "delete", key, *ns],
     )
 
-    expected = "edgekv: error: UTF-8 encoded length of 513 exceeds key length limit of 512."
-    assert put.error_line() == expected
-    assert get.error_line() == expected
-    assert delete.error_line() == expected
+    expected = "failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512."
+    assert put.error_line() == f"edgekv: error: KV PUT {expected}"
+    assert get.error_line() == f"edgekv: error: KV GET {expected}"
+    assert delete.error_line() == f"edgekv: error: KV DELETE {expected}"
 
 
 def test_empty_and_reserved_keys_give_the_workers_kv_messages(
@@ -422,9 +423,12 @@ def test_a_namespace_that_does_not_exist_is_one_error_line(workspace: Workspace)
         ["kv", "key", "list", "--namespace-id", "not-an-id"],
     )
 
-    assert put.error_line() == f"edgekv: error: put: 'namespace not found' ({missing})"
+    assert put.error_line() == (
+        f"edgekv: error: KV PUT failed: 404 put: 'namespace not found' ({missing})"
+    )
     assert bad_id.error_line() == (
-        "edgekv: error: Invalid namespace id 'not-an-id': expected 32 hexadecimal characters."
+        "edgekv: error: KV GET failed: 400 Invalid namespace id 'not-an-id': "
+        "expected 32 hexadecimal characters."
     )
 
 

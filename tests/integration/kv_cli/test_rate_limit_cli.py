@@ -75,7 +75,7 @@ def test_no_retry_lets_the_429_fail_the_command(workspace: Workspace, namespace_
     refused = workspace.run("kv", "bulk", "put", "twice.json", *ns, "--no-retry")
 
     assert refused.error_line() == (
-        "edgekv: error: 1 of 2 entries were not written: k: KV PUT failed: 429 Too Many Requests"
+        "edgekv: error: 1 of 2 entries were not written: k: Too Many Requests"
     )
 
 
