@@ -56,7 +56,7 @@ from edgekv.closing import AsyncClosing
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, RateLimitedError, binding_error, error
 from edgekv.core.model import Change, Namespace
-from edgekv.core.text import decode_text, encode_text, well_formed_json
+from edgekv.core.text import decode_text, encode_text, lenient_key, well_formed_json
 from edgekv.core.validation import parse_json, validate_cache_ttl, validate_value
 from edgekv.inflight import DEFAULT_MAX_IN_FLIGHT, BoundedChannel
 from edgekv.locate import locate_central, locate_edge
@@ -215,11 +215,11 @@ def _int32(method: str, argument: str, value: object) -> int | None:
     return number
 
 
-def _encode_key(key: object, method: str, argument: str = "key") -> bytes:
-    """A key (or prefix) as the bytes a Worker's binding sends: WTF-8. A key with a lone
-    surrogate is so not UTF-8, and the server refuses it as Workers does."""
+def _encode_key(key: object, method: str) -> bytes:
+    """A key as the bytes a Worker's binding sends in a URL's path: WTF-8. A key with a
+    lone surrogate is so not UTF-8, and the server refuses it, as Workers' does."""
     if not isinstance(key, str):
-        raise _wrong_type(method, argument, "a str", key)
+        raise _wrong_type(method, "key", "a str", key)
     return encode_text(key)
 
 
@@ -261,15 +261,19 @@ def _metadata_json(metadata: Any, method: str = "put") -> str | None:
     return well_formed_json(text)
 
 
-def _decode(raw_key: bytes, value: bytes, value_type: str) -> Any:
-    """A found value as ``value_type`` (the type is looked at only now, as in Workers)."""
+def _decode(raw_key: bytes, value: bytes, value_type: str, in_bulk: bool = False) -> Any:
+    """A found value as ``value_type`` (the type is looked at only now, as in Workers).
+
+    ``in_bulk``: read in a bulk read, whose values Workers' server decodes, dropping a
+    leading byte order mark (:mod:`edgekv.core.text`).
+    """
     if value_type == "text":
-        return decode_text(value)
+        return decode_text(value, drop_bom=in_bulk)
     if value_type == "json":
         try:
             # As a Worker reads it: text first (leniently), then JSON.parse — no NaN, no
             # Infinity, no byte order mark.
-            return parse_json(decode_text(value))
+            return parse_json(decode_text(value, drop_bom=in_bulk))
         except ValueError as exc:
             raise error(ErrorKind.VALUE_NOT_JSON, key=_shown(raw_key), detail=str(exc)) from None
     if value_type in ("bytes", "arrayBuffer"):
@@ -345,12 +349,14 @@ def _edge_info(info: edge_pb2.ReadInfo, entry: kv_pb2.Entry | None = None) -> Re
     )
 
 
-def _result(entry: kv_pb2.Entry, value_type: str, info: ReadInfo) -> ValueWithMetadata:
+def _result(
+    entry: kv_pb2.Entry, value_type: str, info: ReadInfo, in_bulk: bool = False
+) -> ValueWithMetadata:
     if not entry.found:
         return ValueWithMetadata(None, None, info.cache_status, info)
     metadata = entry.metadata_json if entry.HasField("metadata_json") else None
     return ValueWithMetadata(
-        _decode(entry.key, entry.value, value_type),
+        _decode(entry.key, entry.value, value_type, in_bulk),
         _parse_metadata(metadata),
         info.cache_status,
         info,
@@ -634,7 +640,10 @@ class KVNamespace:
             raise error(ErrorKind.GET_MANY_TYPE_INVALID, type=value_type)
         cache_ttl_s = _int32("get", "cache_ttl", cache_ttl)
         validate_cache_ttl(cache_ttl_s)
-        raw_keys = [_encode_key(k, "get") for k in keys]
+        # The keys go in a body, which Workers' server reads leniently (edgekv.core.text):
+        # the answer is keyed by the keys as read.
+        keys = [lenient_key(key) for key in keys]
+        raw_keys = [key.encode("utf-8") for key in keys]
         edge = self._client.edge_stub
         if edge is not None:
             answer = await self._client.read(
@@ -651,7 +660,7 @@ class KVNamespace:
             entries = [(entry, _central_info(entry)) for entry in response.entries]
         try:
             return {
-                key: _result(entry, value_type, info) if entry.found else None
+                key: _result(entry, value_type, info, in_bulk=True) if entry.found else None
                 for key, (entry, info) in zip(keys, entries, strict=True)
             }
         except KVError as exc:  # Workers' bulk read refuses the whole read, in its words
@@ -713,7 +722,10 @@ class KVNamespace:
         page_size = _int32("list", "limit", limit) or 0
         if cursor is not None and not isinstance(cursor, str):
             raise _wrong_type("list", "cursor", "a str", cursor)
-        namespace_id, raw_prefix = self.id, _encode_key(prefix or "", "list", "prefix")
+        if prefix is not None and not isinstance(prefix, str):
+            raise _wrong_type("list", "prefix", "a str", prefix)
+        # In a query, which Workers' server reads leniently (edgekv.core.text).
+        namespace_id, raw_prefix = self.id, lenient_key(prefix or "").encode("utf-8")
         edge = self._client.edge_stub
         cache_status = None
         if edge is not None:

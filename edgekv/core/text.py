@@ -8,7 +8,9 @@ the two leniently, and so does edgekv's Python API:
   invalid sequence becomes one U+FFFD, and a byte order mark is kept as
   U+FEFF. Python's ``"replace"`` error handler replaces the same maximal
   subparts (checked against workerd: ``61 ff 62 ed b0 80`` reads as
-  ``"a\\ufffdb\\ufffd\\ufffd\\ufffd"`` in both).
+  ``"a\\ufffdb\\ufffd\\ufffd\\ufffd"`` in both). A bulk read's values are
+  decoded by Workers' server, with a ``TextDecoder`` left to its default,
+  which drops a leading byte order mark: there, so is it here.
 * **Writing text** encodes it as WTF-8, as workerd does: UTF-8, except that a
   lone surrogate becomes its three-byte form (``\\udc00`` → ``ed b0 80``). A
   Python str can also hold a surrogate *pair* as two code points; JavaScript
@@ -16,6 +18,11 @@ the two leniently, and so does edgekv's Python API:
 * **JSON text** (metadata) escapes lone surrogates as ``\\udc00``, as
   ``JSON.stringify`` does, so that the text is valid UTF-8 and reads back as
   the same string.
+* **Keys a server reads from a body or a query** — a bulk read's keys, a
+  list's prefix — are that WTF-8 read leniently: each byte of a lone
+  surrogate becomes a U+FFFD (Miniflare answers a bulk read of ``"a\\udc00"``
+  under the key ``"a\\ufffd\\ufffd\\ufffd"``). A single key travels in the
+  URL's path instead, which Workers' server refuses to decode.
 """
 
 from __future__ import annotations
@@ -25,9 +32,24 @@ import re
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def decode_text(value: bytes) -> str:
-    """``value`` read as text, each invalid UTF-8 sequence one U+FFFD (as TextDecoder)."""
+_BOM = b"\xef\xbb\xbf"
+
+
+def decode_text(value: bytes, drop_bom: bool = False) -> str:
+    """``value`` read as text, each invalid UTF-8 sequence one U+FFFD (as TextDecoder);
+    ``drop_bom`` drops a leading byte order mark, as TextDecoder does by default."""
+    if drop_bom and value.startswith(_BOM):
+        value = value[len(_BOM) :]
     return value.decode("utf-8", "replace")
+
+
+def lenient_key(key: str) -> str:
+    """``key`` as Workers' server reads it from a body or a query: WTF-8, read leniently."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return decode_text(encode_text(key))
+    return key
 
 
 def _joined_pairs(text: str) -> str:

@@ -78,7 +78,9 @@ async def test_text_reads_of_bytes_that_are_not_utf8_replace_each_bad_sequence(
         assert await kv.get("bom") == "\ufeffabc", "a byte order mark is kept"
         answer = await kv.get_with_metadata("bad", type="text")
         assert (answer.value, answer.metadata) == (AS_WORKERS_READS_IT, {"m": 1})
-        assert await kv.get(["bad", "bom"]) == {"bad": AS_WORKERS_READS_IT, "bom": "\ufeffabc"}
+        # A bulk read's values are decoded by Workers' server, whose TextDecoder drops a
+        # leading byte order mark (what Miniflare answers).
+        assert await kv.get(["bad", "bom"]) == {"bad": AS_WORKERS_READS_IT, "bom": "abc"}
         many = await kv.get_with_metadata(["bad"])
         assert many["bad"] is not None and many["bad"].value == AS_WORKERS_READS_IT
         assert await kv.get("bad", type="bytes") == NOT_UTF8
@@ -97,6 +99,9 @@ async def test_json_reads_refuse_what_json_parse_refuses(cluster: InProcessClust
         for key in not_json:
             error = await refused(kv.get(key, type="json"))
             assert error.kind is ErrorKind.VALUE_NOT_JSON, key
+        # A bulk read drops a leading byte order mark before JSON.parse (see above).
+        assert await kv.get(["ok", "bom"], type="json") == {"ok": {"a": [1, "é"]}, "bom": {}}
+        for key in ("nan", "inf", "-inf"):
             bulk = await refused(kv.get(["ok", key], type="json"))
             assert bulk.message == (
                 "KV GET_BULK failed: 400 At least one of the requested keys corresponds to a "
@@ -209,18 +214,33 @@ async def test_text_with_lone_surrogates_is_written_as_wtf8(cluster: InProcessCl
 async def test_keys_with_lone_surrogates_are_refused_as_workers_refuses_them(
     cluster: InProcessCluster,
 ) -> None:
+    """A single key travels in the URL's path, which Workers' server cannot decode."""
     for kv in await nodes(cluster):
         calls = {
             "GET": [kv.get("a\udc00"), kv.get_with_metadata("\ud800")],
             "PUT": [kv.put("\udc00", "v")],
             "DELETE": [kv.delete("\udc00")],
-            "GET_BULK": [kv.get(["k", "\udc00"])],
         }
         for operation, answers in calls.items():
             for call in answers:
                 error = await refused(call)
                 assert error.message == f"KV {operation} failed: 400 Could not URL-decode key name"
                 assert error.kind is ErrorKind.KEY_NOT_UTF8
+
+
+async def test_bulk_keys_and_prefixes_with_lone_surrogates_are_read_leniently(
+    cluster: InProcessCluster,
+) -> None:
+    """A bulk read's keys and a list's prefix travel in a body and a query, which Workers'
+    server reads leniently: each byte of the surrogate's WTF-8 a U+FFFD (as Miniflare)."""
+    await cluster.kv.put("bad \ufffd\ufffd\ufffd key", "replaced")
+    for kv in await nodes(cluster):
+        assert await kv.get(["ok", "bad \udc00 key"]) == {
+            "ok": None,
+            "bad \ufffd\ufffd\ufffd key": "replaced",
+        }
+        listed = await kv.list(prefix="bad \udc00")
+        assert [key.name for key in listed.keys] == ["bad \ufffd\ufffd\ufffd key"]
 
 
 # -- 6. cacheTtl as the binding takes it ---------------------------------------------------
