@@ -223,6 +223,17 @@ def _encode_key(key: object, method: str) -> bytes:
     return encode_text(key)
 
 
+def _single_key(key: object, method: str) -> bytes:
+    """The key of a single-key call, refused here when Workers' binding refuses it itself,
+    before any request and before any other argument (empty, ``.`` or ``..``)."""
+    raw = _encode_key(key, method)
+    if not raw:
+        raise error(ErrorKind.KEY_EMPTY)
+    if key in limits.RESERVED_KEYS:
+        raise error(ErrorKind.KEY_RESERVED, key=key)
+    return raw
+
+
 def _keys_of(key: object, method: str) -> list[str] | None:
     """The keys of a bulk read, or None when ``key`` is one key."""
     if isinstance(key, str):
@@ -618,9 +629,9 @@ class KVNamespace:
             return await self._get_one(key, type, cache_ttl)
 
     async def _get_one(self, key: str, value_type: str, cache_ttl: object) -> ValueWithMetadata:
+        raw_key = _single_key(key, "get")
         cache_ttl_s = _int32("get", "cache_ttl", cache_ttl)
         validate_cache_ttl(cache_ttl_s)
-        raw_key = _encode_key(key, "get")
         edge = self._client.edge_stub
         if edge is not None:
             answer = await self._client.read(
@@ -681,7 +692,7 @@ class KVNamespace:
         with _as_binding("PUT"):
             request = pb.PutRequest(
                 namespace_id=self.id,
-                key=_encode_key(key, "put"),
+                key=_single_key(key, "put"),
                 # Refused here, in the store's words, rather than sent: an edge's transport
                 # takes no message larger than the largest value.
                 value=validate_value(await _value_bytes(value)),
@@ -697,7 +708,7 @@ class KVNamespace:
     async def delete(self, key: str) -> WriteResult:
         """Delete ``key``; deleting a key that does not exist succeeds, and changes nothing."""
         with _as_binding("DELETE"):
-            request = pb.DeleteRequest(namespace_id=self.id, key=_encode_key(key, "delete"))
+            request = pb.DeleteRequest(namespace_id=self.id, key=_single_key(key, "delete"))
             edge = self._client.edge_stub
             method = self._client.stub.Delete if edge is None else edge.Delete
             response = await self._client.write(method, request)

@@ -383,6 +383,9 @@ async def test_what_the_binding_refuses_itself_is_a_bare_type_error(
             kv.delete(""): "Key name cannot be empty.",
             kv.put(".", "v"): '"." is not allowed as a key name.',
             kv.get_with_metadata(".."): '".." is not allowed as a key name.',
+            # The key is looked at first, before any other argument.
+            kv.get("", cache_ttl=10): "Key name cannot be empty.",
+            kv.put("..", "v", expiration_ttl=2**31): '".." is not allowed as a key name.',
         }
         for call, message in expected.items():
             with pytest.raises(TypeError) as caught:
