@@ -18,7 +18,7 @@ PUT, DELETE or GET_BULK (a list's errors say GET too). The core and the gRPC
 services keep the bare message; the Workers-style Python API adds the prefix
 (:func:`binding_error`), so a Python caller reads what a Worker would.
 
-A third fact follows from the status: an error is *transient* when the
+One more fact follows from the status: an error is *transient* when the
 server could not be reached or did not answer in time (UNAVAILABLE,
 DEADLINE_EXCEEDED). Callers retry transient reads freely, and transient
 writes only when definite, so that a retry never applies a write twice.

@@ -60,6 +60,12 @@ async def test_empty_and_dot_keys_are_refused(central: Central, kv: edgekv.KVNam
         assert exc.reason == f'"{name}" is not allowed as a key name.'
     await refused(central, edgekv.ErrorKind.KEY_EMPTY, kv.get(""))
     await kv.put("...", "three dots are fine")
+    # The Python API refuses these before sending, as Workers' binding does; central too.
+    stub = central.client.stub
+    for raw, kind in ((b"", edgekv.ErrorKind.KEY_EMPTY), (b"..", edgekv.ErrorKind.KEY_RESERVED)):
+        request = pb.PutRequest(namespace_id=kv.id, key=raw, value=b"x")
+        exc = await refused(central, kind, central.client.call(stub.Put, request))
+        assert isinstance(exc, TypeError) and isinstance(exc, edgekv.InvalidRequestError)
 
 
 async def test_non_utf8_key_bytes_are_invalid_argument(
