@@ -548,8 +548,9 @@ class Client(AsyncClosing):
             self.stub.DeleteNamespace, pb.DeleteNamespaceRequest(namespace_id=namespace_id)
         )
 
-    def namespace(self, namespace_id: str) -> KVNamespace:
-        return KVNamespace(self, namespace_id)
+    def namespace(self, namespace_id: str, *, as_binding: bool = True) -> KVNamespace:
+        """The namespace ``namespace_id`` (see :class:`KVNamespace` for ``as_binding``)."""
+        return KVNamespace(self, namespace_id, as_binding=as_binding)
 
 
 class WatchStream:
@@ -573,11 +574,31 @@ class WatchStream:
 
 
 class KVNamespace:
-    """One namespace, used as a Worker uses its KV binding."""
+    """One namespace, used as a Worker uses its KV binding.
 
-    def __init__(self, client: Client, namespace_id: str) -> None:
+    ``as_binding=False`` takes calls as Cloudflare's REST API does instead, as
+    wrangler's commands (and so ``edgekv kv``) make them: errors keep their bare
+    message, and numbers need only fit the store (the binding's int32 range is the
+    binding's own).
+    """
+
+    def __init__(self, client: Client, namespace_id: str, *, as_binding: bool = True) -> None:
         self._client = client
         self.id = namespace_id
+        self.as_binding = as_binding
+
+    @contextmanager
+    def _reported_as(self, operation: str) -> Iterator[None]:
+        """Errors raised inside, in the binding's words for ``operation`` when a binding."""
+        if not self.as_binding:
+            yield
+            return
+        with _as_binding(operation):
+            yield
+
+    def _number(self, method: str, argument: str, value: object) -> int | None:
+        """A number argument, in the binding's int32 range when a binding."""
+        return (_int32 if self.as_binding else _whole)(method, argument, value)
 
     def __repr__(self) -> str:
         return f"KVNamespace(id={self.id!r}, central={self._client.central!r})"
@@ -622,15 +643,15 @@ class KVNamespace:
         the key does not exist. A list of keys reads them all in one call (GET_BULK)."""
         keys = _keys_of(key, "get")
         if keys is not None:
-            with _as_binding("GET_BULK"):
+            with self._reported_as("GET_BULK"):
                 return await self._get_many(keys, type, cache_ttl)
         assert isinstance(key, str)
-        with _as_binding("GET"):
+        with self._reported_as("GET"):
             return await self._get_one(key, type, cache_ttl)
 
     async def _get_one(self, key: str, value_type: str, cache_ttl: object) -> ValueWithMetadata:
         raw_key = _single_key(key, "get")
-        cache_ttl_s = _int32("get", "cache_ttl", cache_ttl)
+        cache_ttl_s = self._number("get", "cache_ttl", cache_ttl)
         validate_cache_ttl(cache_ttl_s)
         edge = self._client.edge_stub
         if edge is not None:
@@ -649,7 +670,7 @@ class KVNamespace:
     ) -> dict[str, ValueWithMetadata | None]:
         if value_type not in _BULK_VALUE_TYPES:
             raise error(ErrorKind.GET_MANY_TYPE_INVALID, type=value_type)
-        cache_ttl_s = _int32("get", "cache_ttl", cache_ttl)
+        cache_ttl_s = self._number("get", "cache_ttl", cache_ttl)
         validate_cache_ttl(cache_ttl_s)
         # The keys go in a body, which Workers' server reads leniently (edgekv.core.text):
         # the answer is keyed by the keys as read.
@@ -689,7 +710,7 @@ class KVNamespace:
     ) -> WriteResult:
         """Write ``value`` (text as WTF-8) under ``key``; ``expiration`` is absolute Unix
         seconds, ``expiration_ttl`` seconds from now (it wins when both are given)."""
-        with _as_binding("PUT"):
+        with self._reported_as("PUT"):
             request = pb.PutRequest(
                 namespace_id=self.id,
                 key=_single_key(key, "put"),
@@ -697,8 +718,8 @@ class KVNamespace:
                 # takes no message larger than the largest value.
                 value=validate_value(await _value_bytes(value)),
                 metadata_json=_metadata_json(metadata),
-                expiration=_int32("put", "expiration", expiration),
-                expiration_ttl=_int32("put", "expiration_ttl", expiration_ttl),
+                expiration=self._number("put", "expiration", expiration),
+                expiration_ttl=self._number("put", "expiration_ttl", expiration_ttl),
             )
             edge = self._client.edge_stub
             method = self._client.stub.Put if edge is None else edge.Put
@@ -707,7 +728,7 @@ class KVNamespace:
 
     async def delete(self, key: str) -> WriteResult:
         """Delete ``key``; deleting a key that does not exist succeeds, and changes nothing."""
-        with _as_binding("DELETE"):
+        with self._reported_as("DELETE"):
             request = pb.DeleteRequest(namespace_id=self.id, key=_single_key(key, "delete"))
             edge = self._client.edge_stub
             method = self._client.stub.Delete if edge is None else edge.Delete
@@ -722,15 +743,15 @@ class KVNamespace:
         cache_ttl: int | None = None,
     ) -> ListResult:
         """One page of keys (a Worker's binding reports a list's errors as GET's)."""
-        with _as_binding("GET"):
+        with self._reported_as("GET"):
             return await self._list(prefix, limit, cursor, cache_ttl)
 
     async def _list(
         self, prefix: object, limit: object, cursor: object, cache_ttl: object
     ) -> ListResult:
-        cache_ttl_s = _int32("list", "cache_ttl", cache_ttl)
+        cache_ttl_s = self._number("list", "cache_ttl", cache_ttl)
         validate_cache_ttl(cache_ttl_s)
-        page_size = _int32("list", "limit", limit) or 0
+        page_size = self._number("list", "limit", limit) or 0
         if cursor is not None and not isinstance(cursor, str):
             raise _wrong_type("list", "cursor", "a str", cursor)
         if prefix is not None and not isinstance(prefix, str):

@@ -84,7 +84,7 @@ def normalised(value: JSONValue, now_s: int) -> JSONValue:
     a cursor becomes ``"<cursor>"``; an ``expiration`` — and a number in an error
     message that is within a year of now — becomes its distance from ``now_s``, the
     start of the scenario on that side's clock, rounded to 5 s so that a second
-    boundary crossed mid-scenario does not count.
+    boundary crossed mid-scenario does not count (a farther one is rounded to 10^5 s).
     """
     if isinstance(value, list):
         return [normalised(item, now_s) for item in value]
@@ -112,6 +112,10 @@ _A_YEAR_S = 366 * 24 * 3600
 
 
 def _from_now(unix_s: int, now_s: int) -> str:
+    """Near expirations as a distance from now; far ones (an int32's end, 9999's) as the
+    date they are, to a day: the two sides ran seconds apart, so either form compares."""
+    if abs(unix_s - now_s) >= _A_YEAR_S:
+        return f"~{round(unix_s, -5)}"
     return f"now{5 * round((unix_s - now_s) / 5):+d}s"
 
 

@@ -84,6 +84,27 @@ def test_put_with_metadata_ttl_and_expiration(
     assert listed[2] == {"name": "c", "expiration": expiration}
 
 
+def test_expirations_take_the_rest_apis_range_not_the_bindings_int32(
+    workspace: Workspace, namespace_id: str
+) -> None:
+    """wrangler's commands call the REST API, which has no int32 range: up to 9999's end."""
+    ns = ["--namespace-id", namespace_id]
+    last_second = 253_402_300_799  # 9999-12-31 23:59:59 UTC, past int32's 2_147_483_647
+
+    at_the_end, past_it = workspace.run_many(
+        ["kv", "key", "put", "late", "v", *ns, "--expiration", str(last_second)],
+        ["kv", "key", "put", "later", "v", *ns, "--expiration", str(last_second + 1)],
+    )
+
+    at_the_end.ok()
+    assert past_it.error_line() == (
+        f"edgekv: error: Invalid expiration of {last_second + 1}. Expiration times must be "
+        f"at most {last_second} (9999-12-31 23:59:59 UTC)."
+    )
+    listed = workspace.run("kv", "key", "list", *ns).ok().json()
+    assert listed == [{"name": "late", "expiration": last_second}]
+
+
 def test_put_from_a_file_and_get_returns_the_exact_bytes(
     workspace: Workspace, namespace_id: str
 ) -> None:
@@ -129,11 +150,10 @@ def test_invalid_ttl_and_expiration_give_the_workers_kv_messages(
     )
 
     assert ttl.error_line() == (
-        "edgekv: error: KV PUT failed: 400 Invalid expiration_ttl of 59. "
-        "Expiration TTL must be at least 60."
+        "edgekv: error: Invalid expiration_ttl of 59. Expiration TTL must be at least 60."
     )
     assert expiration.error_line() == (
-        f"edgekv: error: KV PUT failed: 400 Invalid expiration of {soon}. "
+        f"edgekv: error: Invalid expiration of {soon}. "
         "Expiration times must be at least 60 seconds in the future."
     )
 
@@ -211,7 +231,7 @@ def test_get_with_region_and_a_low_cache_ttl_is_one_error_line(
     )  # fmt: skip
 
     assert result.error_line() == (
-        "edgekv: error: KV GET failed: 400 Invalid cache_ttl of 29. Cache TTL must be at least 30."
+        "edgekv: error: Invalid cache_ttl of 29. Cache TTL must be at least 30."
     )
 
 
@@ -238,10 +258,10 @@ def test_key_too_long_gives_the_workers_kv_message(workspace: Workspace, namespa
         ["kv", "key", "delete", key, *ns],
     )
 
-    expected = "failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512."
-    assert put.error_line() == f"edgekv: error: KV PUT {expected}"
-    assert get.error_line() == f"edgekv: error: KV GET {expected}"
-    assert delete.error_line() == f"edgekv: error: KV DELETE {expected}"
+    expected = "edgekv: error: UTF-8 encoded length of 513 exceeds key length limit of 512."
+    assert put.error_line() == expected
+    assert get.error_line() == expected
+    assert delete.error_line() == expected
 
 
 def test_empty_and_reserved_keys_give_the_workers_kv_messages(
@@ -423,12 +443,9 @@ def test_a_namespace_that_does_not_exist_is_one_error_line(workspace: Workspace)
         ["kv", "key", "list", "--namespace-id", "not-an-id"],
     )
 
-    assert put.error_line() == (
-        f"edgekv: error: KV PUT failed: 404 put: 'namespace not found' ({missing})"
-    )
+    assert put.error_line() == f"edgekv: error: put: 'namespace not found' ({missing})"
     assert bad_id.error_line() == (
-        "edgekv: error: KV GET failed: 400 Invalid namespace id 'not-an-id': "
-        "expected 32 hexadecimal characters."
+        "edgekv: error: Invalid namespace id 'not-an-id': expected 32 hexadecimal characters."
     )
 
 
