@@ -18,6 +18,7 @@ A delete that changes nothing — of a key that holds no value — is not a writ
 to the one-write-per-second rule: it is never refused with 429 and leaves the
 key's second free for a real write (Workers KV documents deleting a missing
 key as a success). Central looks the key up only when the rule would refuse.
+
 :class:`CentralSettings` is what may differ between two central stores over the
 same kind of storage; :mod:`central.server` passes it through unchanged.
 """
