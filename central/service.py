@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -105,6 +106,9 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         self._clock = clock
         self._settings = settings
         self._limiter = KeyWriteLimiter(enabled=settings.write_rate_limit)
+        # Writes handed to storage and not yet committed, per (namespace, key): a key with
+        # one may hold a value in a moment, whatever storage says now.
+        self._committing: Counter[tuple[str, str]] = Counter()
         self._hub = WatchHub()
         self._namespace_ids: set[str] = set()
 
@@ -136,7 +140,15 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         return namespace_id
 
     async def _commit(self, writes: list[Write], now: float) -> list[Committed]:
-        committed = await self._storage.commit(writes, now)
+        slots = [(write.namespace_id, write.key) for write in writes]
+        self._committing.update(slots)
+        try:
+            committed = await self._storage.commit(writes, now)
+        finally:
+            self._committing.subtract(slots)
+            for slot in set(slots):
+                if self._committing[slot] <= 0:
+                    del self._committing[slot]
         self._hub.publish(
             change_of(write, outcome)
             for write, outcome in zip(writes, committed, strict=True)
@@ -144,26 +156,36 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         )
         return committed
 
-    async def _commit_or_forget(self, writes: list[Write], now: float) -> list[Committed]:
-        """Commit writes the rate limiter let through; if the commit fails, they never
-        happened, so the limiter forgets them — as it forgets deletes that changed nothing."""
+    async def _commit_or_forget(
+        self, writes: list[Write], recorded: list[bool], now: float
+    ) -> list[Committed]:
+        """Commit ``writes``; ``recorded[i]`` says the rate limiter recorded write i. If the
+        commit fails, the writes never happened, so the limiter forgets those it recorded —
+        as it forgets a recorded delete that changed nothing."""
         try:
             committed = await self._commit(writes, now)
         except BaseException:
-            for write in writes:
-                self._limiter.forget(write.namespace_id, write.key, now)
+            for write, mine in zip(writes, recorded, strict=True):
+                if mine:
+                    self._limiter.forget(write.namespace_id, write.key, now)
             raise
-        for write, outcome in zip(writes, committed, strict=True):
-            if not outcome.changed:
+        for write, mine, outcome in zip(writes, recorded, committed, strict=True):
+            if mine and not outcome.changed:
                 self._limiter.forget(write.namespace_id, write.key, now)
         return committed
 
     async def _absent_among_limited(
         self, namespace_id: str, keys: list[str], now: float
     ) -> set[str]:
-        """Of ``keys``, those the rate limiter would refuse but which hold no value: a
-        delete of them changes nothing, so the limiter is not asked (see the docstring)."""
-        limited = [key for key in keys if self._limiter.is_limited(namespace_id, key, now)]
+        """Of ``keys``, those the rate limiter would refuse but which hold no value, nor
+        will once the writes now committing land: a delete of them changes nothing, so
+        the limiter is not asked (see the module docstring)."""
+        limited = [
+            key
+            for key in keys
+            if self._limiter.is_limited(namespace_id, key, now)
+            and (namespace_id, key) not in self._committing
+        ]
         if not limited:
             return set()
         versions = await self._storage.get_many(namespace_id, limited)
@@ -265,13 +287,12 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
     async def _write_one(self, write: Write, now: float, operation: str) -> pb.WriteResponse:
         """Commit one validated write, if its namespace exists and its key may be written now."""
         self._require_known(write.namespace_id, operation)
-        if isinstance(write, Delete) and await self._absent_among_limited(
+        changes_nothing = isinstance(write, Delete) and await self._absent_among_limited(
             write.namespace_id, [write.key], now
-        ):
-            [committed] = await self._commit([write], now)  # changes nothing: not limited
-        else:
+        )
+        if not changes_nothing:
             self._limiter.check(write.namespace_id, write.key, now)
-            [committed] = await self._commit_or_forget([write], now)
+        [committed] = await self._commit_or_forget([write], [not changes_nothing], now)
         return pb.WriteResponse(
             header=self._header(), revision=committed.revision, commit_time=committed.commit_time
         )
@@ -285,10 +306,10 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         namespace_id = self._require_namespace(request.namespace_id, "bulk put")
         now = self._clock.now()
 
-        def validate(entry: pb.BulkPutEntry) -> Write:
+        def validate(entry: pb.BulkPutEntry) -> tuple[Write, bool]:
             write = validate_put(namespace_id, *put_arguments(entry), now)
             self._limiter.check(namespace_id, write.key, now)
-            return write
+            return write, True
 
         return await self._bulk_write([(e.key, e) for e in request.entries], validate, now)
 
@@ -302,35 +323,38 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         # keys an earlier entry of this request deletes already.
         unchanged = await self._absent_among_limited(namespace_id, _valid_keys(request.keys), now)
 
-        def validate(raw_key: bytes) -> Write:
+        def validate(raw_key: bytes) -> tuple[Write, bool]:
             write = validate_delete(namespace_id, raw_key)
-            if write.key not in unchanged:
-                self._limiter.check(namespace_id, write.key, now)
-                unchanged.add(write.key)
-            return write
+            if write.key in unchanged:
+                return write, False
+            self._limiter.check(namespace_id, write.key, now)
+            unchanged.add(write.key)
+            return write, True
 
         return await self._bulk_write([(key, key) for key in request.keys], validate, now)
 
     async def _bulk_write(
         self,
         items: list[tuple[bytes, Any]],
-        validate: Callable[[Any], Write],
+        validate: Callable[[Any], tuple[Write, bool]],
         now: float,
     ) -> pb.BulkWriteResponse:
-        """Validate each entry on its own; commit the valid ones together."""
+        """Validate each entry on its own (``validate`` gives its write and whether the rate
+        limiter recorded it); commit the valid ones together."""
         results: list[pb.BulkResult] = []
-        valid: list[tuple[pb.BulkResult, Write]] = []
+        valid: list[tuple[pb.BulkResult, Write, bool]] = []
         for raw_key, item in items:
             result = pb.BulkResult(key=raw_key)
             results.append(result)
             try:
-                valid.append((result, validate(item)))
+                valid.append((result, *validate(item)))
             except KVError as exc:
                 result.error_kind = exc.kind.value
                 result.error_message = exc.message
-        writes = [write for _, write in valid]
-        committed = await self._commit_or_forget(writes, now) if valid else []
-        for (result, _), outcome in zip(valid, committed, strict=True):
+        writes = [write for _, write, _ in valid]
+        recorded = [mine for _, _, mine in valid]
+        committed = await self._commit_or_forget(writes, recorded, now) if valid else []
+        for (result, _, _), outcome in zip(valid, committed, strict=True):
             result.ok = True
             result.revision = outcome.revision
         return pb.BulkWriteResponse(

@@ -54,7 +54,14 @@ import grpc
 
 from edgekv.closing import AsyncClosing
 from edgekv.core import limits
-from edgekv.core.errors import ErrorKind, KVError, RateLimitedError, binding_error, error
+from edgekv.core.errors import (
+    REGISTRY,
+    ErrorKind,
+    KVError,
+    RateLimitedError,
+    binding_error,
+    error,
+)
 from edgekv.core.model import Change, Namespace
 from edgekv.core.text import decode_text, encode_text, lenient_key, well_formed_json
 from edgekv.core.validation import parse_json, validate_cache_ttl, validate_value
@@ -75,6 +82,8 @@ PutValue = str | bytes | bytearray | memoryview | IO[bytes] | AsyncIterable[byte
 # The types a bulk read takes (its server refuses the others, with 400).
 _BULK_VALUE_TYPES = ("text", "json")
 STREAM_CHUNK_BYTES = 64 * 1024
+# The numbers the wire carries (protobuf int64s; a list's limit is an int32).
+_WIRE_INT_MIN, _WIRE_INT_MAX = -(2**63), 2**63 - 1
 _PUT_VALUE_TYPES = "str, bytes, bytearray, memoryview, a binary file or an async iterator of bytes"
 
 
@@ -168,13 +177,9 @@ RATE_LIMITED_RETRY = RetrySchedule(
 )
 
 
-@contextmanager
-def _as_binding(operation: str) -> Iterator[None]:
-    """Report a KVError raised inside as a Worker's binding does (GET, PUT, DELETE, GET_BULK)."""
-    try:
-        yield
-    except KVError as exc:
-        raise binding_error(exc, operation) from None
+def _with_status(exc: KVError) -> str:
+    """``exc``'s bare message after its HTTP status: ``429 Too Many Requests``."""
+    return f"{REGISTRY[exc.kind].http_status} {exc.message}"
 
 
 def _wrong_type(method: str, argument: str, expected: str, value: object) -> KVError:
@@ -197,9 +202,12 @@ def _whole(method: str, argument: str, value: object) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _wrong_type(method, argument, "an int", value)
-    if isinstance(value, float):
-        return math.trunc(value) if math.isfinite(value) else 0
-    return value
+    number = (
+        (math.trunc(value) if math.isfinite(value) else 0) if isinstance(value, float) else value
+    )
+    if not _WIRE_INT_MIN <= number <= _WIRE_INT_MAX:  # the wire's int64, or protobuf raises
+        raise error(ErrorKind.VALUE_OUT_OF_RANGE, minimum=_WIRE_INT_MIN, maximum=_WIRE_INT_MAX)
+    return number
 
 
 def _int32(method: str, argument: str, value: object) -> int | None:
@@ -247,14 +255,19 @@ def _keys_of(key: object, method: str) -> list[str] | None:
     raise _wrong_type(method, "key", "a str or a sequence of str", key)
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and ±Infinity as None, as JSON.stringify writes them (null)."""
+def _as_javascript_numbers(value: Any) -> Any:
+    """``value`` with its numbers as JSON.stringify writes them: NaN and ±Infinity as None
+    (null), and a whole float below 1e21 as an int (``1`` for ``1.0``, as JavaScript has
+    one number type). Python and JavaScript then differ only for floats below 1e-4 in
+    magnitude (``1e-05`` against ``0.00001``), which are left as Python writes them."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        if not math.isfinite(value):
+            return None
+        return int(value) if value.is_integer() and abs(value) < 1e21 else value
     if isinstance(value, Mapping):
-        return {name: _finite(item) for name, item in value.items()}
+        return {name: _as_javascript_numbers(item) for name, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
+        return [_as_javascript_numbers(item) for item in value]
     return value
 
 
@@ -265,7 +278,10 @@ def _metadata_json(metadata: Any, method: str = "put") -> str | None:
         return None
     try:
         text = json.dumps(
-            _finite(metadata), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            _as_javascript_numbers(metadata),
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
         )
     except (TypeError, ValueError, RecursionError):  # a set, an object, a cycle
         raise _wrong_type(method, "metadata", "JSON-serialisable", metadata) from None
@@ -471,7 +487,7 @@ class Client(AsyncClosing):
                 failed_attempts += 1
                 if not self.may_retry_rate_limited(exc.kind, failed_attempts):
                     raise
-                await self.wait_out_rate_limit(exc.message, failed_attempts)
+                await self.wait_out_rate_limit(_with_status(exc), failed_attempts)
 
     def may_retry_rate_limited(self, kind: ErrorKind | str | None, failed_attempts: int) -> bool:
         """Whether a write refused as ``kind`` after ``failed_attempts`` goes again."""
@@ -589,12 +605,14 @@ class KVNamespace:
 
     @contextmanager
     def _reported_as(self, operation: str) -> Iterator[None]:
-        """Errors raised inside, in the binding's words for ``operation`` when a binding."""
-        if not self.as_binding:
+        """A KVError raised inside, as a Worker's binding reports it for ``operation`` (GET,
+        PUT, DELETE, GET_BULK) when this is a binding; the traceback stays the original's."""
+        try:
             yield
-            return
-        with _as_binding(operation):
-            yield
+        except KVError as exc:
+            if not self.as_binding:
+                raise
+            raise binding_error(exc, operation).with_traceback(exc.__traceback__) from None
 
     def _number(self, method: str, argument: str, value: object) -> int | None:
         """A number argument, in the binding's int32 range when a binding."""
@@ -605,16 +623,16 @@ class KVNamespace:
 
     @overload
     async def get(
-        self, key: str, type: ValueType = "text", cache_ttl: int | None = None
+        self, key: str, type: ValueType = "text", cache_ttl: float | None = None
     ) -> Any: ...
 
     @overload
     async def get(
-        self, key: Sequence[str], type: ValueType = "text", cache_ttl: int | None = None
+        self, key: Sequence[str], type: ValueType = "text", cache_ttl: float | None = None
     ) -> dict[str, Any]: ...
 
     async def get(
-        self, key: str | Sequence[str], type: ValueType = "text", cache_ttl: int | None = None
+        self, key: str | Sequence[str], type: ValueType = "text", cache_ttl: float | None = None
     ) -> Any:
         """The value (decoded as ``type``), or None when the key does not exist.
 
@@ -628,16 +646,16 @@ class KVNamespace:
 
     @overload
     async def get_with_metadata(  # type: ignore[overload-overlap]  # str is a Sequence too
-        self, key: str, type: ValueType = "text", cache_ttl: int | None = None
+        self, key: str, type: ValueType = "text", cache_ttl: float | None = None
     ) -> ValueWithMetadata: ...
 
     @overload
     async def get_with_metadata(
-        self, key: Sequence[str], type: ValueType = "text", cache_ttl: int | None = None
+        self, key: Sequence[str], type: ValueType = "text", cache_ttl: float | None = None
     ) -> dict[str, ValueWithMetadata | None]: ...
 
     async def get_with_metadata(
-        self, key: str | Sequence[str], type: ValueType = "text", cache_ttl: int | None = None
+        self, key: str | Sequence[str], type: ValueType = "text", cache_ttl: float | None = None
     ) -> ValueWithMetadata | dict[str, ValueWithMetadata | None]:
         """The value (decoded as ``type``) with its metadata; value and metadata None when
         the key does not exist. A list of keys reads them all in one call (GET_BULK)."""
@@ -704,8 +722,8 @@ class KVNamespace:
         self,
         key: str,
         value: PutValue,
-        expiration: int | None = None,
-        expiration_ttl: int | None = None,
+        expiration: float | None = None,
+        expiration_ttl: float | None = None,
         metadata: Any = None,
     ) -> WriteResult:
         """Write ``value`` (text as WTF-8) under ``key``; ``expiration`` is absolute Unix
@@ -740,7 +758,7 @@ class KVNamespace:
         prefix: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-        cache_ttl: int | None = None,
+        cache_ttl: float | None = None,
     ) -> ListResult:
         """One page of keys (a Worker's binding reports a list's errors as GET's)."""
         with self._reported_as("GET"):
@@ -751,7 +769,7 @@ class KVNamespace:
     ) -> ListResult:
         cache_ttl_s = self._number("list", "cache_ttl", cache_ttl)
         validate_cache_ttl(cache_ttl_s)
-        page_size = self._number("list", "limit", limit) or 0
+        page_size = _int32("list", "limit", limit) or 0  # an int32 on the wire too
         if cursor is not None and not isinstance(cursor, str):
             raise _wrong_type("list", "cursor", "a str", cursor)
         if prefix is not None and not isinstance(prefix, str):
@@ -809,7 +827,6 @@ class KVNamespace:
         """Write up to 10,000 entries in one atomic commit (REST ``PUT /bulk``)."""
         messages = [self._bulk_entry(entry) for entry in entries]
         return await self._bulk_write(
-            "PUT",
             self._client.stub.BulkPut,
             lambda chosen: pb.BulkPutRequest(namespace_id=self.id, entries=chosen),
             messages,
@@ -817,7 +834,6 @@ class KVNamespace:
 
     async def bulk_delete(self, keys: Sequence[str]) -> BulkResult:
         return await self._bulk_write(
-            "DELETE",
             self._client.stub.BulkDelete,
             lambda chosen: pb.BulkDeleteRequest(namespace_id=self.id, keys=chosen),
             [_encode_key(k, "bulk_delete") for k in keys],
@@ -825,7 +841,6 @@ class KVNamespace:
 
     async def _bulk_write(
         self,
-        operation: str,
         method: Callable[..., Awaitable[pb.BulkWriteResponse]],
         request_of: Callable[[Sequence[Any]], Any],
         items: Sequence[Any],
@@ -843,9 +858,7 @@ class KVNamespace:
             pending = [i for i, answer in enumerate(answers) if answer.error_kind == refused]
             if not pending or not self._client.may_retry_rate_limited(refused, failed_attempts):
                 return self._bulk_result(answers)
-            said = error(refused)  # "KV PUT failed: 429 Too Many Requests", as a Worker's
-            shown = binding_error(said, operation).message
-            reason = f"{shown} for {len(pending)} of {len(items)} keys"
+            reason = f"{_with_status(error(refused))} for {len(pending)} of {len(items)} keys"
             await self._client.wait_out_rate_limit(reason, failed_attempts)
             response = await self._client.call(method, request_of([items[i] for i in pending]))
             for index, answer in zip(pending, response.results, strict=True):

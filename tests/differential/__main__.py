@@ -1,7 +1,8 @@
-"""``python -m tests.differential``: print every difference between edgekv and Miniflare.
+"""``python -m tests.differential``: the table of differences between edgekv and Miniflare.
 
-One table row per difference, as docs/fidelity.md wants them (the reason left
-to write), then a count. Run from the checkout: ``.venv/bin/python -m tests.differential``.
+Prints one docs/fidelity.md row per differing call, with the reason the table
+gives already (``REASON`` where it gives none), then a count. Run from the
+checkout: ``.venv/bin/python -m tests.differential``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.differential.compare import accepted, differences
+from tests.differential.compare import accepted, differences, table_rows
 from tests.differential.miniflare import ensure_installed, run_in_miniflare
 from tests.differential.nodes import run_at_edgekv
 from tests.differential.scenarios import SCENARIOS
@@ -22,10 +23,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="edgekv-differential-") as folder:
         ours = run_at_edgekv(Path(folder), SCENARIOS)
     found = list(differences(SCENARIOS, workers, ours))
-    listed = accepted()
-    for difference in found:
-        mark = "" if difference.where in listed else "NEW "
-        print(mark + difference.row())
+    for row in table_rows(found, accepted()):
+        print(row)
     calls = sum(len(s.calls) for s in SCENARIOS)
     print(f"{len(SCENARIOS)} scenarios, {calls} calls, at 2 nodes: {len(found)} differ")
     return 0

@@ -41,6 +41,8 @@ _PYTHON_NAMES = {
     "limit": "limit",
     "cursor": "cursor",
 }
+# Where each method takes its options (``put(key, value, {expirationTtl})``).
+_OPTIONS_AT = {"get": 1, "getWithMetadata": 1, "put": 2, "list": 0}
 # Late in a second, a "now + 60" taken here may be a second behind central's clock
 # when the put arrives; such calls wait for the next second to be young.
 _YOUNG_SECOND = 0.7
@@ -70,12 +72,7 @@ async def call_kv(kv: KVNamespace, op: str, args: list[Any]) -> Any:
     if op == "pause":  # not the binding's: lets a second pass, for the write-rate rule
         await asyncio.sleep(args[0])
         return UNDEFINED
-    positional = [arg for arg in args if not isinstance(arg, dict | Undefined)]
-    options = next((arg for arg in args if isinstance(arg, dict)), {})
-    keywords = {_PYTHON_NAMES[name]: value for name, value in options.items()}
-    keywords = {name: value for name, value in keywords.items() if value is not UNDEFINED}
-    if op in ("get", "getWithMetadata") and len(positional) == 2:
-        keywords["type"] = positional.pop()  # get(key, "json"): the type given alone
+    positional, keywords = _python_arguments(op, args)
     if op == "get":
         return await kv.get(*positional, **keywords)
     if op == "getWithMetadata":
@@ -87,6 +84,23 @@ async def call_kv(kv: KVNamespace, op: str, args: list[Any]) -> Any:
     if op == "list":
         return await kv.list(**keywords)
     raise ValueError(f"no such binding method: {op}")
+
+
+def _python_arguments(op: str, args: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The binding's arguments as Python's: those before the options positional, the
+    options (an object, or for reads a type alone) as keywords, ``undefined`` left out."""
+    at = _OPTIONS_AT.get(op, len(args))
+    if len(args) > at + 1:
+        raise ValueError(f"{op}: arguments after its options: {args!r}")
+    positional, options = list(args[:at]), args[at] if len(args) > at else UNDEFINED
+    if isinstance(options, str) and op in ("get", "getWithMetadata"):
+        return positional, {"type": options}  # get(key, "json")
+    if isinstance(options, Undefined):
+        return positional, {}
+    if not isinstance(options, dict):
+        raise ValueError(f"{op}: options must be an object or a type, not {options!r}")
+    keywords = {_PYTHON_NAMES[name]: value for name, value in options.items()}
+    return positional, {name: value for name, value in keywords.items() if value is not UNDEFINED}
 
 
 async def as_result(value: Any) -> JSONValue:

@@ -311,6 +311,11 @@ def _metadata() -> list[Scenario]:
             put("multibyte-over", "v", {"metadata": {"x": "é" * 509}}),
             meta("exact"),
             meta("over"),
+            # JSON.stringify writes 1.0 as 1 and 1e16 as 10000000000000000: the limit
+            # counts those bytes ({"x":"a…a","n":1} is 1,024 bytes).
+            put("whole-float", "v", {"metadata": {"x": "a" * 1010, "n": 1.0}}),
+            put("big-float", "v", {"metadata": {"n": 1e16, "m": 1e21, "f": 2.5e-3}}),
+            listing({"prefix": "big"}),
         ),
         scenario(
             "metadata-not-json",
@@ -511,7 +516,14 @@ def _deletes_and_rate() -> list[Scenario]:
             pause(1.1),
             delete("k"),
         ),
-        scenario("delete-missing-twice", delete("never"), delete("never"), get("never")),
+        scenario(
+            "delete-missing-twice",
+            delete("never"),
+            delete("never"),
+            get("never"),
+            put("never", "now"),  # the deletes changed nothing: this second is the put's
+            get("never"),
+        ),
         scenario("rate-put-twice", put("k", "1"), put("k", "2"), get("k")),
         scenario("rate-put-then-delete", put("k", "1"), delete("k"), get("k")),
     ]

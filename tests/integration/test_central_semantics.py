@@ -9,6 +9,7 @@ gives them; the Python API prefixes them as a Worker's binding does
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -443,6 +444,35 @@ async def test_a_delete_that_changes_nothing_is_not_a_write(
     await kv.delete("never-written")
     await kv.delete("never-written")
     assert await kv.get("never-written") is None
+
+
+async def test_a_delete_racing_a_put_of_the_same_second_is_refused(
+    central: Central, kv: edgekv.KVNamespace
+) -> None:
+    """A delete that arrives while a put of its key is still committing will change
+    something once the put lands: it is a write, refused in that second (on SQLite and
+    Redis the put awaits its commit; the delete used to find the key empty, pass, and
+    commit after the put, wiping it)."""
+    for round_ in range(20):
+        key = f"raced-{round_}"
+        put, delete = await asyncio.gather(kv.put(key, "v"), kv.delete(key), return_exceptions=True)
+        assert not isinstance(put, BaseException), put
+        # Served first, the delete changed nothing and the put landed after it; served
+        # second, it is the key's second write of the second. Never does it wipe the put.
+        assert not isinstance(delete, Exception) or isinstance(delete, edgekv.RateLimitedError)
+        assert await kv.get(key) == "v", f"round {round_}: the delete undid the put"
+
+
+async def test_a_keys_second_entry_in_a_bulk_delete_keeps_the_firsts_write(
+    central: Central, kv: edgekv.KVNamespace
+) -> None:
+    """Deleting a key twice in one bulk delete removes its value once: that is the key's
+    write of the second, which its second entry (that changes nothing) does not undo."""
+    await kv.put("k", "v")
+    central.clock.advance(1)
+    assert (await kv.bulk_delete(["k", "k"])).successful_key_count == 2
+    await refused(central, edgekv.ErrorKind.WRITE_RATE_LIMITED, kv.put("k", "again"))
+    assert await kv.get("k") is None
 
 
 async def test_write_rate_limit_can_be_switched_off(start_central_at: StartCentral) -> None:

@@ -317,9 +317,15 @@ async def test_a_bulk_delete_of_missing_keys_is_not_limited(limited: InProcessCl
         ("here", True, None),
         ("here", True, None),
     ]
-    await limited.kv.put("here", "back")  # no delete took the key's second
-    third = await limited.kv.bulk_delete(["here"])
-    assert [(r.ok, r.error_message) for r in third.results] == [(False, "Too Many Requests")]
+    # The first request's delete of "here" removed a value: that one took the second.
+    refused_put = await refused(limited.kv.put("here", "back"))
+    assert refused_put.message == "KV PUT failed: 429 Too Many Requests"
+    limited.clock.advance(1)
+    fourth = await limited.kv.bulk_delete(["here", "here"])  # gone already: changes nothing
+    assert fourth.successful_key_count == 2
+    await limited.kv.put("here", "back")  # ... so no delete took this second
+    fifth = await limited.kv.bulk_delete(["here"])
+    assert [(r.ok, r.error_message) for r in fifth.results] == [(False, "Too Many Requests")]
 
 
 # -- 9. the binding's words and classes ---------------------------------------------------

@@ -61,7 +61,7 @@ def test_bulk_delete_right_after_bulk_put_writes_again_after_the_429(
     assert deleted.stdout == "Success!\n"
     first_wait = deleted.stderr.splitlines()[0]
     assert first_wait.startswith(
-        "edgekv: KV DELETE failed: 429 Too Many Requests for 20 of 20 keys; writing again in "
+        "edgekv: 429 Too Many Requests for 20 of 20 keys; writing again in "
     ), deleted.describe()
     assert first_wait.endswith(" s (attempt 2 of 5)")
     assert Admin(limited_central).names(namespace_id) == []
