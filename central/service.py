@@ -13,6 +13,12 @@ existing namespace ids in memory (it is the only writer of its store). That set,
 like all the service's state (the watch hub, the write-rate limiter), changes
 only after the storage has committed: a storage that fails (a full disk, a
 Redis that is down) leaves every namespace answering as its data says.
+
+A delete that changes nothing — of a key that holds no value — is not a write
+to the one-write-per-second rule: it is never refused with 429 and leaves the
+key's second free for a real write (Workers KV documents deleting a missing
+key as a success). Central looks the key up only when the rule would refuse.
+
 :class:`CentralSettings` is what may differ between two central stores over the
 same kind of storage; :mod:`central.server` passes it through unchanged.
 """
@@ -21,7 +27,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,12 +38,13 @@ from edgekv.clock import Clock
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import make_page, parse_list_request
-from edgekv.core.model import Change, Committed, Namespace, Version, Write, change_of
+from edgekv.core.model import Change, Committed, Delete, Namespace, Version, Write, change_of
 from edgekv.core.namespaces import page_namespaces
 from edgekv.core.ratelimit import KeyWriteLimiter
 from edgekv.core.validation import (
     validate_bulk_shape,
     validate_delete,
+    validate_key,
     validate_namespace_id,
     validate_put,
     validate_read,
@@ -67,6 +75,17 @@ def random_namespace_id() -> str:
     return secrets.token_hex(16)
 
 
+def _valid_keys(raw_keys: Sequence[bytes]) -> list[str]:
+    """The keys of ``raw_keys`` that are valid (the others are refused one by one later)."""
+    keys = []
+    for raw in raw_keys:
+        try:
+            keys.append(validate_key(raw))
+        except KVError:
+            continue
+    return keys
+
+
 @dataclass(frozen=True)
 class CentralSettings:
     """How a central store behaves, whatever storage it has and however it is served."""
@@ -87,6 +106,9 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         self._clock = clock
         self._settings = settings
         self._limiter = KeyWriteLimiter(enabled=settings.write_rate_limit)
+        # Writes handed to storage and not yet committed, per (namespace, key): a key with
+        # one may hold a value in a moment, whatever storage says now.
+        self._committing: Counter[tuple[str, str]] = Counter()
         self._hub = WatchHub()
         self._namespace_ids: set[str] = set()
 
@@ -118,7 +140,15 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         return namespace_id
 
     async def _commit(self, writes: list[Write], now: float) -> list[Committed]:
-        committed = await self._storage.commit(writes, now)
+        slots = [(write.namespace_id, write.key) for write in writes]
+        self._committing.update(slots)
+        try:
+            committed = await self._storage.commit(writes, now)
+        finally:
+            self._committing.subtract(slots)
+            for slot in set(slots):
+                if self._committing[slot] <= 0:
+                    del self._committing[slot]
         self._hub.publish(
             change_of(write, outcome)
             for write, outcome in zip(writes, committed, strict=True)
@@ -126,15 +156,40 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         )
         return committed
 
-    async def _commit_or_forget(self, writes: list[Write], now: float) -> list[Committed]:
-        """Commit writes the rate limiter let through; if the commit fails, they never
-        happened, so the limiter forgets them."""
+    async def _commit_or_forget(
+        self, writes: list[Write], recorded: list[bool], now: float
+    ) -> list[Committed]:
+        """Commit ``writes``; ``recorded[i]`` says the rate limiter recorded write i. If the
+        commit fails, the writes never happened, so the limiter forgets those it recorded —
+        as it forgets a recorded delete that changed nothing."""
         try:
-            return await self._commit(writes, now)
+            committed = await self._commit(writes, now)
         except BaseException:
-            for write in writes:
-                self._limiter.forget(write.namespace_id, write.key, now)
+            for write, mine in zip(writes, recorded, strict=True):
+                if mine:
+                    self._limiter.forget(write.namespace_id, write.key, now)
             raise
+        for write, mine, outcome in zip(writes, recorded, committed, strict=True):
+            if mine and not outcome.changed:
+                self._limiter.forget(write.namespace_id, write.key, now)
+        return committed
+
+    async def _absent_among_limited(
+        self, namespace_id: str, keys: list[str], now: float
+    ) -> set[str]:
+        """Of ``keys``, those the rate limiter would refuse but which hold no value, nor
+        will once the writes now committing land: a delete of them changes nothing, so
+        the limiter is not asked (see the module docstring)."""
+        limited = [
+            key
+            for key in keys
+            if self._limiter.is_limited(namespace_id, key, now)
+            and (namespace_id, key) not in self._committing
+        ]
+        if not limited:
+            return set()
+        versions = await self._storage.get_many(namespace_id, limited)
+        return {key for key, version in zip(limited, versions, strict=True) if version is None}
 
     def _live(self, version: Version | None, now: float) -> Version | None:
         return version if version is not None and version.is_live(now) else None
@@ -222,20 +277,22 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
     async def Put(self, request: pb.PutRequest, context: Context) -> pb.WriteResponse:
         now = self._clock.now()
         write = validate_put(request.namespace_id, *put_arguments(request), now)
-        return await self._write_one(write, now, operation="put", method="PUT")
+        return await self._write_one(write, now, operation="put")
 
     async def Delete(self, request: pb.DeleteRequest, context: Context) -> pb.WriteResponse:
         now = self._clock.now()
         write = validate_delete(request.namespace_id, request.key)
-        return await self._write_one(write, now, operation="remove key", method="DELETE")
+        return await self._write_one(write, now, operation="remove key")
 
-    async def _write_one(
-        self, write: Write, now: float, operation: str, method: str
-    ) -> pb.WriteResponse:
+    async def _write_one(self, write: Write, now: float, operation: str) -> pb.WriteResponse:
         """Commit one validated write, if its namespace exists and its key may be written now."""
         self._require_known(write.namespace_id, operation)
-        self._limiter.check(write.namespace_id, write.key, now, method=method)
-        [committed] = await self._commit_or_forget([write], now)
+        changes_nothing = isinstance(write, Delete) and await self._absent_among_limited(
+            write.namespace_id, [write.key], now
+        )
+        if not changes_nothing:
+            self._limiter.check(write.namespace_id, write.key, now)
+        [committed] = await self._commit_or_forget([write], [not changes_nothing], now)
         return pb.WriteResponse(
             header=self._header(), revision=committed.revision, commit_time=committed.commit_time
         )
@@ -249,10 +306,10 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         namespace_id = self._require_namespace(request.namespace_id, "bulk put")
         now = self._clock.now()
 
-        def validate(entry: pb.BulkPutEntry) -> Write:
+        def validate(entry: pb.BulkPutEntry) -> tuple[Write, bool]:
             write = validate_put(namespace_id, *put_arguments(entry), now)
-            self._limiter.check(namespace_id, write.key, now, method="PUT")
-            return write
+            self._limiter.check(namespace_id, write.key, now)
+            return write, True
 
         return await self._bulk_write([(e.key, e) for e in request.entries], validate, now)
 
@@ -262,34 +319,42 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         validate_bulk_shape(len(request.keys), sum(len(key) for key in request.keys))
         namespace_id = self._require_namespace(request.namespace_id, "bulk delete")
         now = self._clock.now()
+        # Deletes that change nothing are not limited: of keys that hold no value, and of
+        # keys an earlier entry of this request deletes already.
+        unchanged = await self._absent_among_limited(namespace_id, _valid_keys(request.keys), now)
 
-        def validate(raw_key: bytes) -> Write:
+        def validate(raw_key: bytes) -> tuple[Write, bool]:
             write = validate_delete(namespace_id, raw_key)
-            self._limiter.check(namespace_id, write.key, now, method="DELETE")
-            return write
+            if write.key in unchanged:
+                return write, False
+            self._limiter.check(namespace_id, write.key, now)
+            unchanged.add(write.key)
+            return write, True
 
         return await self._bulk_write([(key, key) for key in request.keys], validate, now)
 
     async def _bulk_write(
         self,
         items: list[tuple[bytes, Any]],
-        validate: Callable[[Any], Write],
+        validate: Callable[[Any], tuple[Write, bool]],
         now: float,
     ) -> pb.BulkWriteResponse:
-        """Validate each entry on its own; commit the valid ones together."""
+        """Validate each entry on its own (``validate`` gives its write and whether the rate
+        limiter recorded it); commit the valid ones together."""
         results: list[pb.BulkResult] = []
-        valid: list[tuple[pb.BulkResult, Write]] = []
+        valid: list[tuple[pb.BulkResult, Write, bool]] = []
         for raw_key, item in items:
             result = pb.BulkResult(key=raw_key)
             results.append(result)
             try:
-                valid.append((result, validate(item)))
+                valid.append((result, *validate(item)))
             except KVError as exc:
                 result.error_kind = exc.kind.value
                 result.error_message = exc.message
-        writes = [write for _, write in valid]
-        committed = await self._commit_or_forget(writes, now) if valid else []
-        for (result, _), outcome in zip(valid, committed, strict=True):
+        writes = [write for _, write, _ in valid]
+        recorded = [mine for _, _, mine in valid]
+        committed = await self._commit_or_forget(writes, recorded, now) if valid else []
+        for (result, _, _), outcome in zip(valid, committed, strict=True):
             result.ok = True
             result.revision = outcome.revision
         return pb.BulkWriteResponse(

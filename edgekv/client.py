@@ -4,11 +4,19 @@ Theory of operation: a :class:`Client` owns one gRPC channel to the central
 store. ``client.namespace(id)`` returns a :class:`KVNamespace` whose methods
 mirror a Worker's KV binding (``get``, ``get_with_metadata``, ``put``,
 ``delete``, ``list``), with Python types: ``type="bytes"`` for
-``arrayBuffer``, ``None`` for ``null``. Bad arguments raise ``TypeError`` or
-the registry's :class:`~edgekv.core.errors.KVError` before anything is sent,
-with the same words the server would use. Reads are retried (bounded, with
-jittered backoff) on UNAVAILABLE and DEADLINE_EXCEEDED; writes are never
-retried on those, since a retry could apply them twice.
+``arrayBuffer``, ``None`` for ``null``. It reports errors as a Worker's binding
+does (:func:`~edgekv.core.errors.binding_error`): ``KV PUT failed: 400
+Invalid expiration_ttl of 0. …``, or — for what the binding refuses itself,
+before any request — a bare message in an exception that is both a
+:class:`~edgekv.core.errors.KVError` and a ``TypeError`` (an empty key, a
+number out of int32's range, an unknown type, an argument of the wrong Python
+type). Numbers are taken as the binding takes them: int32s, a fraction
+dropped (``cache_ttl=30.5`` reads with 30, at central and at an edge alike).
+Text is written as WTF-8 and read back leniently (:mod:`edgekv.core.text`),
+and a value's type is looked at only once a value is found. Bulk writes are
+the REST API's, and keep central's bare messages. Reads are retried
+(bounded, with jittered backoff) on UNAVAILABLE and DEADLINE_EXCEEDED; writes
+are never retried on those, since a retry could apply them twice.
 
 A write refused by the one-write-per-second rule (429, ``WRITE_RATE_LIMITED``)
 surely did not happen, so retrying it is safe. By default the
@@ -27,8 +35,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any, ClassVar, Literal, TypeVar, overload
 
@@ -36,8 +54,16 @@ import grpc
 
 from edgekv.closing import AsyncClosing
 from edgekv.core import limits
-from edgekv.core.errors import ErrorKind, KVError, RateLimitedError, error
+from edgekv.core.errors import (
+    REGISTRY,
+    ErrorKind,
+    KVError,
+    RateLimitedError,
+    binding_error,
+    error,
+)
 from edgekv.core.model import Change, Namespace
+from edgekv.core.text import decode_text, encode_text, lenient_key, well_formed_json
 from edgekv.core.validation import parse_json, validate_cache_ttl, validate_value
 from edgekv.inflight import DEFAULT_MAX_IN_FLIGHT, BoundedChannel
 from edgekv.locate import locate_central, locate_edge
@@ -53,12 +79,12 @@ T = TypeVar("T")
 ValueType = Literal["text", "json", "bytes", "arrayBuffer", "stream"]
 PutValue = str | bytes | bytearray | memoryview | IO[bytes] | AsyncIterable[bytes]
 
-_VALUE_TYPES = ("text", "json", "bytes", "arrayBuffer", "stream")
+# The types a bulk read takes (its server refuses the others, with 400).
+_BULK_VALUE_TYPES = ("text", "json")
 STREAM_CHUNK_BYTES = 64 * 1024
-_PUT_TYPE_ERROR = (
-    "KV put() accepts only str, bytes, bytearray, memoryview, binary files "
-    "and async iterators of bytes as values."
-)
+# The numbers the wire carries (protobuf int64s; a list's limit is an int32).
+_WIRE_INT_MIN, _WIRE_INT_MAX = -(2**63), 2**63 - 1
+_PUT_VALUE_TYPES = "str, bytes, bytearray, memoryview, a binary file or an async iterator of bytes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,38 +177,141 @@ RATE_LIMITED_RETRY = RetrySchedule(
 )
 
 
-def _encode_key(key: str) -> bytes:
+def _with_status(exc: KVError) -> str:
+    """``exc``'s bare message after its HTTP status: ``429 Too Many Requests``."""
+    return f"{REGISTRY[exc.kind].http_status} {exc.message}"
+
+
+def _wrong_type(method: str, argument: str, expected: str, value: object) -> KVError:
+    return error(
+        ErrorKind.ARGUMENT_TYPE,
+        method=method,
+        argument=argument,
+        expected=expected,
+        actual=type(value).__name__,
+    )
+
+
+def _whole(method: str, argument: str, value: object) -> int | None:
+    """A number as Workers' binding converts it: a fraction dropped, NaN and ±Infinity as 0.
+
+    None means "not given". Anything but an int or a float is refused by name,
+    rather than sent to fail deep inside protobuf.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _wrong_type(method, argument, "an int", value)
+    number = (
+        (math.trunc(value) if math.isfinite(value) else 0) if isinstance(value, float) else value
+    )
+    if not _WIRE_INT_MIN <= number <= _WIRE_INT_MAX:  # the wire's int64, or protobuf raises
+        raise error(ErrorKind.VALUE_OUT_OF_RANGE, minimum=_WIRE_INT_MIN, maximum=_WIRE_INT_MAX)
+    return number
+
+
+def _int32(method: str, argument: str, value: object) -> int | None:
+    """A number as Workers' binding takes it (:func:`_whole`), which must fit an int32:
+    past that it is a TypeError there, so here too."""
+    number = _whole(method, argument, value)
+    if number is not None and not limits.BINDING_INT_MIN <= number <= limits.BINDING_INT_MAX:
+        raise error(
+            ErrorKind.VALUE_OUT_OF_RANGE,
+            minimum=limits.BINDING_INT_MIN,
+            maximum=limits.BINDING_INT_MAX,
+        )
+    return number
+
+
+def _encode_key(key: object, method: str) -> bytes:
+    """A key as the bytes a Worker's binding sends in a URL's path: WTF-8. A key with a
+    lone surrogate is so not UTF-8, and the server refuses it, as Workers' does."""
     if not isinstance(key, str):
-        raise TypeError(f"KV keys are str, not {type(key).__name__}")
-    return key.encode("utf-8", "surrogatepass")
+        raise _wrong_type(method, "key", "a str", key)
+    return encode_text(key)
 
 
-def _metadata_json(metadata: Any) -> str | None:
+def _single_key(key: object, method: str) -> bytes:
+    """The key of a single-key call, refused here when Workers' binding refuses it itself,
+    before any request and before any other argument (empty, ``.`` or ``..``)."""
+    raw = _encode_key(key, method)
+    if not raw:
+        raise error(ErrorKind.KEY_EMPTY)
+    if key in limits.RESERVED_KEYS:
+        raise error(ErrorKind.KEY_RESERVED, key=key)
+    return raw
+
+
+def _keys_of(key: object, method: str) -> list[str] | None:
+    """The keys of a bulk read, or None when ``key`` is one key."""
+    if isinstance(key, str):
+        return None
+    if isinstance(key, Sequence) and not isinstance(key, bytes | bytearray):
+        keys = list(key)
+        for item in keys:
+            if not isinstance(item, str):
+                raise _wrong_type(method, "key", "a str or a sequence of str", item)
+        return keys
+    raise _wrong_type(method, "key", "a str or a sequence of str", key)
+
+
+def _as_javascript_numbers(value: Any) -> Any:
+    """``value`` with its numbers as JSON.stringify writes them: NaN and ±Infinity as None
+    (null), and a whole float below 1e21 as an int (``1`` for ``1.0``, as JavaScript has
+    one number type). Python and JavaScript then differ only for floats below 1e-4 in
+    magnitude (``1e-05`` against ``0.00001``), which are left as Python writes them."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return int(value) if value.is_integer() and abs(value) < 1e21 else value
+    if isinstance(value, Mapping):
+        return {name: _as_javascript_numbers(item) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_javascript_numbers(item) for item in value]
+    return value
+
+
+def _metadata_json(metadata: Any, method: str = "put") -> str | None:
+    """Metadata as a Worker's binding serialises it: JSON.stringify's text, non-finite
+    numbers as null and lone surrogates escaped (docs/design.md, "Limits and messages")."""
     if metadata is None:
         return None
-    return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text = json.dumps(
+            _as_javascript_numbers(metadata),
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+    except (TypeError, ValueError, RecursionError):  # a set, an object, a cycle
+        raise _wrong_type(method, "metadata", "JSON-serialisable", metadata) from None
+    return well_formed_json(text)
 
 
-def _decode(raw_key: bytes, value: bytes, value_type: str) -> Any:
-    """The value as ``value_type``; a KVError naming the key when it is not that."""
+def _decode(raw_key: bytes, value: bytes, value_type: str, in_bulk: bool = False) -> Any:
+    """A found value as ``value_type`` (the type is looked at only now, as in Workers).
+
+    ``in_bulk``: read in a bulk read, whose values Workers' server decodes, dropping a
+    leading byte order mark (:mod:`edgekv.core.text`).
+    """
     if value_type == "text":
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            detail = f"invalid byte at offset {exc.start}"
-            raise error(ErrorKind.VALUE_NOT_TEXT, key=_shown(raw_key), detail=detail) from None
+        return decode_text(value, drop_bom=in_bulk)
     if value_type == "json":
         try:
-            return parse_json(value)  # as Workers' JSON.parse reads it: no NaN, no Infinity
+            # As a Worker reads it: text first (leniently), then JSON.parse — no NaN, no
+            # Infinity, no byte order mark.
+            return parse_json(decode_text(value, drop_bom=in_bulk))
         except ValueError as exc:
             raise error(ErrorKind.VALUE_NOT_JSON, key=_shown(raw_key), detail=str(exc)) from None
     if value_type in ("bytes", "arrayBuffer"):
         return value
-    return _stream(value)
+    if value_type == "stream":
+        return _stream(value)
+    raise error(ErrorKind.TYPE_UNKNOWN)
 
 
 def _shown(raw_key: bytes) -> str:
-    return raw_key.decode("utf-8", "replace")
+    return decode_text(raw_key)
 
 
 async def _stream(value: bytes) -> AsyncIterator[bytes]:
@@ -193,14 +322,14 @@ async def _stream(value: bytes) -> AsyncIterator[bytes]:
 
 async def _value_bytes(value: PutValue) -> bytes:
     if isinstance(value, str):
-        return value.encode("utf-8")
+        return encode_text(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     if isinstance(value, AsyncIterable):
         parts = []
         async for part in value:
             if not isinstance(part, bytes | bytearray | memoryview):
-                raise TypeError(_PUT_TYPE_ERROR)
+                raise _wrong_type("put", "value", _PUT_VALUE_TYPES, part)
             parts.append(bytes(part))
         return b"".join(parts)
     read = getattr(value, "read", None)
@@ -208,7 +337,7 @@ async def _value_bytes(value: PutValue) -> bytes:
         data = read()
         if isinstance(data, bytes):
             return data
-    raise TypeError(_PUT_TYPE_ERROR)
+    raise _wrong_type("put", "value", _PUT_VALUE_TYPES, value)
 
 
 def _parse_metadata(metadata_json: str | None) -> Any:
@@ -247,12 +376,14 @@ def _edge_info(info: edge_pb2.ReadInfo, entry: kv_pb2.Entry | None = None) -> Re
     )
 
 
-def _result(entry: kv_pb2.Entry, value_type: str, info: ReadInfo) -> ValueWithMetadata:
+def _result(
+    entry: kv_pb2.Entry, value_type: str, info: ReadInfo, in_bulk: bool = False
+) -> ValueWithMetadata:
     if not entry.found:
         return ValueWithMetadata(None, None, info.cache_status, info)
     metadata = entry.metadata_json if entry.HasField("metadata_json") else None
     return ValueWithMetadata(
-        _decode(entry.key, entry.value, value_type),
+        _decode(entry.key, entry.value, value_type, in_bulk),
         _parse_metadata(metadata),
         info.cache_status,
         info,
@@ -356,7 +487,7 @@ class Client(AsyncClosing):
                 failed_attempts += 1
                 if not self.may_retry_rate_limited(exc.kind, failed_attempts):
                     raise
-                await self.wait_out_rate_limit(exc.message, failed_attempts)
+                await self.wait_out_rate_limit(_with_status(exc), failed_attempts)
 
     def may_retry_rate_limited(self, kind: ErrorKind | str | None, failed_attempts: int) -> bool:
         """Whether a write refused as ``kind`` after ``failed_attempts`` goes again."""
@@ -433,8 +564,9 @@ class Client(AsyncClosing):
             self.stub.DeleteNamespace, pb.DeleteNamespaceRequest(namespace_id=namespace_id)
         )
 
-    def namespace(self, namespace_id: str) -> KVNamespace:
-        return KVNamespace(self, namespace_id)
+    def namespace(self, namespace_id: str, *, as_binding: bool = True) -> KVNamespace:
+        """The namespace ``namespace_id`` (see :class:`KVNamespace` for ``as_binding``)."""
+        return KVNamespace(self, namespace_id, as_binding=as_binding)
 
 
 class WatchStream:
@@ -458,27 +590,49 @@ class WatchStream:
 
 
 class KVNamespace:
-    """One namespace, used as a Worker uses its KV binding."""
+    """One namespace, used as a Worker uses its KV binding.
 
-    def __init__(self, client: Client, namespace_id: str) -> None:
+    ``as_binding=False`` takes calls as Cloudflare's REST API does instead, as
+    wrangler's commands (and so ``edgekv kv``) make them: errors keep their bare
+    message, and numbers need only fit the store (the binding's int32 range is the
+    binding's own).
+    """
+
+    def __init__(self, client: Client, namespace_id: str, *, as_binding: bool = True) -> None:
         self._client = client
         self.id = namespace_id
+        self.as_binding = as_binding
+
+    @contextmanager
+    def _reported_as(self, operation: str) -> Iterator[None]:
+        """A KVError raised inside, as a Worker's binding reports it for ``operation`` (GET,
+        PUT, DELETE, GET_BULK) when this is a binding; the traceback stays the original's."""
+        try:
+            yield
+        except KVError as exc:
+            if not self.as_binding:
+                raise
+            raise binding_error(exc, operation).with_traceback(exc.__traceback__) from None
+
+    def _number(self, method: str, argument: str, value: object) -> int | None:
+        """A number argument, in the binding's int32 range when a binding."""
+        return (_int32 if self.as_binding else _whole)(method, argument, value)
 
     def __repr__(self) -> str:
         return f"KVNamespace(id={self.id!r}, central={self._client.central!r})"
 
     @overload
     async def get(
-        self, key: str, type: ValueType = "text", cache_ttl: int | None = None
+        self, key: str, type: ValueType = "text", cache_ttl: float | None = None
     ) -> Any: ...
 
     @overload
     async def get(
-        self, key: Sequence[str], type: ValueType = "text", cache_ttl: int | None = None
+        self, key: Sequence[str], type: ValueType = "text", cache_ttl: float | None = None
     ) -> dict[str, Any]: ...
 
     async def get(
-        self, key: str | Sequence[str], type: ValueType = "text", cache_ttl: int | None = None
+        self, key: str | Sequence[str], type: ValueType = "text", cache_ttl: float | None = None
     ) -> Any:
         """The value (decoded as ``type``), or None when the key does not exist.
 
@@ -492,95 +646,111 @@ class KVNamespace:
 
     @overload
     async def get_with_metadata(  # type: ignore[overload-overlap]  # str is a Sequence too
-        self, key: str, type: ValueType = "text", cache_ttl: int | None = None
+        self, key: str, type: ValueType = "text", cache_ttl: float | None = None
     ) -> ValueWithMetadata: ...
 
     @overload
     async def get_with_metadata(
-        self, key: Sequence[str], type: ValueType = "text", cache_ttl: int | None = None
+        self, key: Sequence[str], type: ValueType = "text", cache_ttl: float | None = None
     ) -> dict[str, ValueWithMetadata | None]: ...
 
     async def get_with_metadata(
-        self, key: str | Sequence[str], type: ValueType = "text", cache_ttl: int | None = None
+        self, key: str | Sequence[str], type: ValueType = "text", cache_ttl: float | None = None
     ) -> ValueWithMetadata | dict[str, ValueWithMetadata | None]:
-        validate_cache_ttl(cache_ttl)
-        if type not in _VALUE_TYPES:
-            raise TypeError(
-                f'Unknown response type "{type}". '
-                'Possible types are "text", "json", "bytes", "arrayBuffer" and "stream".'
-            )
-        if not isinstance(key, str):
-            if type not in ("text", "json"):
-                raise TypeError(f'"{type}" is not a valid type. Use "json" or "text"')
-            return await self._get_many(list(key), type, cache_ttl)
+        """The value (decoded as ``type``) with its metadata; value and metadata None when
+        the key does not exist. A list of keys reads them all in one call (GET_BULK)."""
+        keys = _keys_of(key, "get")
+        if keys is not None:
+            with self._reported_as("GET_BULK"):
+                return await self._get_many(keys, type, cache_ttl)
+        assert isinstance(key, str)
+        with self._reported_as("GET"):
+            return await self._get_one(key, type, cache_ttl)
+
+    async def _get_one(self, key: str, value_type: str, cache_ttl: object) -> ValueWithMetadata:
+        raw_key = _single_key(key, "get")
+        cache_ttl_s = self._number("get", "cache_ttl", cache_ttl)
+        validate_cache_ttl(cache_ttl_s)
         edge = self._client.edge_stub
         if edge is not None:
             answer = await self._client.read(
                 edge.Get,
-                edge_pb2.EdgeGetRequest(
-                    namespace_id=self.id, key=_encode_key(key), cache_ttl=cache_ttl
-                ),
+                edge_pb2.EdgeGetRequest(namespace_id=self.id, key=raw_key, cache_ttl=cache_ttl_s),
             )
-            return _result(answer.entry, type, _edge_info(answer.info, answer.entry))
+            return _result(answer.entry, value_type, _edge_info(answer.info, answer.entry))
         response = await self._client.read(
-            self._client.stub.Get, pb.GetRequest(namespace_id=self.id, key=_encode_key(key))
+            self._client.stub.Get, pb.GetRequest(namespace_id=self.id, key=raw_key)
         )
-        return _result(response.entry, type, _central_info(response.entry))
+        return _result(response.entry, value_type, _central_info(response.entry))
 
     async def _get_many(
-        self, keys: list[str], value_type: str, cache_ttl: int | None
+        self, keys: list[str], value_type: str, cache_ttl: object
     ) -> dict[str, ValueWithMetadata | None]:
-        raw_keys = [_encode_key(k) for k in keys]
+        if value_type not in _BULK_VALUE_TYPES:
+            raise error(ErrorKind.GET_MANY_TYPE_INVALID, type=value_type)
+        cache_ttl_s = self._number("get", "cache_ttl", cache_ttl)
+        validate_cache_ttl(cache_ttl_s)
+        # The keys go in a body, which Workers' server reads leniently (edgekv.core.text):
+        # the answer is keyed by the keys as read.
+        keys = [lenient_key(key) for key in keys]
+        raw_keys = [key.encode("utf-8") for key in keys]
         edge = self._client.edge_stub
         if edge is not None:
             answer = await self._client.read(
                 edge.GetMany,
                 edge_pb2.EdgeGetManyRequest(
-                    namespace_id=self.id, keys=raw_keys, cache_ttl=cache_ttl
+                    namespace_id=self.id, keys=raw_keys, cache_ttl=cache_ttl_s
                 ),
             )
+            entries = [(read.entry, _edge_info(read.info, read.entry)) for read in answer.reads]
+        else:
+            response = await self._client.read(
+                self._client.stub.GetMany, pb.GetManyRequest(namespace_id=self.id, keys=raw_keys)
+            )
+            entries = [(entry, _central_info(entry)) for entry in response.entries]
+        try:
             return {
-                key: _result(read.entry, value_type, _edge_info(read.info, read.entry))
-                if read.entry.found
-                else None
-                for key, read in zip(keys, answer.reads, strict=True)
+                key: _result(entry, value_type, info, in_bulk=True) if entry.found else None
+                for key, (entry, info) in zip(keys, entries, strict=True)
             }
-        response = await self._client.read(
-            self._client.stub.GetMany, pb.GetManyRequest(namespace_id=self.id, keys=raw_keys)
-        )
-        return {
-            key: _result(entry, value_type, _central_info(entry)) if entry.found else None
-            for key, entry in zip(keys, response.entries, strict=True)
-        }
+        except KVError as exc:  # Workers' bulk read refuses the whole read, in its words
+            if exc.kind is not ErrorKind.VALUE_NOT_JSON:
+                raise
+            raise error(ErrorKind.GET_MANY_VALUE_NOT_JSON) from None
 
     async def put(
         self,
         key: str,
         value: PutValue,
-        expiration: int | None = None,
-        expiration_ttl: int | None = None,
+        expiration: float | None = None,
+        expiration_ttl: float | None = None,
         metadata: Any = None,
     ) -> WriteResult:
-        request = pb.PutRequest(
-            namespace_id=self.id,
-            key=_encode_key(key),
-            # Refused here, in the store's words, rather than sent: an edge's transport takes
-            # no message larger than the largest value.
-            value=validate_value(await _value_bytes(value)),
-            metadata_json=_metadata_json(metadata),
-            expiration=expiration,
-            expiration_ttl=expiration_ttl,
-        )
-        edge = self._client.edge_stub
-        method = self._client.stub.Put if edge is None else edge.Put
-        response = await self._client.write(method, request)
+        """Write ``value`` (text as WTF-8) under ``key``; ``expiration`` is absolute Unix
+        seconds, ``expiration_ttl`` seconds from now (it wins when both are given)."""
+        with self._reported_as("PUT"):
+            request = pb.PutRequest(
+                namespace_id=self.id,
+                key=_single_key(key, "put"),
+                # Refused here, in the store's words, rather than sent: an edge's transport
+                # takes no message larger than the largest value.
+                value=validate_value(await _value_bytes(value)),
+                metadata_json=_metadata_json(metadata),
+                expiration=self._number("put", "expiration", expiration),
+                expiration_ttl=self._number("put", "expiration_ttl", expiration_ttl),
+            )
+            edge = self._client.edge_stub
+            method = self._client.stub.Put if edge is None else edge.Put
+            response = await self._client.write(method, request)
         return WriteResult(response.revision, response.commit_time)
 
     async def delete(self, key: str) -> WriteResult:
-        request = pb.DeleteRequest(namespace_id=self.id, key=_encode_key(key))
-        edge = self._client.edge_stub
-        method = self._client.stub.Delete if edge is None else edge.Delete
-        response = await self._client.write(method, request)
+        """Delete ``key``; deleting a key that does not exist succeeds, and changes nothing."""
+        with self._reported_as("DELETE"):
+            request = pb.DeleteRequest(namespace_id=self.id, key=_single_key(key, "delete"))
+            edge = self._client.edge_stub
+            method = self._client.stub.Delete if edge is None else edge.Delete
+            response = await self._client.write(method, request)
         return WriteResult(response.revision, response.commit_time)
 
     async def list(
@@ -588,10 +758,24 @@ class KVNamespace:
         prefix: str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
-        cache_ttl: int | None = None,
+        cache_ttl: float | None = None,
     ) -> ListResult:
-        validate_cache_ttl(cache_ttl)
-        namespace_id, raw_prefix = self.id, _encode_key(prefix or "")
+        """One page of keys (a Worker's binding reports a list's errors as GET's)."""
+        with self._reported_as("GET"):
+            return await self._list(prefix, limit, cursor, cache_ttl)
+
+    async def _list(
+        self, prefix: object, limit: object, cursor: object, cache_ttl: object
+    ) -> ListResult:
+        cache_ttl_s = self._number("list", "cache_ttl", cache_ttl)
+        validate_cache_ttl(cache_ttl_s)
+        page_size = _int32("list", "limit", limit) or 0  # an int32 on the wire too
+        if cursor is not None and not isinstance(cursor, str):
+            raise _wrong_type("list", "cursor", "a str", cursor)
+        if prefix is not None and not isinstance(prefix, str):
+            raise _wrong_type("list", "prefix", "a str", prefix)
+        # In a query, which Workers' server reads leniently (edgekv.core.text).
+        namespace_id, raw_prefix = self.id, lenient_key(prefix or "").encode("utf-8")
         edge = self._client.edge_stub
         cache_status = None
         if edge is not None:
@@ -600,9 +784,9 @@ class KVNamespace:
                 edge_pb2.EdgeListRequest(
                     namespace_id=namespace_id,
                     prefix=raw_prefix,
-                    limit=limit or 0,
+                    limit=page_size,
                     cursor=cursor or "",
-                    cache_ttl=cache_ttl,
+                    cache_ttl=cache_ttl_s,
                 ),
             )
             cache_status = _CACHE_STATUS_NAMES[response.info.cache_status]
@@ -612,7 +796,7 @@ class KVNamespace:
                 pb.ListRequest(
                     namespace_id=namespace_id,
                     prefix=raw_prefix,
-                    limit=limit or 0,
+                    limit=page_size,
                     cursor=cursor or "",
                 ),
             )
@@ -652,7 +836,7 @@ class KVNamespace:
         return await self._bulk_write(
             self._client.stub.BulkDelete,
             lambda chosen: pb.BulkDeleteRequest(namespace_id=self.id, keys=chosen),
-            [_encode_key(k) for k in keys],
+            [_encode_key(k, "bulk_delete") for k in keys],
         )
 
     async def _bulk_write(
@@ -674,7 +858,7 @@ class KVNamespace:
             pending = [i for i, answer in enumerate(answers) if answer.error_kind == refused]
             if not pending or not self._client.may_retry_rate_limited(refused, failed_attempts):
                 return self._bulk_result(answers)
-            reason = f"{answers[pending[0]].error_message} for {len(pending)} of {len(items)} keys"
+            reason = f"{_with_status(error(refused))} for {len(pending)} of {len(items)} keys"
             await self._client.wait_out_rate_limit(reason, failed_attempts)
             response = await self._client.call(method, request_of([items[i] for i in pending]))
             for index, answer in zip(pending, response.results, strict=True):
@@ -710,13 +894,18 @@ class KVNamespace:
                 expiration_ttl=entry.get("expiration_ttl"),
                 metadata=entry.get("metadata"),
             )
-        value = entry.value.encode("utf-8") if isinstance(entry.value, str) else entry.value
+        value = entry.value
+        if isinstance(value, str):
+            value = encode_text(value)
+        elif not isinstance(value, bytes):
+            raise _wrong_type("bulk_put", "value", "str or bytes", value)
+        # The REST API's numbers: whole seconds, without the binding's int32 range.
         return pb.BulkPutEntry(
-            key=_encode_key(entry.key),
+            key=_encode_key(entry.key, "bulk_put"),
             value=value,
-            metadata_json=_metadata_json(entry.metadata),
-            expiration=entry.expiration,
-            expiration_ttl=entry.expiration_ttl,
+            metadata_json=_metadata_json(entry.metadata, "bulk_put"),
+            expiration=_whole("bulk_put", "expiration", entry.expiration),
+            expiration_ttl=_whole("bulk_put", "expiration_ttl", entry.expiration_ttl),
         )
 
     @staticmethod

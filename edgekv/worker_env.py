@@ -8,7 +8,11 @@ Theory of operation: the configuration names bindings and namespace ids
 With a ``region`` every binding reads and writes through that region's edge,
 as a Worker running there would; without one, through the central store.
 A write refused by the one-write-per-second rule raises ``RateLimitedError``
-at once, as in a Worker: bindings never write again by themselves.
+at once, as in a Worker: bindings never write again by themselves. Each binding
+is a :class:`~edgekv.client.KVNamespace`, so it takes numbers as a Worker's
+binding does (int32s: ``expiration=2**31`` is a TypeError, ``Value out of
+range``) and reports errors in its words (``KV PUT failed: 429 Too Many
+Requests``).
 The returned :class:`Bindings` owns one client: close it, or use ``async with``.
 """
 

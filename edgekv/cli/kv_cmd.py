@@ -136,7 +136,8 @@ def _target(args: argparse.Namespace, region: str | None = None) -> _Target:
         client = Client(edge=locate_edge(region or "", edge), retry_rate_limited=retry_rate_limited)
     else:
         client = Client(central=locate_central(args.central), retry_rate_limited=retry_rate_limited)
-    return _Target(client, client.namespace(namespace_id), namespace_id)
+    # wrangler's commands call the REST API, not a binding: its bare messages, its ranges.
+    return _Target(client, client.namespace(namespace_id, as_binding=False), namespace_id)
 
 
 def _confirm(question: str, assume_yes: bool) -> bool:

@@ -4,10 +4,21 @@ Theory of operation: an error is a *kind* (a member of :class:`ErrorKind`) plus
 the facts that fill its message. The registry row of a kind says
 
 * which gRPC status carries it (by name, so this module imports no ``grpc``),
-* the message template, worded as Workers KV words it,
-* whether it is *definite* — the operation surely did not happen.
+* the HTTP status Workers KV answers it with (400 unless said),
+* the message template, worded as Workers KV words it — the bare message, as
+  Cloudflare's REST API returns it,
+* whether it is *definite* — the operation surely did not happen,
+* whether Workers' binding raises it itself, before any request: a
+  ``TypeError`` (an empty key, a bad type, a number out of range) or a
+  ``SyntaxError`` from ``JSON.parse``.
 
-A third fact follows from the status: an error is *transient* when the
+A Worker's binding reports every other error as ``KV {OP} failed: {HTTP
+status} {message}`` (``KV PUT failed: 429 Too Many Requests``), OP being GET,
+PUT, DELETE or GET_BULK (a list's errors say GET too). The core and the gRPC
+services keep the bare message; the Workers-style Python API adds the prefix
+(:func:`binding_error`), so a Python caller reads what a Worker would.
+
+One more fact follows from the status: an error is *transient* when the
 server could not be reached or did not answer in time (UNAVAILABLE,
 DEADLINE_EXCEEDED). Callers retry transient reads freely, and transient
 writes only when definite, so that a retry never applies a write twice.
@@ -39,10 +50,12 @@ class KVError(Exception):
 
     kind: ErrorKind
 
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    def __init__(self, kind: ErrorKind, message: str, reason: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        # The bare message, without the binding's "KV GET failed: 400 " (see binding_error).
+        self.reason = message if reason is None else reason
 
     @property
     def definite(self) -> bool:
@@ -59,12 +72,26 @@ class KVError(Exception):
         """The gRPC status name that carries this error, e.g. ``"NOT_FOUND"``."""
         return REGISTRY[self.kind].status
 
+    @property
+    def http_status(self) -> int:
+        """The HTTP status Workers KV answers this error with, e.g. 414."""
+        return REGISTRY[self.kind].http_status
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.kind, self.message))
+        return (type(self), (self.kind, self.message, self.reason))
 
 
 class InvalidRequestError(KVError):
     """The request breaks a rule (a limit, a malformed argument); fix it, don't retry."""
+
+
+class InvalidTypeError(InvalidRequestError, TypeError):
+    """An argument Workers' binding itself refuses with a ``TypeError`` (an empty key, an
+    unknown type, a number out of int32's range), or a Python argument of the wrong type.
+
+    Both a :class:`KVError` and a :class:`TypeError`, so that ``except TypeError`` catches
+    what it would catch in a Worker, and ``except KVError`` everything edgekv refuses.
+    """
 
 
 class NotFoundError(KVError):
@@ -95,14 +122,21 @@ class ErrorKind(enum.StrEnum):
     VALUE_TOO_LARGE = "VALUE_TOO_LARGE"
     METADATA_TOO_LARGE = "METADATA_TOO_LARGE"
     METADATA_NOT_JSON = "METADATA_NOT_JSON"
+    EXPIRATION_TTL_NOT_POSITIVE = "EXPIRATION_TTL_NOT_POSITIVE"
     EXPIRATION_TTL_TOO_SMALL = "EXPIRATION_TTL_TOO_SMALL"
+    EXPIRATION_NOT_FUTURE = "EXPIRATION_NOT_FUTURE"
     EXPIRATION_TOO_SOON = "EXPIRATION_TOO_SOON"
     CACHE_TTL_TOO_SMALL = "CACHE_TTL_TOO_SMALL"
     LIST_LIMIT_TOO_LARGE = "LIST_LIMIT_TOO_LARGE"
     CURSOR_INVALID = "CURSOR_INVALID"
     PREFIX_NOT_UTF8 = "PREFIX_NOT_UTF8"
+    PREFIX_TOO_LONG = "PREFIX_TOO_LONG"
     GET_MANY_EMPTY = "GET_MANY_EMPTY"
     GET_MANY_TOO_MANY = "GET_MANY_TOO_MANY"
+    GET_MANY_KEY_EMPTY = "GET_MANY_KEY_EMPTY"
+    GET_MANY_KEY_RESERVED = "GET_MANY_KEY_RESERVED"
+    GET_MANY_TYPE_INVALID = "GET_MANY_TYPE_INVALID"
+    GET_MANY_VALUE_NOT_JSON = "GET_MANY_VALUE_NOT_JSON"
     BULK_EMPTY = "BULK_EMPTY"
     BULK_TOO_MANY = "BULK_TOO_MANY"
     BULK_TOO_LARGE = "BULK_TOO_LARGE"
@@ -134,7 +168,10 @@ class ErrorKind(enum.StrEnum):
     MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
     STORAGE_FAILED = "STORAGE_FAILED"
     VALUE_NOT_JSON = "VALUE_NOT_JSON"
-    VALUE_NOT_TEXT = "VALUE_NOT_TEXT"
+    # What Workers' binding refuses itself, before any request (TypeErrors).
+    TYPE_UNKNOWN = "TYPE_UNKNOWN"
+    VALUE_OUT_OF_RANGE = "VALUE_OUT_OF_RANGE"
+    ARGUMENT_TYPE = "ARGUMENT_TYPE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,38 +182,70 @@ class ErrorSpec:
     template: str
     exception: type[KVError]
     definite: bool = True
+    # What Workers KV answers over HTTP: a Worker's binding shows it in its message.
+    http_status: int = 400
+    # Raised by Workers' binding itself, before any request, so without "KV GET failed: …".
+    raised_by_binding: bool = False
     # Whether the facts may come from a request, and so are clipped (see error()); False
     # for errors whose facts are central's own words (paths, what to do).
     clipped: bool = True
 
 
 _INVALID = InvalidRequestError
+_TYPE = InvalidTypeError
 
 REGISTRY: dict[ErrorKind, ErrorSpec] = {
-    ErrorKind.KEY_EMPTY: ErrorSpec("INVALID_ARGUMENT", "Key name cannot be empty.", _INVALID),
+    # A Worker's binding refuses these keys itself, with a TypeError; in a bulk read the
+    # server refuses them, in other words (GET_MANY_KEY_*).
+    ErrorKind.KEY_EMPTY: ErrorSpec(
+        "INVALID_ARGUMENT", "Key name cannot be empty.", _TYPE, raised_by_binding=True
+    ),
     ErrorKind.KEY_RESERVED: ErrorSpec(
-        "INVALID_ARGUMENT", '"{key}" is not allowed as a key name.', _INVALID
+        "INVALID_ARGUMENT",
+        '"{key}" is not allowed as a key name.',
+        _TYPE,
+        raised_by_binding=True,
     ),
     ErrorKind.KEY_TOO_LONG: ErrorSpec(
         "INVALID_ARGUMENT",
         "UTF-8 encoded length of {length} exceeds key length limit of {limit}.",
         _INVALID,
+        http_status=414,
     ),
+    # Bytes that are not UTF-8: what Workers answers for a key holding a lone surrogate,
+    # which its binding sends percent-encoded as WTF-8.
     ErrorKind.KEY_NOT_UTF8: ErrorSpec(
-        "INVALID_ARGUMENT", "Key name is not valid UTF-8: {detail}.", _INVALID
+        "INVALID_ARGUMENT", "Could not URL-decode key name", _INVALID
     ),
     ErrorKind.VALUE_TOO_LARGE: ErrorSpec(
-        "INVALID_ARGUMENT", "Value length of {length} exceeds limit of {limit}.", _INVALID
+        "INVALID_ARGUMENT",
+        "Value length of {length} exceeds limit of {limit}.",
+        _INVALID,
+        http_status=413,
     ),
     ErrorKind.METADATA_TOO_LARGE: ErrorSpec(
-        "INVALID_ARGUMENT", "Metadata length of {length} exceeds limit of {limit}.", _INVALID
+        "INVALID_ARGUMENT",
+        "Metadata length of {length} exceeds limit of {limit}.",
+        _INVALID,
+        http_status=413,
     ),
     ErrorKind.METADATA_NOT_JSON: ErrorSpec(
         "INVALID_ARGUMENT", "Metadata is not valid JSON: {detail}.", _INVALID
     ),
+    ErrorKind.EXPIRATION_TTL_NOT_POSITIVE: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Invalid expiration_ttl of {ttl}. Please specify integer greater than 0.",
+        _INVALID,
+    ),
     ErrorKind.EXPIRATION_TTL_TOO_SMALL: ErrorSpec(
         "INVALID_ARGUMENT",
         "Invalid expiration_ttl of {ttl}. Expiration TTL must be at least {minimum}.",
+        _INVALID,
+    ),
+    ErrorKind.EXPIRATION_NOT_FUTURE: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Invalid expiration of {expiration}. Please specify integer greater than the current "
+        "number of seconds since the UNIX epoch.",
         _INVALID,
     ),
     ErrorKind.EXPIRATION_TOO_SOON: ErrorSpec(
@@ -201,12 +270,31 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
     ErrorKind.PREFIX_NOT_UTF8: ErrorSpec(
         "INVALID_ARGUMENT", "Prefix is not valid UTF-8: {detail}.", _INVALID
     ),
+    ErrorKind.PREFIX_TOO_LONG: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "UTF-8 encoded length of {length} exceeds key length limit of {limit}.",
+        _INVALID,
+        http_status=414,
+    ),
     ErrorKind.GET_MANY_EMPTY: ErrorSpec(
-        "INVALID_ARGUMENT", "You must request at least one key.", _INVALID
+        "INVALID_ARGUMENT", "You must request a minimum of 1 key", _INVALID
     ),
     ErrorKind.GET_MANY_TOO_MANY: ErrorSpec(
+        "INVALID_ARGUMENT", "You can request a maximum of {limit} keys", _INVALID
+    ),
+    ErrorKind.GET_MANY_KEY_EMPTY: ErrorSpec(
+        "INVALID_ARGUMENT", "Key names must not be empty", _INVALID
+    ),
+    ErrorKind.GET_MANY_KEY_RESERVED: ErrorSpec(
+        "INVALID_ARGUMENT", 'Illegal key name "{key}". Please use a different name.', _INVALID
+    ),
+    ErrorKind.GET_MANY_TYPE_INVALID: ErrorSpec(
+        "INVALID_ARGUMENT", '"{type}" is not a valid type. Use "json" or "text"', _INVALID
+    ),
+    # Client side: a bulk read with type "json" found a value that is not JSON.
+    ErrorKind.GET_MANY_VALUE_NOT_JSON: ErrorSpec(
         "INVALID_ARGUMENT",
-        "You can request at most {limit} keys at once; {count} were requested.",
+        "At least one of the requested keys corresponds to a non-json value",
         _INVALID,
     ),
     ErrorKind.BULK_EMPTY: ErrorSpec(
@@ -221,11 +309,10 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "INVALID_ARGUMENT",
         "Total size of request of {length} bytes exceeds the limit of {limit} bytes.",
         _INVALID,
+        http_status=413,
     ),
     ErrorKind.WRITE_RATE_LIMITED: ErrorSpec(
-        "RESOURCE_EXHAUSTED",
-        "KV {method} failed: 429 Too Many Requests",
-        RateLimitedError,
+        "RESOURCE_EXHAUSTED", "Too Many Requests", RateLimitedError, http_status=429
     ),
     ErrorKind.NAMESPACE_ID_INVALID: ErrorSpec(
         "INVALID_ARGUMENT",
@@ -233,7 +320,10 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         _INVALID,
     ),
     ErrorKind.NAMESPACE_NOT_FOUND: ErrorSpec(
-        "NOT_FOUND", "{operation}: 'namespace not found' ({namespace_id})", NotFoundError
+        "NOT_FOUND",
+        "{operation}: 'namespace not found' ({namespace_id})",
+        NotFoundError,
+        http_status=404,
     ),
     ErrorKind.NAMESPACE_TITLE_INVALID: ErrorSpec(
         "INVALID_ARGUMENT",
@@ -274,26 +364,31 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "UNAVAILABLE",
         "The link from {node} to the central store is partitioned.",
         UnavailableError,
+        http_status=503,
     ),
     ErrorKind.REQUEST_LOST: ErrorSpec(
         "UNAVAILABLE",
         "A call from {node} to the central store was lost on the way out.",
         UnavailableError,
+        http_status=503,
     ),
     ErrorKind.RESPONSE_LOST: ErrorSpec(
         "UNAVAILABLE",
         "The answer of the central store to {node} was lost on the way back.",
         UnavailableError,
         definite=False,
+        http_status=503,
     ),
-    ErrorKind.UNAVAILABLE: ErrorSpec("UNAVAILABLE", "{detail}", UnavailableError, definite=False),
+    ErrorKind.UNAVAILABLE: ErrorSpec(
+        "UNAVAILABLE", "{detail}", UnavailableError, definite=False, http_status=503
+    ),
     ErrorKind.UNAVAILABLE_NOT_APPLIED: ErrorSpec(
-        "UNAVAILABLE", "{detail}", UnavailableError, definite=True
+        "UNAVAILABLE", "{detail}", UnavailableError, definite=True, http_status=503
     ),
     ErrorKind.DEADLINE_EXCEEDED: ErrorSpec(
-        "DEADLINE_EXCEEDED", "{detail}", UnavailableError, definite=False
+        "DEADLINE_EXCEEDED", "{detail}", UnavailableError, definite=False, http_status=504
     ),
-    ErrorKind.INTERNAL: ErrorSpec("INTERNAL", "{detail}", KVError, definite=False),
+    ErrorKind.INTERNAL: ErrorSpec("INTERNAL", "{detail}", KVError, definite=False, http_status=500),
     # -- what storage must hold, and storage that cannot keep what it acknowledged --
     # An expiration must fit every store and the wire (edgekv/core/limits.py says why
     # 9999's last second); worded as Miniflare words the lower bounds.
@@ -319,6 +414,7 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         UnavailableError,
         definite=False,
         clipped=False,
+        http_status=503,
     ),
     # The store lost writes central acknowledged (a Redis flushed, or restarted from an
     # older file): central refuses writes rather than give their revisions again.
@@ -328,6 +424,7 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "it and refuses writes rather than acknowledge lower revisions again. {remedy}",
         UnavailableError,
         clipped=False,
+        http_status=503,
     ),
     # A request whose bytes do not parse as its message (not protobuf, or a string
     # field that is not UTF-8): grpc would answer UNKNOWN; the boundary answers this.
@@ -340,6 +437,7 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "RESOURCE_EXHAUSTED",
         "A message to or from {server} was larger than its receiver accepts: {detail}.",
         _INVALID,
+        http_status=413,
     ),
     # The central store's storage refused a change (disk full, I/O error, Redis out of
     # memory). Not definite: a failed commit may still have reached the disk.
@@ -348,17 +446,38 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "The central store's storage failed: {detail}.",
         UnavailableError,
         definite=False,
+        http_status=503,
     ),
-    # Client side: a value read with type "json" or "text" that is not that.
+    # Client side: a value read with type "json" that is not JSON. A Worker's JSON.parse
+    # raises a SyntaxError of its own there, without a request's status.
     ErrorKind.VALUE_NOT_JSON: ErrorSpec(
         "INVALID_ARGUMENT",
         "The value of key {key!r} is not JSON ({detail}); read it as text or bytes.",
         _INVALID,
+        raised_by_binding=True,
     ),
-    ErrorKind.VALUE_NOT_TEXT: ErrorSpec(
+    # -- what Workers' binding refuses itself, with a TypeError, before any request --------
+    ErrorKind.TYPE_UNKNOWN: ErrorSpec(
         "INVALID_ARGUMENT",
-        "The value of key {key!r} is not UTF-8 text ({detail}); read it as bytes.",
-        _INVALID,
+        'Unknown response type. Possible types are "text", "arrayBuffer", "json", and "stream".',
+        _TYPE,
+        raised_by_binding=True,
+    ),
+    # The binding takes expiration, expirationTtl, cacheTtl and limit as int32 (a fraction
+    # is dropped); the gRPC API takes any int64 (edgekv/core/limits.py).
+    ErrorKind.VALUE_OUT_OF_RANGE: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Value out of range. Must be between {minimum} and {maximum} (inclusive).",
+        _TYPE,
+        raised_by_binding=True,
+    ),
+    # A Python argument of a type the API does not take (a str for a number, say).
+    ErrorKind.ARGUMENT_TYPE: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "KVNamespace.{method}(): {argument} must be {expected}, not {actual}.",
+        _TYPE,
+        raised_by_binding=True,
+        clipped=False,  # the API's own words and a type's name
     ),
 }
 
@@ -388,6 +507,20 @@ def _clipped(name: str, value: object) -> object:
     if isinstance(value, str):
         return value[:most] + "…"
     return value[:most] + b"..."
+
+
+def binding_error(exc: KVError, operation: str) -> KVError:
+    """``exc`` as a Worker's binding reports it: ``KV {operation} failed: {status} {message}``.
+
+    ``operation`` is GET, PUT, DELETE or GET_BULK (a list's errors say GET, as Workers'
+    do). Errors the binding raises itself (TypeErrors, JSON's SyntaxError) keep their bare
+    message, as does an error that has its prefix already. The class and kind stay.
+    """
+    spec = REGISTRY[exc.kind]
+    if spec.raised_by_binding or exc.message != exc.reason:
+        return exc
+    message = f"KV {operation} failed: {spec.http_status} {exc.message}"
+    return type(exc)(exc.kind, message, reason=exc.message)
 
 
 def from_kind_name(kind_name: str, message: str) -> KVError:

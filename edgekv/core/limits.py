@@ -25,6 +25,11 @@ MIN_EXPIRATION_AHEAD_S: Final = 60
 MAX_EXPIRATION_S: Final = 253_402_300_799
 MAX_EXPIRATION_UTC: Final = "9999-12-31 23:59:59 UTC"
 
+# The numbers a Worker's binding takes (expiration, expirationTtl, cacheTtl, limit) are
+# int32s; the gRPC API, like the REST API, takes wider ones (MAX_EXPIRATION_S above).
+BINDING_INT_MIN: Final = -(2**31)
+BINDING_INT_MAX: Final = 2**31 - 1
+
 DEFAULT_CACHE_TTL_S: Final = 60
 MIN_CACHE_TTL_S: Final = 30
 

@@ -68,6 +68,8 @@ def parse_list_request(namespace_id: str, raw_prefix: bytes, limit: int, cursor:
         ) from None
     if limit > limits.MAX_LIST_LIMIT:
         raise error(ErrorKind.LIST_LIMIT_TOO_LARGE, limit=limit, maximum=limits.MAX_LIST_LIMIT)
+    if len(raw_prefix) > limits.MAX_KEY_BYTES:  # no key could start with it
+        raise error(ErrorKind.PREFIX_TOO_LONG, length=len(raw_prefix), limit=limits.MAX_KEY_BYTES)
     effective_limit = limit if limit > 0 else limits.MAX_LIST_LIMIT
     start_after = decode_cursor(cursor) if cursor else None
     return ListQuery(namespace_id, prefix, start_after, effective_limit)

@@ -24,7 +24,7 @@ class KeyWriteLimiter:
         self._last_write: dict[tuple[str, str], float] = {}
         self._order: deque[tuple[float, tuple[str, str]]] = deque()
 
-    def check(self, namespace_id: str, key: str, now: float, method: str = "PUT") -> None:
+    def check(self, namespace_id: str, key: str, now: float) -> None:
         """Raise WRITE_RATE_LIMITED when the key was written too recently; else record it."""
         if not self.enabled:
             return
@@ -32,9 +32,16 @@ class KeyWriteLimiter:
         slot = (namespace_id, key)
         last = self._last_write.get(slot)
         if last is not None and now - last < self.interval_s:
-            raise error(ErrorKind.WRITE_RATE_LIMITED, method=method)
+            raise error(ErrorKind.WRITE_RATE_LIMITED)
         self._last_write[slot] = now
         self._order.append((now, slot))
+
+    def is_limited(self, namespace_id: str, key: str, now: float) -> bool:
+        """Would :meth:`check` refuse a write of the key now? (Records nothing.)"""
+        if not self.enabled:
+            return False
+        last = self._last_write.get((namespace_id, key))
+        return last is not None and now - last < self.interval_s
 
     def forget(self, namespace_id: str, key: str, written_at: float) -> None:
         """Undo :meth:`check`'s record of a write at ``written_at`` that failed to commit.

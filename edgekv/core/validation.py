@@ -27,16 +27,24 @@ from edgekv.core.model import Delete, Put
 _NAMESPACE_ID = re.compile(f"[0-9a-f]{{{limits.NAMESPACE_ID_HEX_CHARS}}}")
 
 
-def validate_key(raw: bytes) -> str:
-    """A key is 1..512 UTF-8 bytes and not ``.`` or ``..``."""
+def validate_key(
+    raw: bytes,
+    empty: ErrorKind = ErrorKind.KEY_EMPTY,
+    reserved: ErrorKind = ErrorKind.KEY_RESERVED,
+) -> str:
+    """A key is 1..512 UTF-8 bytes and not ``.`` or ``..``.
+
+    ``empty`` and ``reserved`` are the kinds to refuse those keys with: a bulk read
+    words them otherwise (Workers' binding refuses them in a single-key call itself).
+    """
     if not raw:
-        raise error(ErrorKind.KEY_EMPTY)
+        raise error(empty)
     try:
         key = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise error(ErrorKind.KEY_NOT_UTF8, detail=f"invalid byte at offset {exc.start}") from None
+    except UnicodeDecodeError:
+        raise error(ErrorKind.KEY_NOT_UTF8) from None
     if key in limits.RESERVED_KEYS:
-        raise error(ErrorKind.KEY_RESERVED, key=key)
+        raise error(reserved, key=key)
     if len(raw) > limits.MAX_KEY_BYTES:
         raise error(ErrorKind.KEY_TOO_LONG, length=len(raw), limit=limits.MAX_KEY_BYTES)
     return key
@@ -52,13 +60,15 @@ def _not_json(constant: str) -> NoReturn:
     raise ValueError(f"{constant} is not a JSON value")
 
 
-def parse_json(text: str | bytes) -> Any:
-    """JSON text as RFC 8259 defines it, or ValueError saying why not.
+def parse_json(text: str) -> Any:
+    """JSON text as RFC 8259 defines it (and JSON.parse reads it), or ValueError saying why not.
 
     Python's ``json`` also reads ``NaN``, ``Infinity`` and ``-Infinity``, which
     are not JSON (a Workers binding could not even send them: it serialises NaN
     as ``null``); and it recurses once per level of nesting, so ``[[[[…`` a
     thousand deep raises RecursionError — both are refused here as not JSON.
+    It takes text, not bytes: given bytes, ``json`` would skip a leading byte
+    order mark, which JSON.parse refuses (and so does ``json`` in a str).
     """
     try:
         return json.loads(text, parse_constant=_not_json)
@@ -86,18 +96,22 @@ def resolve_expiration(
     """The absolute expiration (Unix seconds) a put asks for, or None for "never".
 
     ``expiration_ttl`` wins when both are given, as in Workers KV; only the one
-    that is used is validated. A TTL counts from the whole second ``now`` is in.
-    Either way the result is at most :data:`limits.MAX_EXPIRATION_S`, so every
-    store and the wire can hold it.
+    that is used is validated. Both count in whole seconds, as Workers KV does:
+    from the whole second ``now`` is in, so an expiration 60 s after it is
+    accepted all through that second. Either way the result is at most
+    :data:`limits.MAX_EXPIRATION_S`, so every store and the wire can hold it.
     """
+    now_s = math.floor(now)
     if expiration_ttl is not None:
+        if expiration_ttl <= 0:
+            raise error(ErrorKind.EXPIRATION_TTL_NOT_POSITIVE, ttl=expiration_ttl)
         if expiration_ttl < limits.MIN_EXPIRATION_TTL_S:
             raise error(
                 ErrorKind.EXPIRATION_TTL_TOO_SMALL,
                 ttl=expiration_ttl,
                 minimum=limits.MIN_EXPIRATION_TTL_S,
             )
-        largest_ttl_s = limits.MAX_EXPIRATION_S - math.floor(now)
+        largest_ttl_s = limits.MAX_EXPIRATION_S - now_s
         if expiration_ttl > largest_ttl_s:
             raise error(
                 ErrorKind.EXPIRATION_TTL_TOO_LARGE,
@@ -106,9 +120,11 @@ def resolve_expiration(
                 latest=limits.MAX_EXPIRATION_S,
                 latest_utc=limits.MAX_EXPIRATION_UTC,
             )
-        return math.floor(now) + expiration_ttl
+        return now_s + expiration_ttl
     if expiration is not None:
-        if expiration - now < limits.MIN_EXPIRATION_AHEAD_S:
+        if expiration <= now_s:
+            raise error(ErrorKind.EXPIRATION_NOT_FUTURE, expiration=expiration)
+        if expiration - now_s < limits.MIN_EXPIRATION_AHEAD_S:
             raise error(
                 ErrorKind.EXPIRATION_TOO_SOON,
                 expiration=expiration,
@@ -165,7 +181,10 @@ def validate_get_many_keys(raw_keys: Sequence[bytes]) -> list[str]:
         raise error(
             ErrorKind.GET_MANY_TOO_MANY, limit=limits.MAX_GET_MANY_KEYS, count=len(raw_keys)
         )
-    return [validate_key(raw) for raw in raw_keys]
+    return [
+        validate_key(raw, ErrorKind.GET_MANY_KEY_EMPTY, ErrorKind.GET_MANY_KEY_RESERVED)
+        for raw in raw_keys
+    ]
 
 
 def validate_bulk_shape(entry_count: int, total_bytes: int) -> None:

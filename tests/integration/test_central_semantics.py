@@ -2,10 +2,14 @@
 
 Every limit is tested at its boundary: the limit passes, one more fails with
 Workers KV's message, and a refused request leaves the store's revision as it was.
+The messages checked are central's bare words (``.reason``), as the REST API
+gives them; the Python API prefixes them as a Worker's binding does
+(tests/unit/test_workers_fidelity.py checks that).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -37,7 +41,7 @@ async def test_key_of_512_bytes_passes_and_513_fails(
     await kv.put("k" * 512, "ok")
     assert await kv.get("k" * 512) == "ok"
     exc = await refused(central, edgekv.ErrorKind.KEY_TOO_LONG, kv.put("k" * 513, "x"))
-    assert exc.message == "UTF-8 encoded length of 513 exceeds key length limit of 512."
+    assert exc.reason == "UTF-8 encoded length of 513 exceeds key length limit of 512."
     assert isinstance(exc, edgekv.InvalidRequestError)
 
 
@@ -46,17 +50,23 @@ async def test_multibyte_characters_count_as_bytes(
 ) -> None:
     await kv.put("é" * 256, "two bytes each")  # 512 bytes
     exc = await refused(central, edgekv.ErrorKind.KEY_TOO_LONG, kv.put("€" * 171, "x"))
-    assert exc.message == "UTF-8 encoded length of 513 exceeds key length limit of 512."
+    assert exc.reason == "UTF-8 encoded length of 513 exceeds key length limit of 512."
 
 
 async def test_empty_and_dot_keys_are_refused(central: Central, kv: edgekv.KVNamespace) -> None:
     exc = await refused(central, edgekv.ErrorKind.KEY_EMPTY, kv.put("", "x"))
-    assert exc.message == "Key name cannot be empty."
+    assert exc.reason == "Key name cannot be empty."
     for name in (".", ".."):
         exc = await refused(central, edgekv.ErrorKind.KEY_RESERVED, kv.put(name, "x"))
-        assert exc.message == f'"{name}" is not allowed as a key name.'
+        assert exc.reason == f'"{name}" is not allowed as a key name.'
     await refused(central, edgekv.ErrorKind.KEY_EMPTY, kv.get(""))
     await kv.put("...", "three dots are fine")
+    # The Python API refuses these before sending, as Workers' binding does; central too.
+    stub = central.client.stub
+    for raw, kind in ((b"", edgekv.ErrorKind.KEY_EMPTY), (b"..", edgekv.ErrorKind.KEY_RESERVED)):
+        request = pb.PutRequest(namespace_id=kv.id, key=raw, value=b"x")
+        exc = await refused(central, kind, central.client.call(stub.Put, request))
+        assert isinstance(exc, TypeError) and isinstance(exc, edgekv.InvalidRequestError)
 
 
 async def test_non_utf8_key_bytes_are_invalid_argument(
@@ -80,7 +90,7 @@ async def test_value_of_25_mib_passes_and_one_byte_more_fails(
     exc = await refused(
         central, edgekv.ErrorKind.VALUE_TOO_LARGE, kv.put("bigger", b"\x01" * (25 * MiB + 1))
     )
-    assert exc.message == "Value length of 26214401 exceeds limit of 26214400."
+    assert exc.reason == "Value length of 26214401 exceeds limit of 26214400."
 
 
 async def test_metadata_of_1024_bytes_passes_and_1025_fails(
@@ -93,7 +103,7 @@ async def test_metadata_of_1024_bytes_passes_and_1025_fails(
     exc = await refused(
         central, edgekv.ErrorKind.METADATA_TOO_LARGE, kv.put("meta2", "v", metadata=too_big)
     )
-    assert exc.message == "Metadata length of 1025 exceeds limit of 1024."
+    assert exc.reason == "Metadata length of 1025 exceeds limit of 1024."
 
 
 async def test_metadata_that_is_not_json_is_refused(
@@ -132,11 +142,11 @@ async def test_expiration_ttl_of_60_passes_and_59_fails(
     exc = await refused(
         central, edgekv.ErrorKind.EXPIRATION_TTL_TOO_SMALL, kv.put("ttl2", "v", expiration_ttl=59)
     )
-    assert exc.message == "Invalid expiration_ttl of 59. Expiration TTL must be at least 60."
+    assert exc.reason == "Invalid expiration_ttl of 59. Expiration TTL must be at least 60."
     exc = await refused(
         central, edgekv.ErrorKind.EXPIRATION_TTL_TOO_SMALL, kv.put("ttl3", "v", expiration_ttl=30)
     )
-    assert exc.message == "Invalid expiration_ttl of 30. Expiration TTL must be at least 60."
+    assert exc.reason == "Invalid expiration_ttl of 30. Expiration TTL must be at least 60."
 
 
 async def test_expiration_60_s_ahead_passes_and_59_fails(
@@ -147,7 +157,7 @@ async def test_expiration_60_s_ahead_passes_and_59_fails(
     exc = await refused(
         central, edgekv.ErrorKind.EXPIRATION_TOO_SOON, kv.put("abs2", "v", expiration=now + 59)
     )
-    assert exc.message == (
+    assert exc.reason == (
         f"Invalid expiration of {now + 59}. "
         "Expiration times must be at least 60 seconds in the future."
     )
@@ -182,20 +192,31 @@ def ttl_too_large_message(ttl: int, maximum: int) -> str:
     )
 
 
+async def raw_put(central: Central, kv: edgekv.KVNamespace, key: str, **expiry: int) -> None:
+    """A put over the gRPC API itself, whose numbers are int64s: the Python binding, like
+    a Worker's, takes int32s only (the REST API and the gRPC API take wider ones)."""
+    request = pb.PutRequest(namespace_id=kv.id, key=key.encode(), value=b"v", **expiry)
+    await central.client.call(central.client.stub.Put, request)
+
+
 async def test_expiration_up_to_the_last_second_of_9999_passes_and_one_more_fails(
     central: Central, kv: edgekv.KVNamespace
 ) -> None:
-    await kv.put("latest", "v", expiration=LATEST)
+    await raw_put(central, kv, "latest", expiration=LATEST)
     assert (await kv.get_with_metadata("latest")) is not None
     assert [(k.name, k.expiration) for k in (await kv.list()).keys] == [("latest", LATEST)]
     exc = await refused(
-        central, edgekv.ErrorKind.EXPIRATION_TOO_LATE, kv.put("later", "v", expiration=LATEST + 1)
+        central,
+        edgekv.ErrorKind.EXPIRATION_TOO_LATE,
+        raw_put(central, kv, "later", expiration=LATEST + 1),
     )
-    assert exc.message == too_late_message(LATEST + 1)
+    assert exc.reason == too_late_message(LATEST + 1)
     assert isinstance(exc, edgekv.InvalidRequestError)
     # What the tester sent: far past anything a store or the wire's int64 can hold.
     await refused(
-        central, edgekv.ErrorKind.EXPIRATION_TOO_LATE, kv.put("int64", "v", expiration=2**63 - 1)
+        central,
+        edgekv.ErrorKind.EXPIRATION_TOO_LATE,
+        raw_put(central, kv, "int64", expiration=2**63 - 1),
     )
     central.clock.advance(1)  # one write per second per key
     result = await kv.bulk_put(
@@ -217,21 +238,21 @@ async def test_expiration_ttl_up_to_the_last_second_of_9999_passes_and_one_more_
 ) -> None:
     central.clock.advance(0.75)  # a TTL counts from the whole second, as Workers KV's does
     most = LATEST - int(central.clock.now())
-    await kv.put("latest", "v", expiration_ttl=most)
+    await raw_put(central, kv, "latest", expiration_ttl=most)
     assert [(k.name, k.expiration) for k in (await kv.list()).keys] == [("latest", LATEST)]
     exc = await refused(
         central,
         edgekv.ErrorKind.EXPIRATION_TTL_TOO_LARGE,
-        kv.put("later", "v", expiration_ttl=most + 1),
+        raw_put(central, kv, "later", expiration_ttl=most + 1),
     )
-    assert exc.message == ttl_too_large_message(most + 1, most)
+    assert exc.reason == ttl_too_large_message(most + 1, most)
     # The reported stall: a TTL near 2**63 resolves past what int64 can hold.
     exc = await refused(
         central,
         edgekv.ErrorKind.EXPIRATION_TTL_TOO_LARGE,
-        kv.put("int64", "v", expiration_ttl=2**63 - 1),
+        raw_put(central, kv, "int64", expiration_ttl=2**63 - 1),
     )
-    assert exc.message == ttl_too_large_message(2**63 - 1, most)
+    assert exc.reason == ttl_too_large_message(2**63 - 1, most)
     assert await kv.get("int64") is None
     central.clock.advance(1)
     most -= 1
@@ -282,7 +303,7 @@ async def test_list_limit_of_1000_passes_and_1001_fails(
     assert rest.cursor is None
     exc = await refused(central, edgekv.ErrorKind.LIST_LIMIT_TOO_LARGE, kv.list(limit=1001))
     assert (
-        exc.message == "Invalid key_count_limit of 1001. Please specify an integer less than 1000."
+        exc.reason == "Invalid key_count_limit of 1001. Please specify an integer less than 1000."
     )
     for unlimited in (0, -5):
         assert len((await kv.list(limit=unlimited)).keys) == 1000
@@ -379,7 +400,7 @@ async def test_bulk_put_of_100_mib_passes_and_one_byte_more_fails(
         edgekv.ErrorKind.BULK_TOO_LARGE,
         kv.bulk_put([*entries[:3], {"key": "d", "value": values[3] + b"x"}]),
     )
-    assert exc.message == (
+    assert exc.reason == (
         "Total size of request of 104857601 bytes exceeds the limit of 104857600 bytes."
     )
     assert (await kv.bulk_put(entries)).successful_key_count == 4
@@ -391,7 +412,10 @@ async def test_bulk_put_of_100_mib_passes_and_one_byte_more_fails(
 async def test_one_write_per_second_per_key(central: Central, kv: edgekv.KVNamespace) -> None:
     await kv.put("hot", "1")
     exc = await refused(central, edgekv.ErrorKind.WRITE_RATE_LIMITED, kv.put("hot", "2"))
-    assert exc.message == "KV PUT failed: 429 Too Many Requests"
+    assert (exc.message, exc.reason) == (
+        "KV PUT failed: 429 Too Many Requests",
+        "Too Many Requests",
+    )
     assert isinstance(exc, edgekv.RateLimitedError)
     assert exc.definite and not exc.transient  # refused outright: wait, then write again
     await refused(central, edgekv.ErrorKind.WRITE_RATE_LIMITED, kv.delete("hot"))
@@ -401,6 +425,58 @@ async def test_one_write_per_second_per_key(central: Central, kv: edgekv.KVNames
     central.clock.advance(0.001)
     await kv.put("hot", "2")
     assert await kv.get("hot") == "2"
+
+
+async def test_a_delete_that_changes_nothing_is_not_a_write(
+    central: Central, kv: edgekv.KVNamespace
+) -> None:
+    """Deleting a key that holds no value succeeds however often (Workers KV documents it
+    as a success), changes nothing, and leaves the key's one write of the second free."""
+    for _ in range(3):
+        await kv.delete("never-written")
+    assert (await kv.bulk_delete(["never-written", "never-written"])).successful_key_count == 2
+    before = central.revision
+    await kv.delete("never-written")
+    assert central.revision == before
+    await kv.put("never-written", "now")
+    await refused(central, edgekv.ErrorKind.WRITE_RATE_LIMITED, kv.delete("never-written"))
+    central.clock.advance(1)
+    await kv.delete("never-written")
+    await kv.delete("never-written")
+    assert await kv.get("never-written") is None
+
+
+async def test_a_delete_racing_a_put_of_the_same_second_is_refused(
+    central: Central, kv: edgekv.KVNamespace
+) -> None:
+    """A delete that arrives while a put of its key is still committing will change
+    something once the put lands: it is a write, refused in that second (on SQLite and
+    Redis the put awaits its commit; the delete used to find the key empty, pass, and
+    commit after the put, wiping it)."""
+    for round_ in range(20):
+        key = f"raced-{round_}"
+        put, delete = await asyncio.gather(kv.put(key, "v"), kv.delete(key), return_exceptions=True)
+        # Served first, the delete changed nothing, and held the key's second while it
+        # committed (a put meanwhile is refused); served second, it is the key's second
+        # write of the second. Never does an acknowledged put end up deleted.
+        for outcome in (put, delete):
+            assert not isinstance(outcome, Exception) or isinstance(
+                outcome, edgekv.RateLimitedError
+            ), outcome
+        if not isinstance(put, Exception):
+            assert await kv.get(key) == "v", f"round {round_}: the delete undid the put"
+
+
+async def test_a_keys_second_entry_in_a_bulk_delete_keeps_the_firsts_write(
+    central: Central, kv: edgekv.KVNamespace
+) -> None:
+    """Deleting a key twice in one bulk delete removes its value once: that is the key's
+    write of the second, which its second entry (that changes nothing) does not undo."""
+    await kv.put("k", "v")
+    central.clock.advance(1)
+    assert (await kv.bulk_delete(["k", "k"])).successful_key_count == 2
+    await refused(central, edgekv.ErrorKind.WRITE_RATE_LIMITED, kv.put("k", "again"))
+    assert await kv.get("k") is None
 
 
 async def test_write_rate_limit_can_be_switched_off(start_central_at: StartCentral) -> None:

@@ -83,7 +83,7 @@ async def test_a_namespace_change_on_a_full_disk_is_storage_failed_and_central_r
                 ErrorKind.STORAGE_FAILED,
                 "UNAVAILABLE",
             )
-            assert failed.value.message == (
+            assert failed.value.reason == (
                 "The central store's storage failed: database or disk is full."
             )
         samples = await scrape(metrics_port)
@@ -112,7 +112,7 @@ async def test_a_redis_out_of_memory_is_storage_failed(redis_server: RedisServer
                     with pytest.raises(edgekv.KVError) as failed:
                         await change()
                     assert failed.value.kind is ErrorKind.STORAGE_FAILED, failed.value.message
-                    assert failed.value.message.startswith(
+                    assert failed.value.reason.startswith(
                         "The central store's storage failed: command not allowed when used "
                         "memory > 'maxmemory'"
                     )

@@ -193,7 +193,7 @@ async def test_writes_stop_once_the_database_file_is_removed_and_a_restart_refus
         gone = caught.value
         assert gone.kind is edgekv.ErrorKind.STORE_FILE_GONE
         rescued = tmp_path / "central.db.rescued"
-        assert gone.message == (
+        assert gone.reason == (
             f"The database file {database} was removed while central ran: central refuses "
             "writes, which would be lost when it restarts; reads still answer from the file "
             f"it holds open. Everything central acknowledged is saved in {rescued}: stop "
@@ -203,7 +203,7 @@ async def test_writes_stop_once_the_database_file_is_removed_and_a_restart_refus
         for refused_write in (kv.put("later", "v"), client.create_namespace("more")):
             with pytest.raises(edgekv.UnavailableError) as again:
                 await refused_write
-            assert again.value.message == gone.message
+            assert again.value.reason == gone.reason
         # Reads still answer, from the file central holds open.
         assert await kv.get("k00") == "v00"
         assert len([key async for key in kv.list_all()]) >= 20
@@ -236,7 +236,7 @@ async def test_writes_stop_once_the_database_file_is_renamed_and_a_crash_restart
         with pytest.raises(edgekv.UnavailableError) as caught:
             await kv.put("after", "v")
         assert caught.value.kind is edgekv.ErrorKind.STORE_FILE_GONE
-        assert caught.value.message == (
+        assert caught.value.reason == (
             f"The database file {database} was renamed to {moved} while central ran: central "
             "refuses writes, which would be lost when it restarts; reads still answer from the "
             f"file it holds open. Rename it back to {database}, and restart central."
@@ -393,7 +393,7 @@ async def test_a_redis_weakened_while_central_runs_is_refused_when_central_recon
         refused = await once_reconnected(lambda: kv.put("k2", "v"))
         assert isinstance(refused, edgekv.UnavailableError)
         assert refused.kind is edgekv.ErrorKind.STORAGE_FAILED
-        assert refused.message.startswith(
+        assert refused.reason.startswith(
             "The central store's storage failed: "
             f"Redis at {own_redis.url()} may lose acknowledged writes (appendonly yes, "
             "appendfsync everysec): run it with --appendonly yes --appendfsync always"
@@ -419,7 +419,7 @@ async def test_a_flushed_redis_makes_central_refuse_writes(
         went_back = caught.value
         assert went_back.kind is edgekv.ErrorKind.STORE_WENT_BACK
         assert went_back.status == "DATA_LOSS" and not went_back.transient
-        assert went_back.message == (
+        assert went_back.reason == (
             f"Redis at {own_redis.url()} went back: it holds no edgekv store any more (it was "
             "flushed, or is another Redis). Central already acknowledged revision 5 from it "
             "and refuses writes rather than acknowledge lower revisions again. Restore the "

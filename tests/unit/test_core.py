@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import pickle
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +11,16 @@ import pytest
 
 from edgekv.clock import ManualClock, ScaledClock
 from edgekv.core import limits
-from edgekv.core.errors import REGISTRY, ErrorKind, KVError, error, from_kind_name
+from edgekv.core.errors import (
+    REGISTRY,
+    ErrorKind,
+    InvalidRequestError,
+    KVError,
+    RateLimitedError,
+    binding_error,
+    error,
+    from_kind_name,
+)
 from edgekv.core.listing import (
     ListQuery,
     ScanResult,
@@ -26,6 +36,7 @@ from edgekv.core.ratelimit import KeyWriteLimiter
 from edgekv.core.validation import (
     resolve_expiration,
     validate_cache_ttl,
+    validate_get_many_keys,
     validate_key,
     validate_metadata,
     validate_namespace_id,
@@ -40,6 +51,12 @@ def kind_of(call: object, *args: object) -> ErrorKind:
     with pytest.raises(KVError) as caught:
         call(*args)  # type: ignore[operator]
     return caught.value.kind
+
+
+def message_of(call: object, *args: object) -> str:
+    with pytest.raises(KVError) as caught:
+        call(*args)  # type: ignore[operator]
+    return caught.value.message
 
 
 def test_core_imports_no_io_time_or_randomness() -> None:
@@ -67,15 +84,47 @@ def test_every_error_kind_has_a_registry_row_with_a_grpc_status() -> None:
 
 
 def test_errors_rebuild_from_their_wire_form() -> None:
-    original = error(ErrorKind.WRITE_RATE_LIMITED, method="PUT")
+    original = error(ErrorKind.WRITE_RATE_LIMITED)
     rebuilt = from_kind_name(original.kind.value, original.message)
     assert type(rebuilt) is type(original)
     assert (rebuilt.kind, rebuilt.message, rebuilt.transient) == (
         original.kind,
-        "KV PUT failed: 429 Too Many Requests",
+        "Too Many Requests",
         False,
     )
     assert from_kind_name("NO_SUCH_KIND", "x").kind is ErrorKind.INTERNAL
+
+
+def test_the_registry_keeps_bare_messages_and_the_binding_adds_its_prefix() -> None:
+    """The core says what Cloudflare's REST API says; a Worker's binding prefixes it with
+    the operation and the HTTP status (worded as Miniflare's binding words them)."""
+    limited = binding_error(error(ErrorKind.WRITE_RATE_LIMITED), "PUT")
+    assert isinstance(limited, RateLimitedError) and limited.kind is ErrorKind.WRITE_RATE_LIMITED
+    assert (limited.message, limited.reason) == (
+        "KV PUT failed: 429 Too Many Requests",
+        "Too Many Requests",
+    )
+    assert binding_error(limited, "PUT") is limited, "prefixed once"
+    too_long = binding_error(error(ErrorKind.KEY_TOO_LONG, length=513, limit=512), "GET_BULK")
+    assert too_long.message == (
+        "KV GET_BULK failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512."
+    )
+    value = binding_error(error(ErrorKind.VALUE_TOO_LARGE, length=2, limit=1), "PUT")
+    assert value.message == "KV PUT failed: 413 Value length of 2 exceeds limit of 1."
+    missing = error(ErrorKind.NAMESPACE_NOT_FOUND, operation="get", namespace_id="0" * 32)
+    assert binding_error(missing, "GET").message.startswith("KV GET failed: 404 get: ")
+    # What Workers' binding refuses itself is a TypeError, bare.
+    empty = binding_error(error(ErrorKind.KEY_EMPTY), "GET")
+    assert empty.message == "Key name cannot be empty."
+    assert isinstance(empty, TypeError) and isinstance(empty, InvalidRequestError)
+    assert pickle.loads(pickle.dumps(limited)).reason == "Too Many Requests"
+
+
+def test_every_registry_row_has_an_http_status() -> None:
+    for kind, spec in REGISTRY.items():
+        assert 400 <= spec.http_status <= 599, kind
+        if spec.raised_by_binding and kind is not ErrorKind.VALUE_NOT_JSON:
+            assert issubclass(spec.exception, TypeError), kind
 
 
 def test_key_rules() -> None:
@@ -85,6 +134,8 @@ def test_key_rules() -> None:
     assert kind_of(validate_key, b".") is ErrorKind.KEY_RESERVED
     assert kind_of(validate_key, b"..") is ErrorKind.KEY_RESERVED
     assert kind_of(validate_key, b"\x80") is ErrorKind.KEY_NOT_UTF8
+    # A lone surrogate, as a Worker's binding sends it (WTF-8): what Workers answers.
+    assert message_of(validate_key, b"\xed\xb0\x80") == "Could not URL-decode key name"
     assert validate_key("😀".encode() * 128) == "😀" * 128  # 4 bytes x 128 = 512
 
 
@@ -104,10 +155,33 @@ def test_expiration_rules() -> None:
     assert resolve_expiration(now, None, None) is None
     assert resolve_expiration(now, None, 60) == 1060
     assert kind_of(resolve_expiration, now, None, 59) is ErrorKind.EXPIRATION_TTL_TOO_SMALL
-    assert kind_of(resolve_expiration, now, None, 0) is ErrorKind.EXPIRATION_TTL_TOO_SMALL
+    assert message_of(resolve_expiration, now, None, 59) == (
+        "Invalid expiration_ttl of 59. Expiration TTL must be at least 60."
+    )
+    for ttl in (0, -1):
+        assert message_of(resolve_expiration, now, None, ttl) == (
+            f"Invalid expiration_ttl of {ttl}. Please specify integer greater than 0."
+        )
     assert resolve_expiration(1000.0, 1060, None) == 1060
     assert kind_of(resolve_expiration, 1000.0, 1059, None) is ErrorKind.EXPIRATION_TOO_SOON
+    assert message_of(resolve_expiration, 1000.0, 1059, None) == (
+        "Invalid expiration of 1059. Expiration times must be at least 60 seconds in the future."
+    )
+    for past in (1000, 100, 0, -1):
+        assert message_of(resolve_expiration, 1000.5, past, None) == (
+            f"Invalid expiration of {past}. Please specify integer greater than the current "
+            "number of seconds since the UNIX epoch."
+        )
     assert resolve_expiration(1000.0, 1, 60) == 1060  # the TTL wins; the bad expiration is unused
+
+
+def test_expirations_count_in_whole_seconds() -> None:
+    """As Workers KV: 60 s after the whole second ``now`` is in, all through that second."""
+    for now in (1000.0, 1000.5, 1000.999):
+        assert resolve_expiration(now, 1060, None) == 1060
+        assert kind_of(resolve_expiration, now, 1059, None) is ErrorKind.EXPIRATION_TOO_SOON
+        assert kind_of(resolve_expiration, now, 1000, None) is ErrorKind.EXPIRATION_NOT_FUTURE
+        assert resolve_expiration(now, 1001, 60) == 1060
 
 
 def test_expirations_end_with_the_last_second_of_9999() -> None:
@@ -158,6 +232,13 @@ def test_list_request_limits() -> None:
     )
     assert kind_of(parse_list_request, namespace_id, b"\xff", 10, "") is ErrorKind.PREFIX_NOT_UTF8
     assert kind_of(parse_list_request, "n", b"\xff", 1001, "") is ErrorKind.NAMESPACE_ID_INVALID
+    assert parse_list_request(namespace_id, b"a" * 512, 10, "").prefix == "a" * 512
+    # No key could start with a longer prefix: refused as Workers refuses it (414).
+    too_long = "UTF-8 encoded length of 514 exceeds key length limit of 512."
+    assert message_of(parse_list_request, namespace_id, "é".encode() * 257, 10, "") == too_long
+    assert (
+        kind_of(parse_list_request, namespace_id, b"a" * 513, 10, "") is ErrorKind.PREFIX_TOO_LONG
+    )
     query = parse_list_request(namespace_id, b"p", 5, encode_cursor("p1"))
     assert query == ListQuery(namespace_id, "p", "p1", 5)
     assert query.matches("p2") and not query.matches("p1") and not query.matches("q")
@@ -200,6 +281,30 @@ def test_write_limiter_forgets_a_write_that_failed_to_commit() -> None:
     assert kind_of(limiter.check, "ns", "k", 100.6) is ErrorKind.WRITE_RATE_LIMITED
     limiter.check("ns", "k", 101.5)
     assert len(limiter) == 1
+
+
+def test_write_limiter_says_whether_it_would_refuse_without_recording() -> None:
+    limiter = KeyWriteLimiter()
+    assert not limiter.is_limited("ns", "k", 100.0)
+    limiter.check("ns", "k", 100.0)
+    assert limiter.is_limited("ns", "k", 100.5) and not limiter.is_limited("ns", "k", 101.0)
+    assert not limiter.is_limited("ns", "other", 100.5)
+    assert not KeyWriteLimiter(enabled=False).is_limited("ns", "k", 100.0)
+
+
+def test_bulk_read_keys_are_refused_in_the_bulk_reads_words() -> None:
+    """Workers' binding refuses an empty or reserved key itself (TypeError) in a single-key
+    call; in a bulk read its server does, in other words (as Miniflare's)."""
+    assert message_of(validate_get_many_keys, [b"k", b""]) == "Key names must not be empty"
+    assert message_of(validate_get_many_keys, [b".."]) == (
+        'Illegal key name "..". Please use a different name.'
+    )
+    assert message_of(validate_get_many_keys, []) == "You must request a minimum of 1 key"
+    hundred_and_one = [b"k%d" % i for i in range(101)]
+    assert message_of(validate_get_many_keys, hundred_and_one) == (
+        "You can request a maximum of 100 keys"
+    )
+    assert message_of(validate_get_many_keys, [b"\xff"]) == "Could not URL-decode key name"
 
 
 def test_namespace_pages() -> None:

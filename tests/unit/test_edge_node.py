@@ -9,6 +9,7 @@ the edge's real gRPC service. Time moves only when a test moves it.
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -18,6 +19,7 @@ from edgekv.control import LinkSettings
 from edgekv.core import limits
 from edgekv.core.errors import ErrorKind, KVError
 from edgekv.topology import Mode
+from edgekv.v1 import central_pb2 as pb
 from tests.support.inprocess_cluster import NO_CLIENT_RETRY, InProcessCluster, InProcessEdge
 
 
@@ -289,19 +291,54 @@ async def test_bad_input_is_refused_with_the_registrys_words(cluster: InProcessC
 async def test_an_edge_takes_expirations_up_to_9999_and_refuses_one_second_more(
     cluster: InProcessCluster,
 ) -> None:
+    """The gRPC contract's bound (the REST API has no int32 range, so neither has it)."""
     edge = await cluster.add_edge()
     latest = limits.MAX_EXPIRATION_S
     largest_ttl = latest - int(cluster.clock.now())
-    await edge.kv.put("at", "v", expiration=latest)
-    await edge.kv.put("ttl", "v", expiration_ttl=largest_ttl)
+
+    async def put(key: str, **expiry: int) -> object:
+        stub = edge.client.edge_stub
+        assert stub is not None
+        request = pb.PutRequest(namespace_id=cluster.kv.id, key=key.encode(), value=b"v", **expiry)
+        return await edge.client.call(stub.Put, request)
+
+    await put("at", expiration=latest)
+    await put("ttl", expiration_ttl=largest_ttl)
     assert edge.counters.upstream_calls == 2
     with pytest.raises(edgekv.InvalidRequestError, match="must be at most 253402300799 "):
-        await edge.kv.put("past", "v", expiration=latest + 1)
+        await put("past", expiration=latest + 1)
     with pytest.raises(edgekv.InvalidRequestError, match=f"must be at most {largest_ttl},"):
-        await edge.kv.put("past-ttl", "v", expiration_ttl=largest_ttl + 1)
+        await put("past-ttl", expiration_ttl=largest_ttl + 1)
     assert edge.counters.upstream_calls == 2, "bad input never costs an upstream call"
     listed = await cluster.kv.list()
     assert [(key.name, key.expiration) for key in listed.keys] == [("at", latest), ("ttl", latest)]
+
+
+INT32_RANGE = "Value out of range. Must be between -2147483648 and 2147483647 (inclusive)."
+
+
+@pytest.mark.parametrize("argument", ["expiration", "expiration_ttl"])
+async def test_the_python_binding_takes_int32s_as_a_workers_binding_does(
+    cluster: InProcessCluster, argument: str
+) -> None:
+    """2**31 - 1 passes the binding's range check (then the core's rules apply); 2**31 is a
+    TypeError, before any request — through an edge as at central."""
+    edge = await cluster.add_edge()
+    for kv in (cluster.kv, edge.kv):
+        await kv.put(f"in-{argument}", "v", **{argument: 2**31 - 1})
+        for outside in (2**31, -(2**31) - 1, 1e10):
+            with pytest.raises(edgekv.InvalidRequestError) as caught:
+                await kv.put("out", "v", **{argument: outside})
+            assert isinstance(caught.value, TypeError)
+            assert (caught.value.kind, caught.value.message) == (
+                ErrorKind.VALUE_OUT_OF_RANGE,
+                INT32_RANGE,
+            )
+    assert edge.counters.upstream_calls == 1, "refused before any request"
+    with pytest.raises(TypeError, match=re.escape(INT32_RANGE)):
+        await edge.kv.get("k", cache_ttl=2**31)
+    with pytest.raises(TypeError, match=re.escape(INT32_RANGE)):
+        await edge.kv.list(limit=2**31)
 
 
 # -- list pages go the same way -----------------------------------------------------------

@@ -90,7 +90,7 @@ async def test_a_megabyte_namespace_id_is_quoted_short(cluster: Cluster) -> None
         with pytest.raises(KVError) as refused:
             await client.namespace(huge).get("k")
         assert refused.value.kind is ErrorKind.NAMESPACE_ID_INVALID
-        assert refused.value.message == (
+        assert refused.value.reason == (
             f"Invalid namespace id {'x' * 64 + '…'!r}: expected 32 hexadecimal characters."
         )
 

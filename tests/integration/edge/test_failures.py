@@ -60,7 +60,7 @@ async def test_a_stopped_central_means_stale_copies_then_unavailable_then_recove
     assert "edge strict (us-west) cannot reach the central store" in refused.message
 
     never_cached = await unavailable(b, "never-cached")
-    assert never_cached.message.startswith(
+    assert never_cached.reason.startswith(
         "edge b (eu-west) cannot reach the central store and has no copy it may serve: "
     ), never_cached.message
 
@@ -112,7 +112,7 @@ async def test_a_partitioned_link_serves_stale_refuses_writes_and_heals(
     revision = cluster.revision
     with pytest.raises(edgekv.UnavailableError) as caught:
         await b.kv.put("k", "lost")
-    assert caught.value.message == (
+    assert caught.value.reason == (
         "edge b (eu-west) cannot reach the central store; the write was not applied: "
         "The link from b to the central store is partitioned."
     )

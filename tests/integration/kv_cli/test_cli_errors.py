@@ -183,4 +183,4 @@ def test_a_second_write_within_a_second_is_the_workers_kv_429_line(
 
     outcomes = sorted([first, second], key=lambda result: result.returncode)
     outcomes[0].ok()
-    assert outcomes[1].error_line() == "edgekv: error: KV PUT failed: 429 Too Many Requests"
+    assert outcomes[1].error_line() == "edgekv: error: Too Many Requests"  # the REST API's words

@@ -84,6 +84,32 @@ def test_put_with_metadata_ttl_and_expiration(
     assert listed[2] == {"name": "c", "expiration": expiration}
 
 
+def test_expirations_take_the_rest_apis_range_not_the_bindings_int32(
+    workspace: Workspace, namespace_id: str
+) -> None:
+    """wrangler's commands call the REST API, which has no int32 range: up to 9999's end."""
+    ns = ["--namespace-id", namespace_id]
+    last_second = 253_402_300_799  # 9999-12-31 23:59:59 UTC, past int32's 2_147_483_647
+
+    at_the_end, past_it, past_the_wire = workspace.run_many(
+        ["kv", "key", "put", "late", "v", *ns, "--expiration", str(last_second)],
+        ["kv", "key", "put", "later", "v", *ns, "--expiration", str(last_second + 1)],
+        ["kv", "key", "put", "huge", "v", *ns, "--expiration", str(2**64)],
+    )
+
+    at_the_end.ok()
+    assert past_it.error_line() == (
+        f"edgekv: error: Invalid expiration of {last_second + 1}. Expiration times must be "
+        f"at most {last_second} (9999-12-31 23:59:59 UTC)."
+    )
+    assert past_the_wire.error_line() == (  # one line, not protobuf's traceback
+        "edgekv: error: Value out of range. "
+        "Must be between -9223372036854775808 and 9223372036854775807 (inclusive)."
+    )
+    listed = workspace.run("kv", "key", "list", *ns).ok().json()
+    assert listed == [{"name": "late", "expiration": last_second}]
+
+
 def test_put_from_a_file_and_get_returns_the_exact_bytes(
     workspace: Workspace, namespace_id: str
 ) -> None:

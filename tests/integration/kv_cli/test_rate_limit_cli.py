@@ -61,7 +61,7 @@ def test_bulk_delete_right_after_bulk_put_writes_again_after_the_429(
     assert deleted.stdout == "Success!\n"
     first_wait = deleted.stderr.splitlines()[0]
     assert first_wait.startswith(
-        "edgekv: KV DELETE failed: 429 Too Many Requests for 20 of 20 keys; writing again in "
+        "edgekv: 429 Too Many Requests for 20 of 20 keys; writing again in "
     ), deleted.describe()
     assert first_wait.endswith(" s (attempt 2 of 5)")
     assert Admin(limited_central).names(namespace_id) == []
@@ -75,7 +75,7 @@ def test_no_retry_lets_the_429_fail_the_command(workspace: Workspace, namespace_
     refused = workspace.run("kv", "bulk", "put", "twice.json", *ns, "--no-retry")
 
     assert refused.error_line() == (
-        "edgekv: error: 1 of 2 entries were not written: k: KV PUT failed: 429 Too Many Requests"
+        "edgekv: error: 1 of 2 entries were not written: k: Too Many Requests"
     )
 
 
