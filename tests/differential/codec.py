@@ -83,8 +83,9 @@ def normalised(value: JSONValue, now_s: int) -> JSONValue:
     Integral floats become ints (JavaScript has one number type); ``cacheStatus`` goes;
     a cursor becomes ``"<cursor>"``; an ``expiration`` — and a number in an error
     message that is within a year of now — becomes its distance from ``now_s``, the
-    start of the scenario on that side's clock, rounded to 5 s so that a second
-    boundary crossed mid-scenario does not count (a farther one is rounded to 10^5 s).
+    start of the scenario on that side's clock, as ``now+60s`` (a farther one is
+    rounded to 10^5 s). The two sides' scenarios start seconds apart and wait for young
+    seconds at different times, so :func:`alike` lets such distances differ by a little.
     """
     if isinstance(value, list):
         return [normalised(item, now_s) for item in value]
@@ -116,8 +117,31 @@ def _from_now(unix_s: int, now_s: int) -> str:
     date they are, to a day: the two sides ran seconds apart, so either form compares."""
     if abs(unix_s - now_s) >= _A_YEAR_S:
         return f"~{round(unix_s, -5)}"
-    return f"now{5 * round((unix_s - now_s) / 5):+d}s"
+    return f"now{unix_s - now_s:+d}s"
 
 
 def _from_now_if_near(unix_s: int, now_s: int) -> str:
     return _from_now(unix_s, now_s) if abs(unix_s - now_s) < _A_YEAR_S else str(unix_s)
+
+
+NOW_RELATIVE = re.compile(r"now([+-]\d+)s")
+# How far two distances from "now" may differ and still be the same answer: each side
+# waits up to a second for a young second before each call that sends "now + s".
+CLOCK_SLACK_S = 4
+
+
+def alike(ours: JSONValue, theirs: JSONValue) -> bool:
+    """``ours == theirs``, except that distances from now (``now+60s``) may differ by
+    :data:`CLOCK_SLACK_S`, in values and inside messages alike."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return ours.keys() == theirs.keys() and all(alike(ours[k], theirs[k]) for k in ours)
+    if isinstance(ours, list) and isinstance(theirs, list):
+        return len(ours) == len(theirs) and all(map(alike, ours, theirs))
+    if isinstance(ours, str) and isinstance(theirs, str):
+        mine, yours = NOW_RELATIVE.findall(ours), NOW_RELATIVE.findall(theirs)
+        return (
+            NOW_RELATIVE.sub("now", ours) == NOW_RELATIVE.sub("now", theirs)
+            and len(mine) == len(yours)
+            and all(abs(int(a) - int(b)) <= CLOCK_SLACK_S for a, b in zip(mine, yours, strict=True))
+        )
+    return bool(ours == theirs) and type(ours) is type(theirs)
