@@ -140,15 +140,12 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         return namespace_id
 
     async def _commit(self, writes: list[Write], now: float) -> list[Committed]:
-        slots = [(write.namespace_id, write.key) for write in writes]
-        self._committing.update(slots)
+        slots = Counter((write.namespace_id, write.key) for write in writes)
+        self._committing += slots
         try:
             committed = await self._storage.commit(writes, now)
         finally:
-            self._committing.subtract(slots)
-            for slot in set(slots):
-                if self._committing[slot] <= 0:
-                    del self._committing[slot]
+            self._committing -= slots  # a Counter keeps only what is still above zero
         self._hub.publish(
             change_of(write, outcome)
             for write, outcome in zip(writes, committed, strict=True)

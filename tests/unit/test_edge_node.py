@@ -216,16 +216,22 @@ def impatient(edge: InProcessEdge, deadline_s: float) -> edgekv.KVNamespace:
     return client.namespace(edge.kv.id)
 
 
+async def far_edge_holding(cluster: InProcessCluster, value: str) -> InProcessEdge:
+    """An edge 80 ms from central that may serve STALE for 100 s, holding key "k" = value."""
+    edge = await cluster.add_edge(policy=EdgePolicy(max_stale_s=100), link=LinkSettings(rtt_ms=80))
+    await cluster.kv.put("k", value)
+    reading = asyncio.ensure_future(read(edge, "k"))
+    await cross_link(cluster, 0.08)
+    assert await reading == (value, "MISS")
+    return edge
+
+
 async def test_a_read_gives_up_on_central_within_its_callers_deadline(
     cluster: InProcessCluster,
 ) -> None:
     # The link's way out waits on the manual clock, which stands still: central never
     # answers, as when it is stopped. Only the caller's deadline (real time) ends the wait.
-    edge = await cluster.add_edge(policy=EdgePolicy(max_stale_s=100), link=LinkSettings(rtt_ms=80))
-    await cluster.kv.put("k", "v")
-    reading = asyncio.ensure_future(read(edge, "k"))
-    await cross_link(cluster, 0.08)
-    assert await reading == ("v", "MISS")
+    edge = await far_edge_holding(cluster, "v")
     cluster.clock.advance(61)
 
     kv = impatient(edge, deadline_s=0.3)
@@ -242,11 +248,7 @@ async def test_a_read_gives_up_on_central_within_its_callers_deadline(
 async def test_a_reader_sharing_a_slower_readers_fetch_stops_at_its_own_deadline(
     cluster: InProcessCluster,
 ) -> None:
-    edge = await cluster.add_edge(policy=EdgePolicy(max_stale_s=100), link=LinkSettings(rtt_ms=80))
-    await cluster.kv.put("k", "v1")
-    reading = asyncio.ensure_future(read(edge, "k"))
-    await cross_link(cluster, 0.08)
-    assert await reading == ("v1", "MISS")
+    edge = await far_edge_holding(cluster, "v1")
     await cluster.kv.put("k", "v2")
     cluster.clock.advance(61)
 
