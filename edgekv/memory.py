@@ -16,6 +16,11 @@ every arena) and, past ``threshold_bytes``, trims — in a thread, since ctypes
 lets go of the GIL during the call and the loop goes on serving meanwhile. A
 node that frees little never trims. Where the C library is not glibc (no
 ``malloc_trim``), it does nothing.
+
+The trimming thread is its own and starts with the node, not at the first
+trim: a node's thread count then stays what it was at start, so a soak that
+watches threads for leaks sees no step twenty minutes in (asyncio's default
+executor, which ``asyncio.to_thread`` uses, starts its threads lazily).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -92,9 +98,12 @@ class FreedMemoryReturn:
         self.interval_s = interval_s
         self.trims = 0
         self._task: asyncio.Task[None] | None = None
+        self._trimmer: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
         if _LIBC is not None and self._task is None:
+            self._trimmer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="malloc-trim")
+            self._trimmer.submit(lambda: None)  # its one thread exists from now on
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -103,12 +112,16 @@ class FreedMemoryReturn:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._trimmer is not None:
+            self._trimmer.shutdown(wait=False)
+            self._trimmer = None
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
             free = malloc_free_bytes()
             if free is not None and free > self.threshold_bytes:
-                await asyncio.to_thread(give_back)
+                assert self._trimmer is not None  # started with the task
+                await asyncio.get_running_loop().run_in_executor(self._trimmer, give_back)
                 self.trims += 1
                 log.debug("gave back up to %.0f MiB that malloc held free", free / MiB)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from edgekv.bench.soak import MAX_GROWTH, Sample, Slice, verdict
+import os
+import threading
+
+from edgekv.bench.soak import MAX_GROWTH, Sample, Slice, sample_process, verdict
 
 
 def slices(errors: int = 0) -> list[Slice]:
@@ -39,3 +42,16 @@ def test_any_failed_call_fails_the_soak() -> None:
     found = verdict(slices(errors=3), samples({"edge": [100] * 16}))
     assert not found.passed
     assert found.reasons == ["3 calls failed, the first with boom"]
+
+
+def test_the_generator_is_reported_but_not_judged() -> None:
+    stepping = [100] * 12 + [200] * 4
+    found = verdict(slices(), samples({"generator": stepping, "edge": [100] * 16}))
+    assert found.passed
+    assert found.growth["generator"]["rss_bytes"] == (100.0, 200.0, 1.0)
+
+
+def test_a_sample_counts_a_process_threads_by_name() -> None:
+    sampled = sample_process("me", os.getpid(), 0.0)
+    counted = dict(pair.split("=") for pair in sampled.thread_names.split())
+    assert sum(int(n) for n in counted.values()) == sampled.tasks >= threading.active_count()
