@@ -13,6 +13,9 @@ benchmarks' latencies) read ``time.monotonic`` directly, on purpose.
 * :class:`ManualClock` moves only when a test calls :meth:`ManualClock.advance`;
   sleepers wake when the clock passes their deadline. Tests use it so that no
   test ever waits for a TTL in real time.
+* :class:`LoopClock` is the event loop's own clock around an ``anchor``:
+  ``now = anchor + loop.time()``. On the simulation's virtual-time loop
+  (:mod:`edgekv.sim.loop`) that is virtual time, and a sleep is a jump.
 """
 
 from __future__ import annotations
@@ -103,3 +106,30 @@ class ManualClock:
 
     def real_seconds(self, seconds: float) -> float:
         return 0.0
+
+
+# Where a simulation's virtual time begins: 2024-01-01T00:00:00Z, fixed so that a
+# seed replays every timestamp (expirations, commit times) to the byte.
+SIMULATION_EPOCH = 1_704_067_200.0
+
+
+class LoopClock:
+    """The running event loop's clock, as Unix seconds from ``anchor`` (see the module).
+
+    Its scale is 1: one simulated second is one second of the loop's clock,
+    so deadlines taken from the loop and times taken from this clock agree.
+    """
+
+    scale = 1.0
+
+    def __init__(self, anchor: float = SIMULATION_EPOCH) -> None:
+        self.anchor = anchor
+
+    def now(self) -> float:
+        return self.anchor + asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def real_seconds(self, seconds: float) -> float:
+        return seconds

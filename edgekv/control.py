@@ -100,12 +100,16 @@ def stats_from_pb(message: edge_pb2.EdgeStats) -> EdgeStats:
 
 
 class NodeControl(AsyncClosing):
-    """One node's health (any node) and EdgeControl (edges): ``async with NodeControl(addr)``."""
+    """One node's health (any node) and EdgeControl (edges): ``async with NodeControl(addr)``.
 
-    def __init__(self, address: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        self.address = address
+    ``address`` is HOST:PORT, or a channel already open to the node (an
+    in-process one, in a simulation).
+    """
+
+    def __init__(self, address: str | Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.address = address if isinstance(address, str) else "in-process"
         self.timeout_s = timeout_s
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = grpc.aio.insecure_channel(address) if isinstance(address, str) else address
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._edge = edge_pb2_grpc.EdgeControlStub(self._channel)
 

@@ -20,7 +20,10 @@ Theory of operation:
   Each caller's group is a savepoint, so a group that fails (its namespace was
   deleted meanwhile, or it holds what SQLite cannot store) rolls back alone and
   its caller gets the error; the others commit. Whatever happens, every caller
-  of a batch is answered.
+  of a batch is answered. A simulation runs the writer *inline*, on the event
+  loop (``inline_writer``): a batch then holds what was queued when the writer
+  got its turn, which the virtual-time loop decides alone, where a thread's
+  batches would depend on how the host scheduled it.
 * **Reads** run on the event loop with a second connection: WAL lets them see
   the last committed state while the writer works, and a point read is a few
   microseconds — cheaper than a thread hop.
@@ -193,6 +196,7 @@ class SqliteStorage:
         path: Path,
         change_log_rows: int = DEFAULT_CHANGE_LOG_ROWS,
         durability: Durability = Durability.LOCAL,
+        inline_writer: bool = False,
     ) -> None:
         self.path = path
         self._change_log_rows = change_log_rows
@@ -208,8 +212,13 @@ class SqliteStorage:
         self._file = sqlite_file.identity(path)
         # Once the file is gone, the error every write gets (set on the writer thread).
         self._gone: KVError | None = None
-        # One thread owns the writer connection; it runs one batch at a time.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        # One thread owns the writer connection; it runs one batch at a time (None: the
+        # event loop's thread does, inline).
+        self._executor = (
+            None
+            if inline_writer
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        )
         self._queue: list[_Pending] = []
         self._draining: asyncio.Task[None] | None = None
         self.commit_stats = CommitStats()
@@ -222,6 +231,7 @@ class SqliteStorage:
         *,
         durability: Durability = Durability.LOCAL,
         record: StoreRecord | None = None,
+        inline_writer: bool = False,
     ) -> SqliteStorage:
         """Open (or create) the database at ``path``; ValueError says why it cannot.
 
@@ -235,7 +245,7 @@ class SqliteStorage:
             _refuse_to_start_empty(path, record)
         try:
             create_private(path)  # readable by its owner only, and so its -wal and -shm
-            store = cls(path, change_log_rows, durability)
+            store = cls(path, change_log_rows, durability, inline_writer)
         except OSError as exc:
             raise ValueError(f"cannot open sqlite:{path}: {exc.strerror or exc}") from None
         except sqlite3.Error as exc:
@@ -266,7 +276,8 @@ class SqliteStorage:
     async def close(self) -> None:
         if self._draining is not None:
             await self._draining
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
         self._reader.close()
         self._writer.close()
 
@@ -304,7 +315,13 @@ class SqliteStorage:
                 raise gone
             return result
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, transaction)
+        return await self._on_writer(transaction)
+
+    async def _on_writer(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(*args)`` on the writer thread, or inline when there is none."""
+        if self._executor is None:
+            return work(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
 
     # -- namespaces (rare; they go through the writer thread, in order) -----
 
@@ -454,11 +471,8 @@ class SqliteStorage:
 
     async def _commit_or_fail(self, batch: list[_Pending]) -> list[list[Committed] | KVError]:
         """Each group's commit, or the one error of a batch that could not commit."""
-        loop = asyncio.get_running_loop()
         try:
-            outcomes, self._revision = await loop.run_in_executor(
-                self._executor, self._commit_batch, batch
-            )
+            outcomes, self._revision = await self._on_writer(self._commit_batch, batch)
         except sqlite3.Error as exc:  # the store failed (a full disk), not one group
             return [storage_failed(exc)] * len(batch)
         except Exception as exc:

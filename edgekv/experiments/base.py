@@ -82,8 +82,23 @@ class Experiment(Protocol):
         ...
 
 
+ENGINES = ("cluster", "sim")
+
+
 def add_common_arguments(parser: argparse.ArgumentParser, experiment: Experiment) -> None:
-    parser.add_argument("--seed", type=int, default=1, help="seed of the workload (default 1)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="seed of the workload, and with --engine sim of the whole run (default 1)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="cluster",
+        help="cluster: the nodes as processes on the host's clock; sim: the same nodes in "
+        "this process on virtual time, replayed exactly by --seed (default %(default)s)",
+    )
     parser.add_argument(
         "--time-scale",
         type=float,
@@ -129,6 +144,17 @@ def add_common_arguments(parser: argparse.ArgumentParser, experiment: Experiment
 def validate_common(args: argparse.Namespace) -> None:
     if args.duration <= 0:
         raise UsageError(f"--duration must be positive, got {args.duration:g}")
+    if args.engine == "sim":
+        if args.state is not None:
+            raise UsageError(
+                "--engine sim builds its own nodes in this process; it cannot run on the "
+                "running cluster --state names (drop --state, or use --engine cluster)"
+            )
+        if args.time_scale is not None:
+            raise UsageError(
+                "--time-scale means nothing to --engine sim: virtual time runs as fast as "
+                "the machine can (drop --time-scale)"
+            )
     if args.time_scale is not None:
         valid_time_scale(args.time_scale, "--time-scale")
     if args.state is not None and args.time_scale is not None:
@@ -209,6 +235,12 @@ def base_topology(args: argparse.Namespace, experiment: Experiment) -> Topology:
 
 @asynccontextmanager
 async def cluster_for(args: argparse.Namespace, topology: Topology) -> AsyncIterator[ClusterView]:
+    if args.engine == "sim":
+        from edgekv.sim.cluster import simulated_cluster
+
+        async with simulated_cluster(topology, args.seed) as view:
+            yield view
+        return
     if args.state is not None:
         async with running_cluster_view(args.state) as view:
             yield view
@@ -305,6 +337,15 @@ async def real_time_of(experiment: Experiment, args: argparse.Namespace) -> Real
 
 async def check_real_time(experiment: Experiment, args: argparse.Namespace) -> None:
     """Say how long the run will take; refuse one too long for a sitting unless --yes."""
+    if args.engine == "sim":  # virtual time: as long as its events take to run
+        runs = experiment.workloads(args)
+        print(
+            f"{experiment.name}: {f'{runs} x ' if runs > 1 else ''}{args.duration:g} simulated s "
+            "on the simulation engine (virtual time)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
     real = await real_time_of(experiment, args)
     if real.total_s > MAX_REAL_S and not args.yes:
         raise UsageError(real.refusal(experiment.name))
@@ -347,9 +388,11 @@ class Progress:
         self.label = ""
         self.total_s = 1.0
         self._last_real = 0.0
+        self._phase_began = time.monotonic()
 
     def phase(self, label: str, total_s: float) -> None:
         self.label, self.total_s, self._last_real = label, total_s, 0.0
+        self._phase_began = time.monotonic()
 
     def __call__(self, sim_s: float, ops: int, errors: int) -> None:
         now = time.monotonic()
@@ -358,9 +401,10 @@ class Progress:
         self._last_real = now
         done = min(1.0, max(0.0, sim_s / self.total_s))
         bar = "#" * int(done * 30)
+        per_real_s = ops / max(now - self._phase_began, 1e-9)
         line = (
             f"{self.label:<14} [{bar:<30}] {sim_s:7.0f}/{self.total_s:.0f} s simulated "
-            f"{ops:7d} ops {errors:5d} errors"
+            f"{ops:7d} ops {errors:5d} errors {per_real_s:8.0f} ops/s"
         )
         if self.interactive:
             self.stream.write("\r" + line)
@@ -401,7 +445,15 @@ async def run_into_folder(experiment: Experiment, args: argparse.Namespace) -> i
     cluster: dict[str, Any] = {}
     try:
         started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        ops, facts, cluster, driver = await experiment.run(args, progress)
+        began = time.monotonic()
+        if args.engine == "sim":
+            from edgekv.sim.loop import in_virtual_time
+
+            outcome = await in_virtual_time(lambda: experiment.run(args, progress))
+        else:
+            outcome = await experiment.run(args, progress)
+        ops, facts, cluster, driver = outcome
+        driver = driver | speed(len(ops), time.monotonic() - began)
         progress.finish()
         record = RunRecord(
             experiment=experiment.name,
@@ -412,6 +464,7 @@ async def run_into_folder(experiment: Experiment, args: argparse.Namespace) -> i
             cluster=cluster,
             facts=facts,
             driver=driver,
+            engine=args.engine,
         )
         (folder.partial / RUN_FILE).write_text(record.to_json(), encoding="utf-8")
         write_history(folder.partial / HISTORY_FILE, ops)
@@ -427,6 +480,11 @@ async def run_into_folder(experiment: Experiment, args: argparse.Namespace) -> i
     print(summary.as_text())
     print(f"\nresults: {final}")
     return 0 if summary.ok else 1
+
+
+def speed(ops: int, real_s: float) -> dict[str, float]:
+    """How fast the run went: its operations per real second (run.json's driver)."""
+    return {"real_s": round(real_s, 3), "ops_per_real_s": round(ops / max(real_s, 1e-9), 1)}
 
 
 def derive(experiment: Experiment, run_dir: Path) -> Summary:
@@ -465,9 +523,10 @@ def allowance_s(record: RunRecord) -> dict[str, float]:
     which a time scale stretches into simulated time.
     """
     scale = float(record.cluster.get("time_scale", 1.0))
+    # On virtual time a call spends no time in processes and sockets.
+    processing_s = 0.0 if record.engine == "sim" else PROCESSING_REAL_S * scale
     return {
-        region: (float(info["rtt_ms"]) + 10 * float(info["jitter_ms"])) / 1000
-        + PROCESSING_REAL_S * scale
+        region: (float(info["rtt_ms"]) + 10 * float(info["jitter_ms"])) / 1000 + processing_s
         for region, info in record.cluster.get("regions", {}).items()
     }
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekv.clock import ScaledClock
+from edgekv.clock import LoopClock, ScaledClock
 from edgekv.control import NodeControl
 from edgekv.core.errors import UsageError
 from edgekv.launcher import LocalCluster
@@ -42,7 +42,8 @@ class ClusterView:
     edges: list[EdgeAddress]
     rtt_ms: dict[str, float]
     jitter_ms: dict[str, float]
-    clock: ScaledClock
+    # The clock the whole cluster shares: the host's, scaled; or the simulation's loop.
+    clock: ScaledClock | LoopClock
     # True when the experiment started the cluster (and so chose its settings).
     fresh: bool
     topology: Topology | None = None
@@ -50,6 +51,14 @@ class ClusterView:
     edge_settings: dict[str, Any] = field(default_factory=dict)
     # Ids of the namespaces this run created, in order.
     namespaces: list[str] = field(default_factory=list)
+    # What runs the nodes: "cluster" (processes, sockets, the host's clock) or "sim".
+    engine: str = "cluster"
+    # Address → an open channel to that node, where nodes are not reached over sockets.
+    channels: dict[str, Any] = field(default_factory=dict)
+
+    def target(self, address: str) -> Any:
+        """What a client is given to reach the node at ``address``: a channel, or the address."""
+        return self.channels.get(address, address)
 
     @property
     def regions(self) -> list[str]:
@@ -65,6 +74,7 @@ class ClusterView:
     def describe(self) -> dict[str, Any]:
         """What run.json records about the cluster."""
         return {
+            "engine": self.engine,
             "fresh": self.fresh,
             "central": self.central,
             "time_scale": self.clock.scale,

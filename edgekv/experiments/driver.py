@@ -74,11 +74,11 @@ class Driver:
         self.ops: list[Op] = []
         self.namespaces: dict[str, str] = {}
         self.t0 = self.clock.now()
-        self._central = edgekv.Client(central=view.central, timeout_s=CALL_TIMEOUT_S)
+        self._central = edgekv.Client(central=view.target(view.central), timeout_s=CALL_TIMEOUT_S)
         self._edges_by_region = {region: view.edges_in(region) for region in view.regions}
         self._edges = {
             edge.address: edgekv.Client(
-                edge=edge.address, timeout_s=CALL_TIMEOUT_S, retry=RetryPolicy.NONE
+                edge=view.target(edge.address), timeout_s=CALL_TIMEOUT_S, retry=RetryPolicy.NONE
             )
             for edge in view.edges
         }
@@ -235,7 +235,7 @@ class Driver:
         """Each edge's counters (EdgeControl.GetStats), by node name."""
         counters: dict[str, dict[str, int]] = {}
         for edge in self.view.edges:
-            async with NodeControl(edge.address) as control:
+            async with NodeControl(self.view.target(edge.address)) as control:
                 try:
                     stats = await control.stats()
                 except KVError as exc:

@@ -298,7 +298,7 @@ class LinkSwitch:
     """
 
     def __init__(self, view: ClusterView, region: str, now_s: Callable[[], float]) -> None:
-        self._addresses = [edge.address for edge in view.edges_in(region)]
+        self._targets = [view.target(edge.address) for edge in view.edges_in(region)]
         self._now_s = now_s
         self._controls: list[NodeControl] = []
         self._links: list[LinkSettings] = []
@@ -307,8 +307,8 @@ class LinkSwitch:
 
     async def __aenter__(self) -> LinkSwitch:
         try:
-            for address in self._addresses:
-                control = NodeControl(address)
+            for target in self._targets:
+                control = NodeControl(target)
                 self._controls.append(control)
                 self._links.append(await control.link())
         except BaseException:

@@ -158,6 +158,8 @@ class RunRecord:
     facts: dict[str, Any] = field(default_factory=dict)
     driver: dict[str, Any] = field(default_factory=dict)
     edgekv_version: str = field(default_factory=edgekv_version)
+    # What ran the nodes: "cluster" (processes on the host's clock) or "sim" (virtual time).
+    engine: str = "cluster"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

@@ -1,0 +1,1 @@
+"""The simulation engine: the real nodes, in one process, on virtual time (see engine)."""
