@@ -124,9 +124,13 @@ class LoopClock:
 
     def __init__(self, anchor: float = SIMULATION_EPOCH) -> None:
         self.anchor = anchor
+        # The loop it reads, found at the first reading: every node asks often.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def now(self) -> float:
-        return self.anchor + asyncio.get_running_loop().time()
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self.anchor + self._loop.time()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))

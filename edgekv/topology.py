@@ -174,6 +174,40 @@ def default_topology() -> Topology:
     return Topology(CentralSpec(), regions)
 
 
+# A generated topology (``--regions N``): RTTs to central spread log-uniformly over
+# this range, the nearest region first (central's), jitter 5 % of each RTT.
+GENERATED_RTT_RANGE_MS = (2.0, 300.0)
+MAX_GENERATED_REGIONS = 999
+
+
+def generated_topology(regions: int, edges_per_region: int = 1) -> Topology:
+    """``regions`` regions named pop-001, pop-002, ..., ``edges_per_region`` edges each.
+
+    Region i (from 0) of n has the RTT at quantile (i + ½)/n of a log-uniform
+    distribution over :data:`GENERATED_RTT_RANGE_MS`: the spread of PoPs near
+    to and far from one central store, the same for every seed (so runs of
+    different seeds share a topology). Central is in the first, nearest region.
+    """
+    if not 1 <= regions <= MAX_GENERATED_REGIONS:
+        raise TopologyError(f"--regions must be from 1 to {MAX_GENERATED_REGIONS}, got {regions}")
+    if edges_per_region < 1:
+        raise TopologyError(f"--edges-per-region must be at least 1, got {edges_per_region}")
+    low_ms, high_ms = GENERATED_RTT_RANGE_MS
+    specs = []
+    for index in range(regions):
+        quantile = (index + 0.5) / regions
+        rtt_ms = round(low_ms * (high_ms / low_ms) ** quantile, 2)
+        specs.append(
+            RegionSpec(
+                f"pop-{index + 1:03d}",
+                rtt_ms,
+                jitter_ms=round(rtt_ms * 0.05, 2),
+                edges=edges_per_region,
+            )
+        )
+    return Topology(CentralSpec(region=specs[0].name), tuple(specs))
+
+
 def parse_size(text: str | int, field: str = "size") -> int:
     """``64MiB``, ``1GiB``, ``500KiB``, ``1MB`` or a number of bytes."""
     if isinstance(text, int) and not isinstance(text, bool):

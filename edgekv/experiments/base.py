@@ -48,7 +48,7 @@ from edgekv.experiments.results import (
     git_commit,
     write_derived,
 )
-from edgekv.topology import Topology, default_topology, load_topology
+from edgekv.topology import Topology, default_topology, generated_topology, load_topology
 
 # What an experiment's run returns: the history, the facts it gathered, the
 # cluster's description and the driver's stats (run.json keeps the last three).
@@ -128,6 +128,21 @@ def add_common_arguments(parser: argparse.ArgumentParser, experiment: Experiment
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
+        "--regions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a generated topology of N regions, pop-001 ... (RTTs to central spread "
+        "log-uniformly from 2 to 300 ms; see docs/design.md) instead of the default five",
+    )
+    parser.add_argument(
+        "--edges-per-region",
+        type=int,
+        default=1,
+        metavar="N",
+        help="edges in each region of a generated topology (default 1)",
+    )
+    where.add_argument(
         "--topology",
         type=Path,
         metavar="FILE",
@@ -155,6 +170,10 @@ def validate_common(args: argparse.Namespace) -> None:
                 "--time-scale means nothing to --engine sim: virtual time runs as fast as "
                 "the machine can (drop --time-scale)"
             )
+    if args.edges_per_region != 1 and args.regions is None:
+        raise UsageError("--edges-per-region shapes a generated topology: give --regions too")
+    if args.regions is not None:
+        generated_topology(args.regions, args.edges_per_region)  # in range, or one line
     if args.time_scale is not None:
         valid_time_scale(args.time_scale, "--time-scale")
     if args.state is not None and args.time_scale is not None:
@@ -170,9 +189,9 @@ def add_cache_ttl_argument(parser: argparse.ArgumentParser) -> None:
 def add_writer_region_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--writer-region",
-        default="us-east",
+        default=None,
         metavar="REGION",
-        help="the region that writes (default %(default)s)",
+        help="the region that writes (default: central's region, us-east in the default topology)",
     )
 
 
@@ -225,7 +244,12 @@ def base_topology(args: argparse.Namespace, experiment: Experiment) -> Topology:
     One write per second per key is Workers KV's limit, but Poisson writes
     collide with it now and then, and the theory assumes none are refused.
     """
-    topology = load_topology(args.topology) if args.topology else default_topology()
+    if args.regions is not None:
+        topology = generated_topology(args.regions, args.edges_per_region)
+    elif args.topology:
+        topology = load_topology(args.topology)
+    else:
+        topology = default_topology()
     scale = args.time_scale or experiment.default_time_scale
     return replace(
         topology.with_time_scale(scale),

@@ -28,6 +28,9 @@ from edgekv.launcher import LocalCluster
 from edgekv.locate import ClusterNotFoundError, ClusterState, read_state_file
 from edgekv.topology import Topology
 
+# The region that writes on a running cluster, unless told: the default topology's central.
+DEFAULT_WRITER_REGION = "us-east"
+
 
 @dataclass(frozen=True, slots=True)
 class EdgeAddress:
@@ -63,6 +66,15 @@ class ClusterView:
     @property
     def regions(self) -> list[str]:
         return list(dict.fromkeys(edge.region for edge in self.edges))
+
+    def writer_region(self, chosen: str | None) -> str:
+        """The region that writes: ``chosen`` (checked), else central's own region when
+        the cluster has edges there, else the first region."""
+        if chosen is not None:
+            self.edges_in(chosen)
+            return chosen
+        central = self.topology.central.region if self.topology else DEFAULT_WRITER_REGION
+        return central if central in self.regions else self.regions[0]
 
     def edges_in(self, region: str) -> list[EdgeAddress]:
         found = [edge for edge in self.edges if edge.region == region]

@@ -26,10 +26,11 @@ import edgekv
 from edgekv.client import RetryPolicy
 from edgekv.control import NodeControl
 from edgekv.core.errors import KVError
+from edgekv.experiments.capacity import refuse_unless_it_fits
 from edgekv.experiments.checkers import percentile
 from edgekv.experiments.cluster import ClusterView, EdgeAddress
 from edgekv.experiments.history import Op, annotate_central_revisions
-from edgekv.experiments.workload import KeySpace, Planned
+from edgekv.experiments.workload import KeySpace, Planned, Stream, plan
 
 # Deadline of one call, in real seconds: generous, since the edge retries for itself.
 CALL_TIMEOUT_S = 30.0
@@ -121,6 +122,12 @@ class Driver:
             op.complete_s += shift_s
             if op.commit_s is not None:
                 op.commit_s += shift_s
+
+    def plan(self, streams: list[Stream], seed: int) -> list[Planned]:
+        """The streams' operations in time order, once the run is sure to fit in memory."""
+        simulated_edges = len(self.view.edges) if self.view.engine == "sim" else 0
+        refuse_unless_it_fits(streams, simulated_edges)
+        return plan(streams, seed)
 
     async def run(
         self,

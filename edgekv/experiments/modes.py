@@ -36,7 +36,7 @@ from edgekv.experiments.staleness import (
     validate_workload,
     workload_streams,
 )
-from edgekv.experiments.workload import KeySpace, plan
+from edgekv.experiments.workload import KeySpace
 from edgekv.topology import Topology
 
 MODES = ("ttl", "invalidate", "push", "refresh-ahead")
@@ -93,14 +93,15 @@ class Modes:
         for mode in modes_of(args):
             topology = with_mode(base_topology(args, self), mode, args.refresh_ahead)
             async with cluster_for(args, topology) as view, Driver(view) as driver:
-                view.edges_in(args.writer_region)
+                args.writer_region = view.writer_region(args.writer_region)
                 readers = reader_regions(args, view.regions)
+                streams = workload_streams(args, mode, args.cache_ttl, readers)
+                planned = driver.plan(streams, args.seed)  # refused here if it cannot fit
                 await driver.setup(
                     f"experiment modes {mode} {driver.t0:.0f}", [mode], KeySpace(args.keys)
                 )
                 progress.phase(mode, args.duration)
-                streams = workload_streams(args, mode, args.cache_ttl, readers)
-                history = await driver.run(plan(streams, args.seed), progress)
+                history = await driver.run(planned, progress)
                 for op in history:
                     op.id += len(ops)
                 ops.extend(history)

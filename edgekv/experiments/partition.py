@@ -51,7 +51,7 @@ from edgekv.experiments.checkers import CheckResult, Violation
 from edgekv.experiments.cluster import ClusterView
 from edgekv.experiments.history import Op
 from edgekv.experiments.results import RunRecord, Summary, Table
-from edgekv.experiments.workload import KeySpace, Stream, plan
+from edgekv.experiments.workload import KeySpace, Stream
 from edgekv.topology import Topology
 
 GROUP = "partition"
@@ -179,12 +179,13 @@ class Partition:
                     ),
                 )
             ]
+            planned = driver.plan(streams, args.seed)  # refused here if it cannot fit
             await driver.setup(f"experiment partition {driver.t0:.0f}", [GROUP], keys)
             progress.phase("partition", args.duration)
             async with LinkSwitch(view, args.region, driver.now_s) as switch:
                 try:
                     ops = await driver.run(
-                        plan(streams, args.seed),
+                        planned,
                         progress,
                         at_time=[
                             (cut_s, lambda: switch.set("cut", partitioned=True)),

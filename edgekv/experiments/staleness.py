@@ -35,7 +35,7 @@ from edgekv.experiments.base import (
 )
 from edgekv.experiments.history import Op
 from edgekv.experiments.results import RunRecord, Summary, Table
-from edgekv.experiments.workload import KeySpace, Stream, plan
+from edgekv.experiments.workload import KeySpace, Stream
 
 UPSTREAM_STATUSES = ("MISS", "EXPIRED", "REVALIDATED")
 
@@ -189,7 +189,7 @@ class Staleness:
 
         ttls: list[int] = parse_list(args.cache_ttls, "--cache-ttls", int)
         async with cluster_for(args, base_topology(args, self)) as view, Driver(view) as driver:
-            view.edges_in(args.writer_region)
+            args.writer_region = view.writer_region(args.writer_region)
             readers = reader_regions(args, view.regions)
             streams = [
                 stream
@@ -197,9 +197,10 @@ class Staleness:
                 for stream in workload_streams(args, group_of(ttl_s), ttl_s, readers)
             ]
             groups = [group_of(ttl_s) for ttl_s in ttls]
+            planned = driver.plan(streams, args.seed)  # refused here if it cannot fit
             await driver.setup(f"experiment staleness {driver.t0:.0f}", groups, KeySpace(args.keys))
             progress.phase("staleness", args.duration)
-            ops = await driver.run(plan(streams, args.seed), progress)
+            ops = await driver.run(planned, progress)
             facts = {
                 "readers": readers,
                 "cache_ttls": ttls,

@@ -39,7 +39,7 @@ from edgekv.experiments.base import (
 from edgekv.experiments.driver import Driver
 from edgekv.experiments.history import Op
 from edgekv.experiments.results import RunRecord, Summary, Table
-from edgekv.experiments.workload import KeySpace, Stream, plan
+from edgekv.experiments.workload import KeySpace, Stream
 
 GROUP = "visibility"
 SETTLE_EXTRA_S = 10.0
@@ -82,7 +82,7 @@ class Visibility:
     async def run(self, args: argparse.Namespace, progress: Progress) -> RunOutcome:
         keys = KeySpace(args.keys)
         async with cluster_for(args, base_topology(args, self)) as view, Driver(view) as driver:
-            view.edges_in(args.writer_region)
+            args.writer_region = view.writer_region(args.writer_region)
             writes_end_s = args.duration - settle_s(args.cache_ttl)
             streams = [
                 Stream("write", args.writer_region, args.write_rate, keys, GROUP, 0, writes_end_s),
@@ -100,9 +100,10 @@ class Visibility:
                     for region in view.regions
                 ),
             ]
+            planned = driver.plan(streams, args.seed)  # refused here if it cannot fit
             await driver.setup(f"experiment visibility {driver.t0:.0f}", [GROUP], keys)
             progress.phase("visibility", args.duration)
-            ops = await driver.run(plan(streams, args.seed), progress)
+            ops = await driver.run(planned, progress)
             facts = {"writes_end_s": writes_end_s, "regions": view.regions}
             return ops, facts, view.describe(), driver.stats.as_dict()
 

@@ -108,3 +108,30 @@ def test_an_unknown_engine_is_one_line(tmp_path: Path) -> None:
         "(choose from 'cluster', 'sim') (see --help)"
     ]
     assert not tmp_path.joinpath("staleness").exists()
+
+
+def test_a_run_too_large_for_memory_is_refused_with_its_estimate(tmp_path: Path) -> None:
+    done = edgekv(
+        "experiment", "staleness", "--engine", "sim", "--regions", "300", "--keys", "1000000",
+        "--read-rate", "1000", "--duration", "86400", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 1
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("edgekv: error:")]
+    assert "this run would hold about" in line and "GiB available" in line
+    assert "300 simulated edges" in line
+    assert not (tmp_path / "staleness").exists()
+
+
+def test_a_generated_topology_of_thirty_regions_runs_with_central_s_region_writing(
+    tmp_path: Path,
+) -> None:
+    done = edgekv(
+        "experiment", "staleness", "--engine", "sim", "--regions", "30", "--edges-per-region",
+        "2", "--duration", "120", "--cache-ttls", "60", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    run = json.loads((only_run(tmp_path, "staleness") / "run.json").read_text())
+    regions = run["cluster"]["regions"]
+    assert len(regions) == 30 and regions["pop-030"]["edges"] == ["pop-030-1", "pop-030-2"]
+    assert run["options"]["writer_region"] == "pop-001"
+    assert run["facts"]["readers"][0] == "pop-002" and len(run["facts"]["readers"]) == 29

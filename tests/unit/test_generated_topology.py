@@ -1,0 +1,71 @@
+"""Generated topologies (``--regions N``) and the memory estimate that guards big runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgekv.experiments.capacity import (
+    BASE_BYTES,
+    OPERATION_BYTES,
+    estimate_bytes,
+    refuse_unless_it_fits,
+)
+from edgekv.experiments.workload import KeySpace, Stream
+from edgekv.topology import (
+    GENERATED_RTT_RANGE_MS,
+    MAX_GENERATED_REGIONS,
+    TopologyError,
+    generated_topology,
+)
+
+
+def test_regions_are_named_in_order_nearest_first_and_central_is_in_the_nearest() -> None:
+    topology = generated_topology(300, edges_per_region=2)
+    names = [region.name for region in topology.regions]
+    assert names[0] == "pop-001" and names[-1] == "pop-300" and len(set(names)) == 300
+    rtts = [region.rtt_ms for region in topology.regions]
+    assert rtts == sorted(rtts)
+    low, high = GENERATED_RTT_RANGE_MS
+    assert low < rtts[0] < rtts[-1] < high
+    assert topology.central.region == "pop-001"
+    assert len(topology.edge_nodes()) == 600
+
+
+def test_rtts_are_the_quantiles_of_a_log_uniform_spread_the_same_every_time() -> None:
+    rtts = [region.rtt_ms for region in generated_topology(4).regions]
+    low, high = GENERATED_RTT_RANGE_MS
+    assert rtts == [round(low * (high / low) ** q, 2) for q in (0.125, 0.375, 0.625, 0.875)]
+    assert generated_topology(4) == generated_topology(4)
+
+
+@pytest.mark.parametrize(
+    ("regions", "edges", "says"),
+    [
+        (0, 1, "--regions must be from 1 to 999, got 0"),
+        (MAX_GENERATED_REGIONS + 1, 1, "--regions must be from 1 to 999, got 1000"),
+        (5, 0, "--edges-per-region must be at least 1, got 0"),
+    ],
+)
+def test_sizes_out_of_range_are_refused_in_one_line(regions: int, edges: int, says: str) -> None:
+    with pytest.raises(TopologyError, match=f"^{says}$"):
+        generated_topology(regions, edges)
+    generated_topology(MAX_GENERATED_REGIONS, 1)  # the limit itself is fine
+
+
+def streams(rate_per_s: float, duration_s: float, keys: int) -> list[Stream]:
+    return [Stream("read", "pop-002", rate_per_s, KeySpace(keys), "ttl=60", 0, duration_s)]
+
+
+def test_the_estimate_counts_expected_operations_and_simulated_edges() -> None:
+    on_a_cluster = estimate_bytes(streams(10, 100, 50), simulated_edges=0)
+    assert on_a_cluster.operations == 1000
+    assert on_a_cluster.total_bytes == BASE_BYTES + 1000 * OPERATION_BYTES
+    simulated = estimate_bytes(streams(10, 100, 50), simulated_edges=300)
+    assert simulated.total_bytes > on_a_cluster.total_bytes
+
+
+def test_a_run_is_refused_just_past_the_memory_available_and_not_at_it() -> None:
+    need = estimate_bytes(streams(10, 100, 50), simulated_edges=5).total_bytes
+    refuse_unless_it_fits(streams(10, 100, 50), 5, available=need)
+    with pytest.raises(Exception, match=r"this run would hold about .* GiB available"):
+        refuse_unless_it_fits(streams(10, 100, 50), 5, available=need - 1)
