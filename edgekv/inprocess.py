@@ -25,9 +25,10 @@ clock, and of a simulation that runs the nodes on virtual time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+import types
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -35,6 +36,7 @@ from edgekv.core import limits
 from edgekv.rpc import ErrorBoundary
 
 Metadata = tuple[tuple[str, str | bytes], ...]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,9 @@ class InProcessServer:
     ) -> None:
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         self._interceptors = list(interceptors) if interceptors is not None else [ErrorBoundary()]
+        # Each method's handler as the interceptors left it: ours decide by the method
+        # alone (the error boundary wraps each method once), so it is found once.
+        self._intercepted: dict[str, grpc.RpcMethodHandler] = {}
         # The largest request taken, as a grpc server's receive limit (an edge's is smaller).
         self.max_receive_bytes = max_receive_bytes
 
@@ -124,7 +129,13 @@ class InProcessServer:
 
     async def handler_for(self, details: _CallDetails) -> grpc.RpcMethodHandler:
         """The handler of a call, through every interceptor, as a grpc.aio server finds it."""
+        found = self._intercepted.get(details.method)
+        if found is None:
+            found = await self._intercept(details)
+            self._intercepted[details.method] = found
+        return found
 
+    async def _intercept(self, details: _CallDetails) -> grpc.RpcMethodHandler:
         async def lookup(call: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
             return self._handlers.get(call.method)
 
@@ -229,10 +240,7 @@ class _UnaryUnary(_Method):
         handler = await self.handler(context)
         call = handler.unary_unary(_request(handler, payload), context)
         try:
-            # The handler runs in the caller's task, as far as its first wait: a timeout
-            # scope, not wait_for's task of its own, which a simulation pays per call.
-            async with asyncio.timeout(timeout):
-                response = await call
+            response = await _within(call, timeout)
         except grpc.aio.AbortError:
             raise context.rpc_error() from None
         except TimeoutError:
@@ -247,6 +255,50 @@ class _UnaryUnary(_Method):
         answer = handler.response_serializer(response)
         _check_size(answer, self.method)
         return self.deserialize(answer)
+
+
+async def _within(call: Coroutine[Any, Any, T], timeout_s: float | None) -> T:
+    """``await call``, cut off after ``timeout_s`` (TimeoutError), in the caller's task.
+
+    The handler runs at once as far as its first wait, and most calls never
+    wait (a cache HIT): they finish without a timer. One that does wait goes
+    on under an ``asyncio.timeout`` scope — not ``wait_for``, whose task per
+    call a simulation of millions of calls would pay for.
+    """
+    try:
+        waiting_on = call.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    if timeout_s is None:
+        return cast(T, await _resumed(call, waiting_on))
+    async with asyncio.timeout(timeout_s):
+        return cast(T, await _resumed(call, waiting_on))
+
+
+@types.coroutine
+def _resumed(call: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, Any, Any]:
+    """The rest of ``call``, which waits on ``waiting_on``: what ``await`` would have done
+    had it started the call — every wake-up sent on, every cancellation thrown in."""
+    finished = False
+    try:
+        while True:
+            try:
+                sent = yield waiting_on
+            except BaseException as exc:  # thrown in by the task: pass it on
+                try:
+                    waiting_on = call.throw(exc)
+                except StopIteration as done:
+                    finished = True
+                    return done.value
+                continue
+            try:
+                waiting_on = call.send(sent)
+            except StopIteration as done:
+                finished = True
+                return done.value
+    finally:
+        if not finished:
+            call.close()
 
 
 class _UnaryStream(_Method):
