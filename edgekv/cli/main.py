@@ -45,6 +45,7 @@ from edgekv.cli import (  # noqa: E402
     experiment_cmd,
     health_cmd,
     kv_cmd,
+    sim_cmd,
 )
 from edgekv.cli.common import OneLineParser, Subcommands, run_command, run_quietly  # noqa: E402
 
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy_cmd.register(subcommands)
     experiment_cmd.register(subcommands)
     bench_cmd.register(subcommands)
+    sim_cmd.register(subcommands)
     return parser
 
 

@@ -464,6 +464,14 @@ async def run_experiment(experiment: Experiment, args: argparse.Namespace) -> in
 
 
 async def run_into_folder(experiment: Experiment, args: argparse.Namespace) -> int:
+    final, summary = await run_to_folder(experiment, args)
+    print(summary.as_text())
+    print(f"\nresults: {final}")
+    return 0 if summary.ok else 1
+
+
+async def run_to_folder(experiment: Experiment, args: argparse.Namespace) -> tuple[Path, Summary]:
+    """Run, write the results folder, and return it with the run's summary."""
     folder = ResultsFolder(args.out, experiment.name)
     progress = Progress()
     cluster: dict[str, Any] = {}
@@ -501,9 +509,7 @@ async def run_into_folder(experiment: Experiment, args: argparse.Namespace) -> i
         if cluster and not cluster.get("fresh", True):
             await remove_namespaces(str(cluster["central"]), list(cluster.get("namespaces", [])))
         raise
-    print(summary.as_text())
-    print(f"\nresults: {final}")
-    return 0 if summary.ok else 1
+    return final, summary
 
 
 def speed(ops: int, real_s: float) -> dict[str, float]:

@@ -47,7 +47,7 @@ class MemoryEstimate:
 
 def estimate_bytes(streams: Sequence[Stream], simulated_edges: int) -> MemoryEstimate:
     """What a run of ``streams`` holds at its peak; edges count only when simulated."""
-    operations = round(sum(s.rate_per_s * max(0.0, s.end_s - s.start_s) for s in streams))
+    operations = round(sum(stream.expected_operations for stream in streams))
     keys = sum(count for _, count in dict.fromkeys((s.group, s.keys.count) for s in streams))
     total = BASE_BYTES + operations * OPERATION_BYTES
     if simulated_edges:

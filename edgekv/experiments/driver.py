@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,8 +29,9 @@ from edgekv.core.errors import KVError
 from edgekv.experiments.capacity import refuse_unless_it_fits
 from edgekv.experiments.checkers import percentile
 from edgekv.experiments.cluster import ClusterView, EdgeAddress
-from edgekv.experiments.history import Op, annotate_central_revisions
-from edgekv.experiments.workload import KeySpace, Planned, Stream, plan
+from edgekv.experiments.history import InOrder, Op
+from edgekv.experiments.workload import KeySpace, Planned, Stream
+from edgekv.experiments.workload import planned as planned_lazily
 
 # Deadline of one call, in real seconds: generous, since the edge retries for itself.
 CALL_TIMEOUT_S = 30.0
@@ -72,7 +73,12 @@ class Driver:
         self.clock = view.clock
         self.max_in_flight = max_in_flight
         self.stats = DriverStats()
+        # The setup's operations; the run's go on to its history in order (see run).
         self.ops: list[Op] = []
+        self._order: InOrder | None = None
+        self._next_id = 0
+        # Every key an operation touched, by group (central_revisions asks central for them).
+        self._keys: dict[str, set[str]] = {}
         self.namespaces: dict[str, str] = {}
         self.t0 = self.clock.now()
         self._central = edgekv.Client(central=view.target(view.central), timeout_s=CALL_TIMEOUT_S)
@@ -123,15 +129,16 @@ class Driver:
             if op.commit_s is not None:
                 op.commit_s += shift_s
 
-    def plan(self, streams: list[Stream], seed: int) -> list[Planned]:
-        """The streams' operations in time order, once the run is sure to fit in memory."""
+    def plan(self, streams: list[Stream], seed: int) -> Iterator[Planned]:
+        """The streams' operations in time order, drawn as the run goes, once it is sure to
+        fit in memory."""
         simulated_edges = len(self.view.edges) if self.view.engine == "sim" else 0
         refuse_unless_it_fits(streams, simulated_edges)
-        return plan(streams, seed)
+        return planned_lazily(streams, seed)
 
     async def run(
         self,
-        plan: list[Planned],
+        plan: Iterable[Planned],
         progress: Progress | None = None,
         at_time: Iterable[tuple[float, Callable[[], Any]]] = (),
     ) -> list[Op]:
@@ -140,10 +147,15 @@ class Driver:
         ``at_time`` holds (simulated second, action) pairs run on schedule
         beside the workload, such as cutting a link.
         """
-        self.stats.planned += len(plan)
+        history: list[Op] = []
+        self._order = InOrder(history.append)
+        for op in self.ops:  # the setup's writes come first
+            self._order.started(op)
+            self._order.completed(op)
         in_flight: set[asyncio.Task[None]] = set()
         actions = [asyncio.create_task(self._act_at(at_s, act)) for at_s, act in at_time]
         for planned in plan:
+            self.stats.planned += 1
             delay_s = planned.at_s - self.now_s()
             if delay_s > 0:
                 await self.clock.sleep(delay_s)
@@ -158,9 +170,9 @@ class Driver:
         await asyncio.gather(*in_flight, *actions)
         if progress is not None:
             progress.finish(self.now_s(), self.stats.started, self.stats.errors)
-        annotate_central_revisions(self.ops)
-        self.ops.sort(key=lambda op: op.id)
-        return self.ops
+        assert not self._order.waiting, "every operation completed, so every one was handed on"
+        self.ops, self._order = [], None
+        return history
 
     async def _act_at(self, at_s: float, act: Callable[[], Any]) -> None:
         delay_s = at_s - self.now_s()
@@ -179,7 +191,7 @@ class Driver:
         client = self._central if via is None else self._edges[via.address]
         namespace = client.namespace(self.namespaces[planned.group])
         op = Op(
-            id=len(self.ops),
+            id=self._next_id,
             kind=planned.kind,
             session=planned.session,
             region=planned.region,
@@ -192,7 +204,12 @@ class Driver:
             outcome="ok",
             cache_ttl_s=planned.cache_ttl_s,
         )
-        self.ops.append(op)
+        self._next_id += 1
+        self._keys.setdefault(planned.group, set()).add(planned.key)
+        if self._order is None:
+            self.ops.append(op)
+        else:
+            self._order.started(op)
         self.stats.started += 1
         self.stats.lag_s.append(max(0.0, op.invoke_s - op.scheduled_s))
         try:
@@ -205,6 +222,8 @@ class Driver:
             op.error = f"{exc.kind.name}: {exc.message}"
             self.stats.errors += 1
         op.complete_s = self.now_s()
+        if self._order is not None:
+            self._order.completed(op)
 
     async def _read(self, namespace: edgekv.KVNamespace, planned: Planned, op: Op) -> None:
         ttl = None if planned.cache_ttl_s is None else int(planned.cache_ttl_s)
@@ -227,7 +246,7 @@ class Driver:
         """Group → key → the revision central holds now (0 when the key is gone)."""
         held: dict[str, dict[str, int]] = {}
         for group, namespace_id in self.namespaces.items():
-            keys = sorted({op.key for op in self.ops if op.group == group})
+            keys = sorted(self._keys.get(group, ()))
             namespace = self._central.namespace(namespace_id)
             held[group] = {}
             for start in range(0, len(keys), 100):

@@ -17,8 +17,9 @@ is unknown are left out: whether they committed is exactly what is unknown.
 from __future__ import annotations
 
 import bisect
+import collections
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -159,6 +160,67 @@ def annotate_central_revisions(ops: list[Op]) -> None:
     for op in ops:
         if op.is_read:
             op.central_revision = writes.get((op.group, op.key), empty).newest_at(op.invoke_s)
+
+
+class InOrder:
+    """Completed operations handed on in id order, each read with its ``central_revision``.
+
+    The driver starts operations in time order, numbering them as it goes, and
+    they complete in any order. An operation is handed to ``release`` once
+    every operation numbered before it has been, and no write invoked at or
+    before it is still in flight: a write commits after it is invoked, so by
+    then every write that can have committed by the time the read was invoked
+    is known, and :func:`annotate_central_revisions`'s answer is final without
+    the rest of the history. What waits is bounded by the calls in flight.
+    """
+
+    def __init__(self, release: Callable[[Op], None]) -> None:
+        self._release = release
+        self._next_id = 0
+        self._completed: dict[int, Op] = {}
+        # Writes in flight, in the order they were started: (id, invoke_s).
+        self._writes_in_flight: collections.deque[tuple[int, float]] = collections.deque()
+        self._writes_done: set[int] = set()
+        self._writes: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+
+    def started(self, op: Op) -> None:
+        if op.is_write:
+            self._writes_in_flight.append((op.id, op.invoke_s))
+
+    def completed(self, op: Op) -> None:
+        self._completed[op.id] = op
+        if op.is_write:
+            self._writes_done.add(op.id)
+            while self._writes_in_flight and self._writes_in_flight[0][0] in self._writes_done:
+                self._writes_done.discard(self._writes_in_flight.popleft()[0])
+        self._hand_on()
+
+    def _hand_on(self) -> None:
+        while (op := self._completed.get(self._next_id)) is not None:
+            if self._writes_in_flight and self._writes_in_flight[0][1] <= op.invoke_s:
+                return  # a write that may commit before this op's invoke time is not back
+            del self._completed[self._next_id]
+            self._next_id += 1
+            self._annotate(op)
+            self._release(op)
+
+    def _annotate(self, op: Op) -> None:
+        if op.is_write:
+            if op.ok and op.revision is not None and op.commit_s is not None:
+                revisions, commits = self._writes.setdefault((op.group, op.key), ([], []))
+                at = bisect.bisect(revisions, op.revision)
+                revisions.insert(at, op.revision)
+                commits.insert(at, op.commit_s)
+            return
+        revisions, commits = self._writes.get((op.group, op.key), ([], []))
+        # Revisions rise with commit time, so the commit times are in order too.
+        index = bisect.bisect_right(commits, op.invoke_s)
+        op.central_revision = revisions[index - 1] if index else 0
+
+    @property
+    def waiting(self) -> int:
+        """Operations complete but not yet handed on."""
+        return len(self._completed)
 
 
 def reads(ops: Iterable[Op]) -> Iterator[Op]:

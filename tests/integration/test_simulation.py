@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from edgekv.experiments.history import annotate_central_revisions, read_history
+
 STALENESS = (
     "experiment", "staleness", "--engine", "sim", "--duration", "300",
     "--cache-ttls", "30,60", "--read-rate", "1", "--write-rate", "0.2",
@@ -54,6 +56,21 @@ def test_the_same_seed_writes_the_same_history_and_summary_to_the_byte(tmp_path:
     assert run["engine"] == "sim" and run["cluster"]["engine"] == "sim"
     assert run["driver"]["ops_per_real_s"] > 0
     assert "ops/s" in done.stderr  # the progress line says how fast the simulation runs
+
+
+def test_reads_learn_central_s_revision_as_they_go_as_the_whole_history_would_say(
+    tmp_path: Path,
+) -> None:
+    # The driver hands operations on in order as they complete (InOrder); a read's
+    # central_revision must be what the whole history, annotated at the end, gives.
+    done = edgekv(*STALENESS, "--write-rate", "2", "--keys", "5", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    ops = read_history(only_run(tmp_path, "staleness") / "history.jsonl")
+    assert [op.id for op in ops] == list(range(len(ops)))
+    streamed = [op.central_revision for op in ops]
+    annotate_central_revisions(ops)
+    assert streamed == [op.central_revision for op in ops]
+    assert sum(1 for op in ops if op.is_read and op.central_revision) > 1000
 
 
 def test_a_different_seed_gives_a_different_history(tmp_path: Path) -> None:

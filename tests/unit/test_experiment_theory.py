@@ -73,11 +73,11 @@ def test_a_seed_replays_the_same_plan_and_another_does_not() -> None:
 def test_poisson_arrivals_have_the_asked_rate() -> None:
     import random
 
-    arrivals = poisson_arrivals(random.Random(1), 5.0, 0, 2000)
+    arrivals = list(poisson_arrivals(random.Random(1), 5.0, 0, 2000))
     assert len(arrivals) / 2000 == pytest.approx(5.0, rel=0.03)
     assert all(0 <= t < 2000 for t in arrivals)
     with pytest.raises(ValueError, match="cannot be negative"):
-        poisson_arrivals(random.Random(1), -1, 0, 1)
+        list(poisson_arrivals(random.Random(1), -1, 0, 1))
 
 
 def test_zipf_keys_are_picked_by_popularity() -> None:
