@@ -104,12 +104,63 @@ class InProcessServer:
         max_receive_bytes: int = limits.MAX_MESSAGE_BYTES,
     ) -> None:
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
-        self._interceptors = list(interceptors) if interceptors is not None else [ErrorBoundary()]
+        self._given_interceptors = interceptors
+        self._interceptors = self._fresh_interceptors()
         # Each method's handler as the interceptors left it: ours decide by the method
         # alone (the error boundary wraps each method once), so it is found once.
         self._intercepted: dict[str, grpc.RpcMethodHandler] = {}
         # The largest request taken, as a grpc server's receive limit (an edge's is smaller).
         self.max_receive_bytes = max_receive_bytes
+        # Down (see stop): calls are refused as a closed port refuses them.
+        self.serving = True
+        self._calls_in_flight = 0
+        self._idle = asyncio.Event()
+        self._streams: set[InProcessStream] = set()
+
+    def _fresh_interceptors(self) -> list[Any]:
+        given = self._given_interceptors
+        return list(given) if given is not None else [ErrorBoundary()]
+
+    # -- a node going down and coming back (the simulation's restarts) --------------------
+
+    def stop(self) -> None:
+        """Go down: new calls fail UNAVAILABLE at once, open streams end UNAVAILABLE; calls
+        already running go on (see :meth:`wait_idle`), as a gRPC server's graceful stop."""
+        self.serving = False
+        for stream in list(self._streams):
+            stream.end(_unavailable("the server went away"))
+
+    async def wait_idle(self) -> None:
+        """Wait until no unary call is running."""
+        while self._calls_in_flight:
+            self._idle.clear()
+            await self._idle.wait()
+
+    def restart(self, register: Callable[[InProcessServer], None]) -> None:
+        """Serve again with fresh handlers: ``register`` adds the new services."""
+        self._handlers.clear()
+        self._intercepted.clear()
+        self._interceptors = self._fresh_interceptors()
+        register(self)
+        self.serving = True
+
+    def check_serving(self) -> None:
+        if not self.serving:
+            raise _unavailable("failed to connect to all addresses; Connection refused")
+
+    def call_started(self) -> None:
+        self._calls_in_flight += 1
+
+    def call_ended(self) -> None:
+        self._calls_in_flight -= 1
+        if not self._calls_in_flight:
+            self._idle.set()
+
+    def stream_opened(self, stream: InProcessStream) -> None:
+        self._streams.add(stream)
+
+    def stream_closed(self, stream: InProcessStream) -> None:
+        self._streams.discard(stream)
 
     # -- what the generated add_*Servicer_to_server functions call ---------------------
 
@@ -158,6 +209,12 @@ def _chained(interceptor: Any, continuation: Callable[..., Any]) -> Callable[...
         return await interceptor.intercept_service(continuation, details)
 
     return call
+
+
+def _unavailable(details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details
+    )
 
 
 def _check_size(payload: bytes, method: str, limit: int = limits.MAX_MESSAGE_BYTES) -> None:
@@ -235,10 +292,13 @@ class _UnaryUnary(_Method):
         metadata: Metadata | None = None,
         wait_for_ready: bool | None = None,
     ) -> Any:
+        server = self.server
+        server.check_serving()
         context = self.context(metadata, timeout)
         payload = self.request_bytes(request)
         handler = await self.handler(context)
         call = handler.unary_unary(_request(handler, payload), context)
+        server.call_started()
         try:
             response = await _within(call, timeout)
         except grpc.aio.AbortError:
@@ -250,6 +310,8 @@ class _UnaryUnary(_Method):
                 grpc.aio.Metadata(),
                 "Deadline Exceeded",
             ) from None
+        finally:
+            server.call_ended()
         if context.failed:
             raise context.rpc_error()
         answer = handler.response_serializer(response)
@@ -331,6 +393,8 @@ class InProcessStream:
 
     async def _run_handler(self) -> None:
         try:
+            # As grpc's: making the call never fails; reading it does, if the server is down.
+            self._method.server.check_serving()
             handler = await self._method.handler(self._context)
             request = _request(handler, self._payload)
             async for response in handler.unary_stream(request, self._context):
@@ -345,6 +409,8 @@ class InProcessStream:
     async def read(self) -> Any:
         if self._pump is None:
             self._pump = asyncio.ensure_future(self._run_handler())
+            self._method.server.stream_opened(self)
+            self._pump.add_done_callback(lambda _: self._method.server.stream_closed(self))
         item = await self._queue.get()
         if item is None:
             self._queue.put_nowait(None)  # every later read sees the end too
@@ -366,3 +432,11 @@ class InProcessStream:
             return False
         self._pump.cancel()
         return True
+
+    def end(self, failure: grpc.aio.AioRpcError) -> None:
+        """End the stream from the server's side: the handler is cancelled, and the
+        reader's next read (after what it was handed already) fails with ``failure``."""
+        self.cancel()
+        while not self._queue.empty():  # what the pump had put but the reader not taken
+            self._queue.get_nowait()
+        self._queue.put_nowait(failure)

@@ -1,14 +1,19 @@
-"""``edgekv sim compare``: the simulation against the cluster, on one seeded workload.
+"""``edgekv sim compare`` and ``edgekv sim explore``: the simulation engine's own tools.
 
-Theory of operation: the command takes the staleness experiment's options
+Theory of operation: ``compare`` takes the staleness experiment's options
 (its workload, seed, duration and the cluster's time scale), runs it on both
-engines and judges their agreement (:mod:`edgekv.sim.compare`). Exit 0 when
-every measure agrees within its tolerance.
+engines and judges their agreement (:mod:`edgekv.sim.compare`); exit 0 when
+every measure agrees within its tolerance. ``explore`` runs seed after seed
+of a random workload under random faults and checks each history
+(:mod:`edgekv.sim.explore`); a failure prints what broke and the one command
+that replays it, and leaves the run's history and scenario in ``--out``;
+exit 0 when no seed failed.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edgekv.cli.common import Subcommands
 from edgekv.core.errors import UsageError
@@ -37,6 +42,27 @@ def register(subcommands: Subcommands) -> None:
     add_common_arguments(compare, Staleness())
     Staleness().add_arguments(compare)
     compare.set_defaults(run=run_compare)
+    explore = tools.add_parser(
+        "explore",
+        help="run many seeds of a random workload under random faults and check every history",
+        description="For each seed, draw a scenario (regions, mode, keys, cacheTtl, rates, "
+        "writers) and faults (lossy links, partitions, central restarts), run it in the "
+        "simulation and check monotonic reads, read-your-writes, the visibility promise, "
+        "nothing lost and convergence. A failure prints the command that replays it.",
+        epilog="example: edgekv sim explore --seeds 1000",
+    )
+    explore.add_argument("--seeds", type=int, default=100, metavar="N", help="seeds to run")
+    explore.add_argument(
+        "--first-seed", type=int, default=1, metavar="S", help="the first seed (default 1)"
+    )
+    explore.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="a failed seed's history and scenario go to DIR/explore/seed-S/ (default ./results)",
+    )
+    explore.set_defaults(run=run_explore)
 
 
 async def run_compare(args: argparse.Namespace) -> int:
@@ -49,3 +75,11 @@ async def run_compare(args: argparse.Namespace) -> int:
     validate_common(args)
     Staleness().validate(args)
     return await compare_engines(args)
+
+
+async def run_explore(args: argparse.Namespace) -> int:
+    from edgekv.sim.explore import explore_seeds
+
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
+    return await explore_seeds(range(args.first_seed, args.first_seed + args.seeds), args.out)

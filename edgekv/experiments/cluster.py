@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +58,8 @@ class ClusterView:
     engine: str = "cluster"
     # Address → an open channel to that node, where nodes are not reached over sockets.
     channels: dict[str, Any] = field(default_factory=dict)
+    # Take central down for the given simulated seconds and back up (the simulation only).
+    restart_central: Callable[[float], Awaitable[None]] | None = None
 
     def target(self, address: str) -> Any:
         """What a client is given to reach the node at ``address``: a channel, or the address."""

@@ -85,6 +85,31 @@ class SimulatedCluster:
     service: CentralStoreService
     central: InProcessServer
     edges: list[SimulatedEdge]
+    # What central was opened with, to open it again after a restart.
+    storage_url: str
+    data_dir: Path
+    settings: CentralSettings
+    restarts: int = 0
+
+    async def restart_central(self, down_s: float) -> None:
+        """Take central down for ``down_s`` simulated seconds and start it again.
+
+        As a graceful stop and start of the process: new calls and open Watch
+        streams fail UNAVAILABLE at once, calls already running finish, the
+        storage is closed and opened again (a SQLite store keeps its data; a
+        ``memory:`` one starts empty, as a real one would), and a new service
+        loads it.
+        """
+        self.central.stop()
+        await self.central.wait_idle()
+        await self.storage.close()
+        await self.clock.sleep(down_s)
+        self.storage = await open_simulated_storage(self.storage_url, self.data_dir)
+        self.service = await central_service(self.storage, self.clock, self.settings)
+        self.central.restart(
+            lambda server: central_pb2_grpc.add_CentralStoreServicer_to_server(self.service, server)
+        )
+        self.restarts += 1
 
     def channels(self) -> dict[str, InProcessChannel]:
         """Address → a channel to that node, for whoever connects to it."""
@@ -127,7 +152,9 @@ async def start_simulated(topology: Topology, seed: int, data_dir: Path) -> Simu
     service = await central_service(storage, clock, settings)
     central = InProcessServer()
     central_pb2_grpc.add_CentralStoreServicer_to_server(service, central)
-    cluster = SimulatedCluster(clock, storage, service, central, [])
+    cluster = SimulatedCluster(
+        clock, storage, service, central, [], topology.central.storage, data_dir, settings
+    )
     try:
         for spec in topology.edge_nodes():
             cluster.edges.append(await _start_edge(spec, seed, clock, central))
@@ -188,6 +215,7 @@ async def simulated_cluster(topology: Topology, seed: int) -> AsyncIterator[Clus
                 },
                 engine="sim",
                 channels=cluster.channels(),
+                restart_central=cluster.restart_central,
             )
         finally:
             await cluster.close()
