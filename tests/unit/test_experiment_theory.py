@@ -102,3 +102,19 @@ def test_history_round_trips_and_reads_learn_central_revision(tmp_path: Path) ->
     assert [op.central_revision for op in ops[2:]] == [1, 5, 0]
     write_history(tmp_path / "h.jsonl", ops)
     assert read_history(tmp_path / "h.jsonl") == ops
+
+
+@pytest.mark.parametrize(
+    "lags",
+    [[0.0] * 10, [0.0] * 7 + [0.5, 0.1, 2.0], [0.3, 0.1], [0.0, 0.0, 0.0, 1.0], [4.0]],
+)
+def test_the_driver_s_lag_percentiles_are_those_of_every_lag(lags: list[float]) -> None:
+    from edgekv.experiments.checkers import percentile
+    from edgekv.experiments.driver import DriverStats
+
+    stats = DriverStats()
+    for lag in lags:
+        stats.started_late_by(lag)
+    for q in (0, 50, 90, 99, 100):
+        assert stats.lag_percentile(q) == pytest.approx(percentile(lags, q)), q
+    assert stats.as_dict()["lag_max_s"] == max(lags)
