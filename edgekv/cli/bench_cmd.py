@@ -30,7 +30,7 @@ def register(subcommands: Subcommands) -> None:
         epilog="example: edgekv bench quick",
     )
     kinds = parser.add_subparsers(
-        dest="bench_command", metavar="quick|run|resources|soak|burst|list", required=True
+        dest="bench_command", metavar="quick|run|resources|soak|burst|sim|list", required=True
     )
     quick = kinds.add_parser("quick", help="the main scenarios, about a minute")
     _common(quick)
@@ -112,6 +112,27 @@ def register(subcommands: Subcommands) -> None:
     )
     _add_out_flag(burst)
     burst.set_defaults(run=run_burst)
+    sim = kinds.add_parser(
+        "sim",
+        help="simulated operations per real second, against the node code's own cost",
+        description="Measure the node code alone (an edge HIT, central's Get, called "
+        "directly), then a five-region staleness workload in the simulation: simulated "
+        "operations per real second and their cost as a multiple of the HIT floor; with "
+        "--profile, where the time goes by layer.",
+    )
+    sim.add_argument(
+        "--duration", type=float, default=300.0, metavar="S", help="simulated s (default 300)"
+    )
+    sim.add_argument(
+        "--read-rate",
+        type=float,
+        default=200.0,
+        metavar="PER_S",
+        help="reads per simulated second in each of the four reading regions (default 200)",
+    )
+    sim.add_argument("--profile", action="store_true", help="split the time by layer")
+    _add_out_flag(sim)
+    sim.set_defaults(run=run_sim)
     listing = kinds.add_parser("list", help="the scenarios and what one call of each is")
     listing.set_defaults(run=run_list)
 
@@ -290,4 +311,27 @@ async def _run(
     if bad:
         print(f"edgekv: error: not every run is valid: {', '.join(bad)}")
         return 1
+    return 0
+
+
+async def run_sim(args: argparse.Namespace) -> int:
+    import json
+
+    from edgekv.bench.runner import DEFAULT_OUT, results_folder
+    from edgekv.bench.simspeed import measure
+    from edgekv.provenance import provenance
+    from edgekv.sim.loop import in_virtual_time
+
+    if args.duration <= 0 or args.read_rate <= 0:
+        raise UsageError("--duration and --read-rate must be positive")
+    folder = results_folder(args.out or DEFAULT_OUT, prefix="sim-")
+    speed = await in_virtual_time(
+        lambda: measure(args.duration, args.read_rate, folder, profile=args.profile)
+    )
+    summary = {"duration_s": args.duration, "read_rate": args.read_rate} | speed.as_dict()
+    (folder / "summary.json").write_text(
+        json.dumps(summary | provenance(), indent=2), encoding="utf-8"
+    )
+    print(speed.as_text())
+    print(f"\nresults: {folder}")
     return 0

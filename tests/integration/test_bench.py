@@ -141,3 +141,19 @@ def test_a_soak_too_short_to_judge_is_refused(tmp_path: Path) -> None:
         "edgekv: error: --duration must hold at least 8 samples (--sample-every x 8)"
     )
     assert not (tmp_path / "bench").exists()
+
+
+def test_the_simulation_s_speed_is_measured_against_the_node_code_s_floor(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "edgekv", "bench", "sim", "--duration", "20", "--read-rate", "20",
+         "--profile", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [folder] = list((tmp_path / "bench").iterdir())
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["ops"] > 1000 and summary["ops_per_real_s"] > 0
+    assert summary["ratio_to_floor"] > 1  # the whole path costs more than the read logic
+    assert 0.99 < sum(summary["profile"].values()) < 1.01
+    assert {"event loop", "transport", "client", "edge"} <= set(summary["profile"])
+    assert "simulated ops per real second" in done.stdout
