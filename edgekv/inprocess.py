@@ -178,6 +178,10 @@ class InProcessServer:
     def channel(self) -> InProcessChannel:
         return InProcessChannel(self)
 
+    def intercepted(self, method: str) -> grpc.RpcMethodHandler | None:
+        """``method``'s handler as the interceptors left it, once found (else None)."""
+        return self._intercepted.get(method)
+
     async def handler_for(self, details: _CallDetails) -> grpc.RpcMethodHandler:
         """The handler of a call, through every interceptor, as a grpc.aio server finds it."""
         found = self._intercepted.get(details.method)
@@ -275,7 +279,10 @@ class _Method:
         return InProcessContext(tuple(metadata or ()), deadline=deadline)
 
     async def handler(self, context: InProcessContext) -> grpc.RpcMethodHandler:
-        return await self.server.handler_for(_CallDetails(self.method, context.metadata))
+        found = self.server.intercepted(self.method)  # found once, then at no cost
+        if found is None:
+            found = await self.server.handler_for(_CallDetails(self.method, context.metadata))
+        return found
 
     def request_bytes(self, request: Any) -> bytes:
         payload = self.serialize(request)
