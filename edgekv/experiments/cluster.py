@@ -61,6 +61,33 @@ class ClusterView:
     # Take central down for the given simulated seconds and back up (the simulation only).
     restart_central: Callable[[float], Awaitable[None]] | None = None
 
+    @classmethod
+    def fresh_from(
+        cls,
+        topology: Topology,
+        central: str,
+        edges: list[EdgeAddress],
+        clock: ScaledClock | LoopClock,
+        **more: Any,
+    ) -> ClusterView:
+        """The view of a cluster just started from ``topology`` (whichever engine runs it)."""
+        spec = topology.regions[0].edge
+        return cls(
+            central=central,
+            edges=edges,
+            rtt_ms={region.name: region.rtt_ms for region in topology.regions},
+            jitter_ms={region.name: region.jitter_ms for region in topology.regions},
+            clock=clock,
+            fresh=True,
+            topology=topology,
+            edge_settings={
+                "mode": spec.mode,
+                "max_stale_s": spec.max_stale_s,
+                "refresh_ahead": spec.refresh_ahead,
+            },
+            **more,
+        )
+
     def target(self, address: str) -> Any:
         """What a client is given to reach the node at ``address``: a channel, or the address."""
         return self.channels.get(address, address)
@@ -114,21 +141,8 @@ async def fresh_cluster(topology: Topology) -> AsyncIterator[ClusterView]:
         cluster = await LocalCluster.start(topology, Path(data_dir))
         try:
             edges = [EdgeAddress(node.name, node.region, node.address) for node in cluster.edges]
-            spec = topology.regions[0].edge
-            yield ClusterView(
-                central=cluster.central.address,
-                edges=edges,
-                rtt_ms={region.name: region.rtt_ms for region in topology.regions},
-                jitter_ms={region.name: region.jitter_ms for region in topology.regions},
-                clock=ScaledClock(topology.time_scale, cluster.time_anchor),
-                fresh=True,
-                topology=topology,
-                edge_settings={
-                    "mode": spec.mode,
-                    "max_stale_s": spec.max_stale_s,
-                    "refresh_ahead": spec.refresh_ahead,
-                },
-            )
+            clock = ScaledClock(topology.time_scale, cluster.time_anchor)
+            yield ClusterView.fresh_from(topology, cluster.central.address, edges, clock)
         finally:
             await cluster.stop()
 

@@ -197,22 +197,15 @@ async def simulated_cluster(topology: Topology, seed: int) -> AsyncIterator[Clus
     with tempfile.TemporaryDirectory(prefix="edgekv-sim-") as data_dir:
         cluster = await start_simulated(topology, seed, Path(data_dir))
         try:
-            spec = topology.regions[0].edge
-            yield ClusterView(
-                central=CENTRAL_ADDRESS,
-                edges=[
-                    EdgeAddress(e.spec.name, e.spec.region.name, e.address) for e in cluster.edges
-                ],
-                rtt_ms={region.name: region.rtt_ms for region in topology.regions},
-                jitter_ms={region.name: region.jitter_ms for region in topology.regions},
-                clock=cluster.clock,
-                fresh=True,
-                topology=topology,
-                edge_settings={
-                    "mode": spec.mode,
-                    "max_stale_s": spec.max_stale_s,
-                    "refresh_ahead": spec.refresh_ahead,
-                },
+            edges = [
+                EdgeAddress(edge.spec.name, edge.spec.region.name, edge.address)
+                for edge in cluster.edges
+            ]
+            yield ClusterView.fresh_from(
+                topology,
+                CENTRAL_ADDRESS,
+                edges,
+                cluster.clock,
                 engine="sim",
                 channels=cluster.channels(),
                 restart_central=cluster.restart_central,
