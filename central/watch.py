@@ -129,7 +129,10 @@ class Subscription:
 
 class WatchHub:
     def __init__(self) -> None:
-        self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
+        # Per namespace, its watchers in the order they came (a dict as an ordered set):
+        # a change reaches them in that order, the same in every run of a simulation,
+        # where a set of objects would iterate in the order of their memory addresses.
+        self._subscriptions: dict[str, dict[Subscription, None]] = defaultdict(dict)
 
     def subscribe(
         self,
@@ -139,13 +142,13 @@ class WatchHub:
         include_values: bool = True,
     ) -> Subscription:
         subscription = Subscription(namespace_id, backlog, backlog_bytes, include_values)
-        self._subscriptions[namespace_id].add(subscription)
+        self._subscriptions[namespace_id][subscription] = None
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         watchers = self._subscriptions.get(subscription.namespace_id)
         if watchers is not None:
-            watchers.discard(subscription)
+            watchers.pop(subscription, None)
             if not watchers:
                 del self._subscriptions[subscription.namespace_id]
 
@@ -162,5 +165,5 @@ class WatchHub:
 
     def end_namespace(self, namespace_id: str) -> None:
         failure = error(ErrorKind.NAMESPACE_NOT_FOUND, operation="watch", namespace_id=namespace_id)
-        for subscription in self._subscriptions.pop(namespace_id, set()):
+        for subscription in self._subscriptions.pop(namespace_id, {}):
             subscription.fail(failure)

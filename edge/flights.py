@@ -33,7 +33,8 @@ class SingleFlight(Generic[SlotT, AnswerT]):
     def __init__(self) -> None:
         self._running: dict[SlotT, asyncio.Future[AnswerT]] = {}
         # The tasks doing the work, kept so that none is collected while running.
-        self._tasks: set[asyncio.Task[list[AnswerT]]] = set()
+        # In the order they started (a dict as an ordered set, so a simulation replays).
+        self._tasks: dict[asyncio.Task[list[AnswerT]], None] = {}
 
     def is_running(self, slot: SlotT) -> bool:
         return slot in self._running
@@ -54,14 +55,14 @@ class SingleFlight(Generic[SlotT, AnswerT]):
         promised = {slot: loop.create_future() for slot in led}
         self._running.update(promised)
         task = asyncio.ensure_future(work(led))
-        self._tasks.add(task)
+        self._tasks[task] = None
         task.add_done_callback(lambda done: self._settle(done, promised))
         return {**futures, **promised}
 
     def _settle(
         self, task: asyncio.Task[list[AnswerT]], promised: dict[SlotT, asyncio.Future[AnswerT]]
     ) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         for slot in promised:
             del self._running[slot]
         if task.cancelled():

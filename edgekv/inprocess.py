@@ -137,7 +137,13 @@ class InProcessServer:
             await self._idle.wait()
 
     def restart(self, register: Callable[[InProcessServer], None]) -> None:
-        """Serve again with fresh handlers: ``register`` adds the new services."""
+        """Serve again with fresh handlers: ``register`` adds the new services.
+
+        Only with the default interceptors, which are made anew: interceptors
+        given by the caller may keep the old services' handlers (the error
+        boundary does, per method)."""
+        if self._given_interceptors is not None:
+            raise ValueError("a server with its own interceptors cannot be restarted")
         self._handlers.clear()
         self._intercepted.clear()
         self._interceptors = self._fresh_interceptors()
@@ -334,6 +340,9 @@ async def _within(call: Coroutine[Any, Any, T], timeout_s: float | None) -> T:
     on under an ``asyncio.timeout`` scope — not ``wait_for``, whose task per
     call a simulation of millions of calls would pay for.
     """
+    if timeout_s is not None and timeout_s <= 0:  # as grpc's: no time left, not even begun
+        call.close()
+        raise TimeoutError
     try:
         waiting_on = call.send(None)
     except StopIteration as done:

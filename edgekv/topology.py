@@ -178,6 +178,7 @@ def default_topology() -> Topology:
 # this range, the nearest region first (central's), jitter 5 % of each RTT.
 GENERATED_RTT_RANGE_MS = (2.0, 300.0)
 MAX_GENERATED_REGIONS = 999
+MAX_GENERATED_EDGES = 10_000
 
 
 def generated_topology(regions: int, edges_per_region: int = 1) -> Topology:
@@ -190,8 +191,11 @@ def generated_topology(regions: int, edges_per_region: int = 1) -> Topology:
     """
     if not 1 <= regions <= MAX_GENERATED_REGIONS:
         raise TopologyError(f"--regions must be from 1 to {MAX_GENERATED_REGIONS}, got {regions}")
-    if edges_per_region < 1:
-        raise TopologyError(f"--edges-per-region must be at least 1, got {edges_per_region}")
+    if not 1 <= edges_per_region <= MAX_GENERATED_EDGES // regions:
+        raise TopologyError(
+            f"--edges-per-region must be from 1 to {MAX_GENERATED_EDGES // regions} with "
+            f"{regions} regions (at most {MAX_GENERATED_EDGES:,} edges), got {edges_per_region}"
+        )
     low_ms, high_ms = GENERATED_RTT_RANGE_MS
     specs = []
     for index in range(regions):

@@ -1,15 +1,17 @@
-"""Will a run fit in memory? An estimate made before the workload is planned.
+"""Will a run fit in memory? Estimates made before the work that would need it.
 
-Theory of operation: a run holds its plan and its history in memory (one
-:class:`~edgekv.experiments.workload.Planned` and one
-:class:`~edgekv.experiments.history.Op` per operation) and, on the simulation
-engine, the whole cluster too: every edge's bookkeeping and cached copies,
-and central's keys. :func:`estimate_bytes` adds these up from the streams
-(the expected number of Poisson arrivals is the rate times the window) with per-item
-costs measured on CPython 3.11 (see benchmarks/README.md, "Simulation");
-:func:`refuse_unless_it_fits` compares the estimate with the memory the host
-has available and refuses — before anything is planned — with the estimate
-and what it is made of, in one line.
+Theory of operation: a run holds its history in memory — one
+:class:`~edgekv.experiments.history.Op` per operation while it runs, and
+another while the summary is derived from the file (the plan itself is drawn
+lazily) — and, on the simulation engine, the whole cluster too: every edge's
+bookkeeping and cached copies, and central's keys. :func:`estimate_bytes`
+adds these up from the streams (the expected number of Poisson arrivals is
+the rate times the window) with per-item costs measured on CPython 3.11 (see
+benchmarks/README.md, "Simulation"); :func:`refuse_unless_it_fits` compares
+the estimate with the memory the host has available and refuses — before the
+workload is planned or the cluster filled — with the estimate and what it is
+made of, in one line. A cluster of processes is checked before any starts:
+:func:`refuse_unless_processes_fit`.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ GiB = 1024**3
 # grpc, protobuf and numpy loaded; one planned operation and its history record;
 # one simulated edge with empty caches; one key at central; one cached copy.
 BASE_BYTES = 160 * 1024**2
-OPERATION_BYTES = 700
+OPERATION_BYTES = 1000  # two Ops of about 460 B each: the run's, and the summary's read-back
 EDGE_BYTES = 20 * 1024
+# A node process of a cluster, idle (central and edges measured at 55-62 MiB RSS).
+NODE_PROCESS_BYTES = 70 * 1024**2
 CENTRAL_KEY_BYTES = 400
 CACHED_COPY_BYTES = 600
 
@@ -45,9 +49,14 @@ class MemoryEstimate:
         return f"about {self.total_bytes / GiB:.1f} GiB ({', '.join(parts)})"
 
 
-def estimate_bytes(streams: Sequence[Stream], simulated_edges: int) -> MemoryEstimate:
-    """What a run of ``streams`` holds at its peak; edges count only when simulated."""
-    operations = round(sum(stream.expected_operations for stream in streams))
+def estimate_bytes(
+    streams: Sequence[Stream], simulated_edges: int, histories_held: int = 1
+) -> MemoryEstimate:
+    """What a run of ``streams`` holds at its peak; edges count only when simulated.
+
+    ``histories_held``: how many such workloads' histories are in memory by the
+    end (an experiment that runs several, one after another, keeps them all)."""
+    operations = round(sum(stream.expected_operations for stream in streams)) * histories_held
     keys = sum(count for _, count in dict.fromkeys((s.group, s.keys.count) for s in streams))
     total = BASE_BYTES + operations * OPERATION_BYTES
     if simulated_edges:
@@ -71,10 +80,13 @@ def available_bytes() -> int | None:
 
 
 def refuse_unless_it_fits(
-    streams: Sequence[Stream], simulated_edges: int, available: int | None = None
+    streams: Sequence[Stream],
+    simulated_edges: int,
+    available: int | None = None,
+    histories_held: int = 1,
 ) -> MemoryEstimate:
     """The estimate, or a UsageError when it exceeds the memory available."""
-    estimate = estimate_bytes(streams, simulated_edges)
+    estimate = estimate_bytes(streams, simulated_edges, histories_held)
     free = available_bytes() if available is None else available
     if free is not None and estimate.total_bytes > free:
         raise UsageError(
@@ -83,3 +95,15 @@ def refuse_unless_it_fits(
             "or use fewer keys or regions"
         )
     return estimate
+
+
+def refuse_unless_processes_fit(nodes: int, available: int | None = None) -> None:
+    """A UsageError, before any starts, when ``nodes`` node processes would not fit."""
+    need = BASE_BYTES + nodes * NODE_PROCESS_BYTES
+    free = available_bytes() if available is None else available
+    if free is not None and need > free:
+        raise UsageError(
+            f"a cluster of {nodes:,} node processes would hold about {need / GiB:.1f} GiB, more "
+            f"than the {free / GiB:.1f} GiB available; use fewer regions or edges, or "
+            "--engine sim"
+        )

@@ -137,6 +137,9 @@ class ClusterView:
 @asynccontextmanager
 async def fresh_cluster(topology: Topology) -> AsyncIterator[ClusterView]:
     """Start ``topology`` as local processes; stop them, whatever happens."""
+    from edgekv.experiments.capacity import refuse_unless_processes_fit
+
+    refuse_unless_processes_fit(1 + len(topology.edge_nodes()))
     with tempfile.TemporaryDirectory(prefix="edgekv-experiment-") as data_dir:
         cluster = await LocalCluster.start(topology, Path(data_dir))
         try:

@@ -104,7 +104,10 @@ class Driver:
         self._namespace_handles: dict[tuple[str | None, str], edgekv.KVNamespace] = {}
         self.namespaces: dict[str, str] = {}
         self.t0 = self.clock.now()
-        self._central = edgekv.Client(central=view.target(view.central), timeout_s=CALL_TIMEOUT_S)
+        # The setup's and the final reads' calls to central are retried with seeded jitter.
+        self._central = edgekv.Client(
+            central=view.target(view.central), timeout_s=CALL_TIMEOUT_S, retry=RetryPolicy(seed=0)
+        )
         self._edges_by_region = {region: view.edges_in(region) for region in view.regions}
         self._edges = {
             edge.address: edgekv.Client(
@@ -152,11 +155,11 @@ class Driver:
             if op.commit_s is not None:
                 op.commit_s += shift_s
 
-    def plan(self, streams: list[Stream], seed: int) -> Iterator[Planned]:
+    def plan(self, streams: list[Stream], seed: int, histories_held: int = 1) -> Iterator[Planned]:
         """The streams' operations in time order, drawn as the run goes, once it is sure to
-        fit in memory."""
+        fit in memory (with ``histories_held`` such workloads' histories kept)."""
         simulated_edges = len(self.view.edges) if self.view.engine == "sim" else 0
-        refuse_unless_it_fits(streams, simulated_edges)
+        refuse_unless_it_fits(streams, simulated_edges, histories_held=histories_held)
         return planned_lazily(streams, seed)
 
     async def run(
@@ -171,7 +174,9 @@ class Driver:
         beside the workload, such as cutting a link.
         """
         history: list[Op] = []
-        self._order = InOrder(history.append)
+        self._order = InOrder(
+            history.append, first_id=self.ops[0].id if self.ops else self._next_id
+        )
         for op in self.ops:  # the setup's writes come first
             self._order.started(op)
             self._order.completed(op)

@@ -171,12 +171,13 @@ class InOrder:
     before it is still in flight: a write commits after it is invoked, so by
     then every write that can have committed by the time the read was invoked
     is known, and :func:`annotate_central_revisions`'s answer is final without
-    the rest of the history. What waits is bounded by the calls in flight.
+    the rest of the history. What waits is what completes while the oldest
+    operation still in flight is out (at most its deadline's worth).
     """
 
-    def __init__(self, release: Callable[[Op], None]) -> None:
+    def __init__(self, release: Callable[[Op], None], first_id: int = 0) -> None:
         self._release = release
-        self._next_id = 0
+        self._next_id = first_id
         self._completed: dict[int, Op] = {}
         # Writes in flight, in the order they were started: (id, invoke_s).
         self._writes_in_flight: collections.deque[tuple[int, float]] = collections.deque()

@@ -96,7 +96,8 @@ class Modes:
                 args.writer_region = view.writer_region(args.writer_region)
                 readers = reader_regions(args, view.regions)
                 streams = workload_streams(args, mode, args.cache_ttl, readers)
-                planned = driver.plan(streams, args.seed)  # refused here if it cannot fit
+                # Refused here if it cannot fit, with every mode's history kept.
+                planned = driver.plan(streams, args.seed, histories_held=len(modes_of(args)))
                 await driver.setup(
                     f"experiment modes {mode} {driver.t0:.0f}", [mode], KeySpace(args.keys)
                 )

@@ -146,8 +146,3 @@ def planned(streams: Sequence[Stream], seed: int) -> Iterator[Planned]:
         ),
         key=lambda op: op.at_s,
     )
-
-
-def plan(streams: Sequence[Stream], seed: int) -> list[Planned]:
-    """:func:`planned`, all at once (for tests and small workloads)."""
-    return list(planned(streams, seed))

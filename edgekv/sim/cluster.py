@@ -100,6 +100,8 @@ class SimulatedCluster:
         ``memory:`` one starts empty, as a real one would), and a new service
         loads it.
         """
+        if not self.central.serving:
+            raise RuntimeError("central is already down: restarts cannot overlap")
         self.central.stop()
         await self.central.wait_idle()
         await self.storage.close()

@@ -72,6 +72,12 @@ class Fault:
         return f"{what} at {self.at_s:.0f} s for {self.length_s:.0f} s"
 
 
+def overlap(one: Fault, other: Fault) -> bool:
+    """Two faults of the same kind on the same target at once."""
+    same = (one.kind, one.region) == (other.kind, other.region)
+    return same and one.at_s < other.at_s + other.length_s and other.at_s < one.at_s + one.length_s
+
+
 @dataclass(frozen=True)
 class Scenario:
     seed: int
@@ -120,10 +126,13 @@ def scenario_of(seed: int) -> Scenario:
         at_s = rng.uniform(0.05, 0.45) * duration_s
         length_s = min(rng.expovariate(1 / 60), 0.6 * duration_s - at_s)
         if kind == "restart":
-            faults.append(Fault(kind, at_s, min(length_s, 30.0)))
+            fault = Fault(kind, at_s, min(length_s, 30.0))
         else:
             loss = round(rng.uniform(0.05, 0.5), 2) if kind == "loss" else 0.0
-            faults.append(Fault(kind, at_s, length_s, rng.choice(names), loss))
+            fault = Fault(kind, at_s, length_s, rng.choice(names), loss)
+        # Faults of one kind on one target do not overlap: one's end would end the other.
+        if not any(overlap(fault, other) for other in faults):
+            faults.append(fault)
     return Scenario(
         seed=seed,
         regions=regions,

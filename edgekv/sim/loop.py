@@ -89,6 +89,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._stop_requested = stop
         self.jumps = 0
         super().__init__(_TimeJump(self))
+        # asyncio runs timers due within its clock's resolution, read from the host;
+        # fixed here, so that which timers run together does not depend on the host.
+        self._clock_resolution = 1e-9
 
     def time(self) -> float:
         return self._virtual_now
@@ -105,6 +108,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def check_stop(self) -> None:
         if self._stop_requested is not None and self._stop_requested.is_set():
             raise SimulationStopped("the simulation was stopped")
+
+    def winding_down(self) -> None:
+        """Stop checking for a stop: what is left runs its cleanup (see run_virtual)."""
+        self._stop_requested = None
 
     def run_in_executor(  # type: ignore[override]  # it refuses whatever it is given
         self, executor: Any, func: Any, *args: Any
@@ -123,6 +130,7 @@ def run_virtual(main: Coroutine[Any, Any, T], stop: threading.Event | None = Non
         asyncio.set_event_loop(loop)
         return loop.run_until_complete(main)
     finally:
+        loop.winding_down()
         try:
             _cancel_all(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())

@@ -73,6 +73,21 @@ def test_reads_learn_central_s_revision_as_they_go_as_the_whole_history_would_sa
     assert sum(1 for op in ops if op.is_read and op.central_revision) > 1000
 
 
+def test_watch_driven_modes_replay_to_the_byte_too(tmp_path: Path) -> None:
+    # Central's Watch fan-out reaches its watchers in the order they came, not in the
+    # order of their memory addresses, so push and invalidate replay as ttl does.
+    histories = []
+    for attempt in ("a", "b"):
+        done = edgekv(
+            "experiment", "modes", "--engine", "sim", "--modes", "invalidate,push",
+            "--duration", "300", "--read-rate", "2", "--write-rate", "0.5",
+            "--out", str(tmp_path / attempt),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        histories.append((only_run(tmp_path / attempt, "modes") / "history.jsonl").read_bytes())
+    assert histories[0] == histories[1]
+
+
 def test_a_different_seed_gives_a_different_history(tmp_path: Path) -> None:
     histories = []
     for seed in ("7", "8"):

@@ -6,9 +6,11 @@ import pytest
 
 from edgekv.experiments.capacity import (
     BASE_BYTES,
+    NODE_PROCESS_BYTES,
     OPERATION_BYTES,
     estimate_bytes,
     refuse_unless_it_fits,
+    refuse_unless_processes_fit,
 )
 from edgekv.experiments.workload import KeySpace, Stream
 from edgekv.topology import (
@@ -43,13 +45,15 @@ def test_rtts_are_the_quantiles_of_a_log_uniform_spread_the_same_every_time() ->
     [
         (0, 1, "--regions must be from 1 to 999, got 0"),
         (MAX_GENERATED_REGIONS + 1, 1, "--regions must be from 1 to 999, got 1000"),
-        (5, 0, "--edges-per-region must be at least 1, got 0"),
+        (5, 0, r"--edges-per-region must be from 1 to 2000 with 5 regions \(at most 10,000"),
+        (5, 2001, r"--edges-per-region must be from 1 to 2000 with 5 regions .*got 2001"),
     ],
 )
 def test_sizes_out_of_range_are_refused_in_one_line(regions: int, edges: int, says: str) -> None:
-    with pytest.raises(TopologyError, match=f"^{says}$"):
+    with pytest.raises(TopologyError, match=f"^{says}"):
         generated_topology(regions, edges)
-    generated_topology(MAX_GENERATED_REGIONS, 1)  # the limit itself is fine
+    generated_topology(MAX_GENERATED_REGIONS, 1)  # the limits themselves are fine
+    generated_topology(5, 2000)
 
 
 def streams(rate_per_s: float, duration_s: float, keys: int) -> list[Stream]:
@@ -69,3 +73,16 @@ def test_a_run_is_refused_just_past_the_memory_available_and_not_at_it() -> None
     refuse_unless_it_fits(streams(10, 100, 50), 5, available=need)
     with pytest.raises(Exception, match=r"this run would hold about .* GiB available"):
         refuse_unless_it_fits(streams(10, 100, 50), 5, available=need - 1)
+
+
+def test_a_cluster_of_processes_is_refused_before_any_starts_when_it_cannot_fit() -> None:
+    need = BASE_BYTES + 1000 * NODE_PROCESS_BYTES
+    refuse_unless_processes_fit(1000, available=need)
+    with pytest.raises(Exception, match=r"a cluster of 1,000 node processes .* --engine sim$"):
+        refuse_unless_processes_fit(1000, available=need - 1)
+
+
+def test_histories_kept_from_several_workloads_count_each() -> None:
+    one = estimate_bytes(streams(10, 100, 50), simulated_edges=0)
+    four = estimate_bytes(streams(10, 100, 50), simulated_edges=0, histories_held=4)
+    assert four.operations == 4 * one.operations

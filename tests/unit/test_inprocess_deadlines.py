@@ -79,3 +79,23 @@ def test_a_caller_that_gives_up_cancels_the_handler() -> None:
         return servicer.ended
 
     assert run_virtual(main()) == ["cancelled"]
+
+
+def test_a_call_with_no_time_left_fails_without_running_its_handler() -> None:
+    class Counting(SlowControl):
+        calls = 0
+
+        async def GetStats(self, request: Any, context: Any) -> edge_pb2.EdgeStats:
+            Counting.calls += 1
+            return edge_pb2.EdgeStats()
+
+    async def main() -> grpc.StatusCode:
+        server = InProcessServer()
+        edge_pb2_grpc.add_EdgeControlServicer_to_server(Counting(), server)
+        stub = edge_pb2_grpc.EdgeControlStub(server.channel())
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.GetStats(edge_pb2.GetStatsRequest(), timeout=0)
+        return refused.value.code()
+
+    assert run_virtual(main()) == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert Counting.calls == 0

@@ -11,7 +11,7 @@ import edge.node
 import edgekv
 from edgekv.core.errors import ErrorKind, KVError
 from edgekv.sim.cluster import CENTRAL_ADDRESS, simulated_cluster
-from edgekv.sim.explore import explore_one, explore_seeds, scenario_of
+from edgekv.sim.explore import explore_one, explore_seeds, overlap, scenario_of
 from edgekv.sim.loop import run_virtual
 from edgekv.topology import CentralSpec, Topology, generated_topology
 
@@ -23,6 +23,14 @@ def test_a_seed_stands_for_one_scenario_and_seeds_differ() -> None:
     assert {fault.kind for s in scenarios for fault in s.faults} == {"loss", "partition", "restart"}
     for scenario in scenarios:
         assert all(f.at_s + f.length_s <= 0.6 * scenario.duration_s + 1e-9 for f in scenario.faults)
+
+
+def test_faults_of_one_kind_on_one_target_never_overlap() -> None:
+    # One's end would end the other (a restart during a restart, a link healed early).
+    for seed in range(1, 1001):
+        faults = scenario_of(seed).faults
+        for index, one in enumerate(faults):
+            assert not any(overlap(one, other) for other in faults[index + 1 :]), seed
 
 
 def test_a_restarted_central_refuses_calls_while_down_and_keeps_its_data() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 
@@ -44,14 +45,20 @@ def test_any_failed_call_fails_the_soak() -> None:
     assert found.reasons == ["3 calls failed, the first with boom"]
 
 
-def test_the_generator_is_reported_but_not_judged() -> None:
-    stepping = [100] * 12 + [200] * 4
-    found = verdict(slices(), samples({"generator": stepping, "edge": [100] * 16}))
+def test_the_generator_s_threads_are_reported_but_not_judged() -> None:
+    generator = [
+        Sample(float(t), "generator", 1, 100, 10, 8 if t < 13 else 10) for t in range(1, 17)
+    ]
+    found = verdict(slices(), generator)
     assert found.passed
-    assert found.growth["generator"]["rss_bytes"] == (100.0, 200.0, 1.0)
+    assert found.growth["generator"]["tasks"] == (8.0, 10.0, 0.25)
+    growing = verdict(slices(), samples({"generator": [100] * 12 + [200] * 4}))
+    assert growing.reasons == [
+        "generator: rss_bytes grew 100% from the second quarter (100) to the last (200)"
+    ]
 
 
 def test_a_sample_counts_a_process_threads_by_name() -> None:
     sampled = sample_process("me", os.getpid(), 0.0)
-    counted = dict(pair.split("=") for pair in sampled.thread_names.split())
-    assert sum(int(n) for n in counted.values()) == sampled.tasks >= threading.active_count()
+    counted = json.loads(sampled.thread_names)
+    assert sum(counted.values()) == sampled.tasks >= threading.active_count()

@@ -79,3 +79,21 @@ def test_a_stop_from_another_thread_ends_the_run_at_its_next_event() -> None:
 
     with pytest.raises(SimulationStopped):
         run_virtual(main(), stop)
+
+
+def test_a_stopped_run_still_runs_its_cleanup() -> None:
+    stop = threading.Event()
+    cleaned: list[str] = []
+
+    async def main() -> None:
+        try:
+            await asyncio.sleep(5.0)
+            stop.set()
+            await asyncio.sleep(5.0)
+        finally:
+            await asyncio.sleep(1.0)  # cleanup that itself waits, as closing a cluster does
+            cleaned.append("closed")
+
+    with pytest.raises(SimulationStopped):
+        run_virtual(main(), stop)
+    assert cleaned == ["closed"]
