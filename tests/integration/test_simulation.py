@@ -167,3 +167,24 @@ def test_a_generated_topology_of_thirty_regions_runs_with_central_s_region_writi
     assert len(regions) == 30 and regions["pop-030"]["edges"] == ["pop-030-1", "pop-030-2"]
     assert run["options"]["writer_region"] == "pop-001"
     assert run["facts"]["readers"][0] == "pop-002" and len(run["facts"]["readers"]) == 29
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ('[edge_defaults]\ncache = "redis://127.0.0.1:6379/0"\n', "edges with a memory cache"),
+        ('[central]\nstorage = "redis://127.0.0.1:6379/0"\n', "central on memory: or sqlite:"),
+    ],
+)
+def test_redis_in_a_topology_is_refused_by_the_simulation_in_one_line(
+    tmp_path: Path, table: str, says: str
+) -> None:
+    topology = tmp_path / "topology.toml"
+    topology.write_text(table + '\n[[regions]]\nname = "us-east"\nrtt_ms = 2\n')
+    done = edgekv(*STALENESS, "--topology", str(topology), "--out", str(tmp_path / "out"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert (
+        last.startswith(f"edgekv: error: the simulation runs {says}") and "--engine cluster" in last
+    )
+    assert not (tmp_path / "out").exists()
