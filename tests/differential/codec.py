@@ -125,6 +125,8 @@ def _from_now_if_near(unix_s: int, now_s: int) -> str:
 
 
 NOW_RELATIVE = re.compile(r"now([+-]\d+)s")
+# A far date as _from_now shows it.
+FAR_DATE = re.compile(r"~\d+")
 # How far two distances from "now" may differ and still be the same answer: each side
 # waits up to a second for a young second before each call that sends "now + s".
 CLOCK_SLACK_S = 4

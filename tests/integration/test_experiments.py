@@ -60,18 +60,30 @@ def checks_of(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {check["name"]: check for check in summary["checks"]}
 
 
-@pytest.mark.timeout(180)
-def test_staleness_matches_theory_for_three_settings_and_report_redraws_it(
+@pytest.mark.timeout(240)
+def test_staleness_on_a_cluster_matches_theory_and_the_simulation_and_report_redraws_it(
     tmp_path: Path,
 ) -> None:
+    # `edgekv sim compare` runs the seeded workload on a fresh cluster, then in the
+    # simulation, and exits 0 only when the two agree within its tolerances. The stale
+    # fraction is compared with the simulation's rather than the theory's: with ~3,000
+    # reads a setting, ten seeds of this workload spread from -16 % to +22 % around the
+    # prediction, while the two engines, seeing the same arrivals, agree within 2 %. The
+    # theory's precision is checked in the simulation, where a run can hold enough reads
+    # (tests/integration/test_simulation.py).
     done = edgekv(
-        "experiment", "staleness", "--seed", "3", "--out", str(tmp_path),
+        "sim", "compare", "--seed", "3", "--out", str(tmp_path),
         "--cache-ttls", "30,60,120", "--duration", "2400", "--time-scale", "150",
         "--reader-regions", "us-west,eu-west,ap-southeast",
         "--read-rate", "0.4", "--write-rate", "0.05",
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    run_dir = only_run(tmp_path, "staleness")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the engines agree within every tolerance" in done.stdout
+    runs = {
+        json.loads((folder / "run.json").read_text())["engine"]: folder
+        for folder in (tmp_path / "compare-engines" / "staleness").iterdir()
+    }
+    run_dir = runs["cluster"]
     expected = {
         "run.json", "history.jsonl", "summary.json", "summary.csv", "report.md",
         "staleness-vs-ttl.png", "staleness-tradeoff.png", "staleness-time-behind-cdf.png",
@@ -83,16 +95,15 @@ def test_staleness_matches_theory_for_three_settings_and_report_redraws_it(
     assert run["driver"]["dropped"] == 0
 
     measures = summary_of(run_dir)["measures"]
+    simulated = summary_of(runs["sim"])["measures"]
     assert set(measures) == {"ttl=30", "ttl=60", "ttl=120"}
     for setting, got in measures.items():
         want = got["predicted"]
         assert got["reads"] > 1500, setting
         hit_error = abs(got["hit_ratio"] - want["hit_ratio"]) / want["hit_ratio"]
         assert hit_error <= 0.05, (setting, got["hit_ratio"], want["hit_ratio"])
-        stale_gap = abs(got["stale_fraction"] - want["stale_fraction"])
-        assert stale_gap <= max(0.01, 0.10 * want["stale_fraction"]), (
-            setting, got["stale_fraction"], want["stale_fraction"],
-        )  # fmt: skip
+        stale_gap = abs(got["stale_fraction"] - simulated[setting]["stale_fraction"])
+        assert stale_gap <= max(0.005, 0.10 * got["stale_fraction"]), setting
         central_error = abs(got["upstream_per_s"] - want["upstream_per_s"]) / want["upstream_per_s"]
         assert central_error <= 0.10, setting
     # The longer the cacheTtl, the more stale reads and the fewer central reads.

@@ -88,6 +88,23 @@ def test_watch_driven_modes_replay_to_the_byte_too(tmp_path: Path) -> None:
     assert histories[0] == histories[1]
 
 
+def test_with_enough_reads_the_stale_fraction_matches_the_theory(tmp_path: Path) -> None:
+    # About 48,000 reads per setting (a cluster would take over four minutes at time
+    # scale 150; here about fifteen seconds): sampling noise of a few per cent at most.
+    done = edgekv(
+        "experiment", "staleness", "--engine", "sim", "--seed", "11", "--duration", "40000",
+        "--cache-ttls", "30,120", "--reader-regions", "us-west,eu-west,ap-southeast",
+        "--read-rate", "0.4", "--write-rate", "0.05", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((only_run(tmp_path, "staleness") / "summary.json").read_text())
+    for setting, got in summary["measures"].items():
+        want = got["predicted"]
+        assert got["reads"] > 40_000, setting
+        assert abs(got["hit_ratio"] / want["hit_ratio"] - 1) <= 0.01, setting
+        assert abs(got["stale_fraction"] / want["stale_fraction"] - 1) <= 0.05, setting
+
+
 def test_a_different_seed_gives_a_different_history(tmp_path: Path) -> None:
     histories = []
     for seed in ("7", "8"):
