@@ -283,6 +283,13 @@ def test_an_experiment_runs_on_a_cluster_started_by_up_detach(tmp_path: Path) ->
         assert cli("down").returncode == 0
 
 
+def as_a_foreground_job() -> None:
+    """Let Ctrl-C (SIGINT) reach the child as it reaches a command typed in a terminal: a
+    shell starts background jobs with SIGINT ignored, and a test run in the background
+    would pass that on, so the child would ignore the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class RunningCluster:
     """A cluster started by `edgekv up --detach`, and the commands a user runs beside it."""
 
@@ -309,7 +316,7 @@ class RunningCluster:
         """Start an experiment and return once its workload is running."""
         process = subprocess.Popen(
             self.experiment(name, *args), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-            text=True, env=self.environment,
+            text=True, env=self.environment, preexec_fn=as_a_foreground_job,
         )  # fmt: skip
         assert process.stderr is not None
         for line in process.stderr:  # the progress line comes once the workload has begun
