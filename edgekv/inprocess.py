@@ -184,16 +184,13 @@ class InProcessServer:
     def channel(self) -> InProcessChannel:
         return InProcessChannel(self)
 
-    def intercepted(self, method: str) -> grpc.RpcMethodHandler | None:
-        """``method``'s handler as the interceptors left it, once found (else None)."""
-        return self._intercepted.get(method)
-
-    async def handler_for(self, details: _CallDetails) -> grpc.RpcMethodHandler:
-        """The handler of a call, through every interceptor, as a grpc.aio server finds it."""
-        found = self._intercepted.get(details.method)
+    async def handler_for(self, method: str, metadata: Metadata) -> grpc.RpcMethodHandler:
+        """The handler of a call, through every interceptor, as a grpc.aio server finds it
+        (the first call of each method; later ones find it kept)."""
+        found = self._intercepted.get(method)
         if found is None:
-            found = await self._intercept(details)
-            self._intercepted[details.method] = found
+            found = await self._intercept(_CallDetails(method, metadata))
+            self._intercepted[method] = found
         return found
 
     async def _intercept(self, details: _CallDetails) -> grpc.RpcMethodHandler:
@@ -285,10 +282,7 @@ class _Method:
         return InProcessContext(tuple(metadata or ()), deadline=deadline)
 
     async def handler(self, context: InProcessContext) -> grpc.RpcMethodHandler:
-        found = self.server.intercepted(self.method)  # found once, then at no cost
-        if found is None:
-            found = await self.server.handler_for(_CallDetails(self.method, context.metadata))
-        return found
+        return await self.server.handler_for(self.method, context.metadata)
 
     def request_bytes(self, request: Any) -> bytes:
         payload = self.serialize(request)
@@ -347,9 +341,7 @@ async def _within(call: Coroutine[Any, Any, T], timeout_s: float | None) -> T:
         waiting_on = call.send(None)
     except StopIteration as done:
         return cast(T, done.value)
-    if timeout_s is None:
-        return cast(T, await _resumed(call, waiting_on))
-    async with asyncio.timeout(timeout_s):
+    async with asyncio.timeout(timeout_s):  # None: no deadline
         return cast(T, await _resumed(call, waiting_on))
 
 

@@ -117,8 +117,6 @@ class Driver:
         self._next_id = 0
         # Every key an operation touched, by group (central_revisions asks central for them).
         self._keys: dict[str, set[str]] = {}
-        self._edge_of_session: dict[str, EdgeAddress] = {}
-        self._namespace_handles: dict[tuple[str | None, str], edgekv.KVNamespace] = {}
         self.namespaces: dict[str, str] = {}
         self.t0 = self.clock.now()
         # The setup's and the final reads' calls to central are retried with seeded jitter.
@@ -230,25 +228,12 @@ class Driver:
 
     def _edge_for(self, planned: Planned) -> EdgeAddress:
         """A session always uses the same edge of its region."""
-        edge = self._edge_of_session.get(planned.session)
-        if edge is None:
-            edges = self._edges_by_region.get(planned.region) or self.view.edges_in(planned.region)
-            edge = edges[zlib.crc32(planned.session.encode()) % len(edges)]
-            self._edge_of_session[planned.session] = edge
-        return edge
-
-    def _namespace(self, via: EdgeAddress | None, group: str) -> edgekv.KVNamespace:
-        """The group's namespace through ``via`` (None: central), made once per pair."""
-        where = None if via is None else via.address
-        namespace = self._namespace_handles.get((where, group))
-        if namespace is None:
-            client = self._central if via is None else self._edges[via.address]
-            namespace = client.namespace(self.namespaces[group])
-            self._namespace_handles[(where, group)] = namespace
-        return namespace
+        edges = self._edges_by_region.get(planned.region) or self.view.edges_in(planned.region)
+        return edges[zlib.crc32(planned.session.encode()) % len(edges)]
 
     async def _perform(self, planned: Planned, via: EdgeAddress | None) -> None:
-        namespace = self._namespace(via, planned.group)
+        client = self._central if via is None else self._edges[via.address]
+        namespace = client.namespace(self.namespaces[planned.group])
         op = Op(
             id=self._next_id,
             kind=planned.kind,

@@ -87,7 +87,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self, stop: threading.Event | None = None) -> None:
         self._virtual_now = 0.0
         self._stop_requested = stop
-        self.jumps = 0
         super().__init__(_TimeJump(self))
         # asyncio runs timers due within its clock's resolution, read from the host;
         # fixed here, so that which timers run together does not depend on the host.
@@ -98,7 +97,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def jump(self, timeout_s: float) -> None:
         """Move the clock to the earliest timer (exactly), or on by ``timeout_s``."""
-        self.jumps += 1
         scheduled: list[Any] = self._scheduled  # type: ignore[attr-defined]
         if timeout_s < _LONGEST_WAIT_S and scheduled:
             self._virtual_now = max(self._virtual_now, scheduled[0].when())
