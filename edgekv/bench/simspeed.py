@@ -8,7 +8,10 @@ virtual-time loop:
 
 * **floor** — microseconds per call of the node code alone: an edge's
   ``EdgeNode.get`` answering a HIT, and central's ``Get`` service, called
-  directly (no transport, no client, no driver);
+  directly (no transport, no client, no driver); and a HIT as the simulation
+  must pay for it at least: through ``edgekv.Client``, the in-process
+  transport (protobuf both ways) and the edge's service, one call after
+  another (no driver, no history, no timers) — the ceiling of any workload;
 * **engine** — a five-region staleness workload (the experiment itself, with
   ``--engine sim``): operations per real second, and microseconds per
   operation, including the driver, the client, the in-process transport with
@@ -48,6 +51,7 @@ FLOOR_CALLS = 20_000
 class SimSpeed:
     floor_edge_hit_us: float
     floor_central_get_us: float
+    floor_client_hit_us: float
     ops: int
     real_s: float
     # Layer → share of the profiled run's time (only with profile).
@@ -69,6 +73,7 @@ class SimSpeed:
         return {
             "floor_edge_hit_us": round(self.floor_edge_hit_us, 2),
             "floor_central_get_us": round(self.floor_central_get_us, 2),
+            "floor_client_hit_us": round(self.floor_client_hit_us, 2),
             "ops": self.ops,
             "real_s": round(self.real_s, 3),
             "ops_per_real_s": round(self.ops_per_real_s),
@@ -80,7 +85,9 @@ class SimSpeed:
     def as_text(self) -> str:
         lines = [
             f"floor: edge HIT {self.floor_edge_hit_us:.2f} us, central Get "
-            f"{self.floor_central_get_us:.2f} us (the node code, called directly)",
+            f"{self.floor_central_get_us:.2f} us (the node code, called directly); a HIT "
+            f"through the client and the in-process transport {self.floor_client_hit_us:.2f} us "
+            f"(at most {1e6 / self.floor_client_hit_us:,.0f} reads per real second)",
             f"engine: {self.ops:,} operations in {self.real_s:.1f} s = "
             f"{self.ops_per_real_s:,.0f} simulated ops per real second "
             f"({self.us_per_op:.1f} us each, {self.ratio_to_floor:.1f} x the HIT floor)",
@@ -91,11 +98,13 @@ class SimSpeed:
         return "\n".join(lines)
 
 
-async def floors(calls: int = FLOOR_CALLS) -> tuple[float, float]:
-    """Microseconds per direct edge HIT and per direct central Get, on the running loop."""
+async def floors(calls: int = FLOOR_CALLS) -> tuple[float, float, float]:
+    """Microseconds per direct edge HIT, per direct central Get and per HIT through the
+    client and the in-process transport, on the running loop."""
     import tempfile
 
     import edgekv
+    from edgekv.client import RetryPolicy
     from edgekv.inprocess import InProcessContext
     from edgekv.sim.cluster import CENTRAL_ADDRESS, start_simulated
     from edgekv.topology import CentralSpec, Topology, generated_topology
@@ -121,9 +130,16 @@ async def floors(calls: int = FLOOR_CALLS) -> tuple[float, float]:
             for _ in range(calls):
                 await cluster.service.Get(request, context)
             central_us = (time.perf_counter() - began) / calls * 1e6
+            edge_address = cluster.edges[0].address
+            reader = edgekv.Client(edge=cluster.channels()[edge_address], retry=RetryPolicy.NONE)
+            kv = reader.namespace(namespace.id)
+            began = time.perf_counter()
+            for _ in range(calls):
+                await kv.get_with_metadata("k", type="bytes", cache_ttl=3600)
+            client_us = (time.perf_counter() - began) / calls * 1e6
         finally:
             await cluster.close()
-    return edge_us, central_us
+    return edge_us, central_us, client_us
 
 
 async def measure(
@@ -133,7 +149,7 @@ async def measure(
     from edgekv.experiments.base import Progress
     from edgekv.experiments.staleness import Staleness
 
-    edge_us, central_us = await floors()
+    edge_us, central_us, client_us = await floors()
     args = staleness_args(duration_s, read_rate, out)
     profiler = cProfile.Profile() if profile else None
     began = time.perf_counter()
@@ -146,7 +162,12 @@ async def measure(
             profiler.disable()
     real_s = time.perf_counter() - began
     return SimSpeed(
-        edge_us, central_us, len(ops), real_s, shares(profiler) if profiler is not None else {}
+        edge_us,
+        central_us,
+        client_us,
+        len(ops),
+        real_s,
+        shares(profiler) if profiler is not None else {},
     )
 
 
