@@ -147,6 +147,7 @@ async def measure(
 ) -> SimSpeed:
     """The floors, then the staleness workload in the simulation; see the module."""
     from edgekv.experiments.base import Progress
+    from edgekv.experiments.history import Op
     from edgekv.experiments.staleness import Staleness
 
     edge_us, central_us, client_us = await floors()
@@ -156,7 +157,8 @@ async def measure(
     if profiler is not None:
         profiler.enable()
     try:
-        ops, *_ = await Staleness().run(args, Progress())
+        ops: list[Op] = []
+        await Staleness().run(args, Progress(), ops.append)
     finally:
         if profiler is not None:
             profiler.disable()

@@ -20,7 +20,7 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,10 +37,9 @@ from edgekv.experiments.cluster import (
     running_cluster,
     running_cluster_view,
 )
-from edgekv.experiments.history import Op, read_history, write_history
+from edgekv.experiments.history import HISTORY_NAMES, History, HistoryWriter, Op, history_file
 from edgekv.experiments.records import MalformedRecord
 from edgekv.experiments.results import (
-    HISTORY_FILE,
     RUN_FILE,
     ResultsFolder,
     RunRecord,
@@ -48,11 +47,20 @@ from edgekv.experiments.results import (
     git_commit,
     write_derived,
 )
-from edgekv.topology import Topology, default_topology, generated_topology, load_topology
+from edgekv.topology import (
+    Topology,
+    TopologyError,
+    default_topology,
+    generated_topology,
+    load_topology,
+    parse_size,
+)
 
-# What an experiment's run returns: the history, the facts it gathered, the
-# cluster's description and the driver's stats (run.json keeps the last three).
-RunOutcome = tuple[list[Op], dict[str, Any], dict[str, Any], dict[str, Any]]
+# What an experiment's run returns besides its history (which it hands on as it goes):
+# the facts it gathered, the cluster's description and the driver's stats (run.json).
+RunOutcome = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+# Where a run hands each operation of its history, in id order.
+Record = Callable[[Op], None]
 
 
 class Experiment(Protocol):
@@ -71,13 +79,17 @@ class Experiment(Protocol):
         """Raise ValueError naming the option when the options cannot work."""
         ...
 
-    async def run(self, args: argparse.Namespace, progress: Progress) -> RunOutcome:
-        """Run; return the history, the facts, the cluster's description and driver stats."""
+    async def run(self, args: argparse.Namespace, progress: Progress, record: Record) -> RunOutcome:
+        """Run, handing each operation to ``record``; return the facts, the cluster's
+        description and driver stats."""
         ...
 
-    def summarise(self, record: RunRecord, ops: list[Op]) -> Summary: ...
+    def summarise(self, record: RunRecord, ops: Iterable[Op]) -> Summary:
+        """The summary of a history, which may be too large to hold: each pass over
+        ``ops`` reads it afresh, and an experiment that needs it whole lists it."""
+        ...
 
-    def draw(self, record: RunRecord, ops: list[Op], summary: Summary, out: Path) -> list[str]:
+    def draw(self, record: RunRecord, ops: Iterable[Op], summary: Summary, out: Path) -> list[str]:
         """Write PNG plots into ``out``; return their file names."""
         ...
 
@@ -122,6 +134,12 @@ def add_common_arguments(parser: argparse.ArgumentParser, experiment: Experiment
         help="results go to DIR/<experiment>/<timestamp>/ (default ./results)",
     )
     parser.add_argument(
+        "--gzip-history",
+        action="store_true",
+        help="write the history compressed, as history.jsonl.gz (byte-identical for a seed "
+        "all the same: its gzip header has no name or time)",
+    )
+    parser.add_argument(
         "--yes",
         action="store_true",
         help=f"run even if it would take more than {MAX_REAL_S / 60:g} minutes of real time",
@@ -134,6 +152,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, experiment: Experiment
         metavar="N",
         help="a generated topology of N regions, pop-001 ... (RTTs to central spread "
         "log-uniformly from 2 to 300 ms; see docs/design.md) instead of the default five",
+    )
+    parser.add_argument(
+        "--edge-cache",
+        type=str,
+        default=None,
+        metavar="SIZE",
+        help="each edge's cache, e.g. 4MiB: copies past it go, least recently used first "
+        "(default: the topology's, 64MiB)",
     )
     parser.add_argument(
         "--edges-per-region",
@@ -159,6 +185,13 @@ def add_common_arguments(parser: argparse.ArgumentParser, experiment: Experiment
 def validate_common(args: argparse.Namespace) -> None:
     if args.duration <= 0:
         raise UsageError(f"--duration must be positive, got {args.duration:g}")
+    if getattr(args, "edge_cache", None) is not None:
+        if args.state is not None:
+            raise UsageError(
+                "--edge-cache sizes the edges of a fresh cluster; the running cluster --state "
+                "names has its own (drop one of them)"
+            )
+        edge_cache_bytes(args.edge_cache)
     if args.engine == "sim":
         if args.state is not None:
             raise UsageError(
@@ -251,10 +284,31 @@ def base_topology(args: argparse.Namespace, experiment: Experiment) -> Topology:
     else:
         topology = default_topology()
     scale = args.time_scale or experiment.default_time_scale
-    return replace(
+    topology = replace(
         topology.with_time_scale(scale),
         central=replace(topology.central, write_rate_limit=False),
     )
+    if getattr(args, "edge_cache", None) is not None:
+        max_bytes = edge_cache_bytes(args.edge_cache)
+        topology = replace(
+            topology,
+            regions=tuple(
+                replace(region, edge=replace(region.edge, cache_max_bytes=max_bytes))
+                for region in topology.regions
+            ),
+        )
+    return topology
+
+
+def edge_cache_bytes(text: str) -> int:
+    """``--edge-cache`` in bytes, or a UsageError naming the flag."""
+    try:
+        max_bytes = parse_size(text, "--edge-cache")
+    except TopologyError as exc:
+        raise UsageError(str(exc)) from None
+    if max_bytes <= 0:
+        raise UsageError(f"--edge-cache must be positive, got {text}")
+    return max_bytes
 
 
 @asynccontextmanager
@@ -478,14 +532,19 @@ async def run_to_folder(experiment: Experiment, args: argparse.Namespace) -> tup
     try:
         started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         began = time.monotonic()
-        if args.engine == "sim":
-            from edgekv.sim.loop import in_virtual_time
+        # The history goes to its file as the run hands it on: a run never holds it.
+        name = HISTORY_NAMES[1] if getattr(args, "gzip_history", False) else HISTORY_NAMES[0]
+        with HistoryWriter(folder.partial / name) as history:
+            if args.engine == "sim":
+                from edgekv.sim.loop import in_virtual_time
 
-            outcome = await in_virtual_time(lambda: experiment.run(args, progress))
-        else:
-            outcome = await experiment.run(args, progress)
-        ops, facts, cluster, driver = outcome
-        driver = driver | speed(len(ops), time.monotonic() - began)
+                outcome = await in_virtual_time(
+                    lambda: experiment.run(args, progress, history.append)
+                )
+            else:
+                outcome = await experiment.run(args, progress, history.append)
+        facts, cluster, driver = outcome
+        driver = driver | speed(history.count, time.monotonic() - began)
         progress.finish()
         record = RunRecord(
             experiment=experiment.name,
@@ -499,7 +558,6 @@ async def run_to_folder(experiment: Experiment, args: argparse.Namespace) -> tup
             engine=args.engine,
         )
         (folder.partial / RUN_FILE).write_text(record.to_json(), encoding="utf-8")
-        write_history(folder.partial / HISTORY_FILE, ops)
         summary = derive(experiment, folder.partial)
         final = folder.complete()
     except BaseException:
@@ -524,9 +582,12 @@ def derive(experiment: Experiment, run_dir: Path) -> Summary:
         record = RunRecord.from_json(run_file.read_text(encoding="utf-8"))
     except MalformedRecord as exc:
         raise MalformedRecord(f"{run_file}: not a run.json edgekv can read ({exc})") from None
-    ops = read_history(run_dir / HISTORY_FILE)
-    summary = experiment.summarise(record, ops)
-    plots = experiment.draw(record, ops, summary, run_dir)
+    path = history_file(run_dir)
+    if path is None:
+        raise MalformedRecord(f"{run_dir}: no {' or '.join(HISTORY_NAMES)}")
+    history = History(path)  # read afresh on every pass, never held here
+    summary = experiment.summarise(record, history)
+    plots = experiment.draw(record, history, summary, run_dir)
     write_derived(run_dir, summary, plots)
     return summary
 
@@ -562,10 +623,12 @@ def allowance_s(record: RunRecord) -> dict[str, float]:
 
 
 def own_writes_check(
-    ops: list[Op], record: RunRecord, writers: Collection[str], readers: Collection[str]
+    result: checkers.CheckResult,
+    record: RunRecord,
+    writers: Collection[str],
+    readers: Collection[str],
 ) -> checkers.CheckResult:
-    """Read-your-writes, optional when this workload gives it nothing to examine."""
-    result = checkers.read_your_writes(ops)
+    """Read-your-writes' ``result``, optional when this workload gives it nothing to examine."""
     optional = read_your_writes_optional(record, writers, readers)
     return result if optional is None else result.optional(optional)
 

@@ -24,12 +24,15 @@ slack, so a read invoked exactly at the bound counts despite float rounding.
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
+import random
+import sys
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from edgekv.experiments.history import KeyWrites, Op
+from edgekv.experiments.history import KeyLogs, KeyWrites, Op
 
 GroupKey = tuple[str, str]
 K = TypeVar("K", bound=Hashable)
@@ -40,6 +43,8 @@ DEFAULT_CACHE_TTL_S = 60.0
 UPSTREAM_STATUSES = frozenset({"MISS", "EXPIRED", "REVALIDATED"})
 # Slack when comparing a recorded time with a computed bound (float rounding, not latency).
 _TOLERANCE_S = 1e-9
+# Stale reads whose time and revisions behind are all kept; past it, a uniform sample.
+SAMPLE_LIMIT = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,8 +245,79 @@ def _in_scope(
     return window_s is None or window_s[0] <= op.invoke_s < window_s[1]
 
 
+class Sample:
+    """Every value added while there are at most ``limit``; past that, a uniform sample of
+    ``limit`` of them (reservoir sampling, seeded: the same values give the same sample),
+    so that a day's millions of stale reads keep a distribution without being held."""
+
+    def __init__(self, limit: int = SAMPLE_LIMIT) -> None:
+        self.limit = limit
+        self.values: list[float] = []
+        self.seen = 0
+        self._rng = random.Random(0)
+
+    def add(self, value: float) -> None:
+        self.seen += 1
+        if len(self.values) < self.limit:
+            self.values.append(value)
+            return
+        slot = self._rng.randrange(self.seen)
+        if slot < self.limit:
+            self.values[slot] = value
+
+
+class StalenessTally:
+    """:func:`staleness` as one pass: hand it every operation in history order.
+
+    ``logs`` holds the acknowledged writes seen so far (whoever adds them):
+    a read's central revision was committed before it was invoked, by a write
+    invoked before it, so that write is in the logs by the time the read is.
+    """
+
+    def __init__(
+        self,
+        logs: KeyLogs,
+        *,
+        group: str | None = None,
+        region: str | Collection[str] | None = None,
+        window_s: tuple[float, float] | None = None,
+    ) -> None:
+        self.logs = logs
+        self.group, self.region, self.window_s = group, region, window_s
+        self.reads = self.hits = self.upstream = 0
+        self.time_behind_s = Sample()
+        self.revisions_behind = Sample()
+
+    def add(self, op: Op) -> None:
+        if not _is_observation(op) or op.central_revision is None:
+            return
+        if not _in_scope(op, self.group, self.region, self.window_s):
+            return
+        self.reads += 1
+        self.hits += op.cache_status == "HIT"
+        self.upstream += op.cache_status in UPSTREAM_STATUSES
+        returned = _revision(op)
+        if returned >= op.central_revision:
+            return
+        log = self.logs.get(op.group, op.key)
+        self.revisions_behind.add(log.between(returned, op.central_revision))
+        superseded_s = log.superseded_at(returned)
+        if superseded_s is not None:
+            self.time_behind_s.add(op.invoke_s - superseded_s)
+
+    def result(self) -> Staleness:
+        return Staleness(
+            reads=self.reads,
+            stale=self.revisions_behind.seen,
+            hits=self.hits,
+            upstream=self.upstream,
+            time_behind_s=tuple(self.time_behind_s.values),
+            revisions_behind=tuple(int(n) for n in self.revisions_behind.values),
+        )
+
+
 def staleness(
-    ops: Sequence[Op],
+    ops: Iterable[Op],
     *,
     group: str | None = None,
     region: str | Collection[str] | None = None,
@@ -255,33 +331,14 @@ def staleness(
     are taken from the whole history, whatever the filters. A stale read's time
     behind is measured from the commit of the first acknowledged write newer than
     what it returned; if there is none (a central revision not from the
-    acknowledged writes) the read counts as stale but adds no time behind.
+    acknowledged writes) the read counts as stale but adds no time behind. Past
+    :data:`SAMPLE_LIMIT` stale reads, the two lists are a uniform sample of them.
     """
-    reads = hits = upstream = 0
-    time_behind_s: list[float] = []
-    revisions_behind: list[int] = []
-    for op, log in _observations(ops):
-        if op.central_revision is None or not _in_scope(op, group, region, window_s):
-            continue
-        reads += 1
-        hits += op.cache_status == "HIT"
-        upstream += op.cache_status in UPSTREAM_STATUSES
-        returned = _revision(op)
-        if returned >= op.central_revision:
-            continue
-        index = log.index if log is not None else KeyWrites([], [])
-        revisions_behind.append(index.between(returned, op.central_revision))
-        superseded_s = index.superseded_at(returned)
-        if superseded_s is not None:
-            time_behind_s.append(op.invoke_s - superseded_s)
-    return Staleness(
-        reads=reads,
-        stale=len(revisions_behind),
-        hits=hits,
-        upstream=upstream,
-        time_behind_s=tuple(time_behind_s),
-        revisions_behind=tuple(revisions_behind),
-    )
+    held = list(ops)
+    tally = StalenessTally(KeyLogs.of(held), group=group, region=region, window_s=window_s)
+    for op in held:
+        tally.add(op)
+    return tally.result()
 
 
 def revisions_behind(ops: Sequence[Op]) -> dict[int, int]:
@@ -404,111 +461,169 @@ def summary_of_visibility(items: Sequence[Visibility]) -> dict[str, dict[str, fl
 # --- Read your writes --------------------------------------------------------------------------
 
 
-def _newest_so_far(writes: Sequence[Op]) -> list[Op]:
-    """Prefix maxima by revision: entry i is the newest of ``writes[: i + 1]``."""
-    newest: list[Op] = []
-    for write in writes:
-        if newest and _revision(newest[-1]) >= _revision(write):
-            newest.append(newest[-1])
-        else:
-            newest.append(write)
-    return newest
+class _NodeWrites:
+    """The writes acknowledged through one node for one key, by completion, with the
+    newest revision among each prefix (what a read invoked then must show)."""
+
+    def __init__(self) -> None:
+        self.completes: list[tuple[float, int]] = []
+        self.writes: list[Op] = []
+        self.newest: list[Op] = []
+
+    def add(self, write: Op) -> None:
+        at = bisect.bisect(self.completes, (write.complete_s, write.id))
+        self.completes.insert(at, (write.complete_s, write.id))
+        self.writes.insert(at, write)
+        # Writes come nearly in completion order: the prefixes to redo are few.
+        del self.newest[at:]
+        for later in self.writes[at:]:
+            newest = self.newest[-1] if self.newest else None
+            keep = newest is not None and _revision(newest) >= _revision(later)
+            self.newest.append(newest if keep and newest is not None else later)
+
+    def newest_by(self, time_s: float) -> Op | None:
+        done = bisect.bisect_right(self.completes, (time_s, math.inf))
+        return self.newest[done - 1] if done else None
 
 
-def read_your_writes(ops: Sequence[Op]) -> CheckResult:
+class ReadYourWrites:
+    """:func:`read_your_writes` as one pass: hand it every operation in history order
+    (a write a read must show completed before the read was invoked, so it comes first)."""
+
+    name = "read-your-writes"
+
+    def __init__(self) -> None:
+        self._writes: dict[tuple[str, str, str], _NodeWrites] = {}
+        self.checked = 0
+        self.violations: list[Violation] = []
+
+    def add(self, op: Op) -> None:
+        if _is_acknowledged(op) and op.node != "central":  # central's writes are no node's own
+            self._writes.setdefault((op.group, op.key, op.node), _NodeWrites()).add(op)
+        elif _is_observation(op):
+            self._check(op)
+
+    def _check(self, read: Op) -> None:
+        writes = self._writes.get((read.group, read.key, read.node))
+        write = None if writes is None else writes.newest_by(read.invoke_s)
+        if write is None:
+            return
+        self.checked += 1
+        if _revision(read) >= _revision(write):
+            return
+        self.violations.append(
+            Violation(
+                self.name,
+                f"read #{read.id} at node {read.node} (region {read.region}) of key "
+                f"{read.key!r} (group {read.group}) invoked at {_at(read.invoke_s)} "
+                f"returned revision {_revision(read)}, older than revision "
+                f"{_revision(write)} written through that node by #{write.id} "
+                f"(completed {_at(write.complete_s)})",
+                (write.id, read.id),
+            )
+        )
+
+    def result(self) -> CheckResult:
+        violations = sorted(self.violations, key=lambda v: v.op_ids[::-1])
+        return CheckResult(self.name, self.checked, tuple(violations))
+
+
+def read_your_writes(ops: Iterable[Op]) -> CheckResult:
     """A read at a node must show every write acknowledged through that node before it.
 
     Writes sent to central directly are no node's own. ``checked`` counts the
     reads invoked after at least one such write completed at their node.
     """
-    name = "read-your-writes"
-
-    def by_node(op: Op) -> tuple[str, str, str]:
-        return (op.group, op.key, op.node)
-
-    writes = _grouped(ops, lambda op: _is_acknowledged(op) and op.node != "central", by_node)
-    reads = _grouped(ops, _is_observation, by_node)
-    checked = 0
-    violations: list[Violation] = []
-    for node_key, node_writes in writes.items():
-        node_writes.sort(key=lambda w: (w.complete_s, w.id))
-        completes_s = [w.complete_s for w in node_writes]
-        newest = _newest_so_far(node_writes)
-        for read in reads.get(node_key, []):
-            done = bisect.bisect_right(completes_s, read.invoke_s)
-            if not done:
-                continue
-            checked += 1
-            write = newest[done - 1]
-            if _revision(read) >= _revision(write):
-                continue
-            violations.append(
-                Violation(
-                    name,
-                    f"read #{read.id} at node {read.node} (region {read.region}) of key "
-                    f"{read.key!r} (group {read.group}) invoked at {_at(read.invoke_s)} "
-                    f"returned revision {_revision(read)}, older than revision "
-                    f"{_revision(write)} written through that node by #{write.id} "
-                    f"(completed {_at(write.complete_s)})",
-                    (write.id, read.id),
-                )
-            )
-    violations.sort(key=lambda v: v.op_ids[::-1])
-    return CheckResult(name, checked, tuple(violations))
+    held = list(ops)
+    check = ReadYourWrites()
+    for op in sorted(held, key=lambda op: not op.is_write):  # every write first: any order
+        check.add(op)
+    return check.result()
 
 
 # --- Monotonic reads ---------------------------------------------------------------------------
 
 
-def _session_violations(name: str, reads: list[Op]) -> tuple[int, list[Violation]]:
-    """Sweep one session's reads of one key: each against the newest that completed before it."""
-    by_complete = sorted(reads, key=lambda r: (r.complete_s, r.id))
-    by_invoke = sorted(reads, key=lambda r: (r.invoke_s, r.id))
-    newest: Op | None = None
-    done = 0
-    checked = 0
-    violations: list[Violation] = []
-    for later in by_invoke:
-        while done < len(by_complete) and by_complete[done].complete_s <= later.invoke_s:
-            earlier = by_complete[done]
-            if newest is None or _revision(earlier) > _revision(newest):
-                newest = earlier
-            done += 1
-        preceding = done - (1 if later.complete_s <= later.invoke_s else 0)
-        if newest is None or preceding == 0:
-            continue
-        checked += 1
-        if _revision(later) >= _revision(newest):
-            continue
-        violations.append(
+class MonotonicReads:
+    """:func:`monotonic_reads` as one pass: hand it every operation in history order.
+
+    History order is invocation order, so every read that completed before a
+    read began has come already. Reads still in flight wait in a heap by
+    completion and join their session's newest once the history has moved past
+    their completion. What is kept per (session, group, key) is small, because
+    a simulated day has millions of them: the newest completed read's revision
+    and id packed in one integer, under one interned copy of each key.
+    """
+
+    name = "monotonic-reads"
+
+    def __init__(self) -> None:
+        # (session, group) -> key -> revision << _ID_BITS | id of the newest completed read.
+        self._newest: dict[tuple[str, str], dict[str, int]] = {}
+        self._in_flight: list[tuple[float, int, dict[str, int], str, int]] = []
+        self.checked = 0
+        self.violations: list[Violation] = []
+
+    def add(self, read: Op) -> None:
+        if not _is_observation(read):
+            return
+        while self._in_flight and self._in_flight[0][0] <= read.invoke_s:
+            _, op_id, session, key, revision = heapq.heappop(self._in_flight)
+            _completed(session, key, revision, op_id)
+        session = self._newest.setdefault((read.session, read.group), {})
+        key = sys.intern(read.key)
+        newest = session.get(key)
+        if newest is not None:
+            self.checked += 1
+            if _revision(read) < newest >> _ID_BITS:
+                self._violated(read, newest >> _ID_BITS, newest & _ID_MASK)
+        if read.complete_s <= read.invoke_s:  # answered at once: done for every later read
+            _completed(session, key, _revision(read), read.id)
+        else:
+            heapq.heappush(
+                self._in_flight, (read.complete_s, read.id, session, key, _revision(read))
+            )
+
+    def _violated(self, later: Op, revision: int, op_id: int) -> None:
+        self.violations.append(
             Violation(
-                name,
+                self.name,
                 f"session {later.session} (region {later.region}) read key {later.key!r} "
                 f"(group {later.group}) at revision {_revision(later)} invoked at "
-                f"{_at(later.invoke_s)}, after read #{newest.id} had returned revision "
-                f"{_revision(newest)} (completed {_at(newest.complete_s)})",
-                (newest.id, later.id),
+                f"{_at(later.invoke_s)}, after read #{op_id} had returned revision "
+                f"{revision} (and completed before it)",
+                (op_id, later.id),
             )
         )
-    return checked, violations
+
+    def result(self) -> CheckResult:
+        violations = sorted(self.violations, key=lambda v: v.op_ids[::-1])
+        return CheckResult(self.name, self.checked, tuple(violations))
 
 
-def monotonic_reads(ops: Sequence[Op]) -> CheckResult:
+# Operation ids below 2**40 (a trillion) pack beside a revision in one integer.
+_ID_BITS = 40
+_ID_MASK = (1 << _ID_BITS) - 1
+
+
+def _completed(session: dict[str, int], key: str, revision: int, op_id: int) -> None:
+    """A read of ``key`` completed in ``session``: the newest now, unless one was newer
+    (a tie keeps the first to complete)."""
+    newest = session.get(key)
+    if newest is None or revision > newest >> _ID_BITS:
+        session[key] = revision << _ID_BITS | op_id
+
+
+def monotonic_reads(ops: Iterable[Op]) -> CheckResult:
     """Within a session, a read never returns older than a read that completed before it began.
 
     Reads that overlap in time are concurrent and constrain nothing. ``checked``
     counts the reads that had at least one earlier completed read in their session.
     """
-    name = "monotonic-reads"
-    sessions = _grouped(ops, _is_observation, lambda op: (op.session, op.group, op.key))
-    checked = 0
-    violations: list[Violation] = []
-    for session_reads in sessions.values():
-        session_checked, session_violations = _session_violations(name, session_reads)
-        checked += session_checked
-        violations.extend(session_violations)
-    violations.sort(key=lambda v: v.op_ids[::-1])
-    return CheckResult(name, checked, tuple(violations))
+    check = MonotonicReads()
+    for op in sorted(ops, key=lambda op: (op.invoke_s, op.id)):
+        check.add(op)
+    return check.result()
 
 
 # --- Convergence -------------------------------------------------------------------------------

@@ -38,6 +38,11 @@ from edgekv.experiments.workload import planned as planned_lazily
 CALL_TIMEOUT_S = 30.0
 # Real seconds between the end of setup and the first operation, so it is not late.
 LEAD_REAL_S = 0.2
+# Below this an operation's lag is the rounding of simulated seconds (a timer set for
+# the due time fires at it, give or take 1e-10 s), not lateness.
+ROUNDING_S = 1e-6
+# Setup writes sent together (each wave waits for the one before it).
+SETUP_WAVE = 1000
 
 
 class Progress(Protocol):
@@ -58,7 +63,7 @@ class DriverStats:
     late_s: list[float] = field(default_factory=list)
 
     def started_late_by(self, lag_s: float) -> None:
-        if lag_s > 0:
+        if lag_s > ROUNDING_S:
             self.late_s.append(lag_s)
         else:
             self.on_time += 1
@@ -197,7 +202,10 @@ class Driver:
             for group in self.namespaces
             for key in keys.names
         ]
-        await asyncio.gather(*(self._perform(op, via=None) for op in writes))
+        # In waves: a million keys at once would be a million tasks held together.
+        for start in range(0, len(writes), SETUP_WAVE):
+            wave = writes[start : start + SETUP_WAVE]
+            await asyncio.gather(*(self._perform(op, via=None) for op in wave))
         self.stats = DriverStats()  # the driver's lag is judged on the run proper
         # The run proper begins a moment from now; setup happened before its time 0.
         setup_origin = self.t0
@@ -212,26 +220,36 @@ class Driver:
 
     def plan(self, streams: list[Stream], seed: int, histories_held: int = 1) -> Iterator[Planned]:
         """The streams' operations in time order, drawn as the run goes, once it is sure to
-        fit in memory (with ``histories_held`` such workloads' histories kept)."""
-        simulated_edges = len(self.view.edges) if self.view.engine == "sim" else 0
-        refuse_unless_it_fits(streams, simulated_edges, histories_held=histories_held)
+        fit in memory (with ``histories_held`` such workloads' histories listed by the
+        summary; 0 for a summary that streams)."""
+        simulated = self.view.engine == "sim"
+        topology = self.view.topology
+        cache_bytes = None
+        if simulated and topology is not None and topology.regions:
+            cache_bytes = max(region.edge.cache_max_bytes for region in topology.regions)
+        refuse_unless_it_fits(
+            streams,
+            len(self.view.edges) if simulated else 0,
+            histories_held=histories_held,
+            edge_cache_bytes=cache_bytes,
+        )
         return planned_lazily(streams, seed)
 
     async def run(
         self,
         plan: Iterable[Planned],
+        record: Callable[[Op], None],
         progress: Progress | None = None,
         at_time: Iterable[tuple[float, Callable[[], Any]]] = (),
-    ) -> list[Op]:
-        """Send every planned operation when it is due; return the whole history.
+    ) -> None:
+        """Send every planned operation when it is due; hand each to ``record`` in id order.
 
-        ``at_time`` holds (simulated second, action) pairs run on schedule
-        beside the workload, such as cutting a link.
+        The history goes on as the run goes (see :class:`InOrder`), so a run
+        need not hold it: ``record`` may write it to a file. ``at_time`` holds
+        (simulated second, action) pairs run on schedule beside the workload,
+        such as cutting a link.
         """
-        history: list[Op] = []
-        self._order = InOrder(
-            history.append, first_id=self.ops[0].id if self.ops else self._next_id
-        )
+        self._order = InOrder(record, first_id=self.ops[0].id if self.ops else self._next_id)
         for op in self.ops:  # the setup's writes come first
             self._order.started(op)
             self._order.completed(op)
@@ -256,7 +274,6 @@ class Driver:
             progress.finish(self.now_s(), self.stats.started, self.stats.errors)
         assert not self._order.waiting, "every operation completed, so every one was handed on"
         self.ops, self._order = [], None
-        return history
 
     async def _act_at(self, at_s: float, act: Callable[[], Any]) -> None:
         delay_s = at_s - self.now_s()

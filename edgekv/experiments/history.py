@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import bisect
 import collections
+import gzip
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from edgekv.experiments.records import MalformedRecord, from_record
 
@@ -90,26 +91,91 @@ class Op:
 OP_FIELDS = tuple(field.name for field in fields(Op))
 
 
+# A history's file in a results folder: plain, or gzip-compressed (``--gzip-history``).
+HISTORY_NAMES = ("history.jsonl", "history.jsonl.gz")
+
+
+class HistoryWriter:
+    """Writes operations to a history file as they are handed on, one line each.
+
+    A ``.gz`` path is compressed with a fixed header (no file name, modification
+    time 0), so that the same operations make the same bytes on any machine.
+    ``count`` is how many operations were written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._raw = path.open("wb")
+        self._gzip = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0)
+            if path.suffix == ".gz"
+            else None
+        )
+        self._write = self._raw.write if self._gzip is None else self._gzip.write
+
+    def append(self, op: Op) -> None:
+        self._write(op.to_json().encode())
+        self._write(b"\n")
+        self.count += 1
+
+    def close(self) -> None:
+        if self._gzip is not None:
+            self._gzip.close()  # its trailer; the file it wrote into stays open until below
+        self._raw.close()
+
+    def __enter__(self) -> HistoryWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 def write_history(path: Path, ops: Iterable[Op]) -> None:
-    with path.open("w", encoding="utf-8") as out:
+    with HistoryWriter(path) as history:
         for op in ops:
-            out.write(op.to_json())
-            out.write("\n")
+            history.append(op)
+
+
+def history_file(folder: Path) -> Path | None:
+    """The history file of a results folder (plain or compressed), None if it has none."""
+    for name in HISTORY_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+class History:
+    """The operations of a history file, read afresh on every iteration.
+
+    A summary can take several passes over a history too large to hold.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __iter__(self) -> Iterator[Op]:
+        with self._lines() as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield from_record(Op, json.loads(line))
+                except (ValueError, MalformedRecord) as exc:
+                    raise MalformedRecord(
+                        f"{self.path}, line {number}: not an operation ({exc})"
+                    ) from None
+
+    def _lines(self) -> IO[str]:
+        if self.path.suffix == ".gz":
+            return gzip.open(self.path, "rt", encoding="utf-8")
+        return self.path.open(encoding="utf-8")
 
 
 def read_history(path: Path) -> list[Op]:
     """The ops of a history file; MalformedRecord (one line, naming the line) when a line
     is not an op."""
-    ops = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                ops.append(from_record(Op, json.loads(line)))
-            except (ValueError, MalformedRecord) as exc:
-                raise MalformedRecord(f"{path}, line {number}: not an operation ({exc})") from None
-    return ops
+    return list(History(path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,30 +202,60 @@ class KeyWrites:
         )
 
 
+class KeyLogs:
+    """The acknowledged writes of every (group, key), kept sorted as they come.
+
+    Writes may be handed on out of revision order (two in flight at once), so
+    each is inserted in place; a history's writes are few beside its reads.
+    """
+
+    def __init__(self) -> None:
+        self._logs: dict[tuple[str, str], KeyWrites] = {}
+
+    @classmethod
+    def of(cls, ops: Iterable[Op]) -> KeyLogs:
+        logs = cls()
+        for op in ops:
+            logs.add(op)
+        return logs
+
+    def add(self, op: Op) -> None:
+        """Keep ``op`` if it is an acknowledged write; anything else is passed over."""
+        if not (op.is_write and op.ok and op.revision is not None and op.commit_s is not None):
+            return
+        log = self._logs.get((op.group, op.key))
+        if log is None:
+            log = self._logs[(op.group, op.key)] = KeyWrites([], [])
+        at = bisect.bisect(log.revisions, op.revision)
+        log.revisions.insert(at, op.revision)
+        log.commit_s.insert(at, op.commit_s)
+
+    def get(self, group: str, key: str) -> KeyWrites:
+        """The key's writes so far (none: an empty log)."""
+        return self._logs.get((group, key), NO_WRITES)
+
+    def items(self) -> Iterator[tuple[tuple[str, str], KeyWrites]]:
+        return iter(self._logs.items())
+
+
+NO_WRITES = KeyWrites([], [])
+
+
 def writes_by_key(ops: Iterable[Op]) -> dict[tuple[str, str], KeyWrites]:
     """Acknowledged writes grouped by (group, key), sorted by revision.
 
     Revisions are store-wide and strictly increasing with commit time, so
     sorting by revision also sorts by commit time.
     """
-    grouped: dict[tuple[str, str], list[tuple[int, float]]] = {}
-    for op in ops:
-        if op.is_write and op.ok and op.revision is not None and op.commit_s is not None:
-            grouped.setdefault((op.group, op.key), []).append((op.revision, op.commit_s))
-    result = {}
-    for group_key, writes in grouped.items():
-        writes.sort()
-        result[group_key] = KeyWrites([c for _, c in writes], [r for r, _ in writes])
-    return result
+    return dict(KeyLogs.of(ops).items())
 
 
 def annotate_central_revisions(ops: list[Op]) -> None:
     """Fill in each read's ``central_revision`` from the acknowledged writes."""
-    writes = writes_by_key(ops)
-    empty = KeyWrites([], [])
+    logs = KeyLogs.of(ops)
     for op in ops:
         if op.is_read:
-            op.central_revision = writes.get((op.group, op.key), empty).newest_at(op.invoke_s)
+            op.central_revision = logs.get(op.group, op.key).newest_at(op.invoke_s)
 
 
 class InOrder:
@@ -182,7 +278,7 @@ class InOrder:
         # Writes in flight, in the order they were started: (id, invoke_s).
         self._writes_in_flight: collections.deque[tuple[int, float]] = collections.deque()
         self._writes_done: set[int] = set()
-        self._writes: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        self._logs = KeyLogs()
 
     def started(self, op: Op) -> None:
         if op.is_write:
@@ -207,16 +303,9 @@ class InOrder:
 
     def _annotate(self, op: Op) -> None:
         if op.is_write:
-            if op.ok and op.revision is not None and op.commit_s is not None:
-                revisions, commits = self._writes.setdefault((op.group, op.key), ([], []))
-                at = bisect.bisect(revisions, op.revision)
-                revisions.insert(at, op.revision)
-                commits.insert(at, op.commit_s)
-            return
-        revisions, commits = self._writes.get((op.group, op.key), ([], []))
-        # Revisions rise with commit time, so the commit times are in order too.
-        index = bisect.bisect_right(commits, op.invoke_s)
-        op.central_revision = revisions[index - 1] if index else 0
+            self._logs.add(op)
+        else:
+            op.central_revision = self._logs.get(op.group, op.key).newest_at(op.invoke_s)
 
     @property
     def waiting(self) -> int:

@@ -13,6 +13,7 @@ crossed the links (fetched or pushed), from the history and the edges' counters.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from edgekv.core.errors import UsageError
 from edgekv.experiments import checkers, plots
 from edgekv.experiments.base import (
     Progress,
+    Record,
     RunOutcome,
     add_cache_ttl_argument,
     base_topology,
@@ -82,10 +84,18 @@ class Modes:
                 "the modes experiment starts one fresh cluster per mode; it cannot use --state"
             )
 
-    async def run(self, args: argparse.Namespace, progress: Progress) -> RunOutcome:
+    async def run(self, args: argparse.Namespace, progress: Progress, record: Record) -> RunOutcome:
         from edgekv.experiments.driver import Driver
 
-        ops: list[Op] = []
+        # Operations handed on so far: a mode's ids follow those of the modes before it.
+        recorded = first_id = 0
+
+        def record_after_the_modes_before(op: Op) -> None:
+            nonlocal recorded
+            op.id += first_id
+            recorded += 1
+            record(op)
+
         counters: dict[str, dict[str, dict[str, int]]] = {}
         drivers: dict[str, Any] = {}
         cluster: dict[str, Any] = {}
@@ -102,17 +112,16 @@ class Modes:
                     f"experiment modes {mode} {driver.t0:.0f}", [mode], KeySpace(args.keys)
                 )
                 progress.phase(mode, args.duration)
-                history = await driver.run(planned, progress)
-                for op in history:
-                    op.id += len(ops)
-                ops.extend(history)
+                first_id = recorded
+                await driver.run(planned, record_after_the_modes_before, progress)
                 counters[mode] = await driver.edge_counters()
                 drivers[mode] = driver.stats.as_dict()
                 cluster = view.describe()
         facts = {"modes": modes_of(args), "readers": readers, "edge_counters": counters}
-        return ops, facts, cluster, merge_driver_stats(drivers)
+        return facts, cluster, merge_driver_stats(drivers)
 
-    def summarise(self, record: RunRecord, ops: list[Op]) -> Summary:
+    def summarise(self, record: RunRecord, history: Iterable[Op]) -> Summary:
+        ops = list(history)  # held whole: this experiment's histories are small
         options, facts = record.options, record.facts
         readers: list[str] = facts["readers"]
         duration_s = float(options["duration"])
@@ -151,7 +160,9 @@ class Modes:
             )
         checks = [
             checkers.monotonic_reads(ops),
-            own_writes_check(ops, record, [options["writer_region"]], readers),
+            own_writes_check(
+                checkers.read_your_writes(ops), record, [options["writer_region"]], readers
+            ),
         ]
         return Summary(
             self.name,
@@ -180,8 +191,10 @@ class Modes:
             ],
         )
 
-    def draw(self, record: RunRecord, ops: list[Op], summary: Summary, out: Path) -> list[str]:
-        rows = summary.tables[0].rows
+    def draw(
+        self, record: RunRecord, history: Iterable[Op], summary: Summary, out: Path
+    ) -> list[str]:
+        rows = summary.tables[0].rows  # drawn from the summary alone
         labels = [str(row[0]) for row in rows]
         return [
             plots.bars(

@@ -26,7 +26,7 @@ driver was slow to hear SetLink's answer.)
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from edgekv.core.errors import UsageError
 from edgekv.experiments import checkers, plots
 from edgekv.experiments.base import (
     Progress,
+    Record,
     RunOutcome,
     add_cache_ttl_argument,
     add_keys_argument,
@@ -144,7 +145,7 @@ class Partition:
                 f"({heal_s:g}) < --duration ({args.duration:g})"
             )
 
-    async def run(self, args: argparse.Namespace, progress: Progress) -> RunOutcome:
+    async def run(self, args: argparse.Namespace, progress: Progress, record: Record) -> RunOutcome:
         from edgekv.experiments.driver import Driver
 
         cut_s, heal_s = window_of(args)
@@ -184,8 +185,9 @@ class Partition:
             progress.phase("partition", args.duration)
             async with LinkSwitch(view, args.region, driver.now_s) as switch:
                 try:
-                    ops = await driver.run(
+                    await driver.run(
                         planned,
+                        record,
                         progress,
                         at_time=[
                             (cut_s, lambda: switch.set("cut", partitioned=True)),
@@ -202,9 +204,10 @@ class Partition:
                 "central_revisions": (await driver.central_revisions())[GROUP],
                 "edge_counters": await driver.edge_counters(),
             }
-            return ops, facts, view.describe(), driver.stats.as_dict()
+            return facts, view.describe(), driver.stats.as_dict()
 
-    def summarise(self, record: RunRecord, ops: list[Op]) -> Summary:
+    def summarise(self, record: RunRecord, history: Iterable[Op]) -> Summary:
+        ops = list(history)  # held whole: this experiment's histories are small
         facts = record.facts
         region, window = facts["region"], Window.of(facts)
         rows = [phase_row(ops, region, phase, window) for phase in PHASES]
@@ -217,7 +220,9 @@ class Partition:
         checks = [
             lost,
             checkers.monotonic_reads(ops),
-            own_writes_check(ops, record, facts["regions"], facts["regions"]),
+            own_writes_check(
+                checkers.read_your_writes(ops), record, facts["regions"], facts["regions"]
+            ),
         ]
         reads_after = any(
             op.is_read and op.region == region and op.invoke_s >= heal_s for op in ops
@@ -260,7 +265,10 @@ class Partition:
             },
         )
 
-    def draw(self, record: RunRecord, ops: list[Op], summary: Summary, out: Path) -> list[str]:
+    def draw(
+        self, record: RunRecord, history: Iterable[Op], summary: Summary, out: Path
+    ) -> list[str]:
+        ops = list(history)
         facts = record.facts
         regions = facts["regions"]
         window = Window.of(facts)

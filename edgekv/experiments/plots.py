@@ -14,7 +14,7 @@ display needed), so the rest of the command line does not pay for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -154,7 +154,9 @@ class Heatmap:
     """A region x time heatmap: regions down, ``bins`` time bins across, events marked."""
 
     title: str
-    reads: Sequence[Op]
+    # Passed over once; "max" takes them as they come (a generator over a history too
+    # large to hold will do), "last" sorts them by invocation first.
+    reads: Iterable[Op]
     regions: Sequence[str]
     end_s: float
     events: Sequence[tuple[float, str]] = ()
@@ -165,7 +167,10 @@ class Heatmap:
         width_s = max(self.end_s, 1e-9) / self.bins
         grid: list[list[float]] = [[math.nan] * self.bins for _ in self.regions]
         row_of = {region: index for index, region in enumerate(self.regions)}
-        for op in sorted(self.reads, key=lambda op: op.invoke_s):
+        ordered = (
+            sorted(self.reads, key=lambda op: op.invoke_s) if per_bin == "last" else self.reads
+        )
+        for op in ordered:
             if op.region in row_of and 0 <= op.invoke_s < self.end_s:
                 row = grid[row_of[op.region]]
                 column = min(self.bins - 1, int(op.invoke_s / width_s))

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from edgekv.core.errors import UsageError
 from edgekv.experiments.base import Experiment
+from edgekv.experiments.history import HISTORY_NAMES, history_file
 from edgekv.experiments.modes import Modes
 from edgekv.experiments.partition import Partition
-from edgekv.experiments.results import HISTORY_FILE, RUN_FILE
+from edgekv.experiments.results import RUN_FILE
 from edgekv.experiments.staleness import Staleness
 from edgekv.experiments.visibility import Visibility
 
@@ -20,11 +21,11 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 def experiment_of(folder: Path) -> Experiment:
     """The experiment that wrote a results folder, or a clear error."""
-    run_file, history_file = folder / RUN_FILE, folder / HISTORY_FILE
-    if not run_file.is_file() or not history_file.is_file():
+    run_file = folder / RUN_FILE
+    if not run_file.is_file() or history_file(folder) is None:
         raise UsageError(
             f"{folder} is not an experiment's results folder "
-            f"(it needs {RUN_FILE} and {HISTORY_FILE})"
+            f"(it needs {RUN_FILE} and {' or '.join(HISTORY_NAMES)})"
         )
     try:
         name = json.loads(run_file.read_text(encoding="utf-8"))["experiment"]

@@ -4,7 +4,7 @@ Theory of operation: a run writes ``<out>/<experiment>/<timestamp>/``::
 
     run.json        experiment, options, seed, edgekv version and git commit, cluster, facts,
                     driver health
-    history.jsonl   every operation (see history.py)
+    history.jsonl   every operation (see history.py); history.jsonl.gz with --gzip-history
     summary.json    the tables and checks computed from the two files above
     summary.csv     the main table (one more CSV per further table)
     report.md       the same for people who would rather read than look
@@ -34,7 +34,6 @@ from edgekv.provenance import describe, edgekv_version
 from edgekv.provenance import git_commit as git_commit  # experiments import it from here
 
 RUN_FILE = "run.json"
-HISTORY_FILE = "history.jsonl"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.md"
 

@@ -13,6 +13,7 @@ with the relative error. The trade-off curve is staleness against central load.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from edgekv.core.errors import UsageError
 from edgekv.experiments import checkers, plots, theory
 from edgekv.experiments.base import (
     Progress,
+    Record,
     RunOutcome,
     add_keys_argument,
     add_rate_argument,
@@ -33,11 +35,13 @@ from edgekv.experiments.base import (
     validate_keys,
     validate_rate,
 )
-from edgekv.experiments.history import Op
+from edgekv.experiments.history import KeyLogs, Op
 from edgekv.experiments.results import RunRecord, Summary, Table
 from edgekv.experiments.workload import KeySpace, Stream
 
 UPSTREAM_STATUSES = ("MISS", "EXPIRED", "REVALIDATED")
+# A region x time heatmap has a row per reading region: past this many it is not drawn.
+HEATMAP_MAX_REGIONS = 40
 
 
 def group_of(ttl_s: int) -> str:
@@ -128,18 +132,25 @@ def prediction(options: dict[str, Any], ttl_s: float) -> theory.Prediction:
     )
 
 
-def measure(ops: list[Op], group: str, readers: list[str], duration_s: float) -> dict[str, Any]:
+def measured(stale: checkers.Staleness, readers: list[str], duration_s: float) -> dict[str, Any]:
     """A setting's measured hit ratio, stale fraction and central reads per edge per second."""
-    stale = checkers.staleness(ops, group=group, region=readers)
     return {
         "reads": stale.reads,
         # None, not 0, when no read was measured: a rate of nothing is unknown.
         "hit_ratio": stale.hit_ratio,
         "stale_fraction": stale.stale_fraction,
         "upstream_per_s": stale.upstream / (duration_s * len(readers)) if stale.reads else None,
+        # Every stale read's, or past checkers.SAMPLE_LIMIT of them a uniform sample.
         "time_behind_s": list(stale.time_behind_s),
         "revisions_behind": list(stale.revisions_behind),
     }
+
+
+def named(regions: list[str]) -> str:
+    """The regions by name, or past a dozen how many and the first and last."""
+    if len(regions) <= 12:
+        return ", ".join(regions)
+    return f"{len(regions)} regions ({regions[0]} ... {regions[-1]})"
 
 
 def relative_error(measured: float | None, predicted: float) -> float | None:
@@ -184,7 +195,7 @@ class Staleness:
             validate_cache_ttl(ttl_s, "--cache-ttls")
         validate_workload(args)
 
-    async def run(self, args: argparse.Namespace, progress: Progress) -> RunOutcome:
+    async def run(self, args: argparse.Namespace, progress: Progress, record: Record) -> RunOutcome:
         from edgekv.experiments.driver import Driver
 
         ttls: list[int] = parse_list(args.cache_ttls, "--cache-ttls", int)
@@ -197,23 +208,40 @@ class Staleness:
                 for stream in workload_streams(args, group_of(ttl_s), ttl_s, readers)
             ]
             groups = [group_of(ttl_s) for ttl_s in ttls]
-            planned = driver.plan(streams, args.seed)  # refused here if it cannot fit
+            # Refused here if it cannot fit; its summary streams the history.
+            planned = driver.plan(streams, args.seed, histories_held=0)
             await driver.setup(f"experiment staleness {driver.t0:.0f}", groups, KeySpace(args.keys))
             progress.phase("staleness", args.duration)
-            ops = await driver.run(planned, progress)
+            await driver.run(planned, record, progress)
             facts = {
                 "readers": readers,
                 "cache_ttls": ttls,
                 "edge_counters": await driver.edge_counters(),
             }
-            return ops, facts, view.describe(), driver.stats.as_dict()
+            return facts, view.describe(), driver.stats.as_dict()
 
-    def summarise(self, record: RunRecord, ops: list[Op]) -> Summary:
+    def summarise(self, record: RunRecord, history: Iterable[Op]) -> Summary:
+        """One pass over the history, which is never held: a simulated day is millions of
+        operations. Per setting a staleness tally; monotonic reads; read-your-writes."""
         options, facts = record.options, record.facts
         duration_s = float(options["duration"])
+        readers = facts["readers"]
+        logs = KeyLogs()
+        tallies = {
+            group_of(ttl_s): checkers.StalenessTally(logs, group=group_of(ttl_s), region=readers)
+            for ttl_s in facts["cache_ttls"]
+        }
+        monotonic, own_writes = checkers.MonotonicReads(), checkers.ReadYourWrites()
+        for op in history:
+            logs.add(op)
+            tally = tallies.get(op.group)
+            if tally is not None:
+                tally.add(op)
+            monotonic.add(op)
+            own_writes.add(op)
         rows, measures = [], {}
         for ttl_s in facts["cache_ttls"]:
-            got = measure(ops, group_of(ttl_s), facts["readers"], duration_s)
+            got = measured(tallies[group_of(ttl_s)].result(), readers, duration_s)
             want = prediction(options, ttl_s)
             measures[group_of(ttl_s)] = {**got, "predicted": asdict(want)}
             rows.append(
@@ -231,8 +259,10 @@ class Staleness:
                 ]
             )
         checks = [
-            checkers.monotonic_reads(ops),
-            own_writes_check(ops, record, [options["writer_region"]], facts["readers"]),
+            monotonic.result(),
+            own_writes_check(
+                own_writes.result(), record, [options["writer_region"]], facts["readers"]
+            ),
         ]
         return Summary(
             self.name,
@@ -258,13 +288,20 @@ class Staleness:
             [check.as_dict() for check in checks],
             measures=measures,
             notes=[
-                f"Readers: {', '.join(facts['readers'])}; writer: {options['writer_region']}. "
+                f"Readers: {named(facts['readers'])}; writer: {options['writer_region']}. "
                 "A read is stale when it returned an older revision than central had committed "
-                "for its key when the read was invoked."
+                "for its key when the read was invoked.",
+                *(
+                    [f"No region x time heatmap: it draws at most {HEATMAP_MAX_REGIONS} regions."]
+                    if len(facts["readers"]) > HEATMAP_MAX_REGIONS
+                    else []
+                ),
             ],
         )
 
-    def draw(self, record: RunRecord, ops: list[Op], summary: Summary, out: Path) -> list[str]:
+    def draw(
+        self, record: RunRecord, history: Iterable[Op], summary: Summary, out: Path
+    ) -> list[str]:
         options, facts = record.options, record.facts
         rows = summary.tables[0].rows
         ttls = [float(row[0]) for row in rows]
@@ -316,23 +353,37 @@ class Staleness:
                 xlabel="seconds since the returned version was superseded",
             ),
         ]
-        group = group_of(int(ttls[-1]))
-        reads = [
-            op
-            for op in ops
-            if op.is_read and op.ok and op.group == group and op.central_revision is not None
-        ]
-        behind = checkers.revisions_behind(ops)
-        bin_s = float(options["duration"]) / plots.HEATMAP_BINS
-        heatmap = plots.Heatmap(
-            f"Revisions behind central of the stalest read in each {bin_s:.3g} s "
-            f"(cacheTtl {ttls[-1]:g} s)",
-            reads,
-            facts["readers"],
-            float(options["duration"]),
-        )
-        figure = plots.count_figure(
-            heatmap, lambda op: behind.get(op.id, 0), "revisions behind central", per_bin="max"
-        )
-        names.append(plots.save(figure, out, "staleness-heatmap.png"))
+        if len(facts["readers"]) <= HEATMAP_MAX_REGIONS:
+            names.append(heatmap_of_revisions_behind(history, record, int(ttls[-1]), out))
         return names
+
+
+def heatmap_of_revisions_behind(
+    history: Iterable[Op], record: RunRecord, ttl_s: int, out: Path
+) -> str:
+    """Region x time: how many writes the stalest read of each bin missed, at cacheTtl
+    ``ttl_s``. One pass: each read is measured against the writes handed on before it."""
+    options, facts = record.options, record.facts
+    group = group_of(ttl_s)
+    logs = KeyLogs()
+
+    def reads() -> Iterator[Op]:
+        for op in history:
+            logs.add(op)
+            if op.is_read and op.ok and op.group == group and op.central_revision is not None:
+                yield op
+
+    def behind(op: Op) -> int:  # called as each read is drawn, with the logs as of then
+        assert op.revision is not None and op.central_revision is not None
+        return logs.get(op.group, op.key).between(op.revision, op.central_revision)
+
+    bin_s = float(options["duration"]) / plots.HEATMAP_BINS
+    heatmap = plots.Heatmap(
+        f"Revisions behind central of the stalest read in each {bin_s:.3g} s "
+        f"(cacheTtl {ttl_s:g} s)",
+        reads(),
+        facts["readers"],
+        float(options["duration"]),
+    )
+    figure = plots.count_figure(heatmap, behind, "revisions behind central", per_bin="max")
+    return plots.save(figure, out, "staleness-heatmap.png")

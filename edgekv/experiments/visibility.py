@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 from edgekv.core.errors import UsageError
 from edgekv.experiments import checkers, plots, theory
 from edgekv.experiments.base import (
     Progress,
+    Record,
     RunOutcome,
     add_cache_ttl_argument,
     add_keys_argument,
@@ -79,7 +81,7 @@ class Visibility:
                 f"{2 * settle_s(args.cache_ttl):g} s"
             )
 
-    async def run(self, args: argparse.Namespace, progress: Progress) -> RunOutcome:
+    async def run(self, args: argparse.Namespace, progress: Progress, record: Record) -> RunOutcome:
         keys = KeySpace(args.keys)
         async with cluster_for(args, base_topology(args, self)) as view, Driver(view) as driver:
             args.writer_region = view.writer_region(args.writer_region)
@@ -103,11 +105,12 @@ class Visibility:
             planned = driver.plan(streams, args.seed)  # refused here if it cannot fit
             await driver.setup(f"experiment visibility {driver.t0:.0f}", [GROUP], keys)
             progress.phase("visibility", args.duration)
-            ops = await driver.run(planned, progress)
+            await driver.run(planned, record, progress)
             facts = {"writes_end_s": writes_end_s, "regions": view.regions}
-            return ops, facts, view.describe(), driver.stats.as_dict()
+            return facts, view.describe(), driver.stats.as_dict()
 
-    def summarise(self, record: RunRecord, ops: list[Op]) -> Summary:
+    def summarise(self, record: RunRecord, history: Iterable[Op]) -> Summary:
+        ops = list(history)  # held whole: this experiment's histories are small
         options = record.options
         regions: list[str] = record.facts["regions"]
         ttl_s = float(options["cache_ttl"])
@@ -138,7 +141,7 @@ class Visibility:
         checks = [
             checkers.promise(ops, extra_s=allowance),
             checkers.convergence(ops, writes_end_s=record.facts["writes_end_s"], extra_s=allowance),
-            own_writes_check(ops, record, [writer_region], regions),
+            own_writes_check(checkers.read_your_writes(ops), record, [writer_region], regions),
             checkers.monotonic_reads(ops),
         ]
         slowest = max(
@@ -183,7 +186,10 @@ class Visibility:
             ],
         )
 
-    def draw(self, record: RunRecord, ops: list[Op], summary: Summary, out: Path) -> list[str]:
+    def draw(
+        self, record: RunRecord, history: Iterable[Op], summary: Summary, out: Path
+    ) -> list[str]:
+        ops = list(history)
         options = record.options
         regions: list[str] = record.facts["regions"]
         ttl_s = float(options["cache_ttl"])

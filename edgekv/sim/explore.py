@@ -181,7 +181,8 @@ async def explore_one(scenario: Scenario) -> Outcome:
         ]  # fmt: skip
         planned = driver.plan(streams, scenario.seed)
         await driver.setup(f"explore {scenario.seed}", [GROUP], keys)
-        ops = await driver.run(planned, at_time=fault_actions(view, scenario.faults))
+        ops: list[Op] = []
+        await driver.run(planned, ops.append, at_time=fault_actions(view, scenario.faults))
         held = (await driver.central_revisions())[GROUP]
     found = checks(ops, held, view, scenario)
     failed = any(check.violations for check in found)

@@ -7,6 +7,7 @@ simulated duration, so these are not slow tests.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -56,6 +57,44 @@ def test_the_same_seed_writes_the_same_history_and_summary_to_the_byte(tmp_path:
     assert run["engine"] == "sim" and run["cluster"]["engine"] == "sim"
     assert run["driver"]["ops_per_real_s"] > 0
     assert "ops/s" in done.stderr  # the progress line says how fast the simulation runs
+
+
+def test_a_compressed_history_is_the_same_bytes_for_a_seed_and_reads_back_the_same(
+    tmp_path: Path,
+) -> None:
+    # --gzip-history: no name or time in the gzip header, so the file replays to the byte;
+    # its summary is the plain history's, and `edgekv report` redraws it.
+    folders = []
+    for name, extra in (("gz-a", ["--gzip-history"]), ("gz-b", ["--gzip-history"]), ("plain", [])):
+        done = edgekv(*STALENESS, "--seed", "7", *extra, "--out", str(tmp_path / name))
+        assert done.returncode == 0, done.stderr
+        folders.append(only_run(tmp_path / name, "staleness"))
+    first, second, plain = folders
+    compressed = (first / "history.jsonl.gz").read_bytes()
+    assert compressed == (second / "history.jsonl.gz").read_bytes()
+    assert not (first / "history.jsonl").exists()
+    assert gzip.decompress(compressed) == (plain / "history.jsonl").read_bytes()
+    assert (first / "summary.json").read_bytes() == (plain / "summary.json").read_bytes()
+    (first / "summary.json").unlink()
+    redrawn = edgekv("report", str(first))
+    assert redrawn.returncode == 0, redrawn.stderr
+    assert (first / "summary.json").read_bytes() == (plain / "summary.json").read_bytes()
+
+
+def test_a_smaller_edge_cache_evicts_copies_and_bad_sizes_are_one_line(tmp_path: Path) -> None:
+    ratios = {}
+    for size in ("64MiB", "1KiB"):  # 1 KiB holds about five copies of 100 keys
+        done = edgekv(*STALENESS, "--keys", "100", "--edge-cache", size,
+                      "--out", str(tmp_path / size))  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        summary = json.loads((only_run(tmp_path / size, "staleness") / "summary.json").read_text())
+        ratios[size] = summary["measures"]["ttl=60"]["hit_ratio"]
+    assert ratios["1KiB"] < ratios["64MiB"] / 2
+    for size, message in (("0", "--edge-cache must be positive, got 0"),
+                          ("12XB", "--edge-cache: '12XB' is not a size like 64MiB")):  # fmt: skip
+        done = edgekv(*STALENESS, "--edge-cache", size, "--out", str(tmp_path / "bad"))
+        assert (done.returncode, done.stderr.strip()) == (1, f"edgekv: error: {message}")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_reads_learn_central_s_revision_as_they_go_as_the_whole_history_would_say(
@@ -205,3 +244,39 @@ def test_redis_in_a_topology_is_refused_by_the_simulation_in_one_line(
         last.startswith(f"edgekv: error: the simulation runs {says}") and "--engine cluster" in last
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_the_precision_grid_measures_every_point_with_its_noise_and_replays(
+    tmp_path: Path,
+) -> None:
+    # A small grid (the real one is `edgekv sim grid` in benchmarks/): 21 points, each the
+    # average of two seeds with its standard error, against docs/design.md's theory.
+    points = []
+    for attempt in ("a", "b"):
+        done = edgekv("sim", "grid", "--seeds", "2", "--reads", "2000", "--jobs", "2",
+                      "--out", str(tmp_path / attempt))  # fmt: skip
+        assert done.returncode in (0, 1), done.stderr  # 1: too few reads to be sized
+        [folder] = list((tmp_path / attempt).iterdir())
+        assert {p.name for p in folder.iterdir()} == {"grid.json", "grid.csv", "grid.png"}
+        points.append(json.loads((folder / "grid.json").read_text())["points"])
+    assert points[0] == points[1]  # the same seeds, the same numbers
+    assert len(points[0]) == 21
+    assert len({(p["read_rate_per_key"], p["write_rate_per_key"]) for p in points[0]}) == 7
+    for point in points[0]:
+        # About 2,000 reads per seed: Poisson arrivals over a whole number of keys.
+        assert point["seeds"] == 2 and point["reads"] >= 0.75 * 2 * 2000
+        assert abs(point["hit_rel_err"]) < 0.05  # 2,000 reads: within a few per cent
+        assert 0 < point["hit_noise"] < 0.05
+        assert point["sized"] is False or point["hit_noise"] <= 0.01 / 3
+    assert "points within tolerance of the theory" in done.stdout
+
+
+def test_the_precision_grid_refuses_a_single_seed_it_could_not_measure_noise_with(
+    tmp_path: Path,
+) -> None:
+    done = edgekv("sim", "grid", "--seeds", "1", "--out", str(tmp_path))
+    assert (done.returncode, done.stderr.strip()) == (
+        1,
+        "edgekv: error: --seeds must be at least 2, got 1",
+    )
+    assert not list(tmp_path.iterdir())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from edgekv.experiments.history import Op, annotate_central_revisions
@@ -98,7 +99,7 @@ STALENESS_OPTIONS = {
 }  # fmt: skip
 
 
-def staleness_summary(ops: list[Op]) -> Summary:
+def staleness_summary(ops: Iterable[Op]) -> Summary:
     run = record("staleness", STALENESS_OPTIONS, {"readers": ["eu"], "cache_ttls": [30, 60]})
     run.cluster = cluster("us", "eu")
     return Staleness().summarise(run, ops)
@@ -155,3 +156,24 @@ def test_report_marks_a_needed_check_that_examined_nothing() -> None:
     report = markdown_report(record("staleness", STALENESS_OPTIONS, {}), summary, [])
     assert "- monotonic-reads: **not examined, and the run needed it: FAILS**" in report
     assert "holds (0 observations)" not in report
+
+
+def test_the_staleness_summary_passes_over_its_history_once() -> None:
+    # A simulated day does not fit in memory: the summary must take the history as a
+    # stream (one pass, nothing indexed), and say the same as the per-check functions.
+    ops = [
+        write(1, 10.0, 1, region="us", group="ttl=30"),
+        read(2, 12.0, 1, region="eu", group="ttl=30", session="a", cache_status="MISS"),
+        write(3, 15.0, 2, region="us", group="ttl=30"),
+        read(4, 20.0, 1, region="eu", group="ttl=30", session="a", cache_status="HIT"),
+        read(5, 45.0, 2, region="eu", group="ttl=30", session="a", cache_status="EXPIRED"),
+        read(6, 46.0, 1, region="eu", group="ttl=30", session="a", cache_status="HIT"),
+    ]
+    annotate_central_revisions(ops)
+    streamed = staleness_summary(iter(ops))
+    assert streamed.to_json() == staleness_summary(list(ops)).to_json()
+    ttl30 = streamed.measures["ttl=30"]
+    assert (ttl30["reads"], ttl30["stale_fraction"], ttl30["hit_ratio"]) == (4, 0.5, 0.5)
+    assert ttl30["time_behind_s"] == [5.0, 31.0] and ttl30["revisions_behind"] == [1, 1]
+    checks = {check["name"]: check for check in streamed.checks}
+    assert checks["monotonic-reads"]["violation_count"] == 1  # read 6 went back behind 5

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from edgekv.core.cache import ENTRY_OVERHEAD_BYTES
 from edgekv.experiments.capacity import (
     BASE_BYTES,
+    CACHED_COPY_BYTES,
+    HELD_OPERATION_BYTES,
     NODE_PROCESS_BYTES,
-    OPERATION_BYTES,
+    SETUP_KEY_BYTES,
+    STREAMED_READ_BYTES,
     estimate_bytes,
     refuse_unless_it_fits,
     refuse_unless_processes_fit,
@@ -62,10 +66,28 @@ def streams(rate_per_s: float, duration_s: float, keys: int) -> list[Stream]:
 
 def test_the_estimate_counts_expected_operations_and_simulated_edges() -> None:
     on_a_cluster = estimate_bytes(streams(10, 100, 50), simulated_edges=0)
-    assert on_a_cluster.operations == 1000
-    assert on_a_cluster.total_bytes == BASE_BYTES + 1000 * OPERATION_BYTES
+    assert on_a_cluster.operations == on_a_cluster.held == 1000
+    assert on_a_cluster.total_bytes == (
+        BASE_BYTES + 50 * SETUP_KEY_BYTES + 1000 * HELD_OPERATION_BYTES
+    )
     simulated = estimate_bytes(streams(10, 100, 50), simulated_edges=300)
     assert simulated.total_bytes > on_a_cluster.total_bytes
+
+
+def test_a_streamed_history_costs_its_reads_state_not_its_operations() -> None:
+    streamed = estimate_bytes(streams(10, 100, 50), simulated_edges=0, histories_held=0)
+    assert (streamed.operations, streamed.held) == (1000, 0)
+    assert streamed.total_bytes == BASE_BYTES + 50 * SETUP_KEY_BYTES + 1000 * STREAMED_READ_BYTES
+    assert "1,000 operations streamed through" in streamed.describe()
+
+
+def test_an_edge_cache_bounds_the_copies_counted() -> None:
+    unbounded = estimate_bytes(streams(100, 1000, 100_000), simulated_edges=10)
+    one_mib = estimate_bytes(
+        streams(100, 1000, 100_000), simulated_edges=10, edge_cache_bytes=1024**2
+    )
+    copies = 10 * (1024**2 // ENTRY_OVERHEAD_BYTES)
+    assert unbounded.total_bytes - one_mib.total_bytes == (100_000 - copies) * CACHED_COPY_BYTES
 
 
 def test_a_run_is_refused_just_past_the_memory_available_and_not_at_it() -> None:
@@ -85,4 +107,4 @@ def test_a_cluster_of_processes_is_refused_before_any_starts_when_it_cannot_fit(
 def test_histories_kept_from_several_workloads_count_each() -> None:
     one = estimate_bytes(streams(10, 100, 50), simulated_edges=0)
     four = estimate_bytes(streams(10, 100, 50), simulated_edges=0, histories_held=4)
-    assert four.operations == 4 * one.operations
+    assert four.held == 4 * one.held
