@@ -17,6 +17,7 @@ queueing them would turn an open loop into a closed one.
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import sys
 import zlib
@@ -249,10 +250,29 @@ class Driver:
         (simulated second, action) pairs run on schedule beside the workload,
         such as cutting a link.
         """
-        self._order = InOrder(record, first_id=self.ops[0].id if self.ops else self._next_id)
-        for op in self.ops:  # the setup's writes come first
+        setup, self.ops = self.ops, []  # handed on now: a million keys' writes go at once
+        self._order = InOrder(record, first_id=setup[0].id if setup else self._next_id)
+        for op in setup:  # the setup's writes come first
             self._order.started(op)
             self._order.completed(op)
+        del setup
+        if self.view.engine == "sim":
+            # What the cluster holds now (central's keys, the key space, the edges) lives
+            # to the end: the collector need not walk it again (about 10 % of a big run).
+            gc.freeze()
+        try:
+            await self._run(plan, progress, at_time)
+        finally:
+            if self.view.engine == "sim":
+                gc.unfreeze()
+
+    async def _run(
+        self,
+        plan: Iterable[Planned],
+        progress: Progress | None,
+        at_time: Iterable[tuple[float, Callable[[], Any]]],
+    ) -> None:
+        assert self._order is not None
         in_flight: dict[asyncio.Task[None], None] = {}  # ordered: a replay gathers alike
         actions = [asyncio.create_task(self._act_at(at_s, act)) for at_s, act in at_time]
 
@@ -273,7 +293,7 @@ class Driver:
         if progress is not None:
             progress.finish(self.now_s(), self.stats.started, self.stats.errors)
         assert not self._order.waiting, "every operation completed, so every one was handed on"
-        self.ops, self._order = [], None
+        self._order = None
 
     async def _act_at(self, at_s: float, act: Callable[[], Any]) -> None:
         delay_s = at_s - self.now_s()

@@ -22,6 +22,18 @@ def hit_ratio(read_rate_per_s: float, ttl_s: float) -> float:
     return x / (1 + x)
 
 
+def hit_ratio_with_rtt(read_rate_per_s: float, ttl_s: float, rtt_s: float) -> float:
+    """λ(T - r/2) / (1 + λ(T + r/2)): :func:`hit_ratio` with the fetch's round trip r.
+
+    A miss at 0 asks central, which answers half an RTT later and stamps the copy
+    with its own time; the copy arrives at r and is fresh until r/2 + T. Reads in
+    (0, r) wait for that fetch (misses, not hits), reads in [r, r/2 + T) hit, and
+    the cycle lasts r/2 + T plus the wait for the next read.
+    """
+    half_s = rtt_s / 2
+    return read_rate_per_s * (ttl_s - half_s) / (1 + read_rate_per_s * (ttl_s + half_s))
+
+
 def hit_ratio_reset_on_hit(read_rate_per_s: float, ttl_s: float) -> float:
     """1 - e^(-λT): a TTL that every hit starts again."""
     return 1 - math.exp(-read_rate_per_s * ttl_s)
@@ -48,6 +60,24 @@ def stale_fraction(read_rate_per_s: float, write_rate_per_s: float, ttl_s: float
     # For tiny μT, 1 - (1 - e^(-x))/x ≈ x/2; expm1 keeps the subtraction exact.
     behind = 1 + math.expm1(-mu_t) / mu_t
     return hit_ratio(read_rate_per_s, ttl_s) * behind
+
+
+def stale_fraction_with_rtt(
+    read_rate_per_s: float, write_rate_per_s: float, ttl_s: float, rtt_s: float
+) -> float:
+    """:func:`stale_fraction` with the fetch's round trip r (see :func:`hit_ratio_with_rtt`):
+
+        λ((T - r/2) - (e^(-μr/2) - e^(-μT))/μ) / (1 + λ(T + r/2))
+
+    a hit at t holds central's version of r/2 and is stale when a write came in
+    (r/2, t]; hits run from r to r/2 + T. With r = 0 it is :func:`stale_fraction`.
+    """
+    if write_rate_per_s <= 0:
+        return 0.0
+    half_s, mu = rtt_s / 2, write_rate_per_s
+    # (e^(-μr/2) - e^(-μT))/μ without cancelling: expm1 of each side.
+    behind_s = (ttl_s - half_s) - (math.expm1(-mu * half_s) - math.expm1(-mu * ttl_s)) / mu
+    return read_rate_per_s * behind_s / (1 + read_rate_per_s * (ttl_s + half_s))
 
 
 def visibility_cdf(read_rate_per_s: float, ttl_s: float, after_s: float) -> float:

@@ -8,9 +8,14 @@ reading regions, the three cacheTtls side by side — run once per seed; a
 seed is an independent replication (its own arrivals, picks and links).
 
 * **Sizing.** A point needs enough reads that sampling noise cannot hide a
-  model error: the number of keys is chosen so that each cacheTtl gets
-  ``reads`` reads per seed (twice as many where the stale fraction is
-  small, whose estimate is noisier), over a fixed measured span.
+  model error. The hit ratio's noise falls with the reads; the stale
+  fraction's with the *stale episodes* — one write makes every edge's copy of
+  its key stale until it expires, so stale reads come in bursts, one per
+  write and reading edge. The number of keys is chosen so that each cacheTtl
+  gets at least ``reads`` reads per seed and the pair at least
+  ``EPISODES`` writes times reading edges per seed, over a fixed measured
+  span (measured here: a burst's size varies about 2.5 times its mean, so
+  20,000 episodes over four seeds leave about 1 % of noise).
 * **Warm-up.** Edges start empty, so every key's first read at an edge is a
   miss that the steady state would have served from the copy; the first
   ``WARMUP_S`` simulated seconds (several cycles of the longest cacheTtl)
@@ -47,18 +52,21 @@ from typing import Any
 from edgekv import figures
 from edgekv.experiments import theory
 from edgekv.experiments.results import utc_stamp
+from edgekv.topology import generated_topology
 
 # The (λ per key per edge, μ per key) pairs: hit ratios from 0.38 to 0.97 and stale
-# fractions from 0.018 to 0.44 over the three cacheTtls (docs/design.md's formulas).
+# fractions from 0.027 to 0.60 over the three cacheTtls (docs/design.md's formulas).
 PAIRS: tuple[tuple[float, float], ...] = (
     (0.02, 0.005),
     (0.02, 0.02),
-    (0.05, 0.002),
+    (0.05, 0.004),
     (0.05, 0.01),
-    (0.1, 0.002),
+    (0.1, 0.004),
     (0.1, 0.01),
-    (0.3, 0.005),
+    (0.3, 0.02),
 )
+# Writes times reading edges per seed that a pair gets at least (see Sizing).
+EPISODES = 20_000
 CACHE_TTLS_S = (30, 60, 120)
 READER_REGIONS = 4
 WARMUP_S = 600.0
@@ -86,11 +94,14 @@ class Run:
     write_rate_per_key: float
     seed: int
     reads_per_ttl: int
+    episodes: int = EPISODES
 
     @property
     def keys(self) -> int:
-        per_key_s = READER_REGIONS * self.read_rate_per_key * MEASURED_S
-        return max(1, round(self.reads_per_ttl / per_key_s))
+        """Enough keys for the reads, and for the stale episodes (see the module)."""
+        for_reads = self.reads_per_ttl / (READER_REGIONS * self.read_rate_per_key * MEASURED_S)
+        for_episodes = self.episodes / (READER_REGIONS * self.write_rate_per_key * MEASURED_S)
+        return max(1, math.ceil(max(for_reads, for_episodes)))
 
     def argv(self, out: Path) -> list[str]:
         keys = self.keys
@@ -146,6 +157,9 @@ class Point:
     stale_fraction: float
     stale_theory: float
     stale_noise: float
+    # The same predictions with each reading region's fetch round trip (docs/design.md).
+    hit_theory_rtt: float
+    stale_theory_rtt: float
 
     @property
     def hit_error(self) -> float:
@@ -154,6 +168,16 @@ class Point:
     @property
     def stale_error(self) -> float:
         return self.stale_fraction / self.stale_theory - 1 if self.stale_theory else math.nan
+
+    @property
+    def hit_error_rtt(self) -> float:
+        return self.hit_ratio / self.hit_theory_rtt - 1
+
+    @property
+    def stale_error_rtt(self) -> float:
+        return (
+            self.stale_fraction / self.stale_theory_rtt - 1 if self.stale_theory_rtt else math.nan
+        )
 
     @property
     def stale_tolerance(self) -> float | None:
@@ -175,6 +199,8 @@ class Point:
         return asdict(self) | {
             "hit_rel_err": self.hit_error,
             "stale_rel_err": self.stale_error,
+            "hit_rel_err_rtt": self.hit_error_rtt,
+            "stale_rel_err_rtt": self.stale_error_rtt,
             "stale_tolerance": self.stale_tolerance,
             "matches": self.matches,
             "sized": self.sized,
@@ -194,40 +220,46 @@ def point_of(pair: tuple[float, float], ttl_s: int, per_seed: Sequence[dict[str,
             return math.inf
         return statistics.stdev(estimates) / math.sqrt(len(estimates)) / predicted
 
+    # The readers read equally, so the prediction with round trips is their mean.
+    rtts_s = reader_rtts_s()
+    hit_rtt = statistics.fmean(theory.hit_ratio_with_rtt(read_rate, ttl_s, r) for r in rtts_s)
+    stale_rtt = statistics.fmean(
+        theory.stale_fraction_with_rtt(read_rate, write_rate, ttl_s, r) for r in rtts_s
+    )
     return Point(
         read_rate, write_rate, ttl_s, len(per_seed), sum(c["reads"] for c in per_seed),
         statistics.fmean(hits), hit_theory, noise(hits, hit_theory),
         statistics.fmean(stales), stale_theory, noise(stales, stale_theory),
+        hit_rtt, stale_rtt,
     )  # fmt: skip
 
 
-def runs_for(seeds: Sequence[int], reads_per_ttl: int) -> list[Run]:
-    """Every (pair, seed) workload; a pair whose smallest stale fraction is below 0.05
-    gets twice the reads (a rarer event's estimate is noisier)."""
-    runs = []
-    for read_rate, write_rate in PAIRS:
-        smallest = theory.stale_fraction(read_rate, write_rate, min(CACHE_TTLS_S))
-        size = reads_per_ttl * (2 if smallest < SMALL_STALE else 1)
-        runs += [Run(read_rate, write_rate, seed, size) for seed in seeds]
-    return runs
+def reader_rtts_s() -> list[float]:
+    """The reading regions' RTTs: every region of the run's topology but central's own."""
+    regions = generated_topology(READER_REGIONS + 1).regions
+    return [region.rtt_ms / 1000 for region in regions[1:]]
+
+
+def runs_for(seeds: Sequence[int], reads_per_ttl: int, episodes: int) -> list[Run]:
+    """Every (pair, seed) workload, pair by pair."""
+    return [Run(*pair, seed, reads_per_ttl, episodes) for pair in PAIRS for seed in seeds]
 
 
 async def measure_grid(
-    seeds: Sequence[int], reads_per_ttl: int, jobs: int
+    seeds: Sequence[int], reads_per_ttl: int, episodes: int, jobs: int
 ) -> tuple[list[Point], float]:
     """Every point of the grid, and the real seconds it took."""
-    runs = runs_for(seeds, reads_per_ttl)
+    runs = runs_for(seeds, reads_per_ttl, episodes)
     began = time.monotonic()
     loop = asyncio.get_running_loop()
     # spawn: a worker starts clean, with no copy of this process's event loop.
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         results = await asyncio.gather(*(loop.run_in_executor(pool, measure_run, r) for r in runs))
     counts = dict(zip(runs, results, strict=True))
-    size_of = {(run.read_rate_per_key, run.write_rate_per_key): run.reads_per_ttl for run in runs}
     points = []
     for pair in PAIRS:
         for ttl_s in CACHE_TTLS_S:
-            per_seed = [counts[Run(*pair, seed, size_of[pair])][ttl_s] for seed in seeds]
+            per_seed = [counts[Run(*pair, seed, reads_per_ttl, episodes)][ttl_s] for seed in seeds]
             points.append(point_of(pair, ttl_s, per_seed))
     return points, time.monotonic() - began
 
@@ -236,6 +268,7 @@ COLUMNS = [
     "read_rate_per_key", "write_rate_per_key", "cacheTtl_s", "reads", "hit_ratio",
     "theory_hit", "hit_rel_err", "hit_noise", "stale_fraction", "theory_stale",
     "stale_rel_err", "stale_noise", "stale_tolerance", "matches", "sized",
+    "theory_hit_rtt", "hit_rel_err_rtt", "theory_stale_rtt", "stale_rel_err_rtt",
 ]  # fmt: skip
 
 
@@ -245,6 +278,7 @@ def row_of(point: Point) -> list[Any]:
         point.hit_ratio, point.hit_theory, point.hit_error, point.hit_noise,
         point.stale_fraction, point.stale_theory, point.stale_error, point.stale_noise,
         point.stale_tolerance, point.matches, point.sized,
+        point.hit_theory_rtt, point.hit_error_rtt, point.stale_theory_rtt, point.stale_error_rtt,
     ]  # fmt: skip
 
 
@@ -252,6 +286,7 @@ def as_text(points: Sequence[Point]) -> str:
     lines = [
         f"{'λ/key':>6} {'μ/key':>6} {'T_s':>4} {'reads':>9}  {'hit':>6} {'theory':>6} "
         f"{'err':>7} {'noise':>6}  {'stale':>6} {'theory':>6} {'err':>7} {'noise':>6} {'tol':>4}"
+        f"  {'hit err, RTT':>12} {'stale err, RTT':>14}"
     ]
     for p in points:
         tolerance = "-" if p.stale_tolerance is None else f"{p.stale_tolerance:.0%}"
@@ -260,7 +295,8 @@ def as_text(points: Sequence[Point]) -> str:
             f"{p.read_rate_per_key:6g} {p.write_rate_per_key:6g} {p.cache_ttl_s:4d} "
             f"{p.reads:9,d}  {p.hit_ratio:6.4f} {p.hit_theory:6.4f} {p.hit_error:+7.2%} "
             f"{p.hit_noise:6.2%}  {p.stale_fraction:6.4f} {p.stale_theory:6.4f} "
-            f"{p.stale_error:+7.2%} {p.stale_noise:6.2%} {tolerance:>4}{verdict}"
+            f"{p.stale_error:+7.2%} {p.stale_noise:6.2%} {tolerance:>4}  "
+            f"{p.hit_error_rtt:+12.2%} {p.stale_error_rtt:+14.2%}{verdict}"
         )
     matched = sum(p.matches for p in points)
     sized = sum(p.sized for p in points)
@@ -327,14 +363,17 @@ def write(points: Sequence[Point], out: Path, facts: dict[str, Any]) -> None:
     draw(points, out)
 
 
-async def run_grid(seeds: Sequence[int], reads_per_ttl: int, jobs: int, out_dir: Path) -> int:
+async def run_grid(
+    seeds: Sequence[int], reads_per_ttl: int, episodes: int, jobs: int, out_dir: Path
+) -> int:
     """Measure the grid, write grid.json, grid.csv and grid.png; exit 0 when every point
     matches the theory and is sized."""
-    points, real_s = await measure_grid(seeds, reads_per_ttl, jobs)
+    points, real_s = await measure_grid(seeds, reads_per_ttl, episodes, jobs)
     out = out_dir / f"grid-{utc_stamp()}"
     facts = {
         "seeds": list(seeds),
         "reads_per_ttl": reads_per_ttl,
+        "episodes": episodes,
         "warmup_s": WARMUP_S,
         "measured_s": MEASURED_S,
         "reader_regions": READER_REGIONS,

@@ -253,8 +253,8 @@ def test_the_precision_grid_measures_every_point_with_its_noise_and_replays(
     # average of two seeds with its standard error, against docs/design.md's theory.
     points = []
     for attempt in ("a", "b"):
-        done = edgekv("sim", "grid", "--seeds", "2", "--reads", "2000", "--jobs", "2",
-                      "--out", str(tmp_path / attempt))  # fmt: skip
+        done = edgekv("sim", "grid", "--seeds", "2", "--reads", "2000", "--episodes", "200",
+                      "--jobs", "2", "--out", str(tmp_path / attempt))  # fmt: skip
         assert done.returncode in (0, 1), done.stderr  # 1: too few reads to be sized
         [folder] = list((tmp_path / attempt).iterdir())
         assert {p.name for p in folder.iterdir()} == {"grid.json", "grid.csv", "grid.png"}

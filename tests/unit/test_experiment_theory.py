@@ -34,6 +34,23 @@ def test_stale_fraction_formula_and_its_limits() -> None:
     assert theory.stale_fraction(0.1, 100.0, 30) == pytest.approx(h, rel=1e-3)
 
 
+def test_the_round_trip_refinement_reduces_to_the_plain_formulas_and_costs_hits() -> None:
+    for read_rate, write_rate, ttl_s in ((0.1, 0.01, 30), (0.02, 0.005, 120), (0.3, 0.0, 60)):
+        assert theory.hit_ratio_with_rtt(read_rate, ttl_s, 0.0) == pytest.approx(
+            theory.hit_ratio(read_rate, ttl_s)
+        )
+        assert theory.stale_fraction_with_rtt(read_rate, write_rate, ttl_s, 0.0) == (
+            pytest.approx(theory.stale_fraction(read_rate, write_rate, ttl_s))
+        )
+    # r = 0.2 s at λ = 0.1, T = 30: hits 0.1 * 29.9 of 1 + 0.1 * 30.1 reads per cycle.
+    assert theory.hit_ratio_with_rtt(0.1, 30, 0.2) == pytest.approx(2.99 / 4.01)
+    # Stale: λ((T - r/2) - (e^(-μr/2) - e^(-μT))/μ) / (1 + λ(T + r/2)).
+    mu = 0.01
+    behind = 29.9 - (math.exp(-mu * 0.1) - math.exp(-mu * 30)) / mu
+    assert theory.stale_fraction_with_rtt(0.1, mu, 30, 0.2) == pytest.approx(0.1 * behind / 4.01)
+    assert theory.hit_ratio_with_rtt(0.1, 30, 0.2) < theory.hit_ratio(0.1, 30)
+
+
 def test_visibility_quantile_inverts_the_cdf() -> None:
     for q in (0.1, 0.5, 0.9, 0.99):
         t = theory.visibility_quantile(0.5, 60, q)
