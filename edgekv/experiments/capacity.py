@@ -9,8 +9,10 @@ holds). Deriving the summary then reads the file back: an experiment whose
 summary lists the history holds one operation per line of it
 (``histories_held``), and the staleness experiment, which passes over it,
 holds at most a small state per read (monotonic reads' newest read per
-session and key). :func:`estimate_bytes` adds these up from the streams (the
-expected number of Poisson arrivals is the rate times the window) with
+session and key) and per write (every acknowledged write's revision and
+commit time, which the run's in-order hand-on keeps too).
+:func:`estimate_bytes` adds these up from the streams (the expected number
+of Poisson arrivals is the rate times the window) with
 per-item costs measured on CPython 3.11 (see benchmarks/README.md,
 "Simulation"); :func:`refuse_unless_it_fits` compares the estimate with the
 memory the host has available and refuses — before the workload is planned
@@ -36,6 +38,7 @@ GiB = 1024**3
 BASE_BYTES = 160 * 1024**2
 HELD_OPERATION_BYTES = 500
 STREAMED_READ_BYTES = 100
+STREAMED_WRITE_BYTES = 300  # kept twice: by the run's in-order hand-on and by the summary
 SETUP_KEY_BYTES = 700
 EDGE_BYTES = 20 * 1024
 # A node process of a cluster, idle (central and edges measured at 55-62 MiB RSS).
@@ -61,7 +64,7 @@ class MemoryEstimate:
         ]
         parts.append(f"{self.keys:,} keys")
         if self.edges:
-            parts.append(f"{self.edges:,} simulated edges caching up to {self.keys:,} keys each")
+            parts.append(f"{self.edges:,} simulated edges and their cached copies")
         return f"about {self.total_bytes / GiB:.1f} GiB ({', '.join(parts)})"
 
 
@@ -78,10 +81,14 @@ def estimate_bytes(
     0 for a summary that streams. ``edge_cache_bytes``: each edge's cache size."""
     operations = round(sum(stream.expected_operations for stream in streams))
     reads = round(sum(s.expected_operations for s in streams if s.kind == "read"))
+    writes = operations - reads
     keys = sum(count for _, count in dict.fromkeys((s.group, s.keys.count) for s in streams))
     held = operations * histories_held
     total = BASE_BYTES + keys * SETUP_KEY_BYTES
-    total += held * HELD_OPERATION_BYTES if held else reads * STREAMED_READ_BYTES
+    if held:
+        total += held * HELD_OPERATION_BYTES
+    else:
+        total += reads * STREAMED_READ_BYTES + writes * STREAMED_WRITE_BYTES
     if simulated_edges:
         # An edge caches at most every key it reads, at most one copy per read, and at
         # most what its cache holds (each copy counts its overhead beside its bytes).

@@ -1,11 +1,16 @@
 """Checkers: the consistency properties of a history, as pure functions.
 
-Theory of operation: a checker takes the list of :class:`~.history.Op` an
+Theory of operation: a checker takes the :class:`~.history.Op` s an
 experiment recorded and returns what it found — a :class:`CheckResult` of
 :class:`Violation` s for the properties (read-your-writes, monotonic reads,
 convergence, Workers KV's visibility promise) and plain numbers for the
-measurements (:func:`staleness`, :func:`visibility`). Nothing here does I/O,
-reads a clock or draws a random number, so a saved history re-checks the same.
+measurements (:func:`staleness`, :func:`visibility`). Three of them are also
+single passes (:class:`StalenessTally`, :class:`ReadYourWrites`,
+:class:`MonotonicReads`) for a history too large to hold, handed the
+operations of one run in history (invocation) order; the list-taking
+functions feed them. Nothing here does I/O or reads a clock, and the one
+random draw (:class:`Sample`'s reservoir) is seeded, so a saved history
+re-checks the same.
 
 Only what the driver saw counts: a read is an observation when its outcome is
 ``ok`` (it then has a revision); a write is acknowledged when it is ``ok`` with
@@ -283,7 +288,9 @@ class StalenessTally:
         window_s: tuple[float, float] | None = None,
     ) -> None:
         self.logs = logs
-        self.group, self.region, self.window_s = group, region, window_s
+        # Several regions as a set: looked up once per read of a history of millions.
+        self.region = region if region is None or isinstance(region, str) else frozenset(region)
+        self.group, self.window_s = group, window_s
         self.reads = self.hits = self.upstream = 0
         self.time_behind_s = Sample()
         self.revisions_behind = Sample()
@@ -463,25 +470,30 @@ def summary_of_visibility(items: Sequence[Visibility]) -> dict[str, dict[str, fl
 
 class _NodeWrites:
     """The writes acknowledged through one node for one key, by completion, with the
-    newest revision among each prefix (what a read invoked then must show)."""
+    newest revision among each prefix (what a read invoked then must show). Plain
+    numbers, not operations: a day's writes are many."""
 
     def __init__(self) -> None:
-        self.completes: list[tuple[float, int]] = []
-        self.writes: list[Op] = []
-        self.newest: list[Op] = []
+        self.completes: list[tuple[float, int]] = []  # (complete_s, id), sorted
+        self.revisions: list[int] = []
+        # Per prefix: (revision, id, complete_s) of its newest write.
+        self.newest: list[tuple[int, int, float]] = []
 
     def add(self, write: Op) -> None:
         at = bisect.bisect(self.completes, (write.complete_s, write.id))
         self.completes.insert(at, (write.complete_s, write.id))
-        self.writes.insert(at, write)
+        self.revisions.insert(at, _revision(write))
         # Writes come nearly in completion order: the prefixes to redo are few.
         del self.newest[at:]
-        for later in self.writes[at:]:
-            newest = self.newest[-1] if self.newest else None
-            keep = newest is not None and _revision(newest) >= _revision(later)
-            self.newest.append(newest if keep and newest is not None else later)
+        for (complete_s, op_id), revision in zip(
+            self.completes[at:], self.revisions[at:], strict=True
+        ):
+            if not self.newest or self.newest[-1][0] < revision:  # a tie keeps the first
+                self.newest.append((revision, op_id, complete_s))
+            else:
+                self.newest.append(self.newest[-1])
 
-    def newest_by(self, time_s: float) -> Op | None:
+    def newest_by(self, time_s: float) -> tuple[int, int, float] | None:
         done = bisect.bisect_right(self.completes, (time_s, math.inf))
         return self.newest[done - 1] if done else None
 
@@ -505,11 +517,12 @@ class ReadYourWrites:
 
     def _check(self, read: Op) -> None:
         writes = self._writes.get((read.group, read.key, read.node))
-        write = None if writes is None else writes.newest_by(read.invoke_s)
-        if write is None:
+        newest = None if writes is None else writes.newest_by(read.invoke_s)
+        if newest is None:
             return
         self.checked += 1
-        if _revision(read) >= _revision(write):
+        revision, write_id, complete_s = newest
+        if _revision(read) >= revision:
             return
         self.violations.append(
             Violation(
@@ -517,9 +530,9 @@ class ReadYourWrites:
                 f"read #{read.id} at node {read.node} (region {read.region}) of key "
                 f"{read.key!r} (group {read.group}) invoked at {_at(read.invoke_s)} "
                 f"returned revision {_revision(read)}, older than revision "
-                f"{_revision(write)} written through that node by #{write.id} "
-                f"(completed {_at(write.complete_s)})",
-                (write.id, read.id),
+                f"{revision} written through that node by #{write_id} "
+                f"(completed {_at(complete_s)})",
+                (write_id, read.id),
             )
         )
 

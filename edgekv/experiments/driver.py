@@ -5,13 +5,16 @@ Theory of operation: :class:`Driver` holds one :class:`edgekv.Client` per edge
 what the edge answered rather than what a retry hid. :meth:`Driver.setup`
 creates one namespace per workload group and writes every key once through
 central, so that reads find something. :meth:`Driver.run` walks the plan in
-time order on the cluster's shared clock, sleeps until each operation is due
-and starts it as its own task, never waiting for earlier ones to answer; each
-operation records its invoke and completion times (simulated seconds since
-the run began) and what came back. How late the driver itself started each
-operation is kept, so a run can say whether the machine kept up; operations
-beyond ``max_in_flight`` are dropped and counted rather than queued, because
-queueing them would turn an open loop into a closed one.
+time order on the cluster's shared clock — a chain of timers, one per arrival,
+starts each operation when it is due as its own task, never waiting for
+earlier ones to answer — and hands each operation on to its history as soon as
+everything before it has been (:class:`~.history.InOrder`), so that the run
+never holds its history; each operation records its invoke and completion
+times (simulated seconds since the run began) and what came back. How late
+the driver itself started each operation is kept, so a run can say whether
+the machine kept up; operations beyond ``max_in_flight`` are dropped and
+counted rather than queued, because queueing them would turn an open loop
+into a closed one.
 """
 
 from __future__ import annotations
@@ -128,8 +131,16 @@ class _Pacer:
         self._start = start
         self._loop = asyncio.get_running_loop()
         self.finished: asyncio.Future[None] = self._loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
         self._due = next(self._plan, None)
         self._fire()
+
+    def stop(self) -> None:
+        """Start nothing more (the run failed or was cancelled)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        if not self.finished.done():
+            self.finished.cancel()
 
     def _fire(self, woken: bool = False) -> None:
         if self.finished.done():  # the run was cancelled: start nothing more
@@ -140,7 +151,7 @@ class _Pacer:
                 delay_s = 0.0 if woken else self._due.at_s - self._driver.now_s()
                 if delay_s > 0:
                     real_s = self._driver.clock.real_seconds(delay_s)
-                    self._loop.call_later(real_s, self._fire, True)
+                    self._timer = self._loop.call_later(real_s, self._fire, True)
                     return
                 woken = False
                 self._start(self._due)
@@ -288,8 +299,19 @@ class Driver:
             if progress is not None:
                 progress(self.now_s(), self.stats.started, self.stats.errors)
 
-        await _Pacer(self, iter(plan), start).finished
-        await asyncio.gather(*in_flight, *actions)
+        pacer = _Pacer(self, iter(plan), start)
+        try:
+            await pacer.finished
+            await asyncio.gather(*in_flight, *actions)
+        except BaseException:
+            # Failed or cancelled: nothing more starts, and nothing still running goes on
+            # to hand operations to a history that is being closed.
+            pacer.stop()
+            unfinished = [*in_flight, *actions]
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+            raise
         if progress is not None:
             progress.finish(self.now_s(), self.stats.started, self.stats.errors)
         assert not self._order.waiting, "every operation completed, so every one was handed on"

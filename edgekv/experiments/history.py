@@ -20,6 +20,7 @@ import bisect
 import collections
 import gzip
 import json
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -115,14 +116,15 @@ class HistoryWriter:
         self._write = self._raw.write if self._gzip is None else self._gzip.write
 
     def append(self, op: Op) -> None:
-        self._write(op.to_json().encode())
-        self._write(b"\n")
+        self._write(op.to_json().encode() + b"\n")  # one write: gzip's are not buffered
         self.count += 1
 
     def close(self) -> None:
-        if self._gzip is not None:
-            self._gzip.close()  # its trailer; the file it wrote into stays open until below
-        self._raw.close()
+        try:
+            if self._gzip is not None:
+                self._gzip.close()  # its trailer, into the file closed below
+        finally:
+            self._raw.close()
 
     def __enter__(self) -> HistoryWriter:
         return self
@@ -155,16 +157,22 @@ class History:
         self.path = path
 
     def __iter__(self) -> Iterator[Op]:
-        with self._lines() as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield from_record(Op, json.loads(line))
-                except (ValueError, MalformedRecord) as exc:
-                    raise MalformedRecord(
-                        f"{self.path}, line {number}: not an operation ({exc})"
-                    ) from None
+        number = 0
+        try:
+            with self._lines() as lines:
+                for number, line in enumerate(lines, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        yield from_record(Op, json.loads(line))
+                    except (ValueError, MalformedRecord) as exc:
+                        raise MalformedRecord(
+                            f"{self.path}, line {number}: not an operation ({exc})"
+                        ) from None
+        except (EOFError, OSError, zlib.error) as exc:  # a truncated or corrupt .gz
+            raise MalformedRecord(
+                f"{self.path}: unreadable after line {number} ({exc or type(exc).__name__})"
+            ) from None
 
     def _lines(self) -> IO[str]:
         if self.path.suffix == ".gz":

@@ -31,7 +31,8 @@ def hit_ratio_with_rtt(read_rate_per_s: float, ttl_s: float, rtt_s: float) -> fl
     the cycle lasts r/2 + T plus the wait for the next read.
     """
     half_s = rtt_s / 2
-    return read_rate_per_s * (ttl_s - half_s) / (1 + read_rate_per_s * (ttl_s + half_s))
+    hit_window_s = max(0.0, ttl_s - half_s)  # a copy stale on arrival serves no hit
+    return read_rate_per_s * hit_window_s / (1 + read_rate_per_s * (ttl_s + half_s))
 
 
 def hit_ratio_reset_on_hit(read_rate_per_s: float, ttl_s: float) -> float:
@@ -71,8 +72,10 @@ def stale_fraction_with_rtt(
 
     a hit at t holds central's version of r/2 and is stale when a write came in
     (r/2, t]; hits run from r to r/2 + T. With r = 0 it is :func:`stale_fraction`.
+    Left out: reads that join the fetch in (r/2, r) and miss a write there, about
+    λμr²/8 per cycle.
     """
-    if write_rate_per_s <= 0:
+    if write_rate_per_s <= 0 or ttl_s <= rtt_s / 2:
         return 0.0
     half_s, mu = rtt_s / 2, write_rate_per_s
     # (e^(-μr/2) - e^(-μT))/μ without cancelling: expm1 of each side.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -280,3 +281,24 @@ def test_the_precision_grid_refuses_a_single_seed_it_could_not_measure_noise_wit
         "edgekv: error: --seeds must be at least 2, got 1",
     )
     assert not list(tmp_path.iterdir())
+
+
+def test_ctrl_c_stops_a_simulation_mid_run_cleanly_and_leaves_nothing(tmp_path: Path) -> None:
+    # The history is being written as the run goes: stopping must stop every operation
+    # still in flight before the file closes, and discard the half-written folder.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "edgekv", *STALENESS, "--duration", "1000000", "--gzip-history",
+         "--out", str(tmp_path)],
+        stderr=subprocess.PIPE, text=True, env=environment,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    assert run.stderr is not None
+    for line in run.stderr:  # the progress line: the workload is under way
+        if "ops/s" in line and " 0 ops " not in line:
+            break
+    run.send_signal(signal.SIGINT)
+    rest = run.stderr.read()
+    assert run.wait(timeout=60) == 130, rest
+    assert "Traceback" not in rest and "exception was never retrieved" not in rest, rest
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()], "nothing left behind"

@@ -9,6 +9,7 @@ import pytest
 
 from edgekv.experiments import theory
 from edgekv.experiments.history import Op, annotate_central_revisions, read_history, write_history
+from edgekv.experiments.records import MalformedRecord
 from edgekv.experiments.workload import KeySpace, Stream, planned, poisson_arrivals
 
 
@@ -119,6 +120,17 @@ def test_history_round_trips_and_reads_learn_central_revision(tmp_path: Path) ->
     assert [op.central_revision for op in ops[2:]] == [1, 5, 0]
     write_history(tmp_path / "h.jsonl", ops)
     assert read_history(tmp_path / "h.jsonl") == ops
+    write_history(tmp_path / "h.jsonl.gz", ops)
+    assert read_history(tmp_path / "h.jsonl.gz") == ops
+
+
+def test_a_truncated_compressed_history_is_one_clear_error(tmp_path: Path) -> None:
+    ops = [_op(i, "read", "a", float(i), revision=0) for i in range(2000)]
+    write_history(tmp_path / "h.jsonl.gz", ops)
+    whole = (tmp_path / "h.jsonl.gz").read_bytes()
+    (tmp_path / "h.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(MalformedRecord, match=r"h\.jsonl\.gz: unreadable after line \d+"):
+        read_history(tmp_path / "h.jsonl.gz")
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from edgekv.experiments.capacity import (
     NODE_PROCESS_BYTES,
     SETUP_KEY_BYTES,
     STREAMED_READ_BYTES,
+    STREAMED_WRITE_BYTES,
     estimate_bytes,
     refuse_unless_it_fits,
     refuse_unless_processes_fit,
@@ -78,6 +79,12 @@ def test_a_streamed_history_costs_its_reads_state_not_its_operations() -> None:
     streamed = estimate_bytes(streams(10, 100, 50), simulated_edges=0, histories_held=0)
     assert (streamed.operations, streamed.held) == (1000, 0)
     assert streamed.total_bytes == BASE_BYTES + 50 * SETUP_KEY_BYTES + 1000 * STREAMED_READ_BYTES
+    with_writes = estimate_bytes(
+        [*streams(10, 100, 50), Stream("write", "pop-001", 2, KeySpace(50), "ttl=60", 0, 100)],
+        simulated_edges=0,
+        histories_held=0,
+    )
+    assert with_writes.total_bytes - streamed.total_bytes == 200 * STREAMED_WRITE_BYTES
     assert "1,000 operations streamed through" in streamed.describe()
 
 
