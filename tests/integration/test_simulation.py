@@ -247,6 +247,7 @@ def test_redis_in_a_topology_is_refused_by_the_simulation_in_one_line(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_precision_grid_measures_every_point_with_its_noise_and_replays(
     tmp_path: Path,
 ) -> None:
