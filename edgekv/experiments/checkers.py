@@ -498,16 +498,29 @@ class _NodeWrites:
         return self.newest[done - 1] if done else None
 
 
-class ReadYourWrites:
+class _Pass:
+    """A property checked in one pass: how many operations it examined, what broke it."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.checked = 0
+        self.violations: list[Violation] = []
+
+    def result(self) -> CheckResult:
+        violations = sorted(self.violations, key=lambda v: v.op_ids[::-1])
+        return CheckResult(self.name, self.checked, tuple(violations))
+
+
+class ReadYourWrites(_Pass):
     """:func:`read_your_writes` as one pass: hand it every operation in history order
     (a write a read must show completed before the read was invoked, so it comes first)."""
 
     name = "read-your-writes"
 
     def __init__(self) -> None:
+        super().__init__()
         self._writes: dict[tuple[str, str, str], _NodeWrites] = {}
-        self.checked = 0
-        self.violations: list[Violation] = []
 
     def add(self, op: Op) -> None:
         if _is_acknowledged(op) and op.node != "central":  # central's writes are no node's own
@@ -536,10 +549,6 @@ class ReadYourWrites:
             )
         )
 
-    def result(self) -> CheckResult:
-        violations = sorted(self.violations, key=lambda v: v.op_ids[::-1])
-        return CheckResult(self.name, self.checked, tuple(violations))
-
 
 def read_your_writes(ops: Iterable[Op]) -> CheckResult:
     """A read at a node must show every write acknowledged through that node before it.
@@ -557,7 +566,7 @@ def read_your_writes(ops: Iterable[Op]) -> CheckResult:
 # --- Monotonic reads ---------------------------------------------------------------------------
 
 
-class MonotonicReads:
+class MonotonicReads(_Pass):
     """:func:`monotonic_reads` as one pass: hand it every operation in history order.
 
     History order is invocation order, so every read that completed before a
@@ -571,11 +580,10 @@ class MonotonicReads:
     name = "monotonic-reads"
 
     def __init__(self) -> None:
+        super().__init__()
         # (session, group) -> key -> revision << _ID_BITS | id of the newest completed read.
         self._newest: dict[tuple[str, str], dict[str, int]] = {}
         self._in_flight: list[tuple[float, int, dict[str, int], str, int]] = []
-        self.checked = 0
-        self.violations: list[Violation] = []
 
     def add(self, read: Op) -> None:
         if not _is_observation(read):
@@ -608,10 +616,6 @@ class MonotonicReads:
                 (op_id, later.id),
             )
         )
-
-    def result(self) -> CheckResult:
-        violations = sorted(self.violations, key=lambda v: v.op_ids[::-1])
-        return CheckResult(self.name, self.checked, tuple(violations))
 
 
 # Operation ids below 2**40 (a trillion) pack beside a revision in one integer.

@@ -327,25 +327,23 @@ def draw(points: Sequence[Point], out: Path) -> str:
     """Relative error against the prediction per point, with noise bars and tolerances."""
     plt = figures.pyplot()
     figure, (hit_axes, stale_axes) = plt.subplots(1, 2, figsize=(11, 4.6))
-    hit_axes.errorbar(
-        [p.hit_theory for p in points],
-        [100 * p.hit_error for p in points],
-        yerr=[100 * p.hit_noise for p in points],
-        fmt="o",
-        capsize=3,
-    )
+
+    def errors(axes: Any, chosen: Sequence[Point], measure: str) -> None:
+        """Each point's relative error at its prediction, its noise as a bar (in %)."""
+        axes.errorbar(
+            [getattr(p, f"{measure}_theory") for p in chosen],
+            [100 * getattr(p, f"{measure}_error") for p in chosen],
+            yerr=[100 * getattr(p, f"{measure}_noise") for p in chosen],
+            fmt="o",
+            capsize=3,
+        )
+
+    errors(hit_axes, points, "hit")
     hit_axes.axhspan(-100 * HIT_TOLERANCE, 100 * HIT_TOLERANCE, color="tab:green", alpha=0.12)
     hit_axes.set_xlabel("predicted hit ratio λT/(1+λT)")
     hit_axes.set_ylabel("measured / predicted - 1 (%)")
     hit_axes.set_title("Hit ratio (band: 1 % tolerance)")
-    judged = [p for p in points if p.stale_tolerance is not None]
-    stale_axes.errorbar(
-        [p.stale_theory for p in judged],
-        [100 * p.stale_error for p in judged],
-        yerr=[100 * p.stale_noise for p in judged],
-        fmt="o",
-        capsize=3,
-    )
+    errors(stale_axes, [p for p in points if p.stale_tolerance is not None], "stale")
     stale_axes.set_xscale("log")
     stale_axes.fill_between([0.01, 0.05], -6, 6, color="tab:green", alpha=0.12, step="pre")
     stale_axes.fill_between([0.05, 1.0], -3, 3, color="tab:green", alpha=0.12, step="pre")
