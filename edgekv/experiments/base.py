@@ -185,7 +185,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, experiment: Experiment
 def validate_common(args: argparse.Namespace) -> None:
     if args.duration <= 0:
         raise UsageError(f"--duration must be positive, got {args.duration:g}")
-    if getattr(args, "edge_cache", None) is not None:
+    if args.edge_cache is not None:
         if args.state is not None:
             raise UsageError(
                 "--edge-cache sizes the edges of a fresh cluster; the running cluster --state "
@@ -288,7 +288,7 @@ def base_topology(args: argparse.Namespace, experiment: Experiment) -> Topology:
         topology.with_time_scale(scale),
         central=replace(topology.central, write_rate_limit=False),
     )
-    if getattr(args, "edge_cache", None) is not None:
+    if args.edge_cache is not None:
         max_bytes = edge_cache_bytes(args.edge_cache)
         topology = replace(
             topology,
@@ -533,7 +533,7 @@ async def run_to_folder(experiment: Experiment, args: argparse.Namespace) -> tup
         started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         began = time.monotonic()
         # The history goes to its file as the run hands it on: a run never holds it.
-        name = HISTORY_NAMES[1] if getattr(args, "gzip_history", False) else HISTORY_NAMES[0]
+        name = HISTORY_NAMES[1] if args.gzip_history else HISTORY_NAMES[0]
         with HistoryWriter(folder.partial / name) as history:
             if args.engine == "sim":
                 from edgekv.sim.loop import in_virtual_time

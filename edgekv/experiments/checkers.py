@@ -123,10 +123,6 @@ def _is_observation(op: Op) -> bool:
     return op.is_read and op.ok and op.revision is not None
 
 
-def _is_acknowledged(op: Op) -> bool:
-    return op.is_write and op.ok and op.revision is not None and op.commit_s is not None
-
-
 def _revision(op: Op) -> int:
     if op.revision is None:
         raise ValueError(f"operation #{op.id} has no revision")
@@ -171,7 +167,7 @@ class _KeyLog:
 
 def _key_logs(ops: Iterable[Op]) -> dict[GroupKey, _KeyLog]:
     logs = {}
-    for group_key, writes in _grouped(ops, _is_acknowledged, _group_key).items():
+    for group_key, writes in _grouped(ops, lambda op: op.acknowledged, _group_key).items():
         writes.sort(key=lambda w: (_revision(w), w.id))
         index = KeyWrites([_commit_s(w) for w in writes], [_revision(w) for w in writes])
         logs[group_key] = _KeyLog(writes, index)
@@ -427,7 +423,7 @@ def visibility(ops: Sequence[Op], regions: Sequence[str]) -> list[Visibility]:
                 seen[(write.id, region)] = read
     result = []
     for write in ops:
-        if not _is_acknowledged(write):
+        if not write.acknowledged:
             continue
         commit_s = _commit_s(write)
         for region in regions:
@@ -523,7 +519,7 @@ class ReadYourWrites(_Pass):
         self._writes: dict[tuple[str, str, str], _NodeWrites] = {}
 
     def add(self, op: Op) -> None:
-        if _is_acknowledged(op) and op.node != "central":  # central's writes are no node's own
+        if op.acknowledged and op.node != "central":  # central's writes are no node's own
             self._writes.setdefault((op.group, op.key, op.node), _NodeWrites()).add(op)
         elif _is_observation(op):
             self._check(op)

@@ -77,6 +77,11 @@ class Op:
     def is_write(self) -> bool:
         return self.kind == "write"
 
+    @property
+    def acknowledged(self) -> bool:
+        """A write that succeeded, with its revision and central's commit time."""
+        return self.is_write and self.ok and self.revision is not None and self.commit_s is not None
+
     def to_json(self) -> str:
         # Every field is a scalar: read them directly (asdict deep-copies each one, and a
         # simulated day writes tens of millions of lines).
@@ -229,14 +234,15 @@ class KeyLogs:
 
     def add(self, op: Op) -> None:
         """Keep ``op`` if it is an acknowledged write; anything else is passed over."""
-        if not (op.is_write and op.ok and op.revision is not None and op.commit_s is not None):
+        revision, commit_s = op.revision, op.commit_s
+        if not op.acknowledged or revision is None or commit_s is None:  # None: for mypy
             return
         log = self._logs.get((op.group, op.key))
         if log is None:
             log = self._logs[(op.group, op.key)] = KeyWrites([], [])
-        at = bisect.bisect(log.revisions, op.revision)
-        log.revisions.insert(at, op.revision)
-        log.commit_s.insert(at, op.commit_s)
+        at = bisect.bisect(log.revisions, revision)
+        log.revisions.insert(at, revision)
+        log.commit_s.insert(at, commit_s)
 
     def get(self, group: str, key: str) -> KeyWrites:
         """The key's writes so far (none: an empty log)."""
@@ -247,15 +253,6 @@ class KeyLogs:
 
 
 NO_WRITES = KeyWrites([], [])
-
-
-def writes_by_key(ops: Iterable[Op]) -> dict[tuple[str, str], KeyWrites]:
-    """Acknowledged writes grouped by (group, key), sorted by revision.
-
-    Revisions are store-wide and strictly increasing with commit time, so
-    sorting by revision also sorts by commit time.
-    """
-    return dict(KeyLogs.of(ops).items())
 
 
 def annotate_central_revisions(ops: list[Op]) -> None:
