@@ -57,7 +57,7 @@ def main(argv: list[str]) -> None:
     if argv[0] == "demo":
         run(tool("edgekv"), "demo", *argv[1:])
         return
-    checked = ["edgekv", "central", "edge", "tests", "scripts", "dev.py"]
+    checked = ["edgekv", "central", "edge", "api", "tests", "scripts", "dev.py"]
     run(tool("ruff"), "format", "--check", *checked)
     run(tool("ruff"), "check", *checked)
     run(tool("mypy"))

@@ -13,7 +13,7 @@ until SIGTERM or SIGINT.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from central.metrics import CentralCollector
@@ -22,10 +22,14 @@ from central.storage import open_storage
 from central.storage.base import Durability, Storage
 from central.storage.record import RecordKeeper, default_record_path
 from edgekv.clock import Clock
+from edgekv.core.accounts import token_digest
+from edgekv.core.errors import UsageError
+from edgekv.operator_token import default_operator_token_path, operator_token
 from edgekv.serving import GrpcNode, MetricsServer, host_port, serve_metrics
 from edgekv.v1 import central_pb2, central_pb2_grpc
 
 SERVICE_NAME = central_pb2.DESCRIPTOR.services_by_name["CentralStore"].full_name
+TOKEN_ADMIN_NAME = central_pb2.DESCRIPTOR.services_by_name["TokenAdmin"].full_name
 
 
 @dataclass
@@ -55,6 +59,20 @@ async def central_service(
     return service
 
 
+def _with_operator(
+    settings: CentralSettings, storage_url: str, path: Path | None
+) -> CentralSettings:
+    path = path or default_operator_token_path(storage_url)
+    if path is None:
+        if settings.require_auth:
+            raise UsageError(
+                "--auth needs an operator token, and this store has no place for one: "
+                "pass --operator-token-file FILE"
+            )
+        return settings
+    return replace(settings, operator_digest=token_digest(operator_token(path)))
+
+
 async def start_central(
     listen: str,
     storage_url: str,
@@ -64,12 +82,16 @@ async def start_central(
     durability: Durability | None = None,
     store_record: Path | None = None,
     metrics_listen: str | None = None,
+    operator_token_file: Path | None = None,
 ) -> CentralServer:
     """Open the storage, checked against its record, and serve it on ``listen``.
 
     ``durability`` None is the back-end's own; ``store_record`` None is the default
-    record (beside a SQLite file; none for Redis and memory).
+    record (beside a SQLite file; none for Redis and memory). The operator token is
+    read from ``operator_token_file`` (made there at first start), by default beside a
+    SQLite file; ``settings.require_auth`` needs one.
     """
+    settings = _with_operator(settings or CentralSettings(), storage_url, operator_token_file)
     record_path = store_record or default_record_path(storage_url)
     storage = await open_storage(storage_url, durability=durability, record_path=record_path)
     record = None if record_path is None else RecordKeeper(record_path, storage)
@@ -77,8 +99,9 @@ async def start_central(
         if record is not None:
             await record.start()
         service = await central_service(storage, clock, settings)
-        node = GrpcNode([SERVICE_NAME])
+        node = GrpcNode([SERVICE_NAME, TOKEN_ADMIN_NAME])
         central_pb2_grpc.add_CentralStoreServicer_to_server(service, node.server)
+        central_pb2_grpc.add_TokenAdminServicer_to_server(service, node.server)
         port = await node.start(listen)
     except BaseException:
         await storage.close()

@@ -8,11 +8,20 @@ time. Errors are :class:`~edgekv.core.errors.KVError` everywhere below this
 layer; the boundary every server installs (:class:`edgekv.rpc.ErrorBoundary`)
 converts them to gRPC statuses.
 
-Namespaces are few and read on every call, so the service keeps the set of
-existing namespace ids in memory (it is the only writer of its store). That set,
+Namespaces are few and read on every call, so the service keeps each existing
+namespace's account in memory (it is the only writer of its store), and so with
+API tokens (by their SHA-256). That map,
 like all the service's state (the watch hub, the write-rate limiter), changes
 only after the storage has committed: a storage that fails (a full disk, a
 Redis that is down) leaves every namespace answering as its data says.
+
+Every call acts for a :class:`~edgekv.core.accounts.Principal`: the account of
+the API token in its ``authorization`` metadata, or the operator when it has
+none (refused with TOKEN_MISSING when central requires tokens, ``--auth``). A
+namespace the caller may not see answers NAMESPACE_NOT_FOUND, exactly as one
+that does not exist, so that ids do not leak between accounts; only then is a
+read-only token's write refused. The same class serves ``TokenAdmin``, the
+operator's calls that make, list and revoke tokens.
 
 A delete that changes nothing — of a key that holds no value — is not a write
 to the one-write-per-second rule: it is never refused with 429 and leaves the
@@ -36,6 +45,16 @@ from central.storage.base import Storage
 from central.watch import DEFAULT_BACKLOG_BYTES, WatchHub
 from edgekv.clock import Clock
 from edgekv.core import limits
+from edgekv.core.accounts import (
+    OPERATOR,
+    Principal,
+    Token,
+    bearer_token,
+    principal_of,
+    sorted_tokens,
+    token_digest,
+    validate_account_id,
+)
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import make_page, parse_list_request
 from edgekv.core.model import Change, Committed, Delete, Namespace, Version, Write, change_of
@@ -51,7 +70,7 @@ from edgekv.core.validation import (
     validate_read_many,
     validate_title,
 )
-from edgekv.rpc import Context
+from edgekv.rpc import Context, authorization_of
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc, kv_pb2
 from edgekv.wire import (
@@ -75,6 +94,11 @@ def random_namespace_id() -> str:
     return secrets.token_hex(16)
 
 
+def random_token() -> str:
+    """A new API token: 240 random bits as 40 URL-safe characters, as Cloudflare's are."""
+    return secrets.token_urlsafe(30)
+
+
 def _valid_keys(raw_keys: Sequence[bytes]) -> list[str]:
     """The keys of ``raw_keys`` that are valid (the others are refused one by one later)."""
     keys = []
@@ -96,11 +120,19 @@ class CentralSettings:
     watch_backlog: int = DEFAULT_WATCH_BACKLOG
     # ... and bytes of changes (values included for a watcher that asked for them).
     watch_backlog_bytes: int = DEFAULT_BACKLOG_BYTES
-    # Where a new namespace's id comes from (tests make ids predictable).
+    # Where a new namespace's id comes from (tests make ids predictable); a token's id too.
     new_namespace_id: Callable[[], str] = random_namespace_id
+    # Where a new API token comes from.
+    new_token: Callable[[], str] = random_token
+    # Refuse calls without an API token (``edgekv central --auth``).
+    require_auth: bool = False
+    # The SHA-256 of the operator's token (edgekv.operator_token), which acts as the operator.
+    operator_digest: str | None = None
 
 
-class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
+class CentralStoreService(
+    central_pb2_grpc.CentralStoreServicer, central_pb2_grpc.TokenAdminServicer
+):
     def __init__(self, storage: Storage, clock: Clock, settings: CentralSettings) -> None:
         self._storage = storage
         self._clock = clock
@@ -110,11 +142,15 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         # one may hold a value in a moment, whatever storage says now.
         self._committing: Counter[tuple[str, str]] = Counter()
         self._hub = WatchHub()
-        self._namespace_ids: set[str] = set()
+        # namespace id → its account
+        self._accounts: dict[str, str] = {}
+        # token digest → token
+        self._tokens: dict[str, Token] = {}
 
     async def load(self) -> None:
-        """Learn which namespaces exist; call once before serving."""
-        self._namespace_ids = {ns.id for ns in await self._storage.list_namespaces()}
+        """Learn which namespaces and tokens exist; call once before serving."""
+        self._accounts = {ns.id: ns.account_id for ns in await self._storage.list_namespaces()}
+        self._tokens = {token.digest: token for token in await self._storage.list_tokens()}
 
     def watch_backlog(self) -> tuple[int, int]:
         """Watchers, and the bytes of changes they have not been sent (for metrics)."""
@@ -126,17 +162,41 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         the answer against a change it has heard of (core.cache.worth_keeping)."""
         return kv_pb2.ResponseHeader(revision=self._storage.revision, server_time=self._clock.now())
 
-    def _require_namespace(self, raw_id: str, operation: str) -> str:
-        """The namespace id, if well formed and the namespace exists; check the rest of a
-        request in between (see :mod:`edgekv.core.validation` on the order)."""
-        return self._require_known(validate_namespace_id(raw_id), operation)
+    def _principal(self, context: Context) -> Principal:
+        """Who makes the call: its token's account, or the operator without a token."""
+        authorization = authorization_of(context)
+        if authorization is None:
+            if self._settings.require_auth:
+                raise error(ErrorKind.TOKEN_MISSING)
+            return OPERATOR
+        digest = token_digest(bearer_token(authorization))
+        if digest == self._settings.operator_digest:
+            return OPERATOR
+        token = self._tokens.get(digest)
+        if token is None:
+            raise error(ErrorKind.TOKEN_INVALID)
+        return principal_of(token)
 
-    def _require_known(self, namespace_id: str, operation: str) -> str:
-        """``namespace_id`` (validated already, with the request), if the namespace exists."""
-        if namespace_id not in self._namespace_ids:
+    def _require_namespace(
+        self, raw_id: str, operation: str, context: Context, *, write: bool
+    ) -> str:
+        """The namespace id, if well formed and the caller may reach the namespace; check
+        the rest of a request in between (see :mod:`edgekv.core.validation` on the order)."""
+        return self._require_known(validate_namespace_id(raw_id), operation, context, write=write)
+
+    def _require_known(
+        self, namespace_id: str, operation: str, context: Context, *, write: bool
+    ) -> str:
+        """``namespace_id`` (validated already, with the request), if the namespace exists
+        and the caller may see it — and, for a write, may write."""
+        principal = self._principal(context)
+        account_id = self._accounts.get(namespace_id)
+        if account_id is None or not principal.may_see(namespace_id, account_id):
             raise error(
                 ErrorKind.NAMESPACE_NOT_FOUND, operation=operation, namespace_id=namespace_id
             )
+        if write:
+            principal.require_writer()
         return namespace_id
 
     async def _commit(self, writes: list[Write], now: float) -> list[Committed]:
@@ -196,17 +256,26 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
     async def CreateNamespace(
         self, request: pb.CreateNamespaceRequest, context: Context
     ) -> pb.NamespaceResponse:
+        principal = self._principal(context)
         title = validate_title(request.title)
-        namespace = Namespace(self._settings.new_namespace_id(), title, self._clock.now())
+        principal.require_writer()
+        namespace = Namespace(
+            self._settings.new_namespace_id(), title, self._clock.now(), principal.account_id
+        )
         await self._storage.create_namespace(namespace, limits.MAX_NAMESPACES)
-        self._namespace_ids.add(namespace.id)
+        self._accounts[namespace.id] = namespace.account_id
         return pb.NamespaceResponse(header=self._header(), namespace=namespace_to_pb(namespace))
 
     async def ListNamespaces(
         self, request: pb.ListNamespacesRequest, context: Context
     ) -> pb.ListNamespacesResponse:
+        principal = self._principal(context)
         page = page_namespaces(
-            await self._storage.list_namespaces(),
+            [
+                ns
+                for ns in await self._storage.list_namespaces()
+                if principal.lists(ns.id, ns.account_id)
+            ],
             page=request.page,
             per_page=request.per_page,
             order_by_title=request.order == pb.NAMESPACE_ORDER_TITLE,
@@ -221,7 +290,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
     async def GetNamespace(
         self, request: pb.GetNamespaceRequest, context: Context
     ) -> pb.NamespaceResponse:
-        namespace_id = self._require_namespace(request.namespace_id, "get")
+        namespace_id = self._require_namespace(request.namespace_id, "get", context, write=False)
         namespace = await self._storage.get_namespace(namespace_id)
         if namespace is None:
             raise error(ErrorKind.NAMESPACE_NOT_FOUND, operation="get", namespace_id=namespace_id)
@@ -230,19 +299,21 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
     async def RenameNamespace(
         self, request: pb.RenameNamespaceRequest, context: Context
     ) -> pb.NamespaceResponse:
-        namespace_id = self._require_namespace(request.namespace_id, "rename")
         title = validate_title(request.title)
+        namespace_id = self._require_namespace(request.namespace_id, "rename", context, write=True)
         namespace = await self._storage.rename_namespace(namespace_id, title)
         return pb.NamespaceResponse(header=self._header(), namespace=namespace_to_pb(namespace))
 
     async def DeleteNamespace(
         self, request: pb.DeleteNamespaceRequest, context: Context
     ) -> pb.DeleteNamespaceResponse:
-        namespace_id = self._require_namespace(request.namespace_id, "delete namespace")
+        namespace_id = self._require_namespace(
+            request.namespace_id, "delete namespace", context, write=True
+        )
         await self._storage.delete_namespace(namespace_id)
         # Only now that its deletion is committed: had it failed, the namespace and its
         # data would still be there, and must go on answering.
-        self._namespace_ids.discard(namespace_id)
+        self._accounts.pop(namespace_id, None)
         self._hub.end_namespace(namespace_id)
         return pb.DeleteNamespaceResponse(header=self._header())
 
@@ -250,7 +321,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
 
     async def Get(self, request: pb.GetRequest, context: Context) -> pb.GetResponse:
         namespace_id, key = validate_read(request.namespace_id, request.key)
-        self._require_known(namespace_id, "get")
+        self._require_known(namespace_id, "get", context, write=False)
         header = self._header()  # before the read: see _header
         version = await self._storage.get(namespace_id, key)
         response = pb.GetResponse(header=header)
@@ -259,7 +330,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
 
     async def GetMany(self, request: pb.GetManyRequest, context: Context) -> pb.GetManyResponse:
         namespace_id, keys = validate_read_many(request.namespace_id, request.keys)
-        self._require_known(namespace_id, "bulk get keys")
+        self._require_known(namespace_id, "bulk get keys", context, write=False)
         header = self._header()  # before the read: see _header
         versions = await self._storage.get_many(namespace_id, keys)
         now = self._clock.now()
@@ -274,16 +345,18 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
     async def Put(self, request: pb.PutRequest, context: Context) -> pb.WriteResponse:
         now = self._clock.now()
         write = validate_put(request.namespace_id, *put_arguments(request), now)
-        return await self._write_one(write, now, operation="put")
+        return await self._write_one(write, now, "put", context)
 
     async def Delete(self, request: pb.DeleteRequest, context: Context) -> pb.WriteResponse:
         now = self._clock.now()
         write = validate_delete(request.namespace_id, request.key)
-        return await self._write_one(write, now, operation="remove key")
+        return await self._write_one(write, now, "remove key", context)
 
-    async def _write_one(self, write: Write, now: float, operation: str) -> pb.WriteResponse:
+    async def _write_one(
+        self, write: Write, now: float, operation: str, context: Context
+    ) -> pb.WriteResponse:
         """Commit one validated write, if its namespace exists and its key may be written now."""
-        self._require_known(write.namespace_id, operation)
+        self._require_known(write.namespace_id, operation, context, write=True)
         changes_nothing = isinstance(write, Delete) and await self._absent_among_limited(
             write.namespace_id, [write.key], now
         )
@@ -300,7 +373,9 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             for entry in request.entries
         )
         validate_bulk_shape(len(request.entries), total_bytes)
-        namespace_id = self._require_namespace(request.namespace_id, "bulk put")
+        namespace_id = self._require_namespace(
+            request.namespace_id, "bulk put", context, write=True
+        )
         now = self._clock.now()
 
         def validate(entry: pb.BulkPutEntry) -> tuple[Write, bool]:
@@ -314,7 +389,9 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         self, request: pb.BulkDeleteRequest, context: Context
     ) -> pb.BulkWriteResponse:
         validate_bulk_shape(len(request.keys), sum(len(key) for key in request.keys))
-        namespace_id = self._require_namespace(request.namespace_id, "bulk delete")
+        namespace_id = self._require_namespace(
+            request.namespace_id, "bulk delete", context, write=True
+        )
         now = self._clock.now()
         # Deletes that change nothing are not limited: of keys that hold no value, and of
         # keys an earlier entry of this request deletes already.
@@ -362,7 +439,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
         query = parse_list_request(
             request.namespace_id, request.prefix, request.limit, request.cursor
         )
-        self._require_known(query.namespace_id, "list keys")
+        self._require_known(query.namespace_id, "list keys", context, write=False)
         header = self._header()  # before the read: see _header
         page = make_page(await self._storage.scan(query, self._clock.now()))
         return pb.ListResponse(
@@ -377,7 +454,7 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
     async def Watch(
         self, request: pb.WatchRequest, context: Context
     ) -> AsyncIterator[pb.WatchResponse]:
-        namespace_id = self._require_namespace(request.namespace_id, "watch")
+        namespace_id = self._require_namespace(request.namespace_id, "watch", context, write=False)
         # Subscribe before replaying, so nothing committed meanwhile is missed;
         # revisions already replayed are skipped when the live batches arrive.
         subscription = self._hub.subscribe(
@@ -415,3 +492,76 @@ class CentralStoreService(central_pb2_grpc.CentralStoreServicer):
             header=self._header(),
             changes=[change_to_pb(change, include_values) for change in batch],
         )
+
+    # -- access -------------------------------------------------------------
+
+    async def Authorize(
+        self, request: pb.AuthorizeRequest, context: Context
+    ) -> pb.AuthorizeResponse:
+        principal = self._principal(context)
+        if request.namespace_id:
+            self._require_namespace(request.namespace_id, "get", context, write=request.write)
+        return pb.AuthorizeResponse(
+            header=self._header(),
+            token_id=principal.token_id,
+            account_id=principal.account_id,
+            read_only=principal.read_only,
+            operator=principal.operator,
+        )
+
+    # -- API tokens (the TokenAdmin service) ----------------------------------
+
+    def _require_operator(self, context: Context, operation: str) -> None:
+        if not self._principal(context).operator:
+            raise error(ErrorKind.OPERATOR_ONLY, operation=operation)
+
+    async def CreateToken(
+        self, request: pb.CreateTokenRequest, context: Context
+    ) -> pb.CreateTokenResponse:
+        self._require_operator(context, "creating a token")
+        account_id = validate_account_id(request.account_id)
+        namespace_ids = tuple(
+            dict.fromkeys(validate_namespace_id(ns) for ns in request.namespace_ids)
+        )
+        secret = self._settings.new_token()
+        token = Token(
+            token_id=self._settings.new_namespace_id(),
+            digest=token_digest(secret),
+            account_id=account_id,
+            read_only=request.read_only,
+            namespace_ids=namespace_ids,
+            created_at=self._clock.now(),
+        )
+        await self._storage.create_token(token)
+        self._tokens[token.digest] = token
+        return pb.CreateTokenResponse(header=self._header(), token=secret, info=_token_info(token))
+
+    async def ListTokens(
+        self, request: pb.ListTokensRequest, context: Context
+    ) -> pb.ListTokensResponse:
+        self._require_operator(context, "listing tokens")
+        return pb.ListTokensResponse(
+            header=self._header(),
+            tokens=[_token_info(token) for token in sorted_tokens(self._tokens.values())],
+        )
+
+    async def RevokeToken(
+        self, request: pb.RevokeTokenRequest, context: Context
+    ) -> pb.RevokeTokenResponse:
+        self._require_operator(context, "revoking a token")
+        found = [token for token in self._tokens.values() if token.token_id == request.token_id]
+        if not found or not await self._storage.revoke_token(request.token_id):
+            raise error(ErrorKind.TOKEN_NOT_FOUND, token_id=request.token_id)
+        # Only once storage forgot it: a revoke that failed leaves the token working.
+        del self._tokens[found[0].digest]
+        return pb.RevokeTokenResponse(header=self._header())
+
+
+def _token_info(token: Token) -> pb.TokenInfo:
+    return pb.TokenInfo(
+        token_id=token.token_id,
+        account_id=token.account_id,
+        read_only=token.read_only,
+        namespace_ids=list(token.namespace_ids),
+        created_at=token.created_at,
+    )

@@ -19,6 +19,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.access import DEFAULT_LIFETIME_S, AccessChecks
 from edge.cache import open_cache
 from edge.link import Link
 from edge.metrics import EdgeCollector
@@ -57,6 +58,12 @@ class EdgeConfig:
     max_watchers: int = MAX_WATCHERS
     # Real seconds to wait for central's health check at start.
     startup_timeout_s: float = 5.0
+    # Refuse calls without an API token (as a central with --auth does; see edge.access).
+    require_token: bool = False
+    # The edge's own API token, for the calls it makes for no caller (its watches).
+    token: str | None = None
+    # How long central's yes to a token is trusted (real seconds; edge.access).
+    token_check_lifetime_s: float = DEFAULT_LIFETIME_S
 
     @property
     def node_name(self) -> str:
@@ -70,6 +77,7 @@ class Edge:
     node: EdgeNode
     link: Link
     watchers: NamespaceWatchers
+    access: AccessChecks
 
     async def close(self) -> None:
         await self.watchers.close()
@@ -88,7 +96,16 @@ async def assemble_edge(config: EdgeConfig, clock: Clock, channel: Any) -> Edge:
     rng = random.Random(config.seed)
     counters = EdgeCounters()
     link = Link(config.link, rng, clock, config.node_name)
-    upstream = Upstream(channel, link, clock, rng, counters, config.retry, config.central)
+    upstream = Upstream(
+        channel,
+        link,
+        clock,
+        rng,
+        counters,
+        config.retry,
+        config.central,
+        authorization=None if config.token is None else f"Bearer {config.token}",
+    )
     try:
         cache = await open_cache(config.cache_url, config.cache_max_bytes, clock, config.region)
     except BaseException:
@@ -107,12 +124,15 @@ async def assemble_edge(config: EdgeConfig, clock: Clock, channel: Any) -> Edge:
     if config.policy.mode is not Mode.TTL:
         node.on_namespace = watchers.ensure
         node.revision_floor = watchers.floor
-    return Edge(node, link, watchers)
+    access = AccessChecks(
+        upstream, require_token=config.require_token, lifetime_s=config.token_check_lifetime_s
+    )
+    return Edge(node, link, watchers, access)
 
 
 def add_edge_services(edge: Edge, server: Any) -> None:
     """Register EdgeKV and EdgeControl on a grpc server (or an in-process one)."""
-    edge_pb2_grpc.add_EdgeKVServicer_to_server(EdgeKVService(edge.node), server)
+    edge_pb2_grpc.add_EdgeKVServicer_to_server(EdgeKVService(edge.node, edge.access), server)
     edge_pb2_grpc.add_EdgeControlServicer_to_server(
         EdgeControlService(edge.node, edge.link), server
     )
@@ -146,7 +166,7 @@ async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
     # A Put is the largest request an edge takes: a bigger message is refused unread.
     grpc_node = GrpcNode(SERVICE_NAMES, max_receive_bytes=limits.MAX_EDGE_REQUEST_BYTES)
     add_edge_services(edge, grpc_node.server)
-    server = EdgeServer(edge.node, edge.link, edge.watchers, grpc_node=grpc_node)
+    server = EdgeServer(edge.node, edge.link, edge.watchers, edge.access, grpc_node=grpc_node)
     try:
         port = await grpc_node.start(config.listen)
         if config.metrics_listen:

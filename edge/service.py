@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 
+from edge.access import AccessChecks
 from edge.link import Link
 from edge.node import EdgeNode, PageRead, ValueRead
 from edgekv.control import LinkSettings
 from edgekv.core.cache import CacheStatus
 from edgekv.core.model import Committed
 from edgekv.core.validation import validate_cache_ttl
-from edgekv.rpc import Context
+from edgekv.rpc import Context, authorization_of
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
 from edgekv.wire import fill_entry, key_info_to_pb, optional, put_arguments
@@ -57,8 +58,9 @@ def node_deadline(context: Context) -> float | None:
 
 
 class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
-    def __init__(self, node: EdgeNode) -> None:
+    def __init__(self, node: EdgeNode, access: AccessChecks) -> None:
         self._node = node
+        self._access = access
         self._region = node.identity.region
         self._name = node.identity.node
 
@@ -78,9 +80,16 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
         fill_entry(answer.entry, raw_key, read.content)
         return answer
 
+    async def _check(self, context: Context, namespace_id: str, *, write: bool) -> None:
+        """Before any answer, a HIT's too: the caller may read (or write) the namespace."""
+        await self._access.check(
+            authorization_of(context), namespace_id, write=write, deadline=node_deadline(context)
+        )
+
     async def Get(
         self, request: edge_pb2.EdgeGetRequest, context: Context
     ) -> edge_pb2.EdgeGetResponse:
+        await self._check(context, request.namespace_id, write=False)
         read = await self._node.get(
             request.namespace_id, request.key, _cache_ttl(request), node_deadline(context)
         )
@@ -89,6 +98,7 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
     async def GetMany(
         self, request: edge_pb2.EdgeGetManyRequest, context: Context
     ) -> edge_pb2.EdgeGetManyResponse:
+        await self._check(context, request.namespace_id, write=False)
         keys = list(request.keys)
         reads = await self._node.get_many(
             request.namespace_id, keys, _cache_ttl(request), node_deadline(context)
@@ -98,6 +108,7 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
         )
 
     async def Put(self, request: pb.PutRequest, context: Context) -> edge_pb2.EdgeWriteResponse:
+        await self._check(context, request.namespace_id, write=True)
         committed = await self._node.put(
             request.namespace_id, *put_arguments(request), deadline=node_deadline(context)
         )
@@ -106,6 +117,7 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
     async def Delete(
         self, request: pb.DeleteRequest, context: Context
     ) -> edge_pb2.EdgeWriteResponse:
+        await self._check(context, request.namespace_id, write=True)
         committed = await self._node.delete(
             request.namespace_id, request.key, node_deadline(context)
         )
@@ -122,6 +134,7 @@ class EdgeKVService(edge_pb2_grpc.EdgeKVServicer):
     async def List(
         self, request: edge_pb2.EdgeListRequest, context: Context
     ) -> edge_pb2.EdgeListResponse:
+        await self._check(context, request.namespace_id, write=False)
         read: PageRead = await self._node.list(
             request.namespace_id,
             request.prefix,

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from edge.access import CALLER_AUTHORIZATION
 from edge.link import Link
 from edgekv.clock import Clock
 from edgekv.control import EdgeCounters
@@ -39,7 +40,8 @@ from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Committed, Delete, Put, WatchBatch
 from edgekv.inflight import DEFAULT_MAX_IN_FLIGHT, BoundedChannel
 from edgekv.retry import RetrySchedule, call_with_retries
-from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
+from edgekv.rpc import AUTHORIZATION_METADATA_KEY, CHANNEL_OPTIONS, error_from_rpc
+from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc
 from edgekv.wire import (
     committed_from_pb,
@@ -100,8 +102,11 @@ class Upstream:
         retry: RetrySettings,
         central: str = "the central store",
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        authorization: str | None = None,
     ) -> None:
         self.central = central
+        # The edge's own ``authorization`` (its token), for calls made for no caller.
+        self._own_authorization = authorization
         self.link = link
         self._channel = channel
         # A burst of reads at the edge must not become a burst central cancels.
@@ -137,6 +142,23 @@ class Upstream:
         request = list_request(slot)
         response = await self._call(self._stub.List, request, retry_all=True, deadline=deadline)
         return page_copy(slot, response)
+
+    async def authorize(
+        self, namespace_id: str, write: bool, authorization: str, deadline: float | None
+    ) -> None:
+        """Whether ``authorization`` may read (or write) the namespace: central's refusal
+        is raised; a read, so repeated on transient failures."""
+        request = pb.AuthorizeRequest(namespace_id=namespace_id, write=write)
+        token = CALLER_AUTHORIZATION.set(authorization)
+        try:
+            await self._call(self._stub.Authorize, request, retry_all=True, deadline=deadline)
+        finally:
+            CALLER_AUTHORIZATION.reset(token)
+
+    def _metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """The caller's token (see edge.access), else the edge's own, else none."""
+        authorization = CALLER_AUTHORIZATION.get() or self._own_authorization
+        return None if authorization is None else ((AUTHORIZATION_METADATA_KEY, authorization),)
 
     # -- writes: retried only when central surely never saw them --------------------------
 
@@ -203,7 +225,7 @@ class Upstream:
             # Timed here, after the link's way out, which the budget paid for too.
             timeout_s = max(0.0, min(self._retry.attempt_timeout_s, _left_s(deadline)))
             try:
-                return await method(request, timeout=timeout_s)
+                return await method(request, timeout=timeout_s, metadata=self._metadata())
             except grpc.aio.AioRpcError as exc:
                 raise error_from_rpc(exc) from None
 
@@ -226,7 +248,14 @@ class Upstream:
     ) -> AsyncIterator[WatchBatch]:
         """Central's change stream for one namespace, each message delayed one way."""
         self.link.check_up()
-        call = self._stub.Watch(watch_request(namespace_id, start_revision, include_values))
+        metadata = (
+            None
+            if self._own_authorization is None
+            else ((AUTHORIZATION_METADATA_KEY, self._own_authorization),)
+        )
+        call = self._stub.Watch(
+            watch_request(namespace_id, start_revision, include_values), metadata=metadata
+        )
         try:
             async for response in call:
                 self.link.check_up()

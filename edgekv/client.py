@@ -36,6 +36,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import random
 from collections.abc import (
     AsyncIterable,
@@ -68,7 +69,7 @@ from edgekv.core.validation import parse_json, validate_cache_ttl, validate_valu
 from edgekv.inflight import DEFAULT_MAX_IN_FLIGHT, BoundedChannel
 from edgekv.locate import locate_central, locate_edge
 from edgekv.retry import RetrySchedule, backoff_s, call_with_retries
-from edgekv.rpc import CHANNEL_OPTIONS, error_from_rpc
+from edgekv.rpc import AUTHORIZATION_METADATA_KEY, CHANNEL_OPTIONS, error_from_rpc
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc, edge_pb2, edge_pb2_grpc, kv_pb2
 from edgekv.wire import change_from_pb, namespace_from_pb
@@ -407,6 +408,10 @@ class Client(AsyncClosing):
 
     ``retry_rate_limited=True`` retries writes refused with 429 (see the module
     docstring); ``max_in_flight`` bounds the calls in flight on each channel.
+
+    ``token=`` is an API token (``edgekv token create``), sent with every call
+    as ``authorization: Bearer TOKEN``; None means ``EDGEKV_TOKEN`` if set, else
+    none (the operator, where central does not run with ``--auth``).
     """
 
     def __init__(
@@ -419,6 +424,7 @@ class Client(AsyncClosing):
         retry: RetryPolicy | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         retry_rate_limited: bool = False,
+        token: str | None = None,
     ) -> None:
         if region is not None and edge is None:
             edge = locate_edge(region, how_to_pass="edge='HOST:PORT'")
@@ -431,11 +437,16 @@ class Client(AsyncClosing):
         self.retry = retry or RetryPolicy()
         self.retry_rate_limited = retry_rate_limited
         self._rng = random.Random(self.retry.seed)
+        token = token if token is not None else os.environ.get("EDGEKV_TOKEN")
+        self._metadata = ((AUTHORIZATION_METADATA_KEY, f"Bearer {token}"),) if token else None
         self._channels: list[Any] = []
         self._stub: central_pb2_grpc.CentralStoreStub | None = None
         self._edge_stub: edge_pb2_grpc.EdgeKVStub | None = None
+        self._token_admin: central_pb2_grpc.TokenAdminStub | None = None
         if central is not None:
-            self._stub = central_pb2_grpc.CentralStoreStub(self._channel_to(central))
+            channel = self._channel_to(central)
+            self._stub = central_pb2_grpc.CentralStoreStub(channel)
+            self._token_admin = central_pb2_grpc.TokenAdminStub(channel)
         if edge is not None:
             self._edge_stub = edge_pb2_grpc.EdgeKVStub(self._channel_to(edge))
 
@@ -450,6 +461,11 @@ class Client(AsyncClosing):
     async def close(self) -> None:
         for channel in self._channels:
             await channel.close()
+
+    @property
+    def call_metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """The metadata every call carries: the API token, if any."""
+        return self._metadata
 
     @property
     def stub(self) -> central_pb2_grpc.CentralStoreStub:
@@ -473,7 +489,7 @@ class Client(AsyncClosing):
     async def call(self, method: Callable[..., Awaitable[T]], request: Any) -> T:
         """One call, errors converted to KVError; never retried (for writes)."""
         try:
-            return await method(request, timeout=self.timeout_s)
+            return await method(request, timeout=self.timeout_s, metadata=self._metadata)
         except grpc.aio.AioRpcError as exc:
             raise error_from_rpc(exc, self._server_of(method)) from None
 
@@ -563,6 +579,33 @@ class Client(AsyncClosing):
         await self.call(
             self.stub.DeleteNamespace, pb.DeleteNamespaceRequest(namespace_id=namespace_id)
         )
+
+    # -- API tokens (the operator's) -----------------------------------------------
+
+    @property
+    def token_admin_stub(self) -> central_pb2_grpc.TokenAdminStub:
+        if self._token_admin is None:
+            raise ValueError("this operation needs the central store: pass central='HOST:PORT'")
+        return self._token_admin
+
+    async def create_token(
+        self, account_id: str, *, read_only: bool = False, namespace_ids: Sequence[str] = ()
+    ) -> tuple[str, pb.TokenInfo]:
+        """A new API token of ``account_id`` (the token, shown this once, and its info)."""
+        response = await self.call(
+            self.token_admin_stub.CreateToken,
+            pb.CreateTokenRequest(
+                account_id=account_id, read_only=read_only, namespace_ids=list(namespace_ids)
+            ),
+        )
+        return response.token, response.info
+
+    async def list_tokens(self) -> list[pb.TokenInfo]:
+        response = await self.read(self.token_admin_stub.ListTokens, pb.ListTokensRequest())
+        return list(response.tokens)
+
+    async def revoke_token(self, token_id: str) -> None:
+        await self.call(self.token_admin_stub.RevokeToken, pb.RevokeTokenRequest(token_id=token_id))
 
     def namespace(self, namespace_id: str, *, as_binding: bool = True) -> KVNamespace:
         """The namespace ``namespace_id`` (see :class:`KVNamespace` for ``as_binding``)."""
@@ -874,7 +917,8 @@ class KVNamespace:
         call = self._client.stub.Watch(
             pb.WatchRequest(
                 namespace_id=self.id, start_revision=start_revision, include_values=include_values
-            )
+            ),
+            metadata=self._client.call_metadata,
         )
         try:
             registered = await call.read()

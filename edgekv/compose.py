@@ -9,14 +9,21 @@ central stores in the ``redis`` service (append-only, fsynced on every write, as
 central's default ``--durability local`` requires) and keeps its store record
 in a volume of its own, edges reach it as ``central:7000``,
 and an edge's node name defaults to REGION-HOSTNAME (the container's id) so a
-region's service can be scaled to any number of replicas. Only central
+region's service can be scaled to any number of replicas. The ``api`` service
+serves Cloudflare's REST API (``edgekv api``) on 7080; central makes its
+operator token in its volume at first start, and ``docker compose exec central
+edgekv token create --account ID --operator-token-file
+/var/lib/edgekv/operator-token`` makes API tokens with it. With central's
+``auth`` on, the edges mount that volume read-only and their own calls carry
+the operator token. Only central
 publishes a fixed host port; edges publish 7100 on an ephemeral host port
 (``docker compose port edge-REGION 7100``). Key order is fixed, so the same
 topology always gives the same file.
 
-Nothing edgekv serves is authenticated — central takes any write and
-deletes any namespace, an edge's EdgeControl changes its link and flushes its
-cache — so ports are published on the host's loopback address only, unless
+Unless the topology turns central's ``auth`` on, nothing edgekv serves over
+gRPC is authenticated — central takes any write and deletes any namespace, an
+edge's EdgeControl changes its link and flushes its cache (with ``auth`` too)
+— so ports are published on the host's loopback address only, unless
 ``EDGEKV_PUBLISH_ADDRESS`` (read by Compose when it starts the file) names
 another, such as ``0.0.0.0`` for every interface. Redis is never published.
 """
@@ -29,12 +36,19 @@ from typing import Any
 import yaml
 
 from edgekv.locate import ClusterState
-from edgekv.node_args import central_args, edge_args
-from edgekv.topology import DEFAULT_CENTRAL_PORT, DEFAULT_EDGE_PORT, RegionSpec, Topology
+from edgekv.node_args import api_args, central_args, edge_args
+from edgekv.topology import (
+    DEFAULT_API_PORT,
+    DEFAULT_CENTRAL_PORT,
+    DEFAULT_EDGE_PORT,
+    RegionSpec,
+    Topology,
+)
 
 IMAGE = "edgekv:local"
 CENTRAL_PORT = DEFAULT_CENTRAL_PORT
 EDGE_PORT = DEFAULT_EDGE_PORT
+API_PORT = DEFAULT_API_PORT
 REDIS_URL = "redis://redis:6379/0"
 # Redis keeps an acknowledged write on disk before it answers: central's default,
 # --durability local, checks this and refuses anything weaker.
@@ -43,6 +57,8 @@ REDIS_PERSISTENCE = ["--appendonly", "yes", "--appendfsync", "always"]
 # restarted central refuses a Redis that was flushed or went back (central.storage.record).
 STORE_RECORD_DIR = "/var/lib/edgekv"
 STORE_RECORD_PATH = f"{STORE_RECORD_DIR}/store-record.json"
+# Central's operator token (made at its first start), in the same volume.
+OPERATOR_TOKEN_PATH = f"{STORE_RECORD_DIR}/operator-token"
 BUILD = {"context": "..", "dockerfile": "deploy/Dockerfile"}
 # The experiment job finds the cluster in a state file that Compose writes from
 # an inline config, and leaves its results folder in ../results on the host.
@@ -73,9 +89,18 @@ def central_command(topology: Topology) -> list[str]:
     """Central stores in the redis service, keeps its record of it in its own volume;
     its time anchor comes from the environment."""
     return [
-        *central_args(topology, listen=f"0.0.0.0:{CENTRAL_PORT}", storage=REDIS_URL),
+        *central_args(
+            topology,
+            listen=f"0.0.0.0:{CENTRAL_PORT}",
+            storage=REDIS_URL,
+            operator_token_file=OPERATOR_TOKEN_PATH,
+        ),
         *("--store-record", STORE_RECORD_PATH),
     ]
+
+
+def api_command() -> list[str]:
+    return api_args(listen=f"0.0.0.0:{API_PORT}", central=f"central:{CENTRAL_PORT}")
 
 
 def edge_command(topology: Topology, region: RegionSpec) -> list[str]:
@@ -86,6 +111,7 @@ def edge_command(topology: Topology, region: RegionSpec) -> list[str]:
         listen=f"0.0.0.0:{EDGE_PORT}",
         central=f"central:{CENTRAL_PORT}",
         seed=topology.first_seed(region),
+        token_file=OPERATOR_TOKEN_PATH,
     )
 
 
@@ -118,6 +144,17 @@ def compose_dict(topology: Topology) -> dict[str, Any]:
             "restart": "unless-stopped",
         },
     }
+    services["api"] = {
+        "build": dict(BUILD),
+        "image": IMAGE,
+        "command": api_command(),
+        "ports": [f"{PUBLISH_ADDRESS}:{API_PORT}:{API_PORT}"],
+        "depends_on": _healthy("central"),
+        "healthcheck": _healthcheck(
+            ["CMD", "edgekv", "health", f"http://127.0.0.1:{API_PORT}/healthz"]
+        ),
+        "restart": "unless-stopped",
+    }
     # A region's replicas share the seed of its first edge (their links still diverge:
     # calls differ in timing).
     for region in topology.regions:
@@ -135,6 +172,8 @@ def compose_dict(topology: Topology) -> dict[str, Any]:
             "deploy": {"replicas": region.edges},
             "restart": "unless-stopped",
         }
+        if topology.central.auth:  # the operator token, for the edge's own watches
+            services[service_name(region)]["volumes"] = [f"central-state:{STORE_RECORD_DIR}:ro"]
     edges = [service_name(region) for region in topology.regions if region.edges > 0]
     services["experiment"] = {
         "build": dict(BUILD),
@@ -162,6 +201,7 @@ def cluster_state_json(topology: Topology) -> str:
     (Compose fills in ``${EDGEKV_TIME_ANCHOR}``; unset means "null", fine at scale 1).
     """
     state = ClusterState(
+        api=f"api:{API_PORT}",
         central=f"central:{CENTRAL_PORT}",
         edges={r.name: [f"{service_name(r)}:{EDGE_PORT}"] for r in topology.regions if r.edges},
         nodes={

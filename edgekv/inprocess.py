@@ -58,6 +58,9 @@ class InProcessContext:
     # When the caller stops waiting, on the event loop's clock (None: no deadline).
     deadline: float | None = None
 
+    def invocation_metadata(self) -> Metadata:
+        return self.metadata
+
     def time_remaining(self) -> float | None:
         """Seconds until the caller's deadline (None when it set none), as grpc's context."""
         if self.deadline is None:

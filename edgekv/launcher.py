@@ -5,7 +5,10 @@ Theory of operation: :meth:`LocalCluster.start` takes a
 their scaled clocks agree), starts ``edgekv central`` and then every
 ``edgekv edge`` as child processes on free loopback ports (port 0), each
 writing to its own log file, and waits until each has printed its ready line
-and answers gRPC health checking. Children are started with
+and answers gRPC health checking. Beside them it starts the REST API node
+(``edgekv api``, checked over HTTP) and makes an API token of the default
+account for it, with central's operator token (kept in the data dir), which
+it revokes when it stops the cluster. Children are started with
 :func:`edgekv.process.spawn`: in their own session (a Ctrl-C reaches the
 launcher, which stops them in order: edges, then central), and SIGTERMed by
 the kernel should the launcher die without cleaning up. :meth:`LocalCluster.stop`
@@ -20,10 +23,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edgekv.client import Client
 from edgekv.control import NodeControl
+from edgekv.core.accounts import DEFAULT_ACCOUNT_ID
 from edgekv.core.errors import KVError
 from edgekv.locate import ClusterState
-from edgekv.node_args import central_args, edge_args, edgekv_command
+from edgekv.node_args import api_args, central_args, edge_args, edgekv_command
 from edgekv.private_files import make_private_dirs
 from edgekv.process import (
     Child,
@@ -40,7 +45,7 @@ from edgekv.topology import Topology
 @dataclass
 class RunningNode(RunsAsChild):
     name: str
-    kind: str  # "central" or "edge"
+    kind: str  # "central", "edge" or "api"
     region: str
     rtt_ms: float
     child: Child
@@ -59,10 +64,21 @@ class LocalCluster:
     data_dir: Path
     time_anchor: float
     nodes: list[RunningNode] = field(default_factory=list)
+    # The API token the launcher made for the API node, and its id (to revoke it).
+    api_token: str | None = None
+    api_token_id: str | None = None
 
     @property
     def central(self) -> RunningNode:
         return self.nodes[0]
+
+    @property
+    def api(self) -> RunningNode | None:
+        return next((node for node in self.nodes if node.kind == "api"), None)
+
+    @property
+    def operator_token_file(self) -> Path:
+        return self.data_dir / "operator-token"
 
     @property
     def edges(self) -> list[RunningNode]:
@@ -88,9 +104,17 @@ class LocalCluster:
                 "central",
                 topology.central.region,
                 0.0,
-                central_args(topology, storage=storage, time_anchor=anchor),
+                central_args(
+                    topology,
+                    storage=storage,
+                    time_anchor=anchor,
+                    operator_token_file=str(cluster.operator_token_file),
+                ),
             )
             await cluster._wait_ready([central], ready_timeout_s)
+            api = cluster._spawn(
+                "api", "api", topology.central.region, 0.0, api_args(central=central.address)
+            )
             edges = [
                 cluster._spawn(
                     "edge",
@@ -104,11 +128,13 @@ class LocalCluster:
                         seed=edge.seed,
                         node=edge.name,
                         time_anchor=anchor,
+                        token_file=str(cluster.operator_token_file),
                     ),
                 )
                 for edge in topology.edge_nodes()
             ]
-            await cluster._wait_ready(edges, ready_timeout_s)
+            await cluster._wait_ready([api, *edges], ready_timeout_s)
+            await cluster._make_api_token()
         except BaseException:
             await cluster.stop()
             raise
@@ -145,7 +171,39 @@ class LocalCluster:
 
     async def _wait_ready(self, nodes: list[RunningNode], timeout_s: float) -> None:
         await wait_ready_async([node.child for node in nodes], timeout_s)
-        await asyncio.gather(*(healthy(node.address, timeout_s) for node in nodes))
+        await asyncio.gather(
+            *(
+                (api_healthy if node.kind == "api" else healthy)(node.address, timeout_s)
+                for node in nodes
+            )
+        )
+
+    def _operator_client(self) -> Client:
+        from edgekv.operator_token import read_operator_token
+
+        token = read_operator_token(self.operator_token_file)
+        return Client(central=self.central.address, token=token, timeout_s=5.0)
+
+    async def _make_api_token(self) -> None:
+        client = self._operator_client()
+        try:
+            self.api_token, info = await client.create_token(DEFAULT_ACCOUNT_ID)
+        finally:
+            await client.close()
+        self.api_token_id = info.token_id
+
+    async def _revoke_api_token(self) -> None:
+        """Best effort: a central that is gone cannot be told, and keeps the token."""
+        if self.api_token_id is None or self.central.returncode is not None:
+            return
+        client = self._operator_client()
+        try:
+            await client.revoke_token(self.api_token_id)
+        except (KVError, OSError):
+            pass
+        finally:
+            await client.close()
+        self.api_token_id = None
 
     def state(self) -> ClusterState:
         edges: dict[str, list[str]] = {}
@@ -169,14 +227,23 @@ class LocalCluster:
             launcher=_identity(os.getpid()),
             time_scale=self.topology.time_scale,
             time_anchor=self.time_anchor,
+            api=None if self.api is None else self.api.address,
+            account_id=DEFAULT_ACCOUNT_ID if self.api_token else None,
+            api_token=self.api_token,
+            operator_token_file=str(self.operator_token_file),
         )
 
     def exited(self) -> list[RunningNode]:
         return [node for node in self.nodes if node.returncode is not None]
 
     async def stop(self, grace_s: float = 10.0) -> None:
-        """Edges first, then central: SIGTERM, wait, SIGKILL what is left."""
-        for group in (self.edges, [n for n in self.nodes if n.kind == "central"]):
+        """The API node and edges first, then central: SIGTERM, wait, SIGKILL what is left."""
+        if self.nodes:
+            await self._revoke_api_token()
+        for group in (
+            [n for n in self.nodes if n.kind != "central"],
+            [n for n in self.nodes if n.kind == "central"],
+        ):
             await asyncio.gather(*(node.child.stop_async(grace_s) for node in group))
 
 
@@ -196,6 +263,25 @@ def _identity(pid: int) -> dict[str, object]:
     """The process ``pid`` is now, as the state file records it (``edgekv down`` checks it)."""
     identity = ProcessIdentity.of(pid)
     return {"pid": pid} if identity is None else identity.to_json()
+
+
+async def api_healthy(address: str, timeout_s: float) -> None:
+    """Wait until the API node at ``address`` answers its /healthz with SERVING."""
+    import aiohttp
+
+    deadline = time.monotonic() + timeout_s
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        while True:
+            try:
+                async with session.get(f"http://{address}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise StartError(f"the API node at {address} did not answer its health check")
+            await asyncio.sleep(0.05)
 
 
 async def healthy(address: str, timeout_s: float) -> None:

@@ -46,6 +46,13 @@ class ClusterState:
     time_anchor: float | None = None
     # The launcher's {"pid", "started_ticks", "cmdline"}.
     launcher: dict[str, object] = field(default_factory=dict)
+    # The REST API node's address (HOST:PORT), and the account and API token `edgekv up`
+    # made for it (the file is its owner's only); None for a cluster without one.
+    api: str | None = None
+    account_id: str | None = None
+    api_token: str | None = None
+    # Where central keeps its operator token (edgekv token reads it).
+    operator_token_file: str | None = None
 
     def launcher_identity(self) -> ProcessIdentity | None:
         """The launcher as recorded; None when only its PID (or nothing) was."""
@@ -66,6 +73,16 @@ class ClusterState:
                 "time_anchor": self.time_anchor,
                 # Only a launcher's own file has one (a compose cluster's has none).
                 **({"launcher": self.launcher} if self.launcher else {}),
+                **{
+                    name: value
+                    for name, value in (
+                        ("api", self.api),
+                        ("account_id", self.account_id),
+                        ("api_token", self.api_token),
+                        ("operator_token_file", self.operator_token_file),
+                    )
+                    if value is not None
+                },
             },
             indent=2,
         )
@@ -84,6 +101,10 @@ class ClusterState:
             time_scale = float(raw.get("time_scale", DEFAULT_TIME_SCALE))
             anchor = raw.get("time_anchor")
             launcher = dict(raw.get("launcher") or {})
+            api = {
+                name: None if raw.get(name) is None else str(raw[name])
+                for name in ("api", "account_id", "api_token", "operator_token_file")
+            }
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ClusterNotFoundError(f"{path}: not a cluster state file ({exc})") from None
         return cls(
@@ -94,6 +115,7 @@ class ClusterState:
             time_scale,
             None if anchor is None else float(anchor),
             launcher,
+            **api,
         )
 
     def write(self, path: Path) -> None:

@@ -33,6 +33,7 @@ def central_args(
     listen: str = ANY_LOOPBACK_PORT,
     storage: str | None = None,
     time_anchor: float | None = None,
+    operator_token_file: str | None = None,
 ) -> list[str]:
     """``central ...`` for the topology's central; ``storage`` overrides its URL."""
     args = [
@@ -43,7 +44,16 @@ def central_args(
     ]  # fmt: skip
     if not topology.central.write_rate_limit:
         args.append("--no-write-rate-limit")
+    if topology.central.auth:
+        args.append("--auth")
+    if operator_token_file is not None:
+        args += ["--operator-token-file", operator_token_file]
     return args
+
+
+def api_args(*, central: str, listen: str = ANY_LOOPBACK_PORT) -> list[str]:
+    """``api ...``: the REST API node in front of ``central``."""
+    return ["api", "--listen", listen, "--central", central]
 
 
 def edge_args(
@@ -55,9 +65,15 @@ def edge_args(
     listen: str = ANY_LOOPBACK_PORT,
     node: str | None = None,
     time_anchor: float | None = None,
+    token_file: str | None = None,
 ) -> list[str]:
-    """``edge ...`` for an edge of ``region``; without ``node``, it names itself."""
+    """``edge ...`` for an edge of ``region``; without ``node``, it names itself. With
+    central's auth on, it refuses calls without a token too, and its own calls carry the
+    token in ``token_file``."""
     spec = region.edge
+    auth = ["--auth"] if topology.central.auth else []
+    if topology.central.auth and token_file is not None:
+        auth += ["--token-file", token_file]
     return [
         "edge",
         "--listen", listen,
@@ -73,6 +89,7 @@ def edge_args(
         "--jitter-ms", repr(region.jitter_ms),
         "--loss", repr(region.loss),
         "--seed", str(seed),
+        *auth,
         *_time_args(topology, time_anchor),
     ]  # fmt: skip
 

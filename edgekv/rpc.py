@@ -57,6 +57,9 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
 ]
 
+# The call metadata that carries an API token: "Bearer TOKEN", as HTTP's header.
+AUTHORIZATION_METADATA_KEY = "authorization"
+
 OK = "OK"
 # A call the client left (cancelled, or its deadline passed) before it was answered.
 CANCELLED = "CANCELLED"
@@ -111,6 +114,14 @@ class CallCounts:
     def of_kind(self, kind: str) -> int:
         """The calls that failed with the registry kind ``kind``, all methods together."""
         return sum(dict(counts.kinds).get(kind, 0) for counts in list(self._methods.values()))
+
+
+def authorization_of(context: Context) -> str | None:
+    """The caller's ``authorization`` metadata (``Bearer TOKEN``), or None when it sent none."""
+    for key, value in context.invocation_metadata() or ():
+        if key == AUTHORIZATION_METADATA_KEY:
+            return value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return None
 
 
 def answer_with(context: Context, exc: KVError) -> None:

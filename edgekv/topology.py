@@ -15,6 +15,7 @@ A file looks like this (every field optional except the regions' names)::
     region = "us-east"
     storage = "sqlite:central.db"     # relative paths are inside the data dir
     write_rate_limit = true
+    auth = false                      # true: gRPC calls need an API token (edgekv token)
 
     [edge_defaults]                   # for every region, unless it says otherwise
     cache = "memory"                  # or redis://HOST:PORT/DB
@@ -49,6 +50,8 @@ MiB = 1024 * 1024
 # and the containers of the compose file).
 DEFAULT_CENTRAL_PORT = 7000
 DEFAULT_EDGE_PORT = 7100
+# The API node's (edgekv api): Cloudflare's REST API over HTTP.
+DEFAULT_API_PORT = 7080
 # The memory an edge's cache may hold: ``edgekv edge --cache-max-bytes``, and the
 # topology's ``cache_max_bytes``.
 DEFAULT_CACHE_MAX_BYTES = 64 * MiB
@@ -134,6 +137,9 @@ class CentralSpec:
     region: str = "us-east"
     storage: str = "sqlite:central.db"
     write_rate_limit: bool = True
+    # Refuse gRPC calls without an API token (edgekv central --auth). The REST API node
+    # always asks for one.
+    auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,10 @@ class Topology:
 
     def with_time_scale(self, time_scale: float | None) -> Topology:
         return self if time_scale is None else replace(self, time_scale=time_scale)
+
+    def with_auth(self, auth: bool) -> Topology:
+        """This topology, with central's auth on if ``auth`` (a flag can only turn it on)."""
+        return replace(self, central=replace(self.central, auth=True)) if auth else self
 
     def first_seed(self, region: RegionSpec) -> int:
         """The seed of ``region``'s first edge; its others take the seeds after it."""
@@ -310,13 +320,14 @@ def _topology(raw: dict[str, Any]) -> Topology:
     top = _Fields(raw, "", {"time_scale", "central", "edge_defaults", "regions"})
     time_scale = top.number("time_scale", DEFAULT_TIME_SCALE, low=1e-6)
     central_fields = _Fields(
-        raw.get("central", {}), "central", {"region", "storage", "write_rate_limit"}
+        raw.get("central", {}), "central", {"region", "storage", "write_rate_limit", "auth"}
     )
     base = CentralSpec()
     central = CentralSpec(
         region=dns_label(central_fields.text("region", base.region), "central.region"),
         storage=central_fields.text("storage", base.storage),
         write_rate_limit=central_fields.flag("write_rate_limit", base.write_rate_limit),
+        auth=central_fields.flag("auth", base.auth),
     )
     defaults = _edge_spec(
         _Fields(raw.get("edge_defaults", {}), "edge_defaults", _EDGE_FIELDS), EdgeSpec()

@@ -12,6 +12,7 @@ from typing import Any
 from edgekv.core.cache import CachedPage, CachedValue, PageSlot
 from edgekv.core.listing import ListPage
 from edgekv.core.model import (
+    DEFAULT_ACCOUNT_ID,
     Change,
     ChangeKind,
     Committed,
@@ -43,11 +44,21 @@ def put_arguments(message: Any) -> tuple[bytes, bytes, str | None, int | None, i
 
 
 def namespace_to_pb(namespace: Namespace) -> kv_pb2.Namespace:
-    return kv_pb2.Namespace(id=namespace.id, title=namespace.title, created_at=namespace.created_at)
+    return kv_pb2.Namespace(
+        id=namespace.id,
+        title=namespace.title,
+        created_at=namespace.created_at,
+        account_id=namespace.account_id,
+    )
 
 
 def namespace_from_pb(message: kv_pb2.Namespace) -> Namespace:
-    return Namespace(id=message.id, title=message.title, created_at=message.created_at)
+    return Namespace(
+        id=message.id,
+        title=message.title,
+        created_at=message.created_at,
+        account_id=message.account_id or DEFAULT_ACCOUNT_ID,
+    )
 
 
 def entry_to_pb(raw_key: bytes, version: Version | None) -> kv_pb2.Entry:

@@ -18,6 +18,12 @@ Rules every back-end keeps (one test suite checks all of them):
 * Every caller of :meth:`Storage.commit` is answered, whatever a write
   raises: a group that cannot be stored fails alone (INTERNAL, nothing of it
   written, no revision used) and the groups committed beside it succeed.
+* Titles are unique, and namespaces counted against the limit, per account
+  (:attr:`~edgekv.core.model.Namespace.account_id`).
+* Stores made before accounts existed are migrated when opened: their
+  namespaces join the default account. A store records its schema version
+  (:data:`SCHEMA_VERSION`), so that later changes can migrate too; a store
+  newer than this code is refused.
 * A failure of the storage itself (a full disk, an I/O error, a Redis out of
   memory) is raised as :func:`storage_failed` says, whatever the operation.
 """
@@ -29,9 +35,14 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from central.storage.stats import CommitStats
+from edgekv.core.accounts import Token
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult
 from edgekv.core.model import Change, Committed, Namespace, Put, Version, Write
+
+# The layout every durable back-end writes. 1: before accounts and tokens (recorded as
+# no version at all); 2: namespaces belong to accounts, tokens are kept.
+SCHEMA_VERSION = 2
 
 # How many change-log rows a back-end keeps for watchers that resume.
 DEFAULT_CHANGE_LOG_ROWS = 100_000
@@ -107,7 +118,8 @@ class Storage(Protocol):
     async def close(self) -> None: ...
 
     async def create_namespace(self, namespace: Namespace, max_namespaces: int) -> None:
-        """Raise NAMESPACE_TITLE_EXISTS or NAMESPACE_LIMIT instead of creating it."""
+        """Raise NAMESPACE_TITLE_EXISTS (its account has the title) or NAMESPACE_LIMIT (its
+        account has ``max_namespaces``) instead of creating it."""
         ...
 
     async def get_namespace(self, namespace_id: str) -> Namespace | None: ...
@@ -115,11 +127,22 @@ class Storage(Protocol):
     async def list_namespaces(self) -> list[Namespace]: ...
 
     async def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
-        """Raise NAMESPACE_NOT_FOUND or NAMESPACE_TITLE_EXISTS instead of renaming."""
+        """Raise NAMESPACE_NOT_FOUND, or NAMESPACE_TITLE_EXISTS (another namespace of its
+        account has the title), instead of renaming."""
         ...
 
     async def delete_namespace(self, namespace_id: str) -> bool:
         """Delete the namespace and all its keys; False when it did not exist."""
+        ...
+
+    async def create_token(self, token: Token) -> None:
+        """Keep ``token`` (its digest, never the secret), durably before returning."""
+        ...
+
+    async def list_tokens(self) -> list[Token]: ...
+
+    async def revoke_token(self, token_id: str) -> bool:
+        """Forget the token; False when no token has that id."""
         ...
 
     async def get(self, namespace_id: str, key: str) -> Version | None: ...

@@ -17,6 +17,7 @@ from dataclasses import replace
 from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability, unstorable
 from central.storage.record import new_store_id
 from central.storage.stats import CommitStats
+from edgekv.core.accounts import Token
 from edgekv.core.errors import ErrorKind, error
 from edgekv.core.listing import ListQuery, ScanResult, scan_with_lookahead
 from edgekv.core.model import (
@@ -51,6 +52,7 @@ class _Keyspace:
 class MemoryStorage:
     def __init__(self, change_log_rows: int = DEFAULT_CHANGE_LOG_ROWS) -> None:
         self._namespaces: dict[str, Namespace] = {}
+        self._tokens: dict[str, Token] = {}
         self._keyspaces: dict[str, _Keyspace] = {}
         self._changes: deque[Change] = deque(maxlen=change_log_rows)
         self._revision = 0
@@ -75,10 +77,14 @@ class MemoryStorage:
     async def close(self) -> None:
         return None
 
+    def _of_account(self, account_id: str) -> list[Namespace]:
+        return [ns for ns in self._namespaces.values() if ns.account_id == account_id]
+
     async def create_namespace(self, namespace: Namespace, max_namespaces: int) -> None:
-        if any(ns.title == namespace.title for ns in self._namespaces.values()):
+        siblings = self._of_account(namespace.account_id)
+        if any(ns.title == namespace.title for ns in siblings):
             raise error(ErrorKind.NAMESPACE_TITLE_EXISTS, title=namespace.title)
-        if len(self._namespaces) >= max_namespaces:
+        if len(siblings) >= max_namespaces:
             raise error(ErrorKind.NAMESPACE_LIMIT, limit=max_namespaces)
         self._namespaces[namespace.id] = namespace
         self._keyspaces[namespace.id] = _Keyspace()
@@ -95,7 +101,10 @@ class MemoryStorage:
             raise error(
                 ErrorKind.NAMESPACE_NOT_FOUND, operation="rename", namespace_id=namespace_id
             )
-        if any(ns.title == title and ns.id != namespace_id for ns in self._namespaces.values()):
+        if any(
+            ns.title == title and ns.id != namespace_id
+            for ns in self._of_account(current.account_id)
+        ):
             raise error(ErrorKind.NAMESPACE_TITLE_EXISTS, title=title)
         renamed = replace(current, title=title)
         self._namespaces[namespace_id] = renamed
@@ -104,6 +113,17 @@ class MemoryStorage:
     async def delete_namespace(self, namespace_id: str) -> bool:
         self._keyspaces.pop(namespace_id, None)
         return self._namespaces.pop(namespace_id, None) is not None
+
+    # -- API tokens ------------------------------------------------------------
+
+    async def create_token(self, token: Token) -> None:
+        self._tokens[token.token_id] = token
+
+    async def list_tokens(self) -> list[Token]:
+        return list(self._tokens.values())
+
+    async def revoke_token(self, token_id: str) -> bool:
+        return self._tokens.pop(token_id, None) is not None
 
     async def get(self, namespace_id: str, key: str) -> Version | None:
         keyspace = self._keyspaces.get(namespace_id)

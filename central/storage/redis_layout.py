@@ -4,11 +4,14 @@ Theory of operation:
 
 * **Layout.** Every Redis key starts with a prefix (``edgekv:`` by default)::
 
+      edgekv:schema_version      string   the layout's version (base.SCHEMA_VERSION)
       edgekv:store_id            string   the store's random id (central.storage.record)
       edgekv:rev                 string   store-wide revision counter (INCR)
       edgekv:namespace_seq       string   creation counter, keeps list order
-      edgekv:namespaces          hash     id → "seq|created_at|title"
-      edgekv:titles              hash     title → id (title uniqueness)
+      edgekv:namespaces          hash     id → "seq|created_at|account_id|title"
+      edgekv:titles              hash     "account_id|title" → id (unique per account)
+      edgekv:account:{a}:namespaces  set  ids of account a's namespaces (SCARD: its count)
+      edgekv:tokens              hash     token_id → "created_at|account_id|R|digest|ids"
       edgekv:changes             zset     score revision, member "rev|namespace_id"
       edgekv:ns:{id}:names       zset     key bytes, all with score 0
       edgekv:ns:{id}:info        hash     key bytes → "rev|expiration|commit_time|M"
@@ -22,12 +25,30 @@ Theory of operation:
   the metadata JSON; the free-form field is always last, so ``|`` inside it
   needs no escaping. The ``info`` hash is apart from ``values`` so a scan
   reads expirations without touching 25 MiB values.
+* **Accounts.** Account ids are 32 hex characters, so in a namespace record
+  and a ``titles`` field only the title is free-form, and it comes last. An
+  account's namespaces are counted against the limit with a set per account
+  rather than by walking ``namespaces`` in the create script: SCARD is O(1)
+  where the walk would parse every record of every account on every create,
+  and SADD/SREM of an id are idempotent, so the set cannot drift from
+  ``namespaces`` the way a counter could. A token's ``R`` is ``r`` for
+  read-only or ``w``, and ``ids`` — the namespaces it may reach, empty for
+  all of its account's — is a JSON array, last.
+* **Schema version.** ``schema_version`` is missing in a store from before
+  accounts (version 1). :data:`MIGRATE_LUA` runs at every open: a new store
+  gets the current version; a version-1 store is migrated in that ONE
+  script (atomic: no client sees half of it, and it checks every record
+  before it changes any, since Redis does not undo a script that fails
+  halfway); a current store is left alone; a newer one is left alone and
+  refused by the caller.
 * **Why Lua.** Every operation that reads or changes more than one Redis key
   is ONE script call (EVALSHA). Redis runs a script alone, so a commit's
   namespace check, revisions, writes and change-log rows are atomic with
   respect to every other client, and a read sees one consistent state.
-  Trimming the change log touches other namespaces' logs, so the scripts name
-  keys they were not given: this back-end is for one Redis, not a Cluster.
+  Trimming the change log touches other namespaces' logs, and deleting (or
+  replacing) a namespace, or migrating, touches an account's set found in a
+  record, so the scripts name keys they were not given: this back-end is for
+  one Redis, not a Cluster.
 * **Why no EXPIRE.** Expiration is judged by the simulator's clock, which may
   run faster than real time, so it is data (``expiration`` in ``info``) and a
   scan filters with the ``now`` it is given. Reads return expired versions;
@@ -36,8 +57,10 @@ Theory of operation:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
+from edgekv.core.accounts import Token
 from edgekv.core.listing import ListQuery, prefix_upper_bound
 from edgekv.core.model import Change, ChangeKind, Namespace, Put, Version
 
@@ -166,25 +189,28 @@ return answer
 """
 
 CREATE_NAMESPACE_LUA = """
--- KEYS: namespaces, titles, namespace_seq, names, info, values, (guard: store_id, rev)
--- ARGV: id, title, created_at, max_namespaces, (guard: store_id, floor).
+-- KEYS: namespaces, titles, namespace_seq, account_namespaces, names, info, values,
+--       (guard: store_id, rev)
+-- ARGV: id, account_id, title, created_at, max_namespaces, prefix, (guard: store_id, floor).
 -- Answer: 'ok', 'title' or 'limit'.
-local id, title = ARGV[1], ARGV[2]
-if redis.call('HEXISTS', KEYS[2], title) == 1 then return 'title' end
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return 'limit' end
+local id, account, title = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('HEXISTS', KEYS[2], account .. '|' .. title) == 1 then return 'title' end
+if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[5]) then return 'limit' end
 local seq_text
 local old = redis.call('HGET', KEYS[1], id)
 if old then
   -- The same id again replaces the namespace and empties it, as MemoryStorage does.
-  local old_seq, old_title = string.match(old, '^(%d+)|[^|]*|(.*)$')
+  local old_seq, old_account, old_title = string.match(old, '^(%d+)|[^|]*|([^|]*)|(.*)$')
   seq_text = old_seq
-  redis.call('HDEL', KEYS[2], old_title)
-  redis.call('UNLINK', KEYS[4], KEYS[5], KEYS[6])
+  redis.call('HDEL', KEYS[2], old_account .. '|' .. old_title)
+  redis.call('SREM', ARGV[6] .. 'account:' .. old_account .. ':namespaces', id)
+  redis.call('UNLINK', KEYS[5], KEYS[6], KEYS[7])
 else
   seq_text = string.format('%d', redis.call('INCR', KEYS[3]))
 end
-redis.call('HSET', KEYS[1], id, seq_text .. '|' .. ARGV[3] .. '|' .. title)
-redis.call('HSET', KEYS[2], title, id)
+redis.call('HSET', KEYS[1], id, seq_text .. '|' .. ARGV[4] .. '|' .. account .. '|' .. title)
+redis.call('HSET', KEYS[2], account .. '|' .. title, id)
+redis.call('SADD', KEYS[4], id)
 return 'ok'
 """
 
@@ -194,29 +220,80 @@ RENAME_NAMESPACE_LUA = """
 local id, title = ARGV[1], ARGV[2]
 local record = redis.call('HGET', KEYS[1], id)
 if not record then return {'missing'} end
-local owner = redis.call('HGET', KEYS[2], title)
+local seq_text, created_at, account, old_title = string.match(
+  record, '^(%d+)|([^|]*)|([^|]*)|(.*)$')
+local owner = redis.call('HGET', KEYS[2], account .. '|' .. title)
 if owner and owner ~= id then return {'title'} end
-local seq_text, created_at, old_title = string.match(record, '^(%d+)|([^|]*)|(.*)$')
-redis.call('HDEL', KEYS[2], old_title)
-redis.call('HSET', KEYS[2], title, id)
-local renamed = seq_text .. '|' .. created_at .. '|' .. title
+redis.call('HDEL', KEYS[2], account .. '|' .. old_title)
+redis.call('HSET', KEYS[2], account .. '|' .. title, id)
+local renamed = seq_text .. '|' .. created_at .. '|' .. account .. '|' .. title
 redis.call('HSET', KEYS[1], id, renamed)
 return {'ok', renamed}
 """
 
 DELETE_NAMESPACE_LUA = """
 -- KEYS: namespaces, titles, names, info, values, (guard: store_id, rev)
--- ARGV: id, (guard: store_id, floor). Answer: 1 or 0.
+-- ARGV: id, prefix, (guard: store_id, floor). Answer: 1 or 0.
 -- The namespace's change log stays (as in MemoryStorage) until trimmed.
 local record = redis.call('HGET', KEYS[1], ARGV[1])
 if not record then return 0 end
-local title = string.match(record, '^%d+|[^|]*|(.*)$')
-if redis.call('HGET', KEYS[2], title) == ARGV[1] then
-  redis.call('HDEL', KEYS[2], title)
+local account, title = string.match(record, '^%d+|[^|]*|([^|]*)|(.*)$')
+local title_field = account .. '|' .. title
+if redis.call('HGET', KEYS[2], title_field) == ARGV[1] then
+  redis.call('HDEL', KEYS[2], title_field)
 end
+redis.call('SREM', ARGV[2] .. 'account:' .. account .. ':namespaces', ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('UNLINK', KEYS[3], KEYS[4], KEYS[5])
 return 1
+"""
+
+CREATE_TOKEN_LUA = """
+-- KEYS: tokens, (guard: store_id, rev); ARGV: token_id, record, (guard: store_id, floor)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 'ok'
+"""
+
+REVOKE_TOKEN_LUA = """
+-- KEYS: tokens, (guard: store_id, rev); ARGV: token_id, (guard: store_id, floor)
+return redis.call('HDEL', KEYS[1], ARGV[1])
+"""
+
+MIGRATE_LUA = """
+-- KEYS: schema_version, namespaces, titles
+-- ARGV: this code's schema version, the default account id, prefix
+-- Answer: {version found, id of a record it cannot read or ''}. A store with no
+-- version is 1 when it has namespaces, else new; a newer one is left alone.
+local current, account, prefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local recorded = redis.call('GET', KEYS[1])
+local found = tonumber(recorded or '0')
+if not recorded then
+  found = redis.call('EXISTS', KEYS[2]) == 1 and 1 or current
+end
+if found > current then return {found, ''} end
+-- Current, and recorded so: a second open writes nothing.
+if found == current and recorded then return {found, ''} end
+if found == 1 then
+  -- Version 1 records are "seq|created_at|title". All are read before any is
+  -- rewritten: a script that fails halfway keeps what it already changed.
+  local records = redis.call('HGETALL', KEYS[2])
+  local parsed = {}
+  for i = 1, #records, 2 do
+    local seq_text, created_at, title = string.match(records[i + 1], '^(%d+)|([^|]*)|(.*)$')
+    if not seq_text then return {found, records[i]} end
+    parsed[#parsed + 1] = {records[i], seq_text .. '|' .. created_at .. '|' .. account, title}
+  end
+  local members = prefix .. 'account:' .. account .. ':namespaces'
+  redis.call('DEL', KEYS[3])
+  for _, row in ipairs(parsed) do
+    local id, head, title = row[1], row[2], row[3]
+    redis.call('HSET', KEYS[2], id, head .. '|' .. title)
+    redis.call('HSET', KEYS[3], account .. '|' .. title, id)
+    redis.call('SADD', members, id)
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return {found, ''}
 """
 
 
@@ -266,8 +343,27 @@ class Info:
 
 def parse_namespace(namespace_id: str, record: bytes) -> tuple[int, Namespace]:
     """Parse a ``namespaces`` record into (creation sequence, namespace)."""
-    seq, created_at, title = record.split(b"|", 2)
-    return int(seq), Namespace(namespace_id, text(title), float(created_at))
+    seq, created_at, account_id, title = record.split(b"|", 3)
+    return int(seq), Namespace(namespace_id, text(title), float(created_at), text(account_id))
+
+
+def token_record(token: Token) -> str:
+    """A token's record in the ``tokens`` hash."""
+    flag = "r" if token.read_only else "w"
+    ids = json.dumps(list(token.namespace_ids))
+    return f"{time_text(token.created_at)}|{token.account_id}|{flag}|{token.digest}|{ids}"
+
+
+def parse_token(token_id: str, record: bytes) -> Token:
+    created_at, account_id, flag, digest, ids = record.split(b"|", 4)
+    return Token(
+        token_id=token_id,
+        digest=text(digest),
+        account_id=text(account_id),
+        read_only=flag == b"r",
+        namespace_ids=tuple(json.loads(ids)),
+        created_at=float(created_at),
+    )
 
 
 def parse_change(namespace_id: str, entry: bytes, info: bytes, value: bytes) -> Change:

@@ -4,6 +4,10 @@ Theory of operation:
 
 * **Layout** (Redis keys, records, the Lua scripts that change them): see
   :mod:`central.storage.redis_layout`.
+* **Schema version.** Once the store is identified, :meth:`RedisStorage.open`
+  runs the layout's migration script: a new store gets the current version,
+  one from before accounts is migrated atomically, and one written by a newer
+  edgekv is refused (ValueError) untouched.
 * **Revision.** One central process owns a store, so :attr:`revision` is
   cached: read on open, then taken from each commit's answer.
 * **Durability** is Redis's: with ``appendonly yes`` and ``appendfsync
@@ -39,12 +43,20 @@ from redis.backoff import NoBackoff
 
 from central.storage import redis_guard
 from central.storage import redis_layout as layout
-from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability, storage_failed, unstorable
+from central.storage.base import (
+    DEFAULT_CHANGE_LOG_ROWS,
+    SCHEMA_VERSION,
+    Durability,
+    storage_failed,
+    unstorable,
+)
 from central.storage.record import StoreRecord, check_store, new_store_id
 from central.storage.stats import CommitStats
+from edgekv.core.accounts import Token
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult, scan_with_lookahead
 from edgekv.core.model import (
+    DEFAULT_ACCOUNT_ID,
     Change,
     Committed,
     KeyInfo,
@@ -132,6 +144,13 @@ class RedisStorage:
         self._delete_namespace_script = client.register_script(
             redis_guard.GUARD_LUA + layout.DELETE_NAMESPACE_LUA
         )
+        self._create_token_script = client.register_script(
+            redis_guard.GUARD_LUA + layout.CREATE_TOKEN_LUA
+        )
+        self._revoke_token_script = client.register_script(
+            redis_guard.GUARD_LUA + layout.REVOKE_TOKEN_LUA
+        )
+        self._migrate_script = client.register_script(layout.MIGRATE_LUA)
 
     @classmethod
     async def open(
@@ -148,9 +167,10 @@ class RedisStorage:
 
         Raises ValueError for a malformed URL, a Redis that refuses us (no such
         database, wrong password), one that may lose acknowledged writes while
-        ``durability`` is local, or a store that does not match central's
-        ``record`` of it; and ConnectionError when Redis cannot be reached; each
-        with a one-line message that says what to do.
+        ``durability`` is local, a store that does not match central's
+        ``record`` of it, or one written by a newer edgekv; and ConnectionError
+        when Redis cannot be reached; each with a one-line message that says
+        what to do.
         """
         shown = redacted(url)
         try:
@@ -172,6 +192,7 @@ class RedisStorage:
             await client.ping()
             store._revision = await store._stored_revision()
             store._store_id = await store._identify(record)
+            await store._migrate()
         except ValueError:
             await client.aclose()
             raise
@@ -193,6 +214,10 @@ class RedisStorage:
 
     def _namespace_key(self, namespace_id: str, part: str) -> str:
         return f"{self._prefix}ns:{namespace_id}:{part}"
+
+    def _account_key(self, account_id: str) -> str:
+        """The set of an account's namespace ids (the scripts spell it the same way)."""
+        return f"{self._prefix}account:{account_id}:namespaces"
 
     def _keyspace_keys(self, namespace_id: str) -> list[str]:
         """The Redis keys that hold a namespace's entries: names, info, values."""
@@ -339,6 +364,30 @@ class RedisStorage:
         assert store_id is not None, "check_store refuses a missing store when recorded"
         return store_id
 
+    async def _migrate(self) -> None:
+        """Bring the store to SCHEMA_VERSION (one atomic script); ValueError for a store
+        written by a newer edgekv, or one holding a record this edgekv cannot read.
+
+        It runs without the guard: the store was identified a moment ago and central
+        has acknowledged nothing from it yet.
+        """
+        keys = [self._key("schema_version"), self._key("namespaces"), self._key("titles")]
+        args: list[Any] = [SCHEMA_VERSION, DEFAULT_ACCOUNT_ID, self._prefix]
+        found, unreadable = cast(list[Any], await self._migrate_script(keys=keys, args=args))
+        if unreadable:
+            raise ValueError(
+                f"Redis at {self._url} holds namespace {layout.text(unreadable)} in a record "
+                f"edgekv cannot read (in {self._key('namespaces')}); nothing was migrated"
+            )
+        if found > SCHEMA_VERSION:
+            raise ValueError(
+                f"Redis at {self._url} holds a store written by a newer edgekv (schema version "
+                f"{found}; this edgekv knows up to {SCHEMA_VERSION}): serve it with that edgekv "
+                "or a newer one"
+            )
+        if found < SCHEMA_VERSION:
+            log.info("Redis at %s: migrated from schema version %d", self._url, found)
+
     # -- Storage ----------------------------------------------------------------
 
     @property
@@ -364,12 +413,19 @@ class RedisStorage:
         await self._client.aclose()
 
     async def create_namespace(self, namespace: Namespace, max_namespaces: int) -> None:
-        keys = [self._key("namespaces"), self._key("titles"), self._key("namespace_seq")]
+        keys = [
+            self._key("namespaces"),
+            self._key("titles"),
+            self._key("namespace_seq"),
+            self._account_key(namespace.account_id),
+        ]
         args = [
             namespace.id,
+            namespace.account_id,
             namespace.title,
             layout.time_text(namespace.created_at),
             max_namespaces,
+            self._prefix,
         ]
         outcome = await self._write(
             self._create_namespace_script, keys + self._keyspace_keys(namespace.id), args
@@ -410,8 +466,25 @@ class RedisStorage:
 
     async def delete_namespace(self, namespace_id: str) -> bool:
         keys = [self._key("namespaces"), self._key("titles"), *self._keyspace_keys(namespace_id)]
-        deleted = await self._write(self._delete_namespace_script, keys, [namespace_id])
+        deleted = await self._write(
+            self._delete_namespace_script, keys, [namespace_id, self._prefix]
+        )
         return bool(deleted)
+
+    async def create_token(self, token: Token) -> None:
+        args = [token.token_id, layout.token_record(token)]
+        await self._write(self._create_token_script, [self._key("tokens")], args)
+
+    async def list_tokens(self) -> list[Token]:
+        records = await self._read(lambda: self._client.hgetall(self._key("tokens")))
+        return [
+            layout.parse_token(layout.text(token_id), record)
+            for token_id, record in cast(dict[bytes, bytes], records).items()
+        ]
+
+    async def revoke_token(self, token_id: str) -> bool:
+        keys = [self._key("tokens")]
+        return bool(await self._write(self._revoke_token_script, keys, [token_id]))
 
     async def get(self, namespace_id: str, key: str) -> Version | None:
         [version] = await self.get_many(namespace_id, [key])

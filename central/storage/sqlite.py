@@ -31,27 +31,46 @@ Theory of operation:
   order is UTF-8 byte order and prefixes are matched as byte ranges (no LIKE,
   so ``%``, ``_`` and ``\\`` are ordinary). The value column is last, so
   reading a key's expiration never walks a 25 MiB value's overflow pages.
+  Namespaces carry their account; ``UNIQUE (account_id, title)`` keeps titles
+  unique per account and its index counts an account's namespaces. Tokens
+  are rows of ``tokens`` (the digest, never the token).
+* **Schema version.** ``meta`` records it (``schema_version``). Opening is
+  one transaction: it checks the store against central's record, then
+  brings it to :data:`~central.storage.base.SCHEMA_VERSION`. A new file is
+  created at it; a file with namespaces but no version row is version 1,
+  from before accounts, and is migrated (its namespaces table rebuilt, every
+  namespace in the default account); a file at the current version is left
+  as it is; a newer one, or one that is not the recorded store, is refused
+  untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from central.storage import sqlite_file
-from central.storage.base import DEFAULT_CHANGE_LOG_ROWS, Durability, storage_failed
+from central.storage.base import (
+    DEFAULT_CHANGE_LOG_ROWS,
+    SCHEMA_VERSION,
+    Durability,
+    storage_failed,
+)
 from central.storage.record import StoreRecord, check_store, new_store_id
 from central.storage.stats import CommitStats
+from edgekv.core.accounts import Token
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult, prefix_upper_bound, scan_with_lookahead
 from edgekv.core.model import (
+    DEFAULT_ACCOUNT_ID,
     Change,
     ChangeKind,
     Committed,
@@ -66,34 +85,54 @@ from edgekv.private_files import create_private
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0);
-CREATE TABLE IF NOT EXISTS identity (store_id TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS namespaces (
+# The tables alike in every version that has them, so made with IF NOT EXISTS at every
+# open: a store from before store ids has no identity table yet, one from before
+# accounts no tokens table.
+_COMMON_TABLES = (
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', 0)",
+    "CREATE TABLE IF NOT EXISTS identity (store_id TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS entries (
+        namespace_id TEXT NOT NULL,
+        key BLOB NOT NULL,
+        expiration INTEGER,
+        revision INTEGER NOT NULL,
+        commit_time REAL NOT NULL,
+        metadata_json TEXT,
+        value BLOB NOT NULL,
+        PRIMARY KEY (namespace_id, key)
+    )""",
+    """CREATE TABLE IF NOT EXISTS changes (
+        revision INTEGER PRIMARY KEY,
+        namespace_id TEXT NOT NULL,
+        key BLOB NOT NULL,
+        kind TEXT NOT NULL,
+        commit_time REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS changes_by_namespace ON changes (namespace_id, revision)",
+    # New in version 2. namespace_ids: a JSON array of ids, empty for every namespace.
+    """CREATE TABLE IF NOT EXISTS tokens (
+        token_id TEXT PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,
+        account_id TEXT NOT NULL,
+        read_only INTEGER NOT NULL,
+        namespace_ids TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+)
+
+# Version 2's namespaces: titles unique per account, whose index also serves the count
+# of an account's namespaces. (Version 1's had no account_id and ``title UNIQUE``.)
+_NAMESPACES_TABLE = """CREATE TABLE {name} (
     id TEXT PRIMARY KEY,
-    title TEXT NOT NULL UNIQUE,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS entries (
-    namespace_id TEXT NOT NULL,
-    key BLOB NOT NULL,
-    expiration INTEGER,
-    revision INTEGER NOT NULL,
-    commit_time REAL NOT NULL,
-    metadata_json TEXT,
-    value BLOB NOT NULL,
-    PRIMARY KEY (namespace_id, key)
-);
-CREATE TABLE IF NOT EXISTS changes (
-    revision INTEGER PRIMARY KEY,
-    namespace_id TEXT NOT NULL,
-    key BLOB NOT NULL,
-    kind TEXT NOT NULL,
-    commit_time REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS changes_by_namespace ON changes (namespace_id, revision);
-"""
+    account_id TEXT NOT NULL,
+    title TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (account_id, title)
+)"""
+
+_NAMESPACE_COLUMNS = "id, title, created_at, account_id"  # Namespace's own order
+_TOKEN_COLUMNS = "token_id, digest, account_id, read_only, namespace_ids, created_at"
 
 _VERSION_COLUMNS = "key, value, metadata_json, expiration, revision, commit_time"
 
@@ -101,6 +140,13 @@ _VERSION_COLUMNS = "key, value, metadata_json, expiration, revision, commit_time
 def _version(row: tuple[bytes, bytes, str | None, int | None, int, float]) -> Version:
     key, value, metadata_json, expiration, revision, commit_time = row
     return Version(key.decode("utf-8"), value, metadata_json, expiration, revision, commit_time)
+
+
+def _token(row: tuple[str, str, str, int, str, float]) -> Token:
+    token_id, digest, account_id, read_only, namespace_ids, created_at = row
+    return Token(
+        token_id, digest, account_id, bool(read_only), tuple(json.loads(namespace_ids)), created_at
+    )
 
 
 _SYNCHRONOUS = {Durability.LOCAL: "FULL", Durability.NONE: "OFF"}
@@ -112,6 +158,78 @@ def _connect(path: Path, durability: Durability) -> sqlite3.Connection:
     connection.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
     connection.execute("PRAGMA busy_timeout=10000")
     return connection
+
+
+def _open_store(db: sqlite3.Connection, path: Path, record: StoreRecord | None) -> str:
+    """Check the store and bring it to :data:`SCHEMA_VERSION`, in ONE transaction; its id.
+
+    A crash halfway leaves the store as it was, and so does a refusal
+    (ValueError): a store written by a newer edgekv, or one that is not the
+    store central's ``record`` names — checked before anything is migrated, so
+    that central changes only a store it will serve.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = _schema_version(db)
+        if version > SCHEMA_VERSION:
+            raise ValueError(
+                f"sqlite:{path} was written by a newer edgekv (schema version {version}; this "
+                f"edgekv knows up to {SCHEMA_VERSION}): serve it with that edgekv or a newer one"
+            )
+        for statement in _COMMON_TABLES:
+            db.execute(statement)
+        store_id = _store_id(db)
+        (revision,) = db.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()
+        check_store(f"sqlite:{path}", store_id, revision, record)
+        _bring_up_to_date(db, version)
+        db.execute("COMMIT")
+    finally:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+    if version == 1:
+        log.info("sqlite:%s: migrated from schema version 1 to %d", path, SCHEMA_VERSION)
+    return store_id
+
+
+def _bring_up_to_date(db: sqlite3.Connection, version: int) -> None:
+    """Make the tables of a new database, or migrate an older one; a current one is left
+    as it is (a second open writes nothing)."""
+    if version == SCHEMA_VERSION:
+        return
+    if version == 0:
+        db.execute(_NAMESPACES_TABLE.format(name="namespaces"))
+    elif version == 1:
+        _migrate_1_to_2(db)
+    db.execute(
+        "INSERT OR REPLACE INTO meta (name, value) VALUES ('schema_version', ?)",
+        (SCHEMA_VERSION,),
+    )
+
+
+def _schema_version(db: sqlite3.Connection) -> int:
+    """The version ``meta`` records; 1 for a store from before versions were recorded
+    (it has namespaces, no record); 0 for a new, empty database."""
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "meta" in tables:
+        row = db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        if row is not None:
+            return int(row[0])
+    return 1 if "namespaces" in tables else 0
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Version 1 to 2, inside the caller's transaction: every namespace joins the default
+    account and titles become unique per account. SQLite cannot drop a column's UNIQUE
+    constraint, so the table is rebuilt as SQLite's documentation does it: make the new
+    table, copy, drop the old one, give the new one its name."""
+    db.execute(_NAMESPACES_TABLE.format(name="namespaces_v2"))
+    db.execute(
+        "INSERT INTO namespaces_v2 (id, account_id, title, created_at)"
+        " SELECT id, ?, title, created_at FROM namespaces",
+        (DEFAULT_ACCOUNT_ID,),
+    )
+    db.execute("DROP TABLE namespaces")
+    db.execute("ALTER TABLE namespaces_v2 RENAME TO namespaces")
 
 
 def _store_id(db: sqlite3.Connection) -> str:
@@ -197,13 +315,18 @@ class SqliteStorage:
         change_log_rows: int = DEFAULT_CHANGE_LOG_ROWS,
         durability: Durability = Durability.LOCAL,
         inline_writer: bool = False,
+        record: StoreRecord | None = None,
     ) -> None:
+        """Open, check against ``record`` and bring up to date; use :meth:`open`."""
         self.path = path
         self._change_log_rows = change_log_rows
         self._durability = durability
         self._writer = _connect(path, durability)
-        self._writer.executescript(SCHEMA)
-        self._store_id = _store_id(self._writer)
+        try:
+            self._store_id = _open_store(self._writer, path, record)
+        except BaseException:
+            self._writer.close()
+            raise
         self._reader = _connect(path, durability)
         self._revision: int = self._reader.execute(
             "SELECT value FROM meta WHERE name = 'revision'"
@@ -245,17 +368,11 @@ class SqliteStorage:
             _refuse_to_start_empty(path, record)
         try:
             create_private(path)  # readable by its owner only, and so its -wal and -shm
-            store = cls(path, change_log_rows, durability, inline_writer)
+            return cls(path, change_log_rows, durability, inline_writer, record)
         except OSError as exc:
             raise ValueError(f"cannot open sqlite:{path}: {exc.strerror or exc}") from None
         except sqlite3.Error as exc:
             raise ValueError(f"cannot open sqlite:{path}: {exc}") from None
-        try:
-            check_store(f"sqlite:{path}", store.store_id, store.revision, record)
-        except ValueError:
-            await store.close()
-            raise
-        return store
 
     @property
     def revision(self) -> int:
@@ -327,47 +444,53 @@ class SqliteStorage:
 
     async def create_namespace(self, namespace: Namespace, max_namespaces: int) -> None:
         def create(db: sqlite3.Connection) -> None:
+            account_id = namespace.account_id
             taken = db.execute(
-                "SELECT 1 FROM namespaces WHERE title = ?", (namespace.title,)
+                "SELECT 1 FROM namespaces WHERE account_id = ? AND title = ?",
+                (account_id, namespace.title),
             ).fetchone()
             if taken:
                 raise error(ErrorKind.NAMESPACE_TITLE_EXISTS, title=namespace.title)
-            (count,) = db.execute("SELECT COUNT(*) FROM namespaces").fetchone()
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM namespaces WHERE account_id = ?", (account_id,)
+            ).fetchone()
             if count >= max_namespaces:
                 raise error(ErrorKind.NAMESPACE_LIMIT, limit=max_namespaces)
             db.execute(
-                "INSERT INTO namespaces (id, title, created_at) VALUES (?, ?, ?)",
-                (namespace.id, namespace.title, namespace.created_at),
+                "INSERT INTO namespaces (id, account_id, title, created_at) VALUES (?, ?, ?, ?)",
+                (namespace.id, account_id, namespace.title, namespace.created_at),
             )
 
         await self._run_in_writer(create)
 
     async def get_namespace(self, namespace_id: str) -> Namespace | None:
         rows = self._select(
-            "SELECT id, title, created_at FROM namespaces WHERE id = ?", (namespace_id,)
+            f"SELECT {_NAMESPACE_COLUMNS} FROM namespaces WHERE id = ?", (namespace_id,)
         )
         return Namespace(*rows[0]) if rows else None
 
     async def list_namespaces(self) -> list[Namespace]:
-        rows = self._select("SELECT id, title, created_at FROM namespaces")
+        rows = self._select(f"SELECT {_NAMESPACE_COLUMNS} FROM namespaces")
         return [Namespace(*row) for row in rows]
 
     async def rename_namespace(self, namespace_id: str, title: str) -> Namespace:
         def rename(db: sqlite3.Connection) -> Namespace:
             row = db.execute(
-                "SELECT id, title, created_at FROM namespaces WHERE id = ?", (namespace_id,)
+                f"SELECT {_NAMESPACE_COLUMNS} FROM namespaces WHERE id = ?", (namespace_id,)
             ).fetchone()
             if row is None:
                 raise error(
                     ErrorKind.NAMESPACE_NOT_FOUND, operation="rename", namespace_id=namespace_id
                 )
+            current = Namespace(*row)
             taken = db.execute(
-                "SELECT 1 FROM namespaces WHERE title = ? AND id != ?", (title, namespace_id)
+                "SELECT 1 FROM namespaces WHERE account_id = ? AND title = ? AND id != ?",
+                (current.account_id, title, namespace_id),
             ).fetchone()
             if taken:
                 raise error(ErrorKind.NAMESPACE_TITLE_EXISTS, title=title)
             db.execute("UPDATE namespaces SET title = ? WHERE id = ?", (title, namespace_id))
-            return Namespace(namespace_id, title, row[2])
+            return replace(current, title=title)
 
         return await self._run_in_writer(rename)
 
@@ -377,6 +500,35 @@ class SqliteStorage:
             return db.execute("DELETE FROM namespaces WHERE id = ?", (namespace_id,)).rowcount > 0
 
         return await self._run_in_writer(delete)
+
+    # -- API tokens (rare, like namespaces: through the writer thread) ----------
+
+    async def create_token(self, token: Token) -> None:
+        def create(db: sqlite3.Connection) -> None:
+            # OR REPLACE: the same id again replaces the token, as MemoryStorage does.
+            db.execute(
+                f"INSERT OR REPLACE INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    token.token_id,
+                    token.digest,
+                    token.account_id,
+                    int(token.read_only),
+                    json.dumps(list(token.namespace_ids)),
+                    token.created_at,
+                ),
+            )
+
+        await self._run_in_writer(create)
+
+    async def list_tokens(self) -> list[Token]:
+        rows = self._select(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id")
+        return [_token(row) for row in rows]
+
+    async def revoke_token(self, token_id: str) -> bool:
+        def revoke(db: sqlite3.Connection) -> bool:
+            return db.execute("DELETE FROM tokens WHERE token_id = ?", (token_id,)).rowcount > 0
+
+        return await self._run_in_writer(revoke)
 
     # -- reads ----------------------------------------------------------------
 

@@ -3,9 +3,12 @@
 Theory of operation: ``quick`` runs the main scenarios for a few seconds each
 (about a minute in all) and prints the table people look at first; ``run``
 takes any scenarios, rates and sweeps; ``burst`` measures one client's bursts
-at several bounds on its calls in flight; ``list`` names them. Each run writes
+at several bounds on its calls in flight; ``api`` measures the REST API node's
+GET beside a bare HTTP endpoint, central's Get and the gRPC floor
+(:mod:`edgekv.bench.api`); ``list`` names them. Each run writes
 ``results/bench/<timestamp>/`` under the current directory (``resources``:
-``results/bench/resources-<timestamp>/``, ``burst``: ``burst-<timestamp>``;
+``results/bench/resources-<timestamp>/``, ``burst``: ``burst-<timestamp>``,
+``api``: ``api-<timestamp>``;
 ``--out DIR`` for another parent
 than ``results``), as the experiments write ``results/<experiment>/...``. Exit 0 when every run was
 valid (the generator kept up) and no call failed; 1 otherwise, saying why.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from edgekv.cli.common import Subcommands
 from edgekv.core.errors import UsageError
@@ -30,7 +34,9 @@ def register(subcommands: Subcommands) -> None:
         epilog="example: edgekv bench quick",
     )
     kinds = parser.add_subparsers(
-        dest="bench_command", metavar="quick|run|resources|soak|burst|sim|list", required=True
+        dest="bench_command",
+        metavar="quick|run|resources|soak|burst|sim|api|list",
+        required=True,
     )
     quick = kinds.add_parser("quick", help="the main scenarios, about a minute")
     _common(quick)
@@ -133,8 +139,46 @@ def register(subcommands: Subcommands) -> None:
     sim.add_argument("--profile", action="store_true", help="split the time by layer")
     _add_out_flag(sim)
     sim.set_defaults(run=run_sim)
+    _register_api(kinds)
     listing = kinds.add_parser("list", help="the scenarios and what one call of each is")
     listing.set_defaults(run=run_list)
+
+
+def _register_api(kinds: Any) -> None:
+    api = kinds.add_parser(
+        "api",
+        help="the REST API's GET beside a bare HTTP endpoint, central's Get and the gRPC floor",
+        description="Measure GET of a value through `edgekv api`, a bare aiohttp no-op "
+        "endpoint, central's gRPC Get and the no-op gRPC floor, in the same run: p50/p90/p99 "
+        "at an open-loop rate and throughput at 16 closed-loop callers, in interleaved "
+        "rounds; judge (API GET p50 - central Get p50) <= 1.2 x the bare endpoint's p50 and "
+        "API throughput >= 0.7 x central's.",
+        epilog="example: edgekv bench api --duration 15",
+    )
+    api.add_argument(
+        "--duration",
+        type=float,
+        default=6.0,
+        metavar="S",
+        help="seconds per measurement, open and closed loop each (default 6)",
+    )
+    api.add_argument(
+        "--rate", type=float, default=300.0, metavar="PER_S", help="open-loop calls/s (default 300)"
+    )
+    api.add_argument(
+        "--callers", type=int, default=16, metavar="N", help="closed-loop callers (default 16)"
+    )
+    api.add_argument(
+        "--rounds", type=int, default=3, metavar="R", help="interleaved rounds (default 3)"
+    )
+    api.add_argument(
+        "--storage",
+        choices=("sqlite", "memory"),
+        default="sqlite",
+        help="central's storage (default sqlite, in a temporary folder)",
+    )
+    _common(api)
+    api.set_defaults(run=run_api)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -300,18 +344,41 @@ async def _run(
     )
     # The harness runs its own event loops (and worker processes): give it a thread.
     finished = await asyncio.to_thread(run, options)
-    rows = [m.row() for m in finished.measured]
+    return _judged([m.row() for m in finished.measured], finished.folder)
+
+
+def _judged(rows: list[dict[str, Any]], folder: Path) -> int:
+    """0 when every run was valid and no call failed; else 1, saying which."""
     # A sweep is meant to run past the knee: only its steps may be invalid.
     bad = [
         f"{row['scenario']} ({row['problems'] or str(row['errors']) + ' errors'})"
         for row in rows
         if row["mode"] != "sweep" and (not row["valid"] or row["errors"])
     ]
-    print(f"\nresults: {finished.folder}")
+    print(f"\nresults: {folder}")
     if bad:
         print(f"edgekv: error: not every run is valid: {', '.join(bad)}")
         return 1
     return 0
+
+
+async def run_api(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from edgekv.bench.api import ApiBenchOptions, run_api_bench
+    from edgekv.bench.runner import DEFAULT_OUT
+
+    if not args.duration > 0 or not args.rate > 0 or args.callers < 1 or args.rounds < 1:
+        raise UsageError("--duration, --rate, --callers and --rounds must be positive")
+    if args.workers < 0:
+        raise UsageError("--workers must be 0 or more")
+    options = ApiBenchOptions(
+        args.duration, args.rate, args.callers, args.rounds, args.storage, args.arrival,
+        args.workers, args.seed, args.out or DEFAULT_OUT,
+    )  # fmt: skip
+    # The harness runs its own event loops (and worker processes): give it a thread.
+    finished = await asyncio.to_thread(run_api_bench, options)
+    return _judged(finished.rows(), finished.folder)
 
 
 async def run_sim(args: argparse.Namespace) -> int:

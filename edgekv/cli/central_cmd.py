@@ -70,6 +70,20 @@ def register(subcommands: Subcommands) -> None:
         action="store_true",
         help="allow more than one write per second to a key (Workers KV refuses with 429)",
     )
+    parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="refuse calls without an API token (or the operator token); without it a call "
+        "without a token acts as the operator, as a local cluster always has",
+    )
+    parser.add_argument(
+        "--operator-token-file",
+        type=Path,
+        metavar="FILE",
+        help="where the operator token is kept (made at first start, readable by its owner "
+        "only; default: PATH.operator-token beside sqlite:PATH; for other stores, none "
+        "unless given, and --auth needs one)",
+    )
     add_time_flags(parser)
     parser.set_defaults(run=run)
     apply_env_defaults(parser)
@@ -83,7 +97,9 @@ async def run(args: argparse.Namespace) -> int:
 
     configure_logging()
     clock = clock_from(args)
-    settings = CentralSettings(write_rate_limit=not args.no_write_rate_limit)
+    settings = CentralSettings(
+        write_rate_limit=not args.no_write_rate_limit, require_auth=args.auth
+    )
     server = await start_central(
         args.listen,
         redis_url_from(args.storage, args),
@@ -92,6 +108,7 @@ async def run(args: argparse.Namespace) -> int:
         durability=None if args.durability is None else Durability(args.durability),
         store_record=args.store_record,
         metrics_listen=args.metrics_listen,
+        operator_token_file=args.operator_token_file,
     )
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
@@ -101,6 +118,7 @@ async def run(args: argparse.Namespace) -> int:
         "durability": server.storage.durability.value,
         "revision": server.storage.revision,
         "time-scale": clock.scale,
+        "auth": "on" if args.auth else "off",
     }
     print(format_ready("central", server.address, fields), flush=True)
     await stopping.wait()

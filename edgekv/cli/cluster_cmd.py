@@ -45,6 +45,11 @@ def register(subcommands: Subcommands) -> None:
     up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR")
     up.add_argument("--follow", action="store_true", help="stream every node's log")
     up.add_argument("--detach", action="store_true", help="run in the background")
+    up.add_argument(
+        "--auth",
+        action="store_true",
+        help="central refuses gRPC calls without an API token (the REST API always asks)",
+    )
     up.set_defaults(run=run_up)
 
     status = subcommands.add_parser(
@@ -63,13 +68,13 @@ def register(subcommands: Subcommands) -> None:
 def print_table(state: ClusterState) -> None:
     print(f"{'node':<16} {'region':<14} {'address':<22} {'rtt ms':>7}  pid")
     for name, info in state.nodes.items():
-        rtt = "-" if info["kind"] == "central" else f"{float(str(info['rtt_ms'])):g}"
+        rtt = "-" if info["kind"] != "edge" else f"{float(str(info['rtt_ms'])):g}"
         print(f"{name:<16} {info['region']!s:<14} {info['address']!s:<22} {rtt:>7}  {info['pid']}")
 
 
 async def run_up(args: argparse.Namespace) -> int:
     topology = load_topology(args.topology) if args.topology else default_topology()
-    topology = topology.with_time_scale(args.time_scale)
+    topology = topology.with_time_scale(args.time_scale).with_auth(args.auth)
     existing = read_state()
     running = existing.launcher_identity() if existing is not None else None
     if existing is not None and running is not None and running.is_running():
@@ -153,6 +158,8 @@ async def _detach(args: argparse.Namespace) -> int:
         command += ["--topology", args.topology]
     if args.time_scale is not None:
         command += ["--time-scale", repr(args.time_scale)]
+    if args.auth:
+        command.append("--auth")
     log_path = args.data_dir / "launcher.log"
     # The supervisor must outlive this process: no parent-death signal.
     launcher = spawn(command, log_path, name="launcher", die_with_parent=False)
@@ -238,6 +245,12 @@ async def run_status(args: argparse.Namespace) -> int:
     unhealthy = 0
     for name, info in state.nodes.items():
         address = str(info["address"])
+        if info["kind"] == "api":
+            health = await _api_health(address)
+            unhealthy += health != "SERVING"
+            detail = f"http://{address}/client/v4" if health == "SERVING" else ""
+            print(f"{name:<16} {info['region']!s:<14} {address:<22} {health:<8} {detail}")
+            continue
         async with NodeControl(address, timeout_s=2.0) as control:
             health = "SERVING" if await control.healthy() else "DOWN"
             unhealthy += health != "SERVING"
@@ -255,3 +268,14 @@ async def run_status(args: argparse.Namespace) -> int:
                     )
         print(f"{name:<16} {info['region']!s:<14} {address:<22} {health:<8} {detail}")
     return 1 if unhealthy else 0
+
+
+async def _api_health(address: str) -> str:
+    from edgekv.launcher import api_healthy
+    from edgekv.process import StartError
+
+    try:
+        await api_healthy(address, timeout_s=2.0)
+    except StartError:
+        return "DOWN"
+    return "SERVING"

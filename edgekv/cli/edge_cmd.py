@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from pathlib import Path
 
 from edgekv.cli.common import (
     Subcommands,
@@ -78,6 +79,19 @@ def register(subcommands: Subcommands) -> None:
     parser.add_argument("--loss", type=float, default=0.0, help="probability a call is lost")
     parser.add_argument("--seed", type=int, default=0, help="seed of link and retry randomness")
     parser.add_argument("--metrics-listen", default=None, metavar="HOST:PORT")
+    parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="refuse calls without an API token, as a central with --auth does",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the token the edge's own calls to central carry (its watches): the operator "
+        "token of a central with --auth",
+    )
     add_time_flags(parser)
     parser.set_defaults(run=run)
     apply_env_defaults(parser)
@@ -87,6 +101,7 @@ async def run(args: argparse.Namespace) -> int:
     from edge.node import EdgePolicy
     from edge.server import EdgeConfig, start_edge
     from edgekv.control import LinkSettings
+    from edgekv.operator_token import read_operator_token
     from edgekv.serving import install_stop_signals
     from edgekv.topology import Mode
 
@@ -109,6 +124,8 @@ async def run(args: argparse.Namespace) -> int:
         link=LinkSettings(args.rtt_ms, args.jitter_ms, args.loss).validated(),
         seed=args.seed,
         metrics_listen=args.metrics_listen,
+        require_token=args.auth,
+        token=None if args.token_file is None else read_operator_token(args.token_file),
     )
     clock = clock_from(args)
     server = await start_edge(config, clock)

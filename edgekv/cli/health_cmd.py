@@ -1,7 +1,8 @@
 """``edgekv health``: ask a node's gRPC health service whether it is SERVING.
 
 Exit 0 when it is; otherwise one line and exit 1. The Dockerfile's HEALTHCHECK
-and the compose file's healthchecks run it inside each container.
+and the compose file's healthchecks run it inside each container. An
+``http://`` URL asks an API node's health endpoint instead (HTTP 200).
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ def register(subcommands: Subcommands) -> None:
         "exit 0 if it is, 1 with one line if not.",
         epilog="example: edgekv health 127.0.0.1:7000",
     )
-    parser.add_argument("address", metavar="HOST:PORT")
+    parser.add_argument(
+        "address",
+        metavar="HOST:PORT",
+        help="a gRPC node, or http://HOST:PORT/healthz of an API node",
+    )
     parser.add_argument(
         "--timeout-s", type=float, default=2.0, metavar="S", help="give up after S seconds"
     )
@@ -35,6 +40,8 @@ async def run(args: argparse.Namespace) -> int:
 
     if args.timeout_s <= 0:
         raise UsageError(f"--timeout-s must be positive, got {args.timeout_s}")
+    if args.address.startswith("http://"):
+        return await _http_health(args.address, args.timeout_s)
     async with NodeControl(args.address, timeout_s=args.timeout_s) as control:
         try:
             status = await control.serving_status(service=args.service)
@@ -44,4 +51,19 @@ async def run(args: argparse.Namespace) -> int:
     if status != "SERVING":
         raise ConnectionError(f"{args.address} is not serving (status {status})")
     print(f"{args.address} {status}", flush=True)
+    return 0
+
+
+async def _http_health(url: str, timeout_s: float) -> int:
+    import aiohttp
+
+    try:
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as answer:
+            status = answer.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ConnectionError(f"{url} is not serving ({exc or type(exc).__name__})") from None
+    if status != 200:
+        raise ConnectionError(f"{url} is not serving (HTTP {status})")
+    print(f"{url} SERVING", flush=True)
     return 0

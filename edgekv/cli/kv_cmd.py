@@ -56,6 +56,11 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", metavar="PATH", help="wrangler.toml / .json / .jsonc")
     parser.add_argument("-e", "--env", metavar="NAME", help="the environment in the config")
     parser.add_argument("--central", metavar="HOST:PORT", help="the central store")
+    parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="an API token (`edgekv token create`) the calls carry (default: $EDGEKV_TOKEN)",
+    )
 
 
 def _add_namespace_flags(parser: argparse.ArgumentParser) -> None:
@@ -115,7 +120,13 @@ def _namespace_id(args: argparse.Namespace) -> str:
 
 
 def _central(args: argparse.Namespace) -> Client:
-    return Client(central=locate_central(args.central))
+    return Client(central=locate_central(args.central), token=_token(args))
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """--token, else None: the client reads EDGEKV_TOKEN itself."""
+    token: str | None = getattr(args, "token", None)
+    return token
 
 
 @dataclass
@@ -133,9 +144,17 @@ def _target(args: argparse.Namespace, region: str | None = None) -> _Target:
     if retry_rate_limited:
         _show_rate_limit_waits()
     if region is not None or edge is not None:
-        client = Client(edge=locate_edge(region or "", edge), retry_rate_limited=retry_rate_limited)
+        client = Client(
+            edge=locate_edge(region or "", edge),
+            retry_rate_limited=retry_rate_limited,
+            token=_token(args),
+        )
     else:
-        client = Client(central=locate_central(args.central), retry_rate_limited=retry_rate_limited)
+        client = Client(
+            central=locate_central(args.central),
+            retry_rate_limited=retry_rate_limited,
+            token=_token(args),
+        )
     # wrangler's commands call the REST API, not a binding: its bare messages, its ranges.
     return _Target(client, client.namespace(namespace_id, as_binding=False), namespace_id)
 

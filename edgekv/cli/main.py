@@ -36,16 +36,19 @@ def quiet_grpc(environ: MutableMapping[str, str]) -> None:
 quiet_grpc(os.environ)
 
 from edgekv.cli import (  # noqa: E402
+    api_cmd,
     bench_cmd,
     central_cmd,
     cluster_cmd,
     demo_cmd,
     deploy_cmd,
     edge_cmd,
+    env_cmd,
     experiment_cmd,
     health_cmd,
     kv_cmd,
     sim_cmd,
+    token_cmd,
 )
 from edgekv.cli.common import OneLineParser, Subcommands, run_command, run_quietly  # noqa: E402
 
@@ -62,8 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     central_cmd.register(subcommands)
     edge_cmd.register(subcommands)
+    api_cmd.register(subcommands)
+    token_cmd.register(subcommands)
     kv_cmd.register(subcommands)
     cluster_cmd.register(subcommands)
+    env_cmd.register(subcommands)
     demo_cmd.register(subcommands)
     health_cmd.register(subcommands)
     deploy_cmd.register(subcommands)

@@ -110,6 +110,10 @@ class UnavailableError(KVError):
     """The store could not be reached or could not answer; the call may be retried."""
 
 
+class AuthError(KVError):
+    """The call's token is missing, unknown or revoked, or may not do what was asked."""
+
+
 class WatchError(KVError):
     """A watch stream cannot go on from where it is; resume from a revision."""
 
@@ -172,6 +176,20 @@ class ErrorKind(enum.StrEnum):
     TYPE_UNKNOWN = "TYPE_UNKNOWN"
     VALUE_OUT_OF_RANGE = "VALUE_OUT_OF_RANGE"
     ARGUMENT_TYPE = "ARGUMENT_TYPE"
+    ACCOUNT_ID_INVALID = "ACCOUNT_ID_INVALID"
+    TOKEN_MISSING = "TOKEN_MISSING"
+    TOKEN_INVALID = "TOKEN_INVALID"
+    TOKEN_READ_ONLY = "TOKEN_READ_ONLY"
+    OPERATOR_ONLY = "OPERATOR_ONLY"
+    API_KEY_UNSUPPORTED = "API_KEY_UNSUPPORTED"
+    TOKEN_NOT_FOUND = "TOKEN_NOT_FOUND"
+    ACCOUNT_FORBIDDEN = "ACCOUNT_FORBIDDEN"
+    KEY_NOT_FOUND = "KEY_NOT_FOUND"
+    ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    BODY_INVALID = "BODY_INVALID"
+    PARAMETER_INVALID = "PARAMETER_INVALID"
+    BODY_TOO_LARGE = "BODY_TOO_LARGE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +207,9 @@ class ErrorSpec:
     # Whether the facts may come from a request, and so are clipped (see error()); False
     # for errors whose facts are central's own words (paths, what to do).
     clipped: bool = True
+    # The code Cloudflare's v4 REST API puts in ``errors[].code`` (edgekv's API node
+    # answers with it); 10001, a validation error, unless the API has its own.
+    api_code: int = 10001
 
 
 _INVALID = InvalidRequestError
@@ -324,6 +345,7 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "{operation}: 'namespace not found' ({namespace_id})",
         NotFoundError,
         http_status=404,
+        api_code=10013,
     ),
     ErrorKind.NAMESPACE_TITLE_INVALID: ErrorSpec(
         "INVALID_ARGUMENT",
@@ -334,10 +356,11 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         "ALREADY_EXISTS",
         "A KV namespace with the title {title!r} already exists.",
         AlreadyExistsError,
+        api_code=10014,
     ),
     ErrorKind.NAMESPACE_LIMIT: ErrorSpec(
         "RESOURCE_EXHAUSTED",
-        "This store already has {limit} namespaces, the most it may hold.",
+        "This account already has {limit} namespaces, the most it may hold.",
         RateLimitedError,
     ),
     ErrorKind.PAGE_INVALID: ErrorSpec(
@@ -478,6 +501,92 @@ REGISTRY: dict[ErrorKind, ErrorSpec] = {
         _TYPE,
         raised_by_binding=True,
         clipped=False,  # the API's own words and a type's name
+    ),
+    # -- accounts and API tokens (edgekv.core.accounts) ---------------------------------
+    ErrorKind.ACCOUNT_ID_INVALID: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Invalid account id {account_id!r}: expected 32 hexadecimal characters.",
+        _INVALID,
+    ),
+    ErrorKind.TOKEN_MISSING: ErrorSpec(
+        "UNAUTHENTICATED",
+        "Authentication error: this call needs an API token (Authorization: Bearer TOKEN).",
+        AuthError,
+        http_status=401,
+        api_code=10000,
+    ),
+    ErrorKind.TOKEN_INVALID: ErrorSpec(
+        "UNAUTHENTICATED",
+        "Authentication error: the API token is not valid (malformed, unknown or revoked).",
+        AuthError,
+        http_status=401,
+        api_code=10000,
+    ),
+    ErrorKind.TOKEN_READ_ONLY: ErrorSpec(
+        "PERMISSION_DENIED",
+        "Authentication error: this API token is read-only and cannot write.",
+        AuthError,
+        http_status=403,
+        api_code=10000,
+    ),
+    ErrorKind.OPERATOR_ONLY: ErrorSpec(
+        "PERMISSION_DENIED",
+        "Authentication error: {operation} needs central's operator token.",
+        AuthError,
+        http_status=403,
+        api_code=10000,
+    ),
+    # A path naming an account the token does not belong to.
+    ErrorKind.ACCOUNT_FORBIDDEN: ErrorSpec(
+        "PERMISSION_DENIED",
+        "Authentication error: this API token cannot reach account {account_id}.",
+        AuthError,
+        http_status=403,
+        api_code=10000,
+    ),
+    ErrorKind.TOKEN_NOT_FOUND: ErrorSpec(
+        "NOT_FOUND", "No API token has the id {token_id!r}.", NotFoundError, http_status=404
+    ),
+    # The legacy X-Auth-Email/X-Auth-Key pair: Cloudflare's code for an unknown API key.
+    ErrorKind.API_KEY_UNSUPPORTED: ErrorSpec(
+        "UNAUTHENTICATED",
+        "Unknown X-Auth-Key or X-Auth-Email: edgekv takes API tokens only; send "
+        "Authorization: Bearer TOKEN (CLOUDFLARE_API_TOKEN) instead.",
+        AuthError,
+        http_status=400,
+        api_code=9103,
+    ),
+    # -- what only the REST API answers (the api package): HTTP's own ways to go wrong ----
+    # A read of a key that holds no value (gRPC answers found = false instead).
+    ErrorKind.KEY_NOT_FOUND: ErrorSpec(
+        "NOT_FOUND", "{operation}: 'key not found'", NotFoundError, http_status=404, api_code=10009
+    ),
+    # Cloudflare's words for a path it does not serve.
+    ErrorKind.ROUTE_NOT_FOUND: ErrorSpec(
+        "NOT_FOUND",
+        "Could not route to {path}, perhaps your object identifier is invalid?",
+        NotFoundError,
+        http_status=400,
+        api_code=7003,
+    ),
+    ErrorKind.METHOD_NOT_ALLOWED: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Method {method} not allowed for {path}.",
+        _INVALID,
+        http_status=405,
+        api_code=10405,
+    ),
+    ErrorKind.BODY_INVALID: ErrorSpec(
+        "INVALID_ARGUMENT", "Invalid request body: {detail}.", _INVALID, api_code=10001
+    ),
+    ErrorKind.PARAMETER_INVALID: ErrorSpec(
+        "INVALID_ARGUMENT", "Invalid {name} of {value!r}: {detail}.", _INVALID, api_code=10001
+    ),
+    ErrorKind.BODY_TOO_LARGE: ErrorSpec(
+        "INVALID_ARGUMENT",
+        "Request body of {length} bytes exceeds the limit of {limit} bytes.",
+        _INVALID,
+        http_status=413,
     ),
 }
 

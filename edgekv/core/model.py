@@ -13,12 +13,17 @@ import enum
 import math
 from dataclasses import dataclass
 
+# The account of namespaces made without an API token (edgekv.core.accounts says more).
+DEFAULT_ACCOUNT_ID = "0" * 32
+
 
 @dataclass(frozen=True, slots=True)
 class Namespace:
     id: str
     title: str
     created_at: float
+    # Titles are unique, and namespaces counted against their limit, per account.
+    account_id: str = DEFAULT_ACCOUNT_ID
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,7 @@ class CreateNamespaceRequest(_message.Message):
 
     TITLE_FIELD_NUMBER: _builtins.int
     title: _builtins.str
-    """The title: 1 to 512 characters, unique in the store."""
+    """The title: 1 to 512 characters, unique in the caller's account."""
     def __init__(
         self,
         *,
@@ -777,3 +777,252 @@ class WatchResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchResponse: _TypeAlias = WatchResponse  # noqa: Y015
+
+@_typing.final
+class AuthorizeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_ID_FIELD_NUMBER: _builtins.int
+    WRITE_FIELD_NUMBER: _builtins.int
+    namespace_id: _builtins.str
+    """The namespace's 32-hex id; empty to ask only who the caller is."""
+    write: _builtins.bool
+    """True to ask about writing; false about reading."""
+    def __init__(
+        self,
+        *,
+        namespace_id: _builtins.str = ...,
+        write: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace_id", b"namespace_id", "write", b"write"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorizeRequest: _TypeAlias = AuthorizeRequest  # noqa: Y015
+
+@_typing.final
+class AuthorizeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    TOKEN_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    READ_ONLY_FIELD_NUMBER: _builtins.int
+    OPERATOR_FIELD_NUMBER: _builtins.int
+    token_id: _builtins.str
+    """The id of the caller's token ("" for the operator)."""
+    account_id: _builtins.str
+    """The caller's account (the default account for the operator)."""
+    read_only: _builtins.bool
+    """True when the caller may only read."""
+    operator: _builtins.bool
+    """True for the operator (no token, or central's operator token)."""
+    @_builtins.property
+    def header(self) -> _kv_pb2.ResponseHeader:
+        """The store's revision and time when it answered."""
+
+    def __init__(
+        self,
+        *,
+        header: _kv_pb2.ResponseHeader | None = ...,
+        token_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        read_only: _builtins.bool = ...,
+        operator: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "header", b"header", "operator", b"operator", "read_only", b"read_only", "token_id", b"token_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorizeResponse: _TypeAlias = AuthorizeResponse  # noqa: Y015
+
+@_typing.final
+class TokenInfo(_message.Message):
+    """A token as central describes it (the secret itself is never kept)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    READ_ONLY_FIELD_NUMBER: _builtins.int
+    NAMESPACE_IDS_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    token_id: _builtins.str
+    """32 hex characters; what revoke names."""
+    account_id: _builtins.str
+    """The account whose namespaces it reaches."""
+    read_only: _builtins.bool
+    """True when it may only read."""
+    created_at: _builtins.float
+    """Simulated Unix time at which it was made."""
+    @_builtins.property
+    def namespace_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The namespaces it may reach; empty for all of its account's."""
+
+    def __init__(
+        self,
+        *,
+        token_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        read_only: _builtins.bool = ...,
+        namespace_ids: _abc.Iterable[_builtins.str] | None = ...,
+        created_at: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "created_at", b"created_at", "namespace_ids", b"namespace_ids", "read_only", b"read_only", "token_id", b"token_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TokenInfo: _TypeAlias = TokenInfo  # noqa: Y015
+
+@_typing.final
+class CreateTokenRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    READ_ONLY_FIELD_NUMBER: _builtins.int
+    NAMESPACE_IDS_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    """The account: 32 lowercase hexadecimal characters."""
+    read_only: _builtins.bool
+    """True for a token that may only read."""
+    @_builtins.property
+    def namespace_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Namespaces it may reach (32-hex ids); empty for every namespace of the account."""
+
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        read_only: _builtins.bool = ...,
+        namespace_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "namespace_ids", b"namespace_ids", "read_only", b"read_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateTokenRequest: _TypeAlias = CreateTokenRequest  # noqa: Y015
+
+@_typing.final
+class CreateTokenResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    TOKEN_FIELD_NUMBER: _builtins.int
+    INFO_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """The token to send as "Authorization: Bearer TOKEN"; shown this once."""
+    @_builtins.property
+    def header(self) -> _kv_pb2.ResponseHeader:
+        """The store's revision and time when it answered."""
+
+    @_builtins.property
+    def info(self) -> Global___TokenInfo:
+        """What central keeps of it."""
+
+    def __init__(
+        self,
+        *,
+        header: _kv_pb2.ResponseHeader | None = ...,
+        token: _builtins.str = ...,
+        info: Global___TokenInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "info", b"info"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "info", b"info", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateTokenResponse: _TypeAlias = CreateTokenResponse  # noqa: Y015
+
+@_typing.final
+class ListTokensRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTokensRequest: _TypeAlias = ListTokensRequest  # noqa: Y015
+
+@_typing.final
+class ListTokensResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    TOKENS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def header(self) -> _kv_pb2.ResponseHeader:
+        """The store's revision and time when it answered."""
+
+    @_builtins.property
+    def tokens(self) -> _containers.RepeatedCompositeFieldContainer[Global___TokenInfo]:
+        """Every token, by account then age."""
+
+    def __init__(
+        self,
+        *,
+        header: _kv_pb2.ResponseHeader | None = ...,
+        tokens: _abc.Iterable[Global___TokenInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "tokens", b"tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTokensResponse: _TypeAlias = ListTokensResponse  # noqa: Y015
+
+@_typing.final
+class RevokeTokenRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_ID_FIELD_NUMBER: _builtins.int
+    token_id: _builtins.str
+    """The token's 32-hex id."""
+    def __init__(
+        self,
+        *,
+        token_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["token_id", b"token_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeTokenRequest: _TypeAlias = RevokeTokenRequest  # noqa: Y015
+
+@_typing.final
+class RevokeTokenResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def header(self) -> _kv_pb2.ResponseHeader:
+        """The store's revision and time when it answered."""
+
+    def __init__(
+        self,
+        *,
+        header: _kv_pb2.ResponseHeader | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeTokenResponse: _TypeAlias = RevokeTokenResponse  # noqa: Y015

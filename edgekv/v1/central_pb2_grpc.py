@@ -26,7 +26,13 @@ if _version_not_supported:
 
 
 class CentralStoreStub:
-    """Missing associated documentation comment in .proto file."""
+    """Every call may carry an API token in the "authorization" metadata
+    ("Bearer TOKEN"): the call then acts for the token's account, and sees only
+    that account's namespaces (another account's answer NOT_FOUND). A call
+    without a token acts as the operator (the default account, every namespace
+    reachable by id) unless central runs with --auth, which refuses it with
+    UNAUTHENTICATED.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -94,6 +100,11 @@ class CentralStoreStub:
                 request_serializer=edgekv_dot_v1_dot_central__pb2.ListRequest.SerializeToString,
                 response_deserializer=edgekv_dot_v1_dot_central__pb2.ListResponse.FromString,
                 _registered_method=True)
+        self.Authorize = channel.unary_unary(
+                '/edgekv.v1.CentralStore/Authorize',
+                request_serializer=edgekv_dot_v1_dot_central__pb2.AuthorizeRequest.SerializeToString,
+                response_deserializer=edgekv_dot_v1_dot_central__pb2.AuthorizeResponse.FromString,
+                _registered_method=True)
         self.Watch = channel.unary_stream(
                 '/edgekv.v1.CentralStore/Watch',
                 request_serializer=edgekv_dot_v1_dot_central__pb2.WatchRequest.SerializeToString,
@@ -102,10 +113,17 @@ class CentralStoreStub:
 
 
 class CentralStoreServicer:
-    """Missing associated documentation comment in .proto file."""
+    """Every call may carry an API token in the "authorization" metadata
+    ("Bearer TOKEN"): the call then acts for the token's account, and sees only
+    that account's namespaces (another account's answer NOT_FOUND). A call
+    without a token acts as the operator (the default account, every namespace
+    reachable by id) unless central runs with --auth, which refuses it with
+    UNAUTHENTICATED.
+    """
 
     def CreateNamespace(self, request, context):
-        """Creates a namespace with a new id. ALREADY_EXISTS when the title is taken.
+        """Creates a namespace with a new id in the caller's account. ALREADY_EXISTS
+        when the account has a namespace with that title.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -189,6 +207,17 @@ class CentralStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Authorize(self, request, context):
+        """Says who the caller is and whether it may read (or write) a namespace: OK,
+        or the error the call itself would get (NOT_FOUND, PERMISSION_DENIED,
+        UNAUTHENTICATED). With no namespace id it only says who the caller is. An
+        edge asks it before it answers a caller from its cache; the API node to
+        learn a token's account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Watch(self, request, context):
         """Streams the changes of one namespace from a revision on: first those
         still in the change log, then live ones. OUT_OF_RANGE when the start
@@ -262,6 +291,11 @@ def add_CentralStoreServicer_to_server(servicer, server):
                     request_deserializer=edgekv_dot_v1_dot_central__pb2.ListRequest.FromString,
                     response_serializer=edgekv_dot_v1_dot_central__pb2.ListResponse.SerializeToString,
             ),
+            'Authorize': grpc.unary_unary_rpc_method_handler(
+                    servicer.Authorize,
+                    request_deserializer=edgekv_dot_v1_dot_central__pb2.AuthorizeRequest.FromString,
+                    response_serializer=edgekv_dot_v1_dot_central__pb2.AuthorizeResponse.SerializeToString,
+            ),
             'Watch': grpc.unary_stream_rpc_method_handler(
                     servicer.Watch,
                     request_deserializer=edgekv_dot_v1_dot_central__pb2.WatchRequest.FromString,
@@ -276,7 +310,13 @@ def add_CentralStoreServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class CentralStore:
-    """Missing associated documentation comment in .proto file."""
+    """Every call may carry an API token in the "authorization" metadata
+    ("Bearer TOKEN"): the call then acts for the token's account, and sees only
+    that account's namespaces (another account's answer NOT_FOUND). A call
+    without a token acts as the operator (the default account, every namespace
+    reachable by id) unless central runs with --auth, which refuses it with
+    UNAUTHENTICATED.
+    """
 
     @staticmethod
     def CreateNamespace(request,
@@ -603,6 +643,33 @@ class CentralStore:
             _registered_method=True)
 
     @staticmethod
+    def Authorize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgekv.v1.CentralStore/Authorize',
+            edgekv_dot_v1_dot_central__pb2.AuthorizeRequest.SerializeToString,
+            edgekv_dot_v1_dot_central__pb2.AuthorizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Watch(request,
             target,
             options=(),
@@ -619,6 +686,174 @@ class CentralStore:
             '/edgekv.v1.CentralStore/Watch',
             edgekv_dot_v1_dot_central__pb2.WatchRequest.SerializeToString,
             edgekv_dot_v1_dot_central__pb2.WatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class TokenAdminStub:
+    """The operator's calls: the API tokens of accounts. With central's --auth they
+    need central's operator token; a token of an account may not make them.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateToken = channel.unary_unary(
+                '/edgekv.v1.TokenAdmin/CreateToken',
+                request_serializer=edgekv_dot_v1_dot_central__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=edgekv_dot_v1_dot_central__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/edgekv.v1.TokenAdmin/ListTokens',
+                request_serializer=edgekv_dot_v1_dot_central__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=edgekv_dot_v1_dot_central__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/edgekv.v1.TokenAdmin/RevokeToken',
+                request_serializer=edgekv_dot_v1_dot_central__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=edgekv_dot_v1_dot_central__pb2.RevokeTokenResponse.FromString,
+                _registered_method=True)
+
+
+class TokenAdminServicer:
+    """The operator's calls: the API tokens of accounts. With central's --auth they
+    need central's operator token; a token of an account may not make them.
+    """
+
+    def CreateToken(self, request, context):
+        """Makes a token for an account (the account is new if nothing named it yet)
+        and answers it: the only time it is seen; central keeps its SHA-256.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Lists every token (never the secrets), by account then age.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Revokes a token by its id. NOT_FOUND when no token has that id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_TokenAdminServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=edgekv_dot_v1_dot_central__pb2.CreateTokenRequest.FromString,
+                    response_serializer=edgekv_dot_v1_dot_central__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=edgekv_dot_v1_dot_central__pb2.ListTokensRequest.FromString,
+                    response_serializer=edgekv_dot_v1_dot_central__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=edgekv_dot_v1_dot_central__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=edgekv_dot_v1_dot_central__pb2.RevokeTokenResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'edgekv.v1.TokenAdmin', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('edgekv.v1.TokenAdmin', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class TokenAdmin:
+    """The operator's calls: the API tokens of accounts. With central's --auth they
+    need central's operator token; a token of an account may not make them.
+    """
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgekv.v1.TokenAdmin/CreateToken',
+            edgekv_dot_v1_dot_central__pb2.CreateTokenRequest.SerializeToString,
+            edgekv_dot_v1_dot_central__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgekv.v1.TokenAdmin/ListTokens',
+            edgekv_dot_v1_dot_central__pb2.ListTokensRequest.SerializeToString,
+            edgekv_dot_v1_dot_central__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/edgekv.v1.TokenAdmin/RevokeToken',
+            edgekv_dot_v1_dot_central__pb2.RevokeTokenRequest.SerializeToString,
+            edgekv_dot_v1_dot_central__pb2.RevokeTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

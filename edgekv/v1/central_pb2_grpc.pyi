@@ -33,12 +33,22 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class CentralStoreStub:
+    """Every call may carry an API token in the "authorization" metadata
+    ("Bearer TOKEN"): the call then acts for the token's account, and sees only
+    that account's namespaces (another account's answer NOT_FOUND). A call
+    without a token acts as the operator (the default account, every namespace
+    reachable by id) unless central runs with --auth, which refuses it with
+    UNAUTHENTICATED.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> CentralStoreAsyncStub: ...
     CreateNamespace: _grpc.UnaryUnaryMultiCallable[_central_pb2.CreateNamespaceRequest, _central_pb2.NamespaceResponse]
-    """Creates a namespace with a new id. ALREADY_EXISTS when the title is taken."""
+    """Creates a namespace with a new id in the caller's account. ALREADY_EXISTS
+    when the account has a namespace with that title.
+    """
     ListNamespaces: _grpc.UnaryUnaryMultiCallable[_central_pb2.ListNamespacesRequest, _central_pb2.ListNamespacesResponse]
     """Lists namespaces a page at a time; a page past the end is empty."""
     GetNamespace: _grpc.UnaryUnaryMultiCallable[_central_pb2.GetNamespaceRequest, _central_pb2.NamespaceResponse]
@@ -63,6 +73,13 @@ class CentralStoreStub:
     """Deletes up to 10,000 keys in one atomic commit."""
     List: _grpc.UnaryUnaryMultiCallable[_central_pb2.ListRequest, _central_pb2.ListResponse]
     """Lists keys in UTF-8 byte order, a page at a time."""
+    Authorize: _grpc.UnaryUnaryMultiCallable[_central_pb2.AuthorizeRequest, _central_pb2.AuthorizeResponse]
+    """Says who the caller is and whether it may read (or write) a namespace: OK,
+    or the error the call itself would get (NOT_FOUND, PERMISSION_DENIED,
+    UNAUTHENTICATED). With no namespace id it only says who the caller is. An
+    edge asks it before it answers a caller from its cache; the API node to
+    learn a token's account.
+    """
     Watch: _grpc.UnaryStreamMultiCallable[_central_pb2.WatchRequest, _central_pb2.WatchResponse]
     """Streams the changes of one namespace from a revision on: first those
     still in the change log, then live ones. OUT_OF_RANGE when the start
@@ -72,9 +89,19 @@ class CentralStoreStub:
 
 @_typing.type_check_only
 class CentralStoreAsyncStub(CentralStoreStub):
+    """Every call may carry an API token in the "authorization" metadata
+    ("Bearer TOKEN"): the call then acts for the token's account, and sees only
+    that account's namespaces (another account's answer NOT_FOUND). A call
+    without a token acts as the operator (the default account, every namespace
+    reachable by id) unless central runs with --auth, which refuses it with
+    UNAUTHENTICATED.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateNamespace: _aio.UnaryUnaryMultiCallable[_central_pb2.CreateNamespaceRequest, _central_pb2.NamespaceResponse]  # type: ignore[assignment]
-    """Creates a namespace with a new id. ALREADY_EXISTS when the title is taken."""
+    """Creates a namespace with a new id in the caller's account. ALREADY_EXISTS
+    when the account has a namespace with that title.
+    """
     ListNamespaces: _aio.UnaryUnaryMultiCallable[_central_pb2.ListNamespacesRequest, _central_pb2.ListNamespacesResponse]  # type: ignore[assignment]
     """Lists namespaces a page at a time; a page past the end is empty."""
     GetNamespace: _aio.UnaryUnaryMultiCallable[_central_pb2.GetNamespaceRequest, _central_pb2.NamespaceResponse]  # type: ignore[assignment]
@@ -99,6 +126,13 @@ class CentralStoreAsyncStub(CentralStoreStub):
     """Deletes up to 10,000 keys in one atomic commit."""
     List: _aio.UnaryUnaryMultiCallable[_central_pb2.ListRequest, _central_pb2.ListResponse]  # type: ignore[assignment]
     """Lists keys in UTF-8 byte order, a page at a time."""
+    Authorize: _aio.UnaryUnaryMultiCallable[_central_pb2.AuthorizeRequest, _central_pb2.AuthorizeResponse]  # type: ignore[assignment]
+    """Says who the caller is and whether it may read (or write) a namespace: OK,
+    or the error the call itself would get (NOT_FOUND, PERMISSION_DENIED,
+    UNAUTHENTICATED). With no namespace id it only says who the caller is. An
+    edge asks it before it answers a caller from its cache; the API node to
+    learn a token's account.
+    """
     Watch: _aio.UnaryStreamMultiCallable[_central_pb2.WatchRequest, _central_pb2.WatchResponse]  # type: ignore[assignment]
     """Streams the changes of one namespace from a revision on: first those
     still in the change log, then live ones. OUT_OF_RANGE when the start
@@ -107,13 +141,23 @@ class CentralStoreAsyncStub(CentralStoreStub):
     """
 
 class CentralStoreServicer(metaclass=_abc_1.ABCMeta):
+    """Every call may carry an API token in the "authorization" metadata
+    ("Bearer TOKEN"): the call then acts for the token's account, and sees only
+    that account's namespaces (another account's answer NOT_FOUND). A call
+    without a token acts as the operator (the default account, every namespace
+    reachable by id) unless central runs with --auth, which refuses it with
+    UNAUTHENTICATED.
+    """
+
     @_abc_1.abstractmethod
     def CreateNamespace(
         self,
         request: _central_pb2.CreateNamespaceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_central_pb2.NamespaceResponse, _abc.Awaitable[_central_pb2.NamespaceResponse]]:
-        """Creates a namespace with a new id. ALREADY_EXISTS when the title is taken."""
+        """Creates a namespace with a new id in the caller's account. ALREADY_EXISTS
+        when the account has a namespace with that title.
+        """
 
     @_abc_1.abstractmethod
     def ListNamespaces(
@@ -206,6 +250,19 @@ class CentralStoreServicer(metaclass=_abc_1.ABCMeta):
         """Lists keys in UTF-8 byte order, a page at a time."""
 
     @_abc_1.abstractmethod
+    def Authorize(
+        self,
+        request: _central_pb2.AuthorizeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_central_pb2.AuthorizeResponse, _abc.Awaitable[_central_pb2.AuthorizeResponse]]:
+        """Says who the caller is and whether it may read (or write) a namespace: OK,
+        or the error the call itself would get (NOT_FOUND, PERMISSION_DENIED,
+        UNAUTHENTICATED). With no namespace id it only says who the caller is. An
+        edge asks it before it answers a caller from its cache; the API node to
+        learn a token's account.
+        """
+
+    @_abc_1.abstractmethod
     def Watch(
         self,
         request: _central_pb2.WatchRequest,
@@ -218,3 +275,70 @@ class CentralStoreServicer(metaclass=_abc_1.ABCMeta):
         """
 
 def add_CentralStoreServicer_to_server(servicer: CentralStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class TokenAdminStub:
+    """The operator's calls: the API tokens of accounts. With central's --auth they
+    need central's operator token; a token of an account may not make them.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> TokenAdminAsyncStub: ...
+    CreateToken: _grpc.UnaryUnaryMultiCallable[_central_pb2.CreateTokenRequest, _central_pb2.CreateTokenResponse]
+    """Makes a token for an account (the account is new if nothing named it yet)
+    and answers it: the only time it is seen; central keeps its SHA-256.
+    """
+    ListTokens: _grpc.UnaryUnaryMultiCallable[_central_pb2.ListTokensRequest, _central_pb2.ListTokensResponse]
+    """Lists every token (never the secrets), by account then age."""
+    RevokeToken: _grpc.UnaryUnaryMultiCallable[_central_pb2.RevokeTokenRequest, _central_pb2.RevokeTokenResponse]
+    """Revokes a token by its id. NOT_FOUND when no token has that id."""
+
+@_typing.type_check_only
+class TokenAdminAsyncStub(TokenAdminStub):
+    """The operator's calls: the API tokens of accounts. With central's --auth they
+    need central's operator token; a token of an account may not make them.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateToken: _aio.UnaryUnaryMultiCallable[_central_pb2.CreateTokenRequest, _central_pb2.CreateTokenResponse]  # type: ignore[assignment]
+    """Makes a token for an account (the account is new if nothing named it yet)
+    and answers it: the only time it is seen; central keeps its SHA-256.
+    """
+    ListTokens: _aio.UnaryUnaryMultiCallable[_central_pb2.ListTokensRequest, _central_pb2.ListTokensResponse]  # type: ignore[assignment]
+    """Lists every token (never the secrets), by account then age."""
+    RevokeToken: _aio.UnaryUnaryMultiCallable[_central_pb2.RevokeTokenRequest, _central_pb2.RevokeTokenResponse]  # type: ignore[assignment]
+    """Revokes a token by its id. NOT_FOUND when no token has that id."""
+
+class TokenAdminServicer(metaclass=_abc_1.ABCMeta):
+    """The operator's calls: the API tokens of accounts. With central's --auth they
+    need central's operator token; a token of an account may not make them.
+    """
+
+    @_abc_1.abstractmethod
+    def CreateToken(
+        self,
+        request: _central_pb2.CreateTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_central_pb2.CreateTokenResponse, _abc.Awaitable[_central_pb2.CreateTokenResponse]]:
+        """Makes a token for an account (the account is new if nothing named it yet)
+        and answers it: the only time it is seen; central keeps its SHA-256.
+        """
+
+    @_abc_1.abstractmethod
+    def ListTokens(
+        self,
+        request: _central_pb2.ListTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_central_pb2.ListTokensResponse, _abc.Awaitable[_central_pb2.ListTokensResponse]]:
+        """Lists every token (never the secrets), by account then age."""
+
+    @_abc_1.abstractmethod
+    def RevokeToken(
+        self,
+        request: _central_pb2.RevokeTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_central_pb2.RevokeTokenResponse, _abc.Awaitable[_central_pb2.RevokeTokenResponse]]:
+        """Revokes a token by its id. NOT_FOUND when no token has that id."""
+
+def add_TokenAdminServicer_to_server(servicer: TokenAdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -24,23 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x65\x64gekv/v1/kv.proto\x12\tedgekv.v1\"7\n\x0eResponseHeader\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12\x13\n\x0bserver_time\x18\x02 \x01(\x01\":\n\tNamespace\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x01\"Y\n\x07KeyInfo\x12\x0c\n\x04name\x18\x01 \x01(\x0c\x12\x12\n\nexpiration\x18\x02 \x01(\x03\x12\x1a\n\rmetadata_json\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_metadata_json\"\x9b\x01\n\x05\x45ntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x1a\n\rmetadata_json\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x12\n\nexpiration\x18\x05 \x01(\x03\x12\x10\n\x08revision\x18\x06 \x01(\x03\x12\x13\n\x0b\x63ommit_time\x18\x07 \x01(\x01\x42\x10\n\x0e_metadata_json\"\xc5\x01\n\x06\x43hange\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.edgekv.v1.ChangeKind\x12\x0b\n\x03key\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63ommit_time\x18\x04 \x01(\x01\x12\x11\n\thas_value\x18\x05 \x01(\x08\x12\r\n\x05value\x18\x06 \x01(\x0c\x12\x1a\n\rmetadata_json\x18\x07 \x01(\tH\x00\x88\x01\x01\x12\x12\n\nexpiration\x18\x08 \x01(\x03\x42\x10\n\x0e_metadata_json*V\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43HANGE_KIND_PUT\x10\x01\x12\x16\n\x12\x43HANGE_KIND_DELETE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x65\x64gekv/v1/kv.proto\x12\tedgekv.v1\"7\n\x0eResponseHeader\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12\x13\n\x0bserver_time\x18\x02 \x01(\x01\"N\n\tNamespace\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x12\n\ncreated_at\x18\x03 \x01(\x01\x12\x12\n\naccount_id\x18\x04 \x01(\t\"Y\n\x07KeyInfo\x12\x0c\n\x04name\x18\x01 \x01(\x0c\x12\x12\n\nexpiration\x18\x02 \x01(\x03\x12\x1a\n\rmetadata_json\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_metadata_json\"\x9b\x01\n\x05\x45ntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x1a\n\rmetadata_json\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x12\n\nexpiration\x18\x05 \x01(\x03\x12\x10\n\x08revision\x18\x06 \x01(\x03\x12\x13\n\x0b\x63ommit_time\x18\x07 \x01(\x01\x42\x10\n\x0e_metadata_json\"\xc5\x01\n\x06\x43hange\x12\x10\n\x08revision\x18\x01 \x01(\x03\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.edgekv.v1.ChangeKind\x12\x0b\n\x03key\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63ommit_time\x18\x04 \x01(\x01\x12\x11\n\thas_value\x18\x05 \x01(\x08\x12\r\n\x05value\x18\x06 \x01(\x0c\x12\x1a\n\rmetadata_json\x18\x07 \x01(\tH\x00\x88\x01\x01\x12\x12\n\nexpiration\x18\x08 \x01(\x03\x42\x10\n\x0e_metadata_json*V\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43HANGE_KIND_PUT\x10\x01\x12\x16\n\x12\x43HANGE_KIND_DELETE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'edgekv.v1.kv_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHANGEKIND']._serialized_start=599
-  _globals['_CHANGEKIND']._serialized_end=685
+  _globals['_CHANGEKIND']._serialized_start=619
+  _globals['_CHANGEKIND']._serialized_end=705
   _globals['_RESPONSEHEADER']._serialized_start=33
   _globals['_RESPONSEHEADER']._serialized_end=88
   _globals['_NAMESPACE']._serialized_start=90
-  _globals['_NAMESPACE']._serialized_end=148
-  _globals['_KEYINFO']._serialized_start=150
-  _globals['_KEYINFO']._serialized_end=239
-  _globals['_ENTRY']._serialized_start=242
-  _globals['_ENTRY']._serialized_end=397
-  _globals['_CHANGE']._serialized_start=400
-  _globals['_CHANGE']._serialized_end=597
+  _globals['_NAMESPACE']._serialized_end=168
+  _globals['_KEYINFO']._serialized_start=170
+  _globals['_KEYINFO']._serialized_end=259
+  _globals['_ENTRY']._serialized_start=262
+  _globals['_ENTRY']._serialized_end=417
+  _globals['_CHANGE']._serialized_start=420
+  _globals['_CHANGE']._serialized_end=617
 # @@protoc_insertion_point(module_scope)

@@ -88,22 +88,28 @@ class Namespace(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     TITLE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """32 lowercase hexadecimal characters, unique in the store."""
     title: _builtins.str
-    """Human-readable title, unique in the store, 1 to 512 characters."""
+    """Human-readable title, unique in its account, 1 to 512 characters."""
     created_at: _builtins.float
     """Simulated Unix time at which the namespace was created."""
+    account_id: _builtins.str
+    """The account it belongs to: 32 lowercase hexadecimal characters. Namespaces
+    made without an API token belong to the default account, 32 zeros.
+    """
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         title: _builtins.str = ...,
         created_at: _builtins.float = ...,
+        account_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "created_at", b"created_at", "id", b"id", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

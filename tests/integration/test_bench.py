@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -120,12 +121,12 @@ def test_a_short_soak_samples_every_process_and_passes(tmp_path: Path) -> None:
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["passed"] and summary["errors"] == 0 and summary["calls"] >= 1400
     processes = {"central", "generator", "us-east-1", "us-west-1", "eu-west-1", "ap-southeast-1"}
-    assert processes | {"sa-east-1"} == set(summary["growth"])
+    assert processes | {"sa-east-1", "api"} == set(summary["growth"])
     with (folder / "samples.csv").open() as samples:
         rows = list(csv.DictReader(samples))
     # Seven processes sampled after each slice; a slice ends when its last call answered,
     # so 16 s hold seven or eight slices of 2 s.
-    assert len(rows) in (7 * 7, 8 * 7) and all(int(row["open_fds"]) > 0 for row in rows)
+    assert len(rows) in (8 * 7, 8 * 8) and all(int(row["open_fds"]) > 0 for row in rows)
     assert (folder / "soak.png").stat().st_size > 10_000
     assert "results:" in done.stdout
 
@@ -157,3 +158,36 @@ def test_the_simulation_s_speed_is_measured_against_the_node_code_s_floor(tmp_pa
     assert 0.99 < sum(summary["profile"].values()) < 1.01
     assert {"event loop", "transport", "client", "edge"} <= set(summary["profile"])
     assert "simulated ops per real second" in done.stdout
+
+
+@pytest.mark.timeout(180)
+def test_the_api_bench_measures_the_four_and_writes_both_ratios(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "edgekv", "bench", "api", "--duration", "1", "--rate", "200",
+         "--out", str(tmp_path)],
+        env=environment, capture_output=True, text=True, timeout=170,
+    )  # fmt: skip
+    # 1 (not 0) only when a busy machine made the generator late: no call may fail.
+    assert done.returncode == 0 or "not every run is valid" in done.stdout, done.stderr
+    assert "Traceback" not in done.stderr
+    [folder] = (tmp_path / "bench").glob("api-*")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["machine"]["cpu_model"]
+    rows = {(row["scenario"], row["mode"]): row for row in summary["rows"]}
+    four = ("floor", "central-get", "http-floor", "api-get")
+    assert set(rows) == {(name, mode) for name in four for mode in ("open", "closed")}
+    for row in rows.values():
+        assert row["errors"] == 0 and row["calls"] > 0 and row["p50_ms"] > 0, row
+        assert (folder / row["histogram_log"]).exists()
+    assert rows[("api-get", "closed")]["callers"] == 16
+    assert rows[("api-get", "closed")]["cpu_us_per_call"]["api"] > 0
+    ratios = {ratio["name"]: ratio for ratio in summary["ratios"]}
+    for name, target in (
+        ("(api-get p50 - central-get p50) / http-floor p50", "<= 1.2"),
+        ("api-get / central-get throughput at 16 callers", ">= 0.7"),
+    ):
+        ratio = ratios[name]
+        assert ratio["target"] == target and ratio["verdict"] in ("PASS", "MISS")
+        assert isinstance(ratio["value"], float) and math.isfinite(ratio["value"])
+    assert "results:" in done.stdout

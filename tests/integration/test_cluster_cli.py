@@ -96,6 +96,12 @@ def test_down_signals_only_the_processes_the_launcher_started(
 
 
 @pytest.mark.slow
+def pids_state(env: dict[str, str]) -> dict[str, str]:
+    """The address of each node of the running cluster, from its state file."""
+    state = json.loads(Path(env["EDGEKV_STATE_FILE"]).read_text())
+    return {name: str(info["address"]) for name, info in state["nodes"].items()}
+
+
 def test_up_detached_status_kv_through_the_state_file_and_down(
     env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -108,14 +114,31 @@ def test_up_detached_status_kv_through_the_state_file_and_down(
     launcher_pid = json.loads(state_file.read_text())["launcher_pid"]
     try:
         assert sorted(pids) == sorted(
-            ["central", "us-east-1", "us-west-1", "eu-west-1", "ap-southeast-1", "sa-east-1"]
+            ["api", "central", "us-east-1", "us-west-1", "eu-west-1", "ap-southeast-1", "sa-east-1"]
         )
         assert "eu-west-1" in up.stdout and "83" in up.stdout
         assert took_s < 30, f"up --detach took {took_s:.1f} s"
 
         status = run(env, "status")
         assert status.returncode == 0, status.stdout + status.stderr
-        assert status.stdout.count("SERVING") == 6
+        assert status.stdout.count("SERVING") == 7  # central, the API node, five edges
+
+        exports = run(env, "env")
+        assert exports.returncode == 0, exports.stderr
+        variables = dict(
+            line.removeprefix("export ").split("=", 1) for line in exports.stdout.splitlines()
+        )
+        api = pids_state(env)["api"]
+        assert variables["CLOUDFLARE_API_BASE_URL"] == f"http://{api}/client/v4"
+        assert variables["CLOUDFLARE_BASE_URL"] == variables["CLOUDFLARE_API_BASE_URL"]
+        assert variables["CLOUDFLARE_ACCOUNT_ID"] == "0" * 32
+        assert len(variables["CLOUDFLARE_API_TOKEN"]) == 40
+        fish = run(env, "env", "--shell", "fish").stdout
+        assert f"set -gx CLOUDFLARE_API_BASE_URL http://{api}/client/v4;" in fish
+        powershell = run(env, "env", "--shell", "powershell").stdout
+        assert f"$Env:CLOUDFLARE_ACCOUNT_ID = '{'0' * 32}'" in powershell
+        tokens = run(env, "token", "list")  # the operator token found through the state file
+        assert tokens.returncode == 0 and "0" * 32 in tokens.stdout, tokens.stderr
 
         created = run(env, "kv", "namespace", "create", "CLUSTER")
         assert created.returncode == 0, created.stderr
@@ -134,7 +157,7 @@ def test_up_detached_status_kv_through_the_state_file_and_down(
     finally:
         down = run(env, "down")
     assert down.returncode == 0, down.stderr
-    assert "stopped 6 nodes" in down.stdout
+    assert "stopped 7 nodes" in down.stdout
     assert not state_file.exists()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(map(alive, [launcher_pid, *pids.values()])):
@@ -163,7 +186,7 @@ def test_up_in_the_foreground_stops_everything_on_sigterm(
             assert time.monotonic() < deadline, "no state file within 30 s"
             time.sleep(0.05)
         pids = node_pids(state_file)
-        assert sorted(pids) == ["central", "eu-west-1", "eu-west-2"]
+        assert sorted(pids) == ["api", "central", "eu-west-1", "eu-west-2"]
         os.kill(pids["eu-west-2"], signal.SIGKILL)  # a node that dies is reported at once
         time.sleep(0.6)  # the launcher checks its nodes every 0.2 s
         process.terminate()
@@ -214,6 +237,8 @@ def test_up_creates_its_state_database_and_logs_for_its_owner_only(
         "new/data": 0o700,
         "new/data/logs": 0o700,
         "new/data/logs/central.log": 0o600,
+        "new/data/logs/api.log": 0o600,
+        "new/data/operator-token": 0o600,
         "new/data/logs/eu-west-1.log": 0o600,
         "new/data/central.db": 0o600,
         "new/data/central.db-wal": 0o600,

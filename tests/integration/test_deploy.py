@@ -98,6 +98,7 @@ def test_ports_are_published_on_loopback_unless_asked_otherwise() -> None:
     ports = {name: service.get("ports", []) for name, service in document["services"].items()}
     assert {name: [published(p) for p in ps] for name, ps in ports.items() if ps} == {
         "central": ["127.0.0.1:7000:7000"],
+        "api": ["127.0.0.1:7080:7080"],
         **{f"edge-{r.name}": ["127.0.0.1::7100"] for r in default_topology().regions},
     }
     assert ports["redis"] == [] and ports["experiment"] == []
@@ -113,6 +114,7 @@ def test_default_compose_services_and_wiring() -> None:
     assert list(services) == [
         "redis",
         "central",
+        "api",
         *(f"edge-{name}" for name in regions),
         "experiment",
     ]
@@ -127,7 +129,15 @@ def test_default_compose_services_and_wiring() -> None:
     assert central["command"][:5] == [
         "central", "--listen", "0.0.0.0:7000", "--storage", "redis://redis:6379/0"
     ]  # fmt: skip
-    assert central["command"][-2:] == ["--store-record", "/var/lib/edgekv/store-record.json"]
+    assert central["command"][-4:] == [
+        "--operator-token-file", "/var/lib/edgekv/operator-token",
+        "--store-record", "/var/lib/edgekv/store-record.json",
+    ]  # fmt: skip
+    api = services["api"]
+    assert api["command"] == ["api", "--listen", "0.0.0.0:7080", "--central", "central:7000"]
+    assert api["healthcheck"]["test"] == [
+        "CMD", "edgekv", "health", "http://127.0.0.1:7080/healthz"
+    ]  # fmt: skip
     assert central["volumes"] == ["central-state:/var/lib/edgekv"]
     assert "central-state" in document["volumes"]
     assert central["depends_on"] == {"redis": {"condition": "service_healthy"}}
@@ -262,7 +272,8 @@ async def test_compose_commands_are_the_launchers_but_where_containers_differ(
     topology = load_topology(topology_file)
     services = compose_dict(topology)["services"]
     container_only = {
-        "--listen", "--central", "--node", "--time-anchor", "--storage", "--store-record"
+        "--listen", "--central", "--node", "--time-anchor", "--storage", "--store-record",
+        "--operator-token-file", "--token-file",
     }  # fmt: skip
 
     def shared(flags: dict[str, str]) -> dict[str, str]:

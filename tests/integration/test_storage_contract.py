@@ -1,7 +1,8 @@
 """One contract, every back-end: memory, SQLite (a real file) and Redis (a real server).
 
-Each test runs against all three; a back-end that differs from the others in
-any rule of central/storage/base.py fails here.
+Each test runs against all three (one that reopens the store, against the two
+that keep it); a back-end that differs from the others in any rule of
+central/storage/base.py fails here.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import pytest
 
 from central.storage import open_storage
 from central.storage.base import Storage
+from edgekv.core.accounts import Token, sorted_tokens
 from edgekv.core.errors import ErrorKind, KVError
 from edgekv.core.listing import ListQuery, make_page
-from edgekv.core.model import ChangeKind, Delete, Namespace, Put
+from edgekv.core.model import DEFAULT_ACCOUNT_ID, ChangeKind, Delete, Namespace, Put
 
 NOW = 1_700_000_000.0
 NS = "0" * 31 + "1"
 OTHER_NS = "0" * 31 + "2"
+ACCOUNT = "a" * 32
+OTHER_ACCOUNT = "b" * 32
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -188,6 +192,119 @@ async def test_namespace_limit(storage: Storage) -> None:
     with pytest.raises(KVError) as full:
         await storage.create_namespace(Namespace("f" * 32, "third", NOW), max_namespaces=2)
     assert full.value.kind is ErrorKind.NAMESPACE_LIMIT
+
+
+def namespace_id(number: int) -> str:
+    """Ids apart from NS and OTHER_NS."""
+    return f"c{number:031x}"
+
+
+async def test_a_title_is_unique_within_an_account_not_across_accounts(storage: Storage) -> None:
+    # The fixture's "main" is in the default account; another account may have one too.
+    await storage.create_namespace(Namespace(OTHER_NS, "main", NOW, ACCOUNT), 1000)
+    for taken in (DEFAULT_ACCOUNT_ID, ACCOUNT):
+        with pytest.raises(KVError) as caught:
+            await storage.create_namespace(Namespace(namespace_id(9), "main", NOW, taken), 1000)
+        assert caught.value.kind is ErrorKind.NAMESPACE_TITLE_EXISTS
+    # Renaming checks the namespace's own account only.
+    await storage.create_namespace(Namespace(namespace_id(3), "third", NOW, ACCOUNT), 1000)
+    with pytest.raises(KVError) as clash:
+        await storage.rename_namespace(namespace_id(3), "main")
+    assert clash.value.kind is ErrorKind.NAMESPACE_TITLE_EXISTS
+    renamed = await storage.rename_namespace(NS, "third")
+    assert renamed == Namespace(NS, "third", NOW, DEFAULT_ACCOUNT_ID)
+    # The title NS gave up is free again in its account.
+    await storage.create_namespace(Namespace(namespace_id(4), "main", NOW), 1000)
+    titles = {(ns.account_id, ns.title) for ns in await storage.list_namespaces()}
+    assert titles == {
+        (DEFAULT_ACCOUNT_ID, "third"),
+        (DEFAULT_ACCOUNT_ID, "main"),
+        (ACCOUNT, "main"),
+        (ACCOUNT, "third"),
+    }
+
+
+async def test_the_namespace_limit_counts_per_account(storage: Storage) -> None:
+    limit = 3
+    for number in range(1, limit + 1):  # the third is at the limit, and passes
+        await storage.create_namespace(
+            Namespace(namespace_id(number), f"n{number}", NOW, ACCOUNT), limit
+        )
+    with pytest.raises(KVError) as full:
+        await storage.create_namespace(Namespace(namespace_id(4), "n4", NOW, ACCOUNT), limit)
+    assert full.value.kind is ErrorKind.NAMESPACE_LIMIT
+    # Other accounts count their own: the default one (holding the fixture's) and a new one.
+    await storage.create_namespace(Namespace(namespace_id(5), "n5", NOW), limit)
+    await storage.create_namespace(Namespace(namespace_id(6), "n6", NOW, OTHER_ACCOUNT), limit)
+    # A deleted namespace no longer counts.
+    assert await storage.delete_namespace(namespace_id(2))
+    await storage.create_namespace(Namespace(namespace_id(4), "n4", NOW, ACCOUNT), limit)
+
+
+async def test_account_id_round_trips(storage: Storage) -> None:
+    created = Namespace(OTHER_NS, "theirs", NOW, ACCOUNT)
+    await storage.create_namespace(created, 1000)
+    assert await storage.get_namespace(OTHER_NS) == created
+    assert await storage.get_namespace(NS) == Namespace(NS, "main", NOW, DEFAULT_ACCOUNT_ID)
+    listed = {ns.id: ns for ns in await storage.list_namespaces()}
+    assert listed[OTHER_NS] == created
+    assert listed[NS].account_id == DEFAULT_ACCOUNT_ID
+    assert await storage.rename_namespace(OTHER_NS, "renamed") == Namespace(
+        OTHER_NS, "renamed", NOW, ACCOUNT
+    )
+
+
+TOKENS = [
+    Token(
+        "1" * 32, "d1" * 32, ACCOUNT, read_only=True, namespace_ids=(NS, OTHER_NS), created_at=NOW
+    ),
+    Token("2" * 32, "d2" * 32, ACCOUNT, read_only=False, namespace_ids=(), created_at=NOW + 0.125),
+    Token("3" * 32, "d3" * 32, OTHER_ACCOUNT, read_only=False, namespace_ids=(NS,), created_at=NOW),
+]
+
+
+async def test_tokens_create_list_revoke(storage: Storage) -> None:
+    assert await storage.list_tokens() == []
+    for token in TOKENS:
+        await storage.create_token(token)
+    assert sorted_tokens(await storage.list_tokens()) == sorted_tokens(TOKENS)
+    assert await storage.revoke_token(TOKENS[0].token_id)
+    assert not await storage.revoke_token(TOKENS[0].token_id)
+    assert not await storage.revoke_token("f" * 32)
+    assert sorted_tokens(await storage.list_tokens()) == sorted_tokens(TOKENS[1:])
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+async def test_accounts_and_tokens_survive_reopening(durable_url: str) -> None:
+    # memory: keeps nothing across a restart; the durable back-ends keep all of it.
+    first = await open_storage(durable_url)
+    await first.create_namespace(Namespace(NS, "main", NOW, ACCOUNT), 2)
+    for token in TOKENS:
+        await first.create_token(token)
+    await first.revoke_token(TOKENS[2].token_id)
+    await first.close()
+
+    second = await open_storage(durable_url)
+    try:
+        assert await second.list_namespaces() == [Namespace(NS, "main", NOW, ACCOUNT)]
+        assert sorted_tokens(await second.list_tokens()) == sorted_tokens(TOKENS[:2])
+        # The account's title and count were kept too.
+        with pytest.raises(KVError) as taken:
+            await second.create_namespace(Namespace(OTHER_NS, "main", NOW, ACCOUNT), 2)
+        assert taken.value.kind is ErrorKind.NAMESPACE_TITLE_EXISTS
+        await second.create_namespace(Namespace(OTHER_NS, "second", NOW, ACCOUNT), 2)
+        with pytest.raises(KVError) as full:
+            await second.create_namespace(Namespace(namespace_id(3), "third", NOW, ACCOUNT), 2)
+        assert full.value.kind is ErrorKind.NAMESPACE_LIMIT
+    finally:
+        await second.close()
 
 
 async def test_deleting_a_namespace_deletes_its_keys(storage: Storage) -> None:
