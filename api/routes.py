@@ -46,6 +46,10 @@ class Op(enum.Enum):
     BULK_PUT = "bulk put"
     BULK_DELETE = "bulk delete"
     BULK_GET = "bulk get"
+    # Outside an account: who the token is (wrangler asks for its memberships when no
+    # account id is set; the SDKs verify a token).
+    MEMBERSHIPS = "list memberships"
+    VERIFY_TOKEN = "verify token"
 
 
 # (tail of the path after the namespace id, method) → operation. "" is the namespace
@@ -66,11 +70,18 @@ _NAMESPACE_ROUTES: dict[tuple[str, str], Op] = {
     ("bulk/get", "POST"): Op.BULK_GET,
 }
 _ACCOUNT_ROUTES: dict[str, Op] = {"GET": Op.LIST_NAMESPACES, "POST": Op.CREATE_NAMESPACE}
+# Routes of no account: path after /client/v4/ → (method → operation).
+_TOKEN_ROUTES: dict[str, dict[str, Op]] = {
+    "memberships": {"GET": Op.MEMBERSHIPS},
+    "user/tokens/verify": {"GET": Op.VERIFY_TOKEN},
+}
+ACCOUNTLESS = frozenset({Op.MEMBERSHIPS, Op.VERIFY_TOKEN})
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     op: Op
+    # The account the path names; "" for the routes of no account (ACCOUNTLESS).
     account_id: str
     # The namespace id as the path gives it (central checks its form); "" for none.
     namespace_id: str = ""
@@ -86,7 +97,10 @@ def match(method: str, raw_path: str) -> Route:
     """
     if not raw_path.startswith(PREFIX + "/"):
         raise _no_route(raw_path)
-    segments = raw_path[len(PREFIX) + 1 :].lstrip("/").split("/")
+    rest_of_path = raw_path[len(PREFIX) + 1 :].lstrip("/")
+    if rest_of_path in _TOKEN_ROUTES:
+        return Route(_allowed(_TOKEN_ROUTES[rest_of_path].get(method), method, raw_path), "")
+    segments = rest_of_path.split("/")
     head, rest = segments[:5], segments[5:]
     if len(head) < 5 or head[0] != "accounts" or head[2:] != ["storage", "kv", "namespaces"]:
         raise _no_route(raw_path)

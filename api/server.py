@@ -44,7 +44,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from api import convert
-from api.routes import Op, Route, match
+from api.routes import ACCOUNTLESS, Op, Route, match
 from edgekv.core import limits
 from edgekv.core.accounts import bearer_token, token_digest
 from edgekv.core.errors import ErrorKind, KVError, error
@@ -70,6 +70,7 @@ Handler = Callable[["ApiService", web.Request, Route, str], Awaitable[web.Stream
 @dataclass(frozen=True, slots=True)
 class Identity:
     account_id: str
+    token_id: str
     expires_at: float  # time.monotonic()
 
 
@@ -115,7 +116,9 @@ class ApiService:
                 raise error(ErrorKind.API_KEY_UNSUPPORTED)
             raise error(ErrorKind.TOKEN_MISSING)
         authorization = f"Bearer {bearer_token(header)}"
-        account_id = await self._account_of(authorization)
+        account_id = (await self._identity_of(authorization)).account_id
+        if route.op in ACCOUNTLESS:
+            return authorization
         if account_id != route.account_id:
             if route.namespace_id:  # of another account: as if it did not exist
                 raise error(
@@ -126,19 +129,20 @@ class ApiService:
             raise error(ErrorKind.ACCOUNT_FORBIDDEN, account_id=route.account_id)
         return authorization
 
-    async def _account_of(self, authorization: str) -> str:
+    async def _identity_of(self, authorization: str) -> Identity:
         digest = token_digest(authorization)
         now = time.monotonic()
         known = self._identities.get(digest)
         if known is not None and now < known.expires_at:
-            return known.account_id
+            return known
         answer: pb.AuthorizeResponse = await self.call(
             self._stub.Authorize, pb.AuthorizeRequest(), authorization
         )
         if len(self._identities) > 10_000:  # bounded: forget everything now and then
             self._identities.clear()
-        self._identities[digest] = Identity(answer.account_id, now + IDENTITY_LIFETIME_S)
-        return answer.account_id
+        identity = Identity(answer.account_id, answer.token_id, now + IDENTITY_LIFETIME_S)
+        self._identities[digest] = identity
+        return identity
 
     async def call(
         self, method: Callable[..., Awaitable[Any]], request: Any, authorization: str
@@ -250,8 +254,28 @@ class ApiService:
         answer = await self.call(self._stub.GetMany, message, auth)
         return _json(convert.success(convert.bulk_get_result(answer, value_type, with_metadata)))
 
+    # -- who the token is -----------------------------------------------------
+
+    async def memberships(self, request: web.Request, route: Route, auth: str) -> web.Response:
+        """The token's one account, as Cloudflare lists the accounts a user belongs to (a
+        page past the first is empty, which ends any client's paging)."""
+        identity = await self._identity_of(auth)
+        page = max(1, convert.integer(request.query, "page") or 1)
+        account = {"id": identity.account_id, "name": f"edgekv account {identity.account_id}"}
+        members = [{"id": identity.token_id or identity.account_id, "status": "accepted",
+                    "account": account}] if page == 1 else []  # fmt: skip
+        info = {"page": page, "per_page": 20, "count": len(members), "total_count": 1,
+                "total_pages": 1}  # fmt: skip
+        return _json(convert.success(members, info))
+
+    async def verify_token(self, request: web.Request, route: Route, auth: str) -> web.Response:
+        identity = await self._identity_of(auth)
+        return _json(convert.success({"id": identity.token_id, "status": "active"}))
+
 
 HANDLERS: dict[Op, Handler] = {
+    Op.MEMBERSHIPS: ApiService.memberships,
+    Op.VERIFY_TOKEN: ApiService.verify_token,
     Op.LIST_NAMESPACES: ApiService.list_namespaces,
     Op.CREATE_NAMESPACE: ApiService.create_namespace,
     Op.GET_NAMESPACE: ApiService.get_namespace,

@@ -200,3 +200,11 @@ async def test_tokens_bad_read_only_and_of_another_account(
     gone = await other.run("kv", "namespace", "delete", flag, "-y", check=False)
     assert gone.returncode == 1
     assert (await wrangler.run("kv", "key", "get", flag, "k", "--remote")).stdout == b"v"
+
+
+async def test_without_an_account_id_wrangler_finds_the_tokens_account(
+    rest: Rest, make_wrangler: MakeWrangler
+) -> None:
+    await rest.sdk(rest.token_b).kv.namespaces.create(account_id=ACCOUNT_B, title="of-b")
+    anywhere = make_wrangler(rest.base_url, token=rest.token_b, account_id="")
+    assert [ns["title"] for ns in await _namespaces(anywhere)] == ["of-b"]

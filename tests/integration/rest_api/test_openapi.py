@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from api.routes import _ACCOUNT_ROUTES, _NAMESPACE_ROUTES, match
+from api.routes import _ACCOUNT_ROUTES, _NAMESPACE_ROUTES, _TOKEN_ROUTES, match
 from api.server import OPENAPI_PATH, openapi_document
 from edgekv.core.errors import KVError
 from tests.integration.rest_api.conftest import ACCOUNT_A, Rest
@@ -38,6 +38,7 @@ def described() -> set[tuple[str, str]]:
 def routed() -> set[tuple[str, str]]:
     """(method, path template) of every route of api.routes."""
     found = {(method, ACCOUNT) for method in _ACCOUNT_ROUTES}
+    found |= {(m, f"/client/v4/{path}") for path, ops in _TOKEN_ROUTES.items() for m in ops}
     for shape, method in _NAMESPACE_ROUTES:
         tail = "/" + shape.replace("*", "{key_name}") if shape else ""
         found.add((method, f"{ACCOUNT}/{{namespace_id}}{tail}"))

@@ -287,3 +287,20 @@ async def test_a_revoked_token_is_refused(rest: Rest) -> None:
     await rest.admin.revoke_token(info.token_id)
     with pytest.raises(cloudflare.AuthenticationError):
         await rest.sdk(token).kv.namespaces.get(ns.id, account_id=ACCOUNT_A)
+
+
+async def test_a_token_verifies_and_lists_its_one_account(rest: Rest) -> None:
+    token, info = await rest.admin.create_token(ACCOUNT_B)
+    verified = await rest.sdk(token).user.tokens.verify()
+    assert verified is not None and (verified.id, verified.status) == (info.token_id, "active")
+    async with rest.http.get(
+        f"{rest.base_url}/memberships?page=1", headers=rest.headers(token)
+    ) as response:
+        body = await response.json()
+    assert [m["account"]["id"] for m in body["result"]] == [ACCOUNT_B]
+    async with rest.http.get(
+        f"{rest.base_url}/memberships?page=2", headers=rest.headers(token)
+    ) as response:
+        assert (await response.json())["result"] == []
+    with pytest.raises(cloudflare.AuthenticationError):
+        await rest.sdk("forged").user.tokens.verify()
