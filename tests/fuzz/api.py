@@ -31,7 +31,8 @@ counted in the report, not judged. Requests built to be malformed HTTP
 8190-byte limit, broken chunked framing, a damaged content coding, a client that
 stops sending mid-body) may get its parser's plain-text 400, or no answer, and
 aiohttp logs each with a traceback; for them only the absence of 5xx is judged,
-and any answer the node gives. Two kinds of lawful requests get aiohttp's
+and that an error the node answers is the envelope (the parser may have read the
+malformed request as another one than was meant). Two kinds of lawful requests get aiohttp's
 plain-text answers too: a target without a path (``OPTIONS *``, ``CONNECT
 host:port``), 404 from its router; an ``Expect`` other than 100-continue, 417.
 
@@ -71,7 +72,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 import edgekv
-from api.routes import Op, Route, match
+from api.routes import ACCOUNTLESS, Op, Route, match
 from api.server import openapi_document
 from edgekv.core.accounts import bearer_token
 from edgekv.core.errors import REGISTRY, KVError
@@ -88,8 +89,9 @@ ANSWER_TIMEOUT_S = 60.0
 # Malformed HTTP may leave aiohttp's parser waiting for more (``PRI / HTTP/1.1`` and no
 # more): the fuzzer gives up on it sooner, and counts it as no answer.
 UNLAWFUL_TIMEOUT_S = 3.0
-# Namespaces beyond which verify() prunes what requests created (central holds 1000).
+# Namespaces beyond which verify() prunes what requests created (an account holds 1000).
 PRUNE_ABOVE = 200
+FAILURE = "#/components/schemas/Failure"  # the envelope of an error, in the description
 WRITES = {
     Op.CREATE_NAMESPACE,
     Op.RENAME_NAMESPACE,
@@ -310,10 +312,12 @@ class Answer:
 
 def within_http(probe: Probe) -> bool:
     """Whether ``probe`` is lawful HTTP as far as its size and form go: the target and each
-    header line under aiohttp's limits; ``*`` only as OPTIONS's target, an authority only
-    as CONNECT's, with no content (RFC 9110, 9.3.6: aiohttp reads a CONNECT's body as the
-    next request)."""
+    header line under aiohttp's limits; a Host in HTTP/1.1; ``*`` only as OPTIONS's
+    target, an authority only as CONNECT's, with no content (RFC 9110, 9.3.6: aiohttp
+    reads a CONNECT's body as the next request)."""
     if len(probe.target) > PARSER_LIMIT - 190:
+        return False
+    if not probe.with_host and probe.version == "HTTP/1.1":  # HTTP/1.1 requires Host
         return False
     if any(len(k) + len(v) + 2 > PARSER_LIMIT - 190 for k, v in probe.headers):
         return False
@@ -338,7 +342,8 @@ class Draw:
         self.doc = doc
         self.world = world
         self.ops = ops
-        self.kv_ops = [op for op in ops if "{account_id}" in op.template]
+        # The router's operations: the KV routes, and who a token is; not the node's own.
+        self.kv_ops = list(routed_operations(ops).values())
 
     def probe(self) -> Probe:
         rng = self.rng
@@ -358,6 +363,7 @@ class Draw:
         path = rng.choice(
             ["/healthz", "/client/v4/openapi.json", "/", "/client/v4", "/client/v4/accounts",
              "/metrics", "/heal%74hz", "/client/v4/openapi.yaml", "/client/v4/openapi.json/",
+             "/client/v4//memberships", "/client/v4/user/tokens/verify/", "/client/v4/user",
              f"/client/v4/accounts/{ACCOUNT_A}", f"/client/v4/accounts/{ACCOUNT_A}/storage/kv"]
         )  # fmt: skip
         method = rng.choice(["GET", "GET", "POST", "HEAD", "DELETE", *ODD_METHODS])
@@ -888,12 +894,10 @@ def _damages_coding(p: Probe) -> None:
 
 def _http10(d: Draw, p: Probe) -> None:
     p.version = "HTTP/1.0"
-    p.lawful = p.lawful or not p.with_host
 
 
 def _no_host(d: Draw, p: Probe) -> None:
     p.with_host = False
-    p.lawful = p.version != "HTTP/1.1"  # HTTP/1.1 requires Host
 
 
 def _chunked(d: Draw, p: Probe) -> None:
@@ -1096,7 +1100,7 @@ class Oracle:
     def __init__(self, doc: dict[str, Any], world: World, ops: list[Operation]) -> None:
         self.doc = doc
         self.world = world
-        self.by_op = _ops_by_route(ops)
+        self.by_op = routed_operations(ops)
         resource = Resource.from_contents(doc, default_specification=DRAFT202012)
         self._registry: Registry[Any] = Registry().with_resource("urn:edgekv:api", resource)
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
@@ -1112,6 +1116,8 @@ class Oracle:
             return []
         if aiohttp_answered(probe, answer):
             return []
+        if not probe.lawful:  # aiohttp's parser may read malformed HTTP as another request
+            return [] if answer.status < 400 else self._envelope(probe, answer, FAILURE)
         try:
             route = match(probe.method, probe.path)
         except KVError as exc:
@@ -1133,7 +1139,7 @@ class Oracle:
         problems = []
         if answer.status != status:
             problems.append(f"answered {answer.status}, the router says {status}")
-        problems += self._envelope(probe, answer, "#/components/schemas/Failure")
+        problems += self._envelope(probe, answer, FAILURE)
         if not problems and probe.method != "HEAD" and answer.json()["errors"][0]["code"] != code:
             problems.append(f"error code {answer.json()['errors'][0]['code']}, not {code}")
         return problems
@@ -1159,7 +1165,9 @@ class Oracle:
         if who is None:
             return ["2xx without a valid token"]
         account, read_only = who
-        problems = []
+        problems: list[str] = []
+        if route.op in ACCOUNTLESS:  # who the token is: any valid token may ask
+            return problems
         if account != route.account_id:
             problems.append(f"2xx for account {route.account_id} with a token of {account}")
         if read_only and route.op in WRITES:
@@ -1193,13 +1201,16 @@ class Oracle:
             self.world.cursors = [*self.world.cursors[-20:], cursor]
 
 
-def _ops_by_route(ops: list[Operation]) -> dict[Op, Operation]:
-    """Which operation of the description each of the router's operations is."""
+def routed_operations(ops: list[Operation]) -> dict[Op, Operation]:
+    """Which operation of the description each of the router's operations is (the node's
+    own routes, /healthz and the description itself, are none of them)."""
     found = {}
     for op in ops:
-        if "{account_id}" in op.template:
-            path = fill(op.template, ACCOUNT_A, "0" * 32, "k")
-            found[match(op.method, path).op] = op
+        try:
+            route = match(op.method, fill(op.template, ACCOUNT_A, "0" * 32, "k"))
+        except KVError:
+            continue
+        found[route.op] = op
     return found
 
 
@@ -1328,13 +1339,15 @@ class Fuzzer:
         self.world.now = self.rest.clock.now()
 
     async def _prune(self) -> None:
-        namespaces = await self.rest.admin.list_namespaces()
-        if len(namespaces) <= PRUNE_ABOVE:
-            return
-        keep = {self.world.canary_namespace, *self.world.own.values()}
-        for namespace in namespaces:
-            if namespace.id not in keep:
-                await self.rest.admin.delete_namespace(namespace.id)
+        """Delete what requests created once an account nears its 1000 namespaces."""
+        for token in (self.rest.token_a, self.rest.token_b):
+            async with edgekv.Client(central=self.rest.central.address, token=token) as client:
+                namespaces = await client.list_namespaces()
+                if len(namespaces) <= PRUNE_ABOVE:
+                    continue
+                for namespace in namespaces:
+                    if namespace.id not in self.world.own.values():
+                        await client.delete_namespace(namespace.id)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -1436,7 +1449,11 @@ async def rounds(fuzzer: Fuzzer, settings: Settings, progress: bool) -> None:
     while fuzzer.report.requests < settings.requests and time.monotonic() < deadline:
         chunk = min(settings.check_every, settings.requests - fuzzer.report.requests)
         await fuzzer.run(chunk, seed, deadline)
-        await fuzzer.verify()
+        try:
+            await fuzzer.verify()
+        except edgekv.KVError as exc:  # say so with the report, rather than lose the report
+            fuzzer.report.fail(Failure(seed, -1, f"verifying after the round failed: {exc}", "-"))
+            return
         seed += 1
         if progress:
             print(f"\r{fuzzer.report.requests:>9} requests", end="", file=sys.stderr)
