@@ -99,8 +99,10 @@ class ApiService:
             response = _error_response(exc)
         except web.HTTPRequestEntityTooLarge:
             response = _error_response(_too_large(request.content_length))
-        except (ConnectionResetError, asyncio.CancelledError):
-            raise  # the client left: nobody to answer
+        except ConnectionResetError:  # the client left mid-body: nobody reads the answer
+            return web.Response(status=400)
+        except asyncio.CancelledError:
+            raise
         except Exception:  # a bug: say so once, answer like Cloudflare, never a traceback
             log.exception("unforeseen error answering %s %s", request.method, request.raw_path)
             self.unforeseen += 1
@@ -404,10 +406,34 @@ class ApiCollector(Collector):
         )
 
 
+class OneLineRefusals(logging.Filter):
+    """aiohttp refuses a malformed request itself (a bad request line, broken chunked
+    framing, a damaged gzip body) and logs it at ERROR with a traceback: any client
+    could fill the node's log. Such a record becomes one line at INFO, without the
+    traceback — it is the client's mistake, answered 400, not the node's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            words = str(exc).strip().splitlines()
+            record.msg = "refused a malformed request: %s%s"
+            record.args = (type(exc).__name__, f": {words[0]}" if words else "")
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def _quiet_aiohttp_refusals() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, OneLineRefusals) for f in server_log.filters):
+        server_log.addFilter(OneLineRefusals())
+
+
 class ApiServer:
     """An API node serving on one address until :meth:`stop`."""
 
     def __init__(self, central: str, grace_s: float = 5.0) -> None:
+        _quiet_aiohttp_refusals()
         self.central = central
         self._channel = grpc.aio.insecure_channel(central, options=CHANNEL_OPTIONS)
         self.service = ApiService(self._channel, central)

@@ -115,7 +115,7 @@ async def test_a_server_stall_shows_in_the_open_loop_tail_not_the_closed_loop() 
     # latencies from the intended start spread evenly from ~0 to 500 ms over that quarter.
     ms = lambda p: opened.latency.get_value_at_percentile(p) / 1000  # noqa: E731
     assert ms(50) < 20, "most calls were untouched by the stall"
-    assert 100 <= ms(90) <= 450, "the 90th percentile falls inside the stall"
+    assert 100 <= ms(90) <= 500, "the 90th percentile falls inside the 500 ms stall"
     assert ms(99) >= 400 and ms(100) >= 450, "the tail is the stall itself"
     # The closed loop sent nothing while its one call hung: the stall is one sample.
     closed_slow = closed.latency.get_total_count() - closed.latency.get_count_at_value(1)

@@ -143,3 +143,25 @@ async def test_a_raw_json_body_is_stored_verbatim_and_a_base_url_with_a_slash_wo
         rest.url(f"/{namespace_id}/values/doc"), headers=rest.headers()
     ) as response:
         assert await response.read() == document
+
+
+async def test_a_malformed_request_is_refused_in_one_log_line_without_a_traceback(
+    rest: Rest, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+    import logging
+
+    host, port = rest.base_url.removeprefix("http://").split("/")[0].split(":")
+    caplog.set_level(logging.INFO, logger="aiohttp.server")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /client/v4 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    await writer.drain()
+    answer = await reader.read(1024)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
+    await asyncio.sleep(0.05)  # the server logs after it answered
+    refusals = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert refusals, "aiohttp logged nothing: the case no longer reaches its error path"
+    for record in refusals:
+        assert record.levelno == logging.INFO and record.exc_info is None
+        assert record.getMessage().startswith("refused a malformed request: ")
