@@ -54,7 +54,7 @@ class AccessChecks:
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._central = central
-        self._require_token = require_token
+        self.require_token = require_token
         self._lifetime_s = lifetime_s
         self._now = now
         # (token digest, namespace id, write) → when the yes expires
@@ -66,7 +66,7 @@ class AccessChecks:
         """Return if the caller may; raise central's refusal otherwise. Sets the caller's
         token for the upstream calls made while serving it."""
         if authorization is None:
-            if self._require_token:
+            if self.require_token:
                 raise error(ErrorKind.TOKEN_MISSING)
             return
         CALLER_AUTHORIZATION.set(authorization)
