@@ -189,7 +189,11 @@ class CentralStoreService(
     ) -> str:
         """``namespace_id`` (validated already, with the request), if the namespace exists
         and the caller may see it — and, for a write, may write."""
-        principal = self._principal(context)
+        return self._reachable(self._principal(context), namespace_id, operation, write=write)
+
+    def _reachable(
+        self, principal: Principal, namespace_id: str, operation: str, *, write: bool
+    ) -> str:
         account_id = self._accounts.get(namespace_id)
         if account_id is None or not principal.may_see(namespace_id, account_id):
             raise error(
@@ -499,8 +503,9 @@ class CentralStoreService(
         self, request: pb.AuthorizeRequest, context: Context
     ) -> pb.AuthorizeResponse:
         principal = self._principal(context)
-        if request.namespace_id:
-            self._require_namespace(request.namespace_id, "get", context, write=request.write)
+        if request.namespace_id:  # the caller is resolved once, above
+            namespace_id = validate_namespace_id(request.namespace_id)
+            self._reachable(principal, namespace_id, "get", write=request.write)
         return pb.AuthorizeResponse(
             header=self._header(),
             token_id=principal.token_id,
