@@ -26,6 +26,7 @@ from edgekv.core.accounts import token_digest
 from edgekv.core.errors import UsageError
 from edgekv.operator_token import default_operator_token_path, operator_token
 from edgekv.serving import GrpcNode, MetricsServer, host_port, serve_metrics
+from edgekv.tls import ServerTls
 from edgekv.v1 import central_pb2, central_pb2_grpc
 
 SERVICE_NAME = central_pb2.DESCRIPTOR.services_by_name["CentralStore"].full_name
@@ -43,6 +44,7 @@ class CentralServer:
 
     async def stop(self, grace_s: float = 5.0) -> None:
         await self.node.stop(grace_s)
+        await self.service.close()
         await self.storage.close()
         if self.metrics is not None:
             await self.metrics.stop()
@@ -83,13 +85,14 @@ async def start_central(
     store_record: Path | None = None,
     metrics_listen: str | None = None,
     operator_token_file: Path | None = None,
+    tls: ServerTls | None = None,
 ) -> CentralServer:
     """Open the storage, checked against its record, and serve it on ``listen``.
 
     ``durability`` None is the back-end's own; ``store_record`` None is the default
     record (beside a SQLite file; none for Redis and memory). The operator token is
     read from ``operator_token_file`` (made there at first start), by default beside a
-    SQLite file; ``settings.require_auth`` needs one.
+    SQLite file; ``settings.require_auth`` needs one. With ``tls`` it serves over TLS.
     """
     settings = _with_operator(settings or CentralSettings(), storage_url, operator_token_file)
     record_path = store_record or default_record_path(storage_url)
@@ -102,7 +105,7 @@ async def start_central(
         node = GrpcNode([SERVICE_NAME, TOKEN_ADMIN_NAME])
         central_pb2_grpc.add_CentralStoreServicer_to_server(service, node.server)
         central_pb2_grpc.add_TokenAdminServicer_to_server(service, node.server)
-        port = await node.start(listen)
+        port = await node.start(listen, tls)
     except BaseException:
         await storage.close()
         if record is not None:

@@ -9,11 +9,17 @@ layer; the boundary every server installs (:class:`edgekv.rpc.ErrorBoundary`)
 converts them to gRPC statuses.
 
 Namespaces are few and read on every call, so the service keeps each existing
-namespace's account in memory (it is the only writer of its store), and so with
-API tokens (by their SHA-256). That map,
-like all the service's state (the watch hub, the write-rate limiter), changes
-only after the storage has committed: a storage that fails (a full disk, a
-Redis that is down) leaves every namespace answering as its data says.
+namespace's account in memory, and so with API tokens (by their SHA-256). That
+map, like all the service's state (the watch hub, the write-rate limiter),
+changes only after the storage has committed: a storage that fails (a full
+disk, a Redis that is down) leaves every namespace answering as its data says.
+Over a SQLite file or memory this central is the store's only writer. Over a
+store several centrals share (Redis) it is one of many: it learns what every
+central committed — itself included — from the store's feed, in commit order
+(:mod:`central.feed`), publishes commits to its watchers from there, asks the
+feed to catch up before it calls a namespace or token unknown, and leaves the
+one-write-per-second rule to the store, which judges it atomically at commit
+(``Committed.rate_limited``).
 
 Every call acts for a :class:`~edgekv.core.accounts.Principal`: the account of
 the API token in its ``authorization`` metadata, or the operator when it has
@@ -41,7 +47,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from central.storage.base import Storage
+from central.feed import FeedFollower
+from central.storage.base import SharedStorage, Storage
 from central.watch import DEFAULT_BACKLOG_BYTES, WatchHub
 from edgekv.clock import Clock
 from edgekv.core import limits
@@ -57,7 +64,16 @@ from edgekv.core.accounts import (
 )
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import make_page, parse_list_request
-from edgekv.core.model import Change, Committed, Delete, Namespace, Version, Write, change_of
+from edgekv.core.model import (
+    Change,
+    Committed,
+    Delete,
+    FeedEvent,
+    Namespace,
+    Version,
+    Write,
+    change_of,
+)
 from edgekv.core.namespaces import page_namespaces
 from edgekv.core.ratelimit import KeyWriteLimiter
 from edgekv.core.validation import (
@@ -137,7 +153,13 @@ class CentralStoreService(
         self._storage = storage
         self._clock = clock
         self._settings = settings
-        self._limiter = KeyWriteLimiter(enabled=settings.write_rate_limit)
+        # A store several centrals share judges the write rate itself, and tells each of
+        # them what the others did (central.feed); this process then keeps no limiter.
+        self._shared = storage if isinstance(storage, SharedStorage) else None
+        self._limiter = KeyWriteLimiter(enabled=settings.write_rate_limit and self._shared is None)
+        if self._shared is not None and settings.write_rate_limit:
+            self._shared.judge_write_rate(limits.WRITES_PER_KEY_INTERVAL_S)
+        self._feed: FeedFollower | None = None
         # Writes handed to storage and not yet committed, per (namespace, key): a key with
         # one may hold a value in a moment, whatever storage says now.
         self._committing: Counter[tuple[str, str]] = Counter()
@@ -148,9 +170,68 @@ class CentralStoreService(
         self._tokens: dict[str, Token] = {}
 
     async def load(self) -> None:
-        """Learn which namespaces and tokens exist; call once before serving."""
+        """Learn which namespaces and tokens exist — and, over a shared store, start
+        following what the other centrals do; call once before serving."""
+        if self._shared is not None:
+            self._feed = FeedFollower(self._shared, self._apply_event, self._resync)
+            await self._feed.mark()  # before loading: nothing committed meanwhile is missed
+        await self._load_directory()
+        if self._feed is not None:
+            self._feed.start()
+
+    async def close(self) -> None:
+        """Stop following the shared store's feed (if any)."""
+        if self._feed is not None:
+            await self._feed.stop()
+
+    async def _load_directory(self) -> None:
         self._accounts = {ns.id: ns.account_id for ns in await self._storage.list_namespaces()}
         self._tokens = {token.digest: token for token in await self._storage.list_tokens()}
+
+    # -- a shared store's feed (central.feed) ---------------------------------
+
+    async def _apply_event(self, event: FeedEvent) -> None:
+        """Apply what some central (this one too) committed to a shared store."""
+        match event.kind:
+            case "c":
+                assert self._shared is not None, "only a shared store has a feed"
+                self._shared.observe_revision(event.last_revision)
+                if self._hub.watched(event.subject):
+                    await self._publish_commit(event)
+            case "n+":
+                self._accounts[event.subject] = event.account_id
+            case "n-":
+                self._accounts.pop(event.subject, None)
+                self._hub.end_namespace(event.subject)
+            case "t+":
+                assert self._shared is not None, "only a shared store has a feed"
+                token = await self._shared.get_token(event.subject)
+                if token is not None:
+                    self._tokens[token.digest] = token
+            case "t-":
+                self._tokens = {
+                    digest: token
+                    for digest, token in self._tokens.items()
+                    if token.token_id != event.subject
+                }
+
+    async def _publish_commit(self, event: FeedEvent) -> None:
+        """Hand a commit's changes, read back from the change log, to the watchers."""
+        expected = event.last_revision - event.first_revision + 1
+        changes = await self._storage.changes_after(
+            event.subject, event.first_revision - 1, expected
+        )
+        # Deletes that changed nothing use no revision, so a commit's are contiguous; one
+        # trimmed from the log before it was read cannot be sent: its watchers resume.
+        if not changes or changes[0].revision != event.first_revision:
+            self._hub.lag(event.subject, "what the change log keeps")
+            return
+        self._hub.publish(change for change in changes if change.revision <= event.last_revision)
+
+    async def _resync(self) -> None:
+        """The feed lost events this central had not read: start again from the store."""
+        await self._load_directory()
+        self._hub.lag(None, "what the store's feed keeps")
 
     def watch_backlog(self) -> tuple[int, int]:
         """Watchers, and the bytes of changes they have not been sent (for metrics)."""
@@ -162,7 +243,7 @@ class CentralStoreService(
         the answer against a change it has heard of (core.cache.worth_keeping)."""
         return kv_pb2.ResponseHeader(revision=self._storage.revision, server_time=self._clock.now())
 
-    def _principal(self, context: Context) -> Principal:
+    async def _principal(self, context: Context) -> Principal:
         """Who makes the call: its token's account, or the operator without a token."""
         authorization = authorization_of(context)
         if authorization is None:
@@ -173,28 +254,38 @@ class CentralStoreService(
         if digest == self._settings.operator_digest:
             return OPERATOR
         token = self._tokens.get(digest)
+        if token is None and self._feed is not None:
+            await self._feed.catch_up()  # made through another central a moment ago?
+            token = self._tokens.get(digest)
         if token is None:
             raise error(ErrorKind.TOKEN_INVALID)
         return principal_of(token)
 
-    def _require_namespace(
+    async def _require_namespace(
         self, raw_id: str, operation: str, context: Context, *, write: bool
     ) -> str:
         """The namespace id, if well formed and the caller may reach the namespace; check
         the rest of a request in between (see :mod:`edgekv.core.validation` on the order)."""
-        return self._require_known(validate_namespace_id(raw_id), operation, context, write=write)
+        return await self._require_known(
+            validate_namespace_id(raw_id), operation, context, write=write
+        )
 
-    def _require_known(
+    async def _require_known(
         self, namespace_id: str, operation: str, context: Context, *, write: bool
     ) -> str:
         """``namespace_id`` (validated already, with the request), if the namespace exists
         and the caller may see it — and, for a write, may write."""
-        return self._reachable(self._principal(context), namespace_id, operation, write=write)
+        return await self._reachable(
+            await self._principal(context), namespace_id, operation, write=write
+        )
 
-    def _reachable(
+    async def _reachable(
         self, principal: Principal, namespace_id: str, operation: str, *, write: bool
     ) -> str:
         account_id = self._accounts.get(namespace_id)
+        if account_id is None and self._feed is not None:
+            await self._feed.catch_up()  # made through another central a moment ago?
+            account_id = self._accounts.get(namespace_id)
         if account_id is None or not principal.may_see(namespace_id, account_id):
             raise error(
                 ErrorKind.NAMESPACE_NOT_FOUND, operation=operation, namespace_id=namespace_id
@@ -210,6 +301,8 @@ class CentralStoreService(
             committed = await self._storage.commit(writes, now)
         finally:
             self._committing -= slots  # a Counter keeps only what is still above zero
+        if self._shared is not None:
+            return committed  # its watchers hear of it from the feed, as of other centrals'
         self._hub.publish(
             change_of(write, outcome)
             for write, outcome in zip(writes, committed, strict=True)
@@ -260,7 +353,7 @@ class CentralStoreService(
     async def CreateNamespace(
         self, request: pb.CreateNamespaceRequest, context: Context
     ) -> pb.NamespaceResponse:
-        principal = self._principal(context)
+        principal = await self._principal(context)
         title = validate_title(request.title)
         principal.require_writer()
         namespace = Namespace(
@@ -273,7 +366,7 @@ class CentralStoreService(
     async def ListNamespaces(
         self, request: pb.ListNamespacesRequest, context: Context
     ) -> pb.ListNamespacesResponse:
-        principal = self._principal(context)
+        principal = await self._principal(context)
         page = page_namespaces(
             [
                 ns
@@ -294,7 +387,9 @@ class CentralStoreService(
     async def GetNamespace(
         self, request: pb.GetNamespaceRequest, context: Context
     ) -> pb.NamespaceResponse:
-        namespace_id = self._require_namespace(request.namespace_id, "get", context, write=False)
+        namespace_id = await self._require_namespace(
+            request.namespace_id, "get", context, write=False
+        )
         namespace = await self._storage.get_namespace(namespace_id)
         if namespace is None:
             raise error(ErrorKind.NAMESPACE_NOT_FOUND, operation="get", namespace_id=namespace_id)
@@ -304,14 +399,16 @@ class CentralStoreService(
         self, request: pb.RenameNamespaceRequest, context: Context
     ) -> pb.NamespaceResponse:
         title = validate_title(request.title)
-        namespace_id = self._require_namespace(request.namespace_id, "rename", context, write=True)
+        namespace_id = await self._require_namespace(
+            request.namespace_id, "rename", context, write=True
+        )
         namespace = await self._storage.rename_namespace(namespace_id, title)
         return pb.NamespaceResponse(header=self._header(), namespace=namespace_to_pb(namespace))
 
     async def DeleteNamespace(
         self, request: pb.DeleteNamespaceRequest, context: Context
     ) -> pb.DeleteNamespaceResponse:
-        namespace_id = self._require_namespace(
+        namespace_id = await self._require_namespace(
             request.namespace_id, "delete namespace", context, write=True
         )
         await self._storage.delete_namespace(namespace_id)
@@ -325,7 +422,7 @@ class CentralStoreService(
 
     async def Get(self, request: pb.GetRequest, context: Context) -> pb.GetResponse:
         namespace_id, key = validate_read(request.namespace_id, request.key)
-        self._require_known(namespace_id, "get", context, write=False)
+        await self._require_known(namespace_id, "get", context, write=False)
         header = self._header()  # before the read: see _header
         version = await self._storage.get(namespace_id, key)
         response = pb.GetResponse(header=header)
@@ -334,7 +431,7 @@ class CentralStoreService(
 
     async def GetMany(self, request: pb.GetManyRequest, context: Context) -> pb.GetManyResponse:
         namespace_id, keys = validate_read_many(request.namespace_id, request.keys)
-        self._require_known(namespace_id, "bulk get keys", context, write=False)
+        await self._require_known(namespace_id, "bulk get keys", context, write=False)
         header = self._header()  # before the read: see _header
         versions = await self._storage.get_many(namespace_id, keys)
         now = self._clock.now()
@@ -360,13 +457,15 @@ class CentralStoreService(
         self, write: Write, now: float, operation: str, context: Context
     ) -> pb.WriteResponse:
         """Commit one validated write, if its namespace exists and its key may be written now."""
-        self._require_known(write.namespace_id, operation, context, write=True)
+        await self._require_known(write.namespace_id, operation, context, write=True)
         changes_nothing = isinstance(write, Delete) and await self._absent_among_limited(
             write.namespace_id, [write.key], now
         )
         if not changes_nothing:
             self._limiter.check(write.namespace_id, write.key, now)
         [committed] = await self._commit_or_forget([write], [not changes_nothing], now)
+        if committed.rate_limited:
+            raise error(ErrorKind.WRITE_RATE_LIMITED)
         return pb.WriteResponse(
             header=self._header(), revision=committed.revision, commit_time=committed.commit_time
         )
@@ -377,7 +476,7 @@ class CentralStoreService(
             for entry in request.entries
         )
         validate_bulk_shape(len(request.entries), total_bytes)
-        namespace_id = self._require_namespace(
+        namespace_id = await self._require_namespace(
             request.namespace_id, "bulk put", context, write=True
         )
         now = self._clock.now()
@@ -393,7 +492,7 @@ class CentralStoreService(
         self, request: pb.BulkDeleteRequest, context: Context
     ) -> pb.BulkWriteResponse:
         validate_bulk_shape(len(request.keys), sum(len(key) for key in request.keys))
-        namespace_id = self._require_namespace(
+        namespace_id = await self._require_namespace(
             request.namespace_id, "bulk delete", context, write=True
         )
         now = self._clock.now()
@@ -432,18 +531,25 @@ class CentralStoreService(
         writes = [write for _, write, _ in valid]
         recorded = [mine for _, _, mine in valid]
         committed = await self._commit_or_forget(writes, recorded, now) if valid else []
+        successful = 0
         for (result, _, _), outcome in zip(valid, committed, strict=True):
+            if outcome.rate_limited:  # judged by a shared store, at commit
+                refusal = error(ErrorKind.WRITE_RATE_LIMITED)
+                result.error_kind = refusal.kind.value
+                result.error_message = refusal.message
+                continue
             result.ok = True
             result.revision = outcome.revision
+            successful += 1
         return pb.BulkWriteResponse(
-            header=self._header(), successful_key_count=len(valid), results=results
+            header=self._header(), successful_key_count=successful, results=results
         )
 
     async def List(self, request: pb.ListRequest, context: Context) -> pb.ListResponse:
         query = parse_list_request(
             request.namespace_id, request.prefix, request.limit, request.cursor
         )
-        self._require_known(query.namespace_id, "list keys", context, write=False)
+        await self._require_known(query.namespace_id, "list keys", context, write=False)
         header = self._header()  # before the read: see _header
         page = make_page(await self._storage.scan(query, self._clock.now()))
         return pb.ListResponse(
@@ -458,7 +564,9 @@ class CentralStoreService(
     async def Watch(
         self, request: pb.WatchRequest, context: Context
     ) -> AsyncIterator[pb.WatchResponse]:
-        namespace_id = self._require_namespace(request.namespace_id, "watch", context, write=False)
+        namespace_id = await self._require_namespace(
+            request.namespace_id, "watch", context, write=False
+        )
         # Subscribe before replaying, so nothing committed meanwhile is missed;
         # revisions already replayed are skipped when the live batches arrive.
         subscription = self._hub.subscribe(
@@ -502,10 +610,10 @@ class CentralStoreService(
     async def Authorize(
         self, request: pb.AuthorizeRequest, context: Context
     ) -> pb.AuthorizeResponse:
-        principal = self._principal(context)
+        principal = await self._principal(context)
         if request.namespace_id:  # the caller is resolved once, above
             namespace_id = validate_namespace_id(request.namespace_id)
-            self._reachable(principal, namespace_id, "get", write=request.write)
+            await self._reachable(principal, namespace_id, "get", write=request.write)
         return pb.AuthorizeResponse(
             header=self._header(),
             token_id=principal.token_id,
@@ -516,14 +624,14 @@ class CentralStoreService(
 
     # -- API tokens (the TokenAdmin service) ----------------------------------
 
-    def _require_operator(self, context: Context, operation: str) -> None:
-        if not self._principal(context).operator:
+    async def _require_operator(self, context: Context, operation: str) -> None:
+        if not (await self._principal(context)).operator:
             raise error(ErrorKind.OPERATOR_ONLY, operation=operation)
 
     async def CreateToken(
         self, request: pb.CreateTokenRequest, context: Context
     ) -> pb.CreateTokenResponse:
-        self._require_operator(context, "creating a token")
+        await self._require_operator(context, "creating a token")
         account_id = validate_account_id(request.account_id)
         namespace_ids = tuple(
             dict.fromkeys(validate_namespace_id(ns) for ns in request.namespace_ids)
@@ -544,7 +652,7 @@ class CentralStoreService(
     async def ListTokens(
         self, request: pb.ListTokensRequest, context: Context
     ) -> pb.ListTokensResponse:
-        self._require_operator(context, "listing tokens")
+        await self._require_operator(context, "listing tokens")
         return pb.ListTokensResponse(
             header=self._header(),
             tokens=[_token_info(token) for token in sorted_tokens(self._tokens.values())],
@@ -553,7 +661,7 @@ class CentralStoreService(
     async def RevokeToken(
         self, request: pb.RevokeTokenRequest, context: Context
     ) -> pb.RevokeTokenResponse:
-        self._require_operator(context, "revoking a token")
+        await self._require_operator(context, "revoking a token")
         found = [token for token in self._tokens.values() if token.token_id == request.token_id]
         if not found or not await self._storage.revoke_token(request.token_id):
             raise error(ErrorKind.TOKEN_NOT_FOUND, token_id=request.token_id)

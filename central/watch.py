@@ -87,6 +87,12 @@ class Subscription:
         """The bytes of the changes waiting to be sent (what the backlog bound counts)."""
         return self._pending_bytes
 
+    def lag(self, why: str) -> None:
+        """End the stream with WATCH_LAGGING (resume from the change log): ``why`` it
+        cannot be sent what it missed."""
+        self._overflowed(why)
+        self._wake.set()
+
     def _overflowed(self, bound: str) -> None:
         self._overflow = bound
         # The stream ends without sending them: let them go now, not when it ends.
@@ -151,6 +157,21 @@ class WatchHub:
             watchers.pop(subscription, None)
             if not watchers:
                 del self._subscriptions[subscription.namespace_id]
+
+    def watched(self, namespace_id: str) -> bool:
+        """Whether anyone watches the namespace (else its changes need not be read)."""
+        return namespace_id in self._subscriptions
+
+    def lag(self, namespace_id: str | None, why: str) -> None:
+        """End the watch streams of a namespace (of all, for None) with WATCH_LAGGING."""
+        groups = (
+            list(self._subscriptions.values())
+            if namespace_id is None
+            else [self._subscriptions.get(namespace_id, {})]
+        )
+        for group in groups:
+            for subscription in list(group):
+                subscription.lag(why)
 
     def publish(self, changes: Iterable[Change]) -> None:
         for change in changes:

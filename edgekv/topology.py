@@ -16,6 +16,7 @@ A file looks like this (every field optional except the regions' names)::
     storage = "sqlite:central.db"     # relative paths are inside the data dir
     write_rate_limit = true
     auth = false                      # true: gRPC calls need an API token (edgekv token)
+    replicas = 1                      # central processes; more than 1 needs redis:// storage
 
     [edge_defaults]                   # for every region, unless it says otherwise
     cache = "memory"                  # or redis://HOST:PORT/DB
@@ -140,6 +141,9 @@ class CentralSpec:
     # Refuse gRPC calls without an API token (edgekv central --auth). The REST API node
     # always asks for one.
     auth: bool = False
+    # Central processes serving the same store. More than one share a Redis (they keep
+    # no state of their own); a SQLite file has one writer, so it allows one.
+    replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -316,11 +320,27 @@ def _region_name(fields: _Fields) -> str:
     return name
 
 
+def _replicas(fields: _Fields) -> int:
+    """``central.replicas``: a whole number from 1 to 16; more than one share a Redis."""
+    replicas = fields.number("replicas", CentralSpec.replicas, low=1, high=16)
+    if replicas != int(replicas):
+        raise TopologyError(f"{fields.name('replicas')}: must be a whole number")
+    storage = fields.text("storage", CentralSpec.storage)
+    if replicas > 1 and not storage.startswith(("redis://", "rediss://", "redis+sentinel://")):
+        raise TopologyError(
+            f"{fields.name('replicas')}: {int(replicas)} central replicas need a shared "
+            "redis:// or redis+sentinel:// storage (a SQLite file has one writer)"
+        )
+    return int(replicas)
+
+
 def _topology(raw: dict[str, Any]) -> Topology:
     top = _Fields(raw, "", {"time_scale", "central", "edge_defaults", "regions"})
     time_scale = top.number("time_scale", DEFAULT_TIME_SCALE, low=1e-6)
     central_fields = _Fields(
-        raw.get("central", {}), "central", {"region", "storage", "write_rate_limit", "auth"}
+        raw.get("central", {}),
+        "central",
+        {"region", "storage", "write_rate_limit", "auth", "replicas"},
     )
     base = CentralSpec()
     central = CentralSpec(
@@ -328,6 +348,7 @@ def _topology(raw: dict[str, Any]) -> Topology:
         storage=central_fields.text("storage", base.storage),
         write_rate_limit=central_fields.flag("write_rate_limit", base.write_rate_limit),
         auth=central_fields.flag("auth", base.auth),
+        replicas=_replicas(central_fields),
     )
     defaults = _edge_spec(
         _Fields(raw.get("edge_defaults", {}), "edge_defaults", _EDGE_FIELDS), EdgeSpec()

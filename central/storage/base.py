@@ -14,7 +14,10 @@ Rules every back-end keeps (one test suite checks all of them):
 * A delete of a missing key writes nothing (``changed=False``).
 * :meth:`Storage.scan` returns only keys live at ``now``, in UTF-8 byte order.
 * Reads return versions even when expired; the service filters by ``now``.
-* One central process owns a store: ``revision`` is cached in memory.
+* One central process owns a SQLite file or a memory store: ``revision`` is
+  cached in memory. A Redis store is a :class:`SharedStorage`: several central
+  processes serve it at once, each learning what the others did from its feed
+  (:mod:`central.feed`).
 * Every caller of :meth:`Storage.commit` is answered, whatever a write
   raises: a group that cannot be stored fails alone (INTERNAL, nothing of it
   written, no revision used) and the groups committed beside it succeed.
@@ -32,13 +35,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from central.storage.stats import CommitStats
 from edgekv.core.accounts import Token
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.listing import ListQuery, ScanResult
-from edgekv.core.model import Change, Committed, Namespace, Put, Version, Write
+from edgekv.core.model import Change, Committed, FeedEvent, Namespace, Put, Version, Write
 
 # The layout every durable back-end writes. 1: before accounts and tokens (recorded as
 # no version at all); 2: namespaces belong to accounts, tokens are kept.
@@ -54,6 +57,10 @@ class Durability(enum.StrEnum):
     # It is on the local disk, fsynced, before it is acknowledged: it survives kill -9
     # of central and of Redis, and the machine's crash.
     LOCAL = "local"
+    # LOCAL, and a replica has it too (Redis WAIT) before it is acknowledged: a failover
+    # to that replica keeps it. Redis replication stays asynchronous, and WAIT does not
+    # make it strongly consistent: a failover may still, rarely, lose it (redis_replication).
+    REPLICATED = "replicated"
     # Nothing: a crash may lose it (memory: always; SQLite without fsync; a Redis that
     # central did not, or could not, check).
     NONE = "none"
@@ -160,3 +167,36 @@ class Storage(Protocol):
         key's current version.
         """
         ...
+
+
+@runtime_checkable
+class SharedStorage(Storage, Protocol):
+    """A store several central processes serve at once (Redis).
+
+    Nothing a central keeps in memory is the truth: every change that matters to
+    another central is also an event in the store's feed, in commit order, and the
+    one-write-per-second rule is judged by the store, atomically with the commit.
+    """
+
+    def judge_write_rate(self, interval_s: float) -> None:
+        """Refuse, in :meth:`commit`, a write to a key written less than ``interval_s``
+        ago (``Committed.rate_limited``); 0 turns the rule off (the default)."""
+        ...
+
+    def observe_revision(self, revision: int) -> None:
+        """A revision another central committed (heard of in the feed): :attr:`revision`
+        is at least that from now on."""
+        ...
+
+    async def feed_position(self) -> str:
+        """The id of the feed's newest event ("0-0" when it has none)."""
+        ...
+
+    async def read_feed(
+        self, after: str, count: int, block_ms: int
+    ) -> tuple[list[tuple[str, FeedEvent]], bool]:
+        """Up to ``count`` events after ``after``, waiting up to ``block_ms`` for one;
+        and whether events after ``after`` were trimmed away before they were read."""
+        ...
+
+    async def get_token(self, token_id: str) -> Token | None: ...

@@ -17,6 +17,8 @@ Theory of operation:
       edgekv:ns:{id}:info        hash     key bytes → "rev|expiration|commit_time|M"
       edgekv:ns:{id}:values      hash     key bytes → value bytes
       edgekv:ns:{id}:changes     zset     score revision, member "rev|kind|commit_time|key"
+      edgekv:ns:{id}:written     hash     key bytes → commit time of its delete (rate rule)
+      edgekv:feed                stream   what changed, in commit order (field e, below)
 
   Key names are stored as their UTF-8 bytes. Members of a zset that share a
   score sort by ``memcmp``, so ``ZRANGEBYLEX`` walks keys in UTF-8 byte order
@@ -41,6 +43,19 @@ Theory of operation:
   before it changes any, since Redis does not undo a script that fails
   halfway); a current store is left alone; a newer one is left alone and
   refused by the caller.
+* **The feed** is how several central processes over one Redis stay one
+  store (:mod:`central.feed`). Every script that changes something a central
+  keeps in memory or streams to watchers adds one event, in the same atomic
+  call, so the stream's order is the commit order: ``c|ns|first|last`` (a
+  commit in ``ns`` made revisions ``first`` to ``last``; the changes
+  themselves are read from the change log), ``n+|ns|account`` and ``n-|ns``
+  (a namespace created, deleted), ``t+|token_id`` and ``t-|token_id``. It is
+  trimmed to about ``feed_length`` entries (``XADD MAXLEN ~``).
+* **The one-write-per-second rule** is judged inside the commit script, so
+  that two centrals cannot both take a key's one write of a second: a key's
+  last write is its value's commit time, or, once deleted, the time kept in
+  ``written`` (removed when a value replaces it; a store whose rule is off
+  keeps none).
 * **Why Lua.** Every operation that reads or changes more than one Redis key
   is ONE script call (EVALSHA). Redis runs a script alone, so a commit's
   namespace check, revisions, writes and change-log rows are atomic with
@@ -62,48 +77,80 @@ from dataclasses import dataclass
 
 from edgekv.core.accounts import Token
 from edgekv.core.listing import ListQuery, prefix_upper_bound
-from edgekv.core.model import Change, ChangeKind, Namespace, Put, Version
+from edgekv.core.model import Change, ChangeKind, FeedEvent, Namespace, Put, Version
 
 # Lua: numbers are doubles, so revisions are formatted with %d (tostring
 # would switch to exponent notation past 1e14).
 
 COMMIT_LUA = """
--- KEYS: namespaces, rev, names, info, values, ns_changes, changes, (guard: store_id, rev)
--- ARGV: namespace_id, now, change_log_rows, prefix, then per write
---       op ("p"/"d"), key, info_tail ("expiration|commit_time|M"), value,
---       then (guard) store_id, revision floor
+-- KEYS: namespaces, rev, names, info, values, ns_changes, changes, written, feed,
+--       (guard: store_id, rev)
+-- ARGV: namespace_id, now, change_log_rows, prefix, write_interval, feed_length,
+--       then per write op ("p"/"d"), key, info_tail ("expiration|commit_time|M"),
+--       value, then (guard) store_id, revision floor
+-- Answer: {missing, final revision, then per write: revision, outcome}; outcome 1
+-- changed, 0 changed nothing (a delete of a missing key), 2 refused by the rate rule.
 local namespace_id, now = ARGV[1], ARGV[2]
 if redis.call('HEXISTS', KEYS[1], namespace_id) == 0 then
   return {1, 0}
 end
+local interval = tonumber(ARGV[5])
 local function log_change(rev_text, kind, key)
   redis.call('ZADD', KEYS[6], rev_text, rev_text .. '|' .. kind .. '|' .. now .. '|' .. key)
   redis.call('ZADD', KEYS[7], rev_text, rev_text .. '|' .. namespace_id)
 end
+-- When the key was last written: its value's commit time, or its delete's (kept in
+-- 'written' while no value replaces it). Judged with the callers' clock, like expiry.
+local function too_soon(key)
+  if interval <= 0 then return false end
+  local last
+  local info = redis.call('HGET', KEYS[4], key)
+  if info then
+    last = string.match(info, '^%d+|[^|]*|([^|]*)|')
+  else
+    last = redis.call('HGET', KEYS[8], key)
+  end
+  return last ~= nil and last ~= false and tonumber(now) - tonumber(last) < interval
+end
 local revision = tonumber(redis.call('GET', KEYS[2]) or '0')
+local first = 0
 local answer = {0, 0}
-for i = 5, #ARGV - 2, 4 do
+for i = 7, #ARGV - 2, 4 do
   local op, key = ARGV[i], ARGV[i + 1]
-  local changed = 1
+  local outcome = 1
   if op == 'p' then
-    revision = redis.call('INCR', KEYS[2])
-    local rev_text = string.format('%d', revision)
-    redis.call('ZADD', KEYS[3], 0, key)
-    redis.call('HSET', KEYS[4], key, rev_text .. '|' .. ARGV[i + 2])
-    redis.call('HSET', KEYS[5], key, ARGV[i + 3])
-    log_change(rev_text, 'p', key)
-  elseif redis.call('ZREM', KEYS[3], key) == 1 then
+    if too_soon(key) then
+      outcome = 2
+    else
+      revision = redis.call('INCR', KEYS[2])
+      local rev_text = string.format('%d', revision)
+      redis.call('ZADD', KEYS[3], 0, key)
+      redis.call('HSET', KEYS[4], key, rev_text .. '|' .. ARGV[i + 2])
+      redis.call('HSET', KEYS[5], key, ARGV[i + 3])
+      redis.call('HDEL', KEYS[8], key)
+      log_change(rev_text, 'p', key)
+    end
+  elseif redis.call('ZSCORE', KEYS[3], key) == false then
+    outcome = 0
+  elseif too_soon(key) then
+    outcome = 2
+  else
+    redis.call('ZREM', KEYS[3], key)
     redis.call('HDEL', KEYS[4], key)
     redis.call('HDEL', KEYS[5], key)
+    if interval > 0 then redis.call('HSET', KEYS[8], key, now) end
     revision = redis.call('INCR', KEYS[2])
     log_change(string.format('%d', revision), 'd', key)
-  else
-    changed = 0
   end
-  answer[#answer + 1] = revision
-  answer[#answer + 1] = changed
+  if outcome == 1 and first == 0 then first = revision end
+  answer[#answer + 1] = outcome == 2 and 0 or revision
+  answer[#answer + 1] = outcome
 end
 answer[2] = revision
+if first > 0 then
+  local event = 'c|' .. namespace_id .. '|' .. string.format('%d|%d', first, revision)
+  redis.call('XADD', KEYS[9], 'MAXLEN', '~', ARGV[6], '*', 'e', event)
+end
 local excess = redis.call('ZCARD', KEYS[7]) - tonumber(ARGV[3])
 if excess > 0 then
   local prefix = ARGV[4]
@@ -188,10 +235,20 @@ end
 return answer
 """
 
+# Prepended to the scripts that change the directory (namespaces, tokens): ``feed`` adds
+# an event to the feed, the key before the guard's two, trimmed to the length that is
+# the last argument before the guard's two.
+FEED_LUA = """
+local function feed(event)
+  redis.call('XADD', KEYS[#KEYS - 2], 'MAXLEN', '~', ARGV[#ARGV - 2], '*', 'e', event)
+end
+"""
+
 CREATE_NAMESPACE_LUA = """
 -- KEYS: namespaces, titles, namespace_seq, account_namespaces, names, info, values,
---       (guard: store_id, rev)
--- ARGV: id, account_id, title, created_at, max_namespaces, prefix, (guard: store_id, floor).
+--       written, feed, (guard: store_id, rev)
+-- ARGV: id, account_id, title, created_at, max_namespaces, prefix, feed_length,
+--       (guard: store_id, floor).
 -- Answer: 'ok', 'title' or 'limit'.
 local id, account, title = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HEXISTS', KEYS[2], account .. '|' .. title) == 1 then return 'title' end
@@ -204,13 +261,15 @@ if old then
   seq_text = old_seq
   redis.call('HDEL', KEYS[2], old_account .. '|' .. old_title)
   redis.call('SREM', ARGV[6] .. 'account:' .. old_account .. ':namespaces', id)
-  redis.call('UNLINK', KEYS[5], KEYS[6], KEYS[7])
+  redis.call('UNLINK', KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+  feed('n-|' .. id)
 else
   seq_text = string.format('%d', redis.call('INCR', KEYS[3]))
 end
 redis.call('HSET', KEYS[1], id, seq_text .. '|' .. ARGV[4] .. '|' .. account .. '|' .. title)
 redis.call('HSET', KEYS[2], account .. '|' .. title, id)
 redis.call('SADD', KEYS[4], id)
+feed('n+|' .. id .. '|' .. account)
 return 'ok'
 """
 
@@ -232,8 +291,8 @@ return {'ok', renamed}
 """
 
 DELETE_NAMESPACE_LUA = """
--- KEYS: namespaces, titles, names, info, values, (guard: store_id, rev)
--- ARGV: id, prefix, (guard: store_id, floor). Answer: 1 or 0.
+-- KEYS: namespaces, titles, names, info, values, written, feed, (guard: store_id, rev)
+-- ARGV: id, prefix, feed_length, (guard: store_id, floor). Answer: 1 or 0.
 -- The namespace's change log stays (as in MemoryStorage) until trimmed.
 local record = redis.call('HGET', KEYS[1], ARGV[1])
 if not record then return 0 end
@@ -244,19 +303,25 @@ if redis.call('HGET', KEYS[2], title_field) == ARGV[1] then
 end
 redis.call('SREM', ARGV[2] .. 'account:' .. account .. ':namespaces', ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('UNLINK', KEYS[3], KEYS[4], KEYS[5])
+redis.call('UNLINK', KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+feed('n-|' .. ARGV[1])
 return 1
 """
 
 CREATE_TOKEN_LUA = """
--- KEYS: tokens, (guard: store_id, rev); ARGV: token_id, record, (guard: store_id, floor)
+-- KEYS: tokens, feed, (guard: store_id, rev)
+-- ARGV: token_id, record, feed_length, (guard: store_id, floor)
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+feed('t+|' .. ARGV[1])
 return 'ok'
 """
 
 REVOKE_TOKEN_LUA = """
--- KEYS: tokens, (guard: store_id, rev); ARGV: token_id, (guard: store_id, floor)
-return redis.call('HDEL', KEYS[1], ARGV[1])
+-- KEYS: tokens, feed, (guard: store_id, rev)
+-- ARGV: token_id, feed_length, (guard: store_id, floor)
+local revoked = redis.call('HDEL', KEYS[1], ARGV[1])
+if revoked == 1 then feed('t-|' .. ARGV[1]) end
+return revoked
 """
 
 MIGRATE_LUA = """
@@ -364,6 +429,16 @@ def parse_token(token_id: str, record: bytes) -> Token:
         namespace_ids=tuple(json.loads(ids)),
         created_at=float(created_at),
     )
+
+
+def parse_feed_event(raw: bytes) -> FeedEvent:
+    """A feed entry's ``e`` field (see the layout above)."""
+    kind, subject, *rest = text(raw).split("|")
+    if kind == "c":
+        return FeedEvent(kind, subject, first_revision=int(rest[0]), last_revision=int(rest[1]))
+    if kind == "n+":
+        return FeedEvent(kind, subject, account_id=rest[0])
+    return FeedEvent(kind, subject)
 
 
 def parse_change(namespace_id: str, entry: bytes, info: bytes, value: bytes) -> Change:

@@ -8,8 +8,14 @@ Theory of operation:
   runs the layout's migration script: a new store gets the current version,
   one from before accounts is migrated atomically, and one written by a newer
   edgekv is refused (ValueError) untouched.
-* **Revision.** One central process owns a store, so :attr:`revision` is
-  cached: read on open, then taken from each commit's answer.
+* **Shared.** Several central processes may serve one Redis store at once
+  (:class:`~central.storage.base.SharedStorage`): every script that changes
+  what a central keeps in memory adds an event to the store's feed, in the
+  same atomic call, and the one-write-per-second rule is judged in the commit
+  script. :mod:`central.feed` reads the feed.
+* **Revision.** :attr:`revision` is cached: read on open, then taken from each
+  commit's answer and from the commits other centrals made (the feed). The
+  guard's floor is the revision *this* central acknowledged only.
 * **Durability** is Redis's: with ``appendonly yes`` and ``appendfsync
   always`` a commit survives ``kill -9``. With ``--durability local`` (the
   default) central checks those settings on every new connection, and every
@@ -59,6 +65,7 @@ from edgekv.core.model import (
     DEFAULT_ACCOUNT_ID,
     Change,
     Committed,
+    FeedEvent,
     KeyInfo,
     Namespace,
     Put,
@@ -71,6 +78,9 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "edgekv:"
+# About how many events the feed keeps (XADD MAXLEN ~): a central that falls further
+# behind than this — down for a while — starts again from what the store holds now.
+DEFAULT_FEED_LENGTH = 100_000
 # A scan looks at up to limit + 1 + this many keys; past that it stops and
 # hands back a cursor, so a page over many expired keys stays cheap.
 DEFAULT_SCAN_SKIP_KEYS = 1000
@@ -99,6 +109,11 @@ def _refusal(exc: BaseException) -> BaseException:
     return storage_failed(exc) if refuses else exc
 
 
+def _stream_id(text: str) -> tuple[int, int]:
+    milliseconds, _, sequence = text.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
 # -- the back-end --------------------------------------------------------------
 
 
@@ -122,6 +137,11 @@ class RedisStorage:
         self._durability = durability
         # The highest revision acknowledged: a store found below it went back.
         self._revision = 0
+        # The highest revision another central committed, heard of in the feed.
+        self._observed_revision = 0
+        # The one-write-per-second rule's interval, judged in the commit script (0: off).
+        self._write_interval_s = 0.0
+        self._feed_length = DEFAULT_FEED_LENGTH
         self._store_id = ""
         # Once the store went back, the error every call gets until central restarts.
         self._went_back: KVError | None = None
@@ -136,19 +156,19 @@ class RedisStorage:
         self._get_script = client.register_script(layout.GET_LUA)
         self._changes_script = client.register_script(layout.CHANGES_LUA)
         self._create_namespace_script = client.register_script(
-            redis_guard.GUARD_LUA + layout.CREATE_NAMESPACE_LUA
+            redis_guard.GUARD_LUA + layout.FEED_LUA + layout.CREATE_NAMESPACE_LUA
         )
         self._rename_namespace_script = client.register_script(
             redis_guard.GUARD_LUA + layout.RENAME_NAMESPACE_LUA
         )
         self._delete_namespace_script = client.register_script(
-            redis_guard.GUARD_LUA + layout.DELETE_NAMESPACE_LUA
+            redis_guard.GUARD_LUA + layout.FEED_LUA + layout.DELETE_NAMESPACE_LUA
         )
         self._create_token_script = client.register_script(
-            redis_guard.GUARD_LUA + layout.CREATE_TOKEN_LUA
+            redis_guard.GUARD_LUA + layout.FEED_LUA + layout.CREATE_TOKEN_LUA
         )
         self._revoke_token_script = client.register_script(
-            redis_guard.GUARD_LUA + layout.REVOKE_TOKEN_LUA
+            redis_guard.GUARD_LUA + layout.FEED_LUA + layout.REVOKE_TOKEN_LUA
         )
         self._migrate_script = client.register_script(layout.MIGRATE_LUA)
 
@@ -222,6 +242,10 @@ class RedisStorage:
     def _keyspace_keys(self, namespace_id: str) -> list[str]:
         """The Redis keys that hold a namespace's entries: names, info, values."""
         return [self._namespace_key(namespace_id, part) for part in ("names", "info", "values")]
+
+    def _directory_write(self, keys: list[str], args: list[Any]) -> tuple[list[str], list[Any]]:
+        """A directory script's keys and arguments, with the feed's after its own."""
+        return [*keys, self._key("feed")], [*args, self._feed_length]
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -336,8 +360,8 @@ class RedisStorage:
                 results = await pipe.execute(raise_on_error=False)
             except Exception as exc:  # hand it to every caller rather than lose it here
                 return [self._kv_error(exc)] * len(batch)
-        # A commit's arguments: 4 of the group, then 4 per write (see commit()), then the guard's 2.
-        writes = sum((len(args) - 6) // 4 for _, args, _ in batch)
+        # A commit's arguments: 6 of the group, then 4 per write (see commit()), then the guard's 2.
+        writes = sum((len(args) - 8) // 4 for _, args, _ in batch)
         self.commit_stats.record(len(batch), writes, time.perf_counter() - started)
         return list(results)
 
@@ -392,7 +416,44 @@ class RedisStorage:
 
     @property
     def revision(self) -> int:
-        return self._revision
+        return max(self._revision, self._observed_revision)
+
+    def observe_revision(self, revision: int) -> None:
+        self._observed_revision = max(self._observed_revision, revision)
+
+    def judge_write_rate(self, interval_s: float) -> None:
+        self._write_interval_s = interval_s
+
+    async def feed_position(self) -> str:
+        newest = await self._read(lambda: self._client.xrevrange(self._key("feed"), count=1))
+        rows = cast(list[tuple[bytes, Any]], newest)
+        return layout.text(rows[0][0]) if rows else "0-0"
+
+    async def read_feed(
+        self, after: str, count: int, block_ms: int
+    ) -> tuple[list[tuple[str, FeedEvent]], bool]:
+        feed = self._key("feed")
+
+        async def read() -> list[Any]:
+            # The stream's oldest entry, asked right after the read on its connection: if it
+            # is newer than ``after``, what followed ``after`` may have been trimmed unread.
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.xread({feed: after}, count=count, block=block_ms)
+                pipe.xrange(feed, count=1)
+                return await pipe.execute()
+
+        answer, oldest = await self._read(read)
+        streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], answer or [])
+        entries = streams[0][1] if streams else []
+        events = [
+            (layout.text(id_), layout.parse_feed_event(fields[b"e"])) for id_, fields in entries
+        ]
+        trimmed = (
+            after != "0-0"
+            and bool(oldest)
+            and _stream_id(layout.text(oldest[0][0])) > _stream_id(after)
+        )
+        return events, trimmed
 
     @property
     def store_id(self) -> str:
@@ -427,8 +488,9 @@ class RedisStorage:
             max_namespaces,
             self._prefix,
         ]
+        keys += [*self._keyspace_keys(namespace.id), self._namespace_key(namespace.id, "written")]
         outcome = await self._write(
-            self._create_namespace_script, keys + self._keyspace_keys(namespace.id), args
+            self._create_namespace_script, *self._directory_write(keys, args)
         )
         if outcome == b"title":
             raise error(ErrorKind.NAMESPACE_TITLE_EXISTS, title=namespace.title)
@@ -465,15 +527,19 @@ class RedisStorage:
         return layout.parse_namespace(namespace_id, answer[1])[1]
 
     async def delete_namespace(self, namespace_id: str) -> bool:
-        keys = [self._key("namespaces"), self._key("titles"), *self._keyspace_keys(namespace_id)]
-        deleted = await self._write(
-            self._delete_namespace_script, keys, [namespace_id, self._prefix]
-        )
-        return bool(deleted)
+        keys = [
+            self._key("namespaces"),
+            self._key("titles"),
+            *self._keyspace_keys(namespace_id),
+            self._namespace_key(namespace_id, "written"),
+        ]
+        script_call = self._directory_write(keys, [namespace_id, self._prefix])
+        return bool(await self._write(self._delete_namespace_script, *script_call))
 
     async def create_token(self, token: Token) -> None:
         args = [token.token_id, layout.token_record(token)]
-        await self._write(self._create_token_script, [self._key("tokens")], args)
+        keys = [self._key("tokens")]
+        await self._write(self._create_token_script, *self._directory_write(keys, args))
 
     async def list_tokens(self) -> list[Token]:
         records = await self._read(lambda: self._client.hgetall(self._key("tokens")))
@@ -483,8 +549,12 @@ class RedisStorage:
         ]
 
     async def revoke_token(self, token_id: str) -> bool:
-        keys = [self._key("tokens")]
-        return bool(await self._write(self._revoke_token_script, keys, [token_id]))
+        script_call = self._directory_write([self._key("tokens")], [token_id])
+        return bool(await self._write(self._revoke_token_script, *script_call))
+
+    async def get_token(self, token_id: str) -> Token | None:
+        record = await self._read(lambda: self._client.hget(self._key("tokens"), token_id))
+        return None if record is None else layout.parse_token(token_id, cast(bytes, record))
 
     async def get(self, namespace_id: str, key: str) -> Version | None:
         [version] = await self.get_many(namespace_id, [key])
@@ -522,8 +592,17 @@ class RedisStorage:
             values_key,
             self._namespace_key(namespace_id, "changes"),
             self._key("changes"),
+            self._namespace_key(namespace_id, "written"),
+            self._key("feed"),
         ]
-        args: list[Any] = [namespace_id, layout.time_text(now), self._change_log_rows, self._prefix]
+        args: list[Any] = [
+            namespace_id,
+            layout.time_text(now),
+            self._change_log_rows,
+            self._prefix,
+            layout.time_text(self._write_interval_s),
+            self._feed_length,
+        ]
         for write in writes:
             if isinstance(write, Put):
                 args += [b"p", write.key.encode(), layout.info_tail(write, now), write.value]
@@ -539,8 +618,8 @@ class RedisStorage:
         self._revision = max(self._revision, final_revision)
         outcomes = answer[2:]
         return [
-            Committed(revision, now, changed=bool(changed))
-            for revision, changed in zip(outcomes[0::2], outcomes[1::2], strict=True)
+            Committed(revision, now, changed=outcome == 1, rate_limited=outcome == 2)
+            for revision, outcome in zip(outcomes[0::2], outcomes[1::2], strict=True)
         ]
 
     async def scan(self, query: ListQuery, now: float) -> ScanResult:

@@ -97,6 +97,26 @@ class Committed:
     # False for a delete of a key that did not exist: nothing was written and
     # ``revision`` is the store's revision at that moment.
     changed: bool = True
+    # True for a write a shared store refused under the one-write-per-second rule, which
+    # it judges itself (central.feed): nothing was written.
+    rate_limited: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    """What a shared store tells every central serving it, in commit order.
+
+    ``kind``: ``c`` a commit in namespace ``subject`` made revisions
+    ``first_revision`` to ``last_revision``; ``n+`` / ``n-`` namespace ``subject``
+    (of ``account_id``) was created / deleted; ``t+`` / ``t-`` API token
+    ``subject`` was created / revoked.
+    """
+
+    kind: str
+    subject: str
+    account_id: str = ""
+    first_revision: int = 0
+    last_revision: int = 0
 
 
 class ChangeKind(enum.Enum):

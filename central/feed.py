@@ -1,0 +1,126 @@
+"""Following a shared store's feed: how a central learns what the other centrals did.
+
+Theory of operation: several central processes may serve one Redis store
+(:class:`~central.storage.base.SharedStorage`). Each keeps in memory what it
+reads on every call — which namespaces exist and whose they are, the API
+tokens — and streams changes to its own watchers. Every script that changes
+any of that adds an event to the store's feed in the same atomic call, so the
+feed is the commit order; a :class:`FeedFollower` reads it from where the
+store was when central loaded its memory, and hands each event, in order, to
+the service (which applies it and publishes commits to its watchers, its own
+commits included: one path, so a watcher sees every central's changes in
+revision order).
+
+* **Catching up.** What a central has not heard of yet it may still be told
+  by a client: a namespace made a moment ago through another central, a token
+  just created. Before refusing such a call, central asks the store for the
+  feed's newest event and waits (briefly) until it has applied up to there
+  (:meth:`FeedFollower.catch_up`) — the read barrier of a replicated log
+  (etcd's ReadIndex). A deletion or a revocation reaches the other centrals
+  within the feed's delay (milliseconds); until then they answer as before it.
+* **Falling behind.** A central whose feed position was trimmed away (it was
+  cut off from Redis for long) cannot know what it missed: it reloads what it
+  keeps in memory from the store and ends every watch stream with
+  WATCH_LAGGING, naming where to resume from the change log.
+* **Failures.** A Redis out of reach is retried with a backoff (100 ms, up to
+  1 s); the follower resumes from its position, and the calls central serves
+  meanwhile fail or succeed as the store lets them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from central.storage.base import SharedStorage
+from edgekv.core.errors import KVError
+from edgekv.core.model import FeedEvent
+
+log = logging.getLogger(__name__)
+
+# Events asked for per read, and how long one read waits for the first of them.
+READ_COUNT = 1000
+READ_BLOCK_MS = 1000
+# How long a call waits for the follower to catch up before it is answered anyway.
+CATCH_UP_TIMEOUT_S = 2.0
+FIRST_RETRY_S = 0.1
+MAX_RETRY_S = 1.0
+
+
+def stream_id(text: str) -> tuple[int, int]:
+    """A Redis stream id ``MS-SEQ`` as a pair that compares as the stream orders ids."""
+    milliseconds, _, sequence = text.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
+class FeedFollower:
+    def __init__(
+        self,
+        storage: SharedStorage,
+        apply: Callable[[FeedEvent], Awaitable[None]],
+        resync: Callable[[], Awaitable[None]],
+    ) -> None:
+        """``apply`` is called with each event in order; ``resync`` when events were lost."""
+        self._storage = storage
+        self._apply = apply
+        self._resync = resync
+        self._position = "0-0"
+        self._advanced = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    async def mark(self) -> None:
+        """Start from the feed's newest event: call before loading what central keeps, so
+        that nothing committed while it loads is missed (an event applied twice is fine:
+        every one sets or removes, never adds)."""
+        self._position = await self._storage.feed_position()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._follow(), name="central feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def position(self) -> str:
+        return self._position
+
+    async def catch_up(self) -> None:
+        """Wait until every event the feed holds now has been applied (at most
+        CATCH_UP_TIMEOUT_S: a follower cut off from Redis must not hold calls forever)."""
+        try:
+            target = stream_id(await self._storage.feed_position())
+        except KVError:
+            return  # the store is away: the call goes on with what central knows
+        async with self._advanced:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._advanced.wait_for(lambda: stream_id(self._position) >= target),
+                    CATCH_UP_TIMEOUT_S,
+                )
+
+    async def _follow(self) -> None:
+        delay_s = FIRST_RETRY_S
+        while True:
+            try:
+                events, trimmed = await self._storage.read_feed(
+                    self._position, READ_COUNT, READ_BLOCK_MS
+                )
+                if trimmed:
+                    log.warning("the feed was trimmed past this central's position: reloading")
+                    await self._resync()
+                for position, event in events:
+                    await self._apply(event)
+                    self._position = position
+                if events:
+                    async with self._advanced:
+                        self._advanced.notify_all()
+                delay_s = FIRST_RETRY_S
+            except KVError as exc:
+                log.warning("cannot read the store's feed (retrying): %s", exc.message)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, MAX_RETRY_S)

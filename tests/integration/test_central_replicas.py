@@ -1,0 +1,207 @@
+"""Several central processes over one Redis: one store, whichever central a call reaches.
+
+Two centrals are served on real gRPC ports over one real ``redis-server``, with one
+manual clock (a cluster's nodes share a time anchor). Each test makes a change
+through one and observes it through the other: namespaces, tokens, the
+one-write-per-second rule, and Watch — live, resumed, ended — all of which
+central used to keep in its own memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+import edgekv
+from central.server import CentralServer, start_central
+from central.service import CentralSettings
+from edgekv.clock import ManualClock
+from edgekv.core.errors import ErrorKind, KVError
+from edgekv.core.model import DEFAULT_ACCOUNT_ID, Change
+
+pytestmark = pytest.mark.redis
+
+
+@dataclass
+class Replica:
+    server: CentralServer
+    client: edgekv.Client
+
+
+@dataclass
+class Pair:
+    a: Replica
+    b: Replica
+    clock: ManualClock
+
+
+async def _start(url: str, clock: ManualClock, settings: CentralSettings) -> Replica:
+    server = await start_central("127.0.0.1:0", url, clock, settings)
+    return Replica(server, edgekv.Client(central=server.address, retry_rate_limited=False))
+
+
+@pytest.fixture
+async def pair(redis_url: str) -> AsyncIterator[Pair]:
+    clock = ManualClock()
+    settings = CentralSettings()
+    # Both at once, on an empty Redis: it is initialised once.
+    a, b = await asyncio.gather(
+        _start(redis_url, clock, settings), _start(redis_url, clock, settings)
+    )
+    yield Pair(a, b, clock)
+    for replica in (a, b):
+        await replica.client.close()
+        await replica.server.stop(grace_s=0)
+
+
+async def _eventually(check: object, timeout_s: float = 3.0) -> None:
+    """Poll ``check`` (an async callable returning bool) until true: a change made through
+    one central reaches the others through the feed, within milliseconds."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "never happened"
+        await asyncio.sleep(0.02)
+
+
+async def test_two_centrals_starting_at_once_serve_one_store(pair: Pair) -> None:
+    assert pair.a.server.storage.store_id == pair.b.server.storage.store_id
+
+
+async def test_a_namespace_made_through_one_is_served_by_the_other_at_once(pair: Pair) -> None:
+    namespace = await pair.a.client.create_namespace("shared")
+    # No waiting: b has not heard of it, so it catches up with the feed before refusing.
+    await pair.b.client.namespace(namespace.id).put("k", "from b")
+    assert await pair.a.client.namespace(namespace.id).get("k") == "from b"
+    titles = [ns.title for ns in await pair.b.client.list_namespaces()]
+    assert titles == ["shared"]
+    with pytest.raises(KVError) as refused:
+        await pair.b.client.create_namespace("shared")
+    assert refused.value.kind is ErrorKind.NAMESPACE_TITLE_EXISTS
+
+
+async def test_a_deleted_namespace_is_gone_through_every_central(pair: Pair) -> None:
+    namespace = await pair.a.client.create_namespace("doomed")
+    await pair.b.client.namespace(namespace.id).put("k", "v")
+    await pair.a.client.delete_namespace(namespace.id)
+
+    async def gone_at_b() -> bool:
+        try:
+            await pair.b.client.namespace(namespace.id).get("k")
+        except KVError as exc:
+            return exc.kind is ErrorKind.NAMESPACE_NOT_FOUND
+        return False
+
+    await _eventually(gone_at_b)
+    with pytest.raises(KVError) as refused:
+        await pair.b.client.namespace(namespace.id).put("k", "again")
+    assert refused.value.kind is ErrorKind.NAMESPACE_NOT_FOUND
+
+
+async def test_a_token_made_through_one_works_at_once_and_its_revocation_everywhere(
+    pair: Pair,
+) -> None:
+    namespace = await pair.a.client.create_namespace("tokens")
+    token, info = await pair.a.client.create_token(DEFAULT_ACCOUNT_ID)
+    as_token = edgekv.Client(central=pair.b.server.address, token=token)
+    try:
+        await as_token.namespace(namespace.id).put("k", "with a token")  # no waiting
+        await pair.a.client.revoke_token(info.token_id)
+
+        async def refused_at_b() -> bool:
+            try:
+                await as_token.namespace(namespace.id).get("k")
+            except KVError as exc:
+                return exc.kind is ErrorKind.TOKEN_INVALID
+            return False
+
+        await _eventually(refused_at_b)
+    finally:
+        await as_token.close()
+
+
+async def test_one_write_per_second_holds_across_centrals(pair: Pair) -> None:
+    namespace = await pair.a.client.create_namespace("rate")
+    through_a = pair.a.client.namespace(namespace.id)
+    through_b = pair.b.client.namespace(namespace.id)
+    await through_a.put("k", "first")
+    with pytest.raises(KVError) as refused:
+        await through_b.put("k", "second, same second")
+    assert refused.value.kind is ErrorKind.WRITE_RATE_LIMITED
+    with pytest.raises(KVError):
+        await through_b.delete("k")  # a delete that would change something is a write
+    await through_b.delete("never-written")  # changes nothing: not limited
+    result = await through_b.bulk_put([{"key": "k", "value": "bulk"}, {"key": "j", "value": "1"}])
+    assert result.unsuccessful_keys == ["k"] and result.successful_key_count == 1
+    pair.clock.advance(1.0)
+    await through_b.put("k", "a second later")
+    assert await through_a.get("k") == "a second later"
+
+
+async def test_a_watcher_of_one_sees_every_centrals_writes_in_order(pair: Pair) -> None:
+    namespace = await pair.a.client.create_namespace("watched")
+    stream = await pair.b.client.namespace(namespace.id).watch(include_values=True)
+    seen: list[Change] = []
+
+    async def collect(count: int) -> None:
+        async for change in stream:
+            seen.append(change)
+            if len(seen) == count:
+                return
+
+    collector = asyncio.create_task(collect(40))
+    writers = [pair.a.client.namespace(namespace.id), pair.b.client.namespace(namespace.id)]
+    await asyncio.gather(*(writers[i % 2].put(f"key-{i}", f"value-{i}") for i in range(40)))
+    await asyncio.wait_for(collector, 10)
+    stream.close()
+    revisions = [change.revision for change in seen]
+    assert revisions == sorted(revisions) and len(set(revisions)) == 40
+    assert {change.key for change in seen} == {f"key-{i}" for i in range(40)}
+    values = {change.key: change.version.value for change in seen if change.version}
+    assert values == {f"key-{i}": f"value-{i}".encode() for i in range(40)}
+
+
+async def test_a_watch_resumes_from_a_revision_written_through_another_central(
+    pair: Pair,
+) -> None:
+    namespace = await pair.a.client.create_namespace("resumed")
+    first = await pair.a.client.namespace(namespace.id).put("one", "1")
+    await pair.a.client.namespace(namespace.id).put("two", "2")
+    stream = await pair.b.client.namespace(namespace.id).watch(start_revision=first.revision)
+    seen: list[str] = []
+    async for change in stream:
+        seen.append(change.key)
+        if len(seen) == 3:
+            break
+        if len(seen) == 2:
+            await pair.a.client.namespace(namespace.id).put("three", "3")
+    stream.close()
+    assert seen == ["one", "two", "three"]
+
+
+async def test_deleting_a_namespace_through_one_ends_the_watches_on_the_other(
+    pair: Pair,
+) -> None:
+    namespace = await pair.a.client.create_namespace("ended")
+    stream = await pair.b.client.namespace(namespace.id).watch()
+    await pair.a.client.delete_namespace(namespace.id)
+
+    async def drain() -> None:
+        async for _ in stream:
+            pass
+
+    with pytest.raises(KVError) as ended:
+        await asyncio.wait_for(drain(), 5)
+    assert ended.value.kind is ErrorKind.NAMESPACE_NOT_FOUND
+
+
+async def test_the_response_revision_follows_the_other_centrals_commits(pair: Pair) -> None:
+    namespace = await pair.a.client.create_namespace("revisions")
+    written = await pair.a.client.namespace(namespace.id).put("k", "v")
+
+    async def b_has_heard() -> bool:
+        return pair.b.server.storage.revision >= written.revision
+
+    await _eventually(b_has_heard)
