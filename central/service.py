@@ -620,6 +620,7 @@ class CentralStoreService(
             account_id=principal.account_id,
             read_only=principal.read_only,
             operator=principal.operator,
+            store_id=self._storage.store_id,
         )
 
     # -- API tokens (the TokenAdmin service) ----------------------------------

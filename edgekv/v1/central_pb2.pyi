@@ -811,6 +811,7 @@ class AuthorizeResponse(_message.Message):
     ACCOUNT_ID_FIELD_NUMBER: _builtins.int
     READ_ONLY_FIELD_NUMBER: _builtins.int
     OPERATOR_FIELD_NUMBER: _builtins.int
+    STORE_ID_FIELD_NUMBER: _builtins.int
     token_id: _builtins.str
     """The id of the caller's token ("" for the operator)."""
     account_id: _builtins.str
@@ -819,6 +820,11 @@ class AuthorizeResponse(_message.Message):
     """True when the caller may only read."""
     operator: _builtins.bool
     """True for the operator (no token, or central's operator token)."""
+    store_id: _builtins.str
+    """The id of the store this central serves (made when the store was): centrals
+    that serve one store together answer the same; one pointed at another Redis
+    database does not, which is how a client given several addresses tells.
+    """
     @_builtins.property
     def header(self) -> _kv_pb2.ResponseHeader:
         """The store's revision and time when it answered."""
@@ -831,10 +837,11 @@ class AuthorizeResponse(_message.Message):
         account_id: _builtins.str = ...,
         read_only: _builtins.bool = ...,
         operator: _builtins.bool = ...,
+        store_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "header", b"header", "operator", b"operator", "read_only", b"read_only", "token_id", b"token_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "header", b"header", "operator", b"operator", "read_only", b"read_only", "store_id", b"store_id", "token_id", b"token_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

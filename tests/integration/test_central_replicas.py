@@ -21,6 +21,7 @@ from central.service import CentralSettings
 from edgekv.clock import ManualClock
 from edgekv.core.errors import ErrorKind, KVError
 from edgekv.core.model import DEFAULT_ACCOUNT_ID, Change
+from edgekv.v1 import central_pb2 as pb
 
 pytestmark = pytest.mark.redis
 
@@ -205,3 +206,20 @@ async def test_the_response_revision_follows_the_other_centrals_commits(pair: Pa
         return pair.b.server.storage.revision >= written.revision
 
     await _eventually(b_has_heard)
+
+
+async def test_centrals_tell_which_store_they_serve(pair: Pair, redis_url: str) -> None:
+    """A client given several addresses compares these to find a replica pointed at
+    another Redis database (a store of its own)."""
+    other_db = redis_url.rsplit("/", 1)[0] + "/5"
+    elsewhere = await _start(other_db, pair.clock, CentralSettings())
+    try:
+        ids = [
+            (await replica.client.stub.Authorize(pb.AuthorizeRequest())).store_id
+            for replica in (pair.a, pair.b, elsewhere)
+        ]
+    finally:
+        await elsewhere.client.close()
+        await elsewhere.server.stop(grace_s=0)
+    assert ids[0] == ids[1] == pair.a.server.storage.store_id
+    assert ids[2] != ids[0] and ids[2] == elsewhere.server.storage.store_id
