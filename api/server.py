@@ -45,11 +45,13 @@ from prometheus_client.registry import Collector
 
 from api import convert
 from api.routes import ACCOUNTLESS, Op, Route, match
+from edgekv.channels import open_channel
 from edgekv.core import limits
 from edgekv.core.accounts import bearer_token, token_digest
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.inflight import DEFAULT_MAX_IN_FLIGHT, BoundedChannel
-from edgekv.rpc import AUTHORIZATION_METADATA_KEY, CHANNEL_OPTIONS, error_from_rpc
+from edgekv.rpc import AUTHORIZATION_METADATA_KEY, error_from_rpc
+from edgekv.tls import ServerTls, server_context
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc
 
@@ -432,10 +434,20 @@ def _quiet_aiohttp_refusals() -> None:
 class ApiServer:
     """An API node serving on one address until :meth:`stop`."""
 
-    def __init__(self, central: str, grace_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        central: str,
+        grace_s: float = 5.0,
+        *,
+        tls_ca: str | None = None,
+        tls: ServerTls | None = None,
+    ) -> None:
         _quiet_aiohttp_refusals()
         self.central = central
-        self._channel = grpc.aio.insecure_channel(central, options=CHANNEL_OPTIONS)
+        # Central's replicas (A,B or dns:///NAME:PORT) are spread over and failed over.
+        self._channel = open_channel(central, tls_ca=tls_ca)
+        # Served over HTTPS with ``tls``; the context is made (and the files read) here.
+        self._ssl = None if tls is None else server_context(tls)
         self.service = ApiService(self._channel, central)
         self.app = web.Application(client_max_size=MAX_BODY_BYTES)
         self.app.router.add_route("*", "/healthz", self._health)
@@ -452,7 +464,9 @@ class ApiServer:
     async def start(self, listen: str) -> int:
         host, _, port = listen.rpartition(":")
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host or "127.0.0.1", int(port), reuse_port=False)
+        site = web.TCPSite(
+            self._runner, host or "127.0.0.1", int(port), reuse_port=False, ssl_context=self._ssl
+        )
         try:
             await site.start()
         except OSError as exc:

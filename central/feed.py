@@ -40,9 +40,12 @@ from edgekv.core.model import FeedEvent
 
 log = logging.getLogger(__name__)
 
-# Events asked for per read, and how long one read waits for the first of them.
+# Events asked for per read, and how long one read waits for the first of them — which
+# is also how long stopping may wait: a blocked read is let end, never cancelled (on
+# Python 3.11 a cancel that meets redis-py's read timeout can be lost, and the read
+# then waits for data forever).
 READ_COUNT = 1000
-READ_BLOCK_MS = 1000
+READ_BLOCK_MS = 100
 # How long a call waits for the follower to catch up before it is answered anyway.
 CATCH_UP_TIMEOUT_S = 2.0
 FIRST_RETRY_S = 0.1
@@ -69,6 +72,7 @@ class FeedFollower:
         self._position = "0-0"
         self._advanced = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def mark(self) -> None:
         """Start from the feed's newest event: call before loading what central keeps, so
@@ -80,10 +84,10 @@ class FeedFollower:
         self._task = asyncio.create_task(self._follow(), name="central feed")
 
     async def stop(self) -> None:
+        """Stop once the read in progress ends (READ_BLOCK_MS at most) or the retry's wait."""
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
 
     @property
     def position(self) -> str:
@@ -105,7 +109,7 @@ class FeedFollower:
 
     async def _follow(self) -> None:
         delay_s = FIRST_RETRY_S
-        while True:
+        while not self._stopping.is_set():
             try:
                 events, trimmed = await self._storage.read_feed(
                     self._position, READ_COUNT, READ_BLOCK_MS
@@ -122,5 +126,6 @@ class FeedFollower:
                 delay_s = FIRST_RETRY_S
             except KVError as exc:
                 log.warning("cannot read the store's feed (retrying): %s", exc.message)
-                await asyncio.sleep(delay_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay_s)
                 delay_s = min(delay_s * 2, MAX_RETRY_S)

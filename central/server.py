@@ -18,7 +18,7 @@ from pathlib import Path
 
 from central.metrics import CentralCollector
 from central.service import CentralSettings, CentralStoreService
-from central.storage import open_storage
+from central.storage import check_durability, open_storage
 from central.storage.base import Durability, Storage
 from central.storage.record import RecordKeeper, default_record_path
 from edgekv.clock import Clock
@@ -94,6 +94,7 @@ async def start_central(
     read from ``operator_token_file`` (made there at first start), by default beside a
     SQLite file; ``settings.require_auth`` needs one. With ``tls`` it serves over TLS.
     """
+    check_durability(storage_url, durability)  # first: a refused start makes no token file
     settings = _with_operator(settings or CentralSettings(), storage_url, operator_token_file)
     record_path = store_record or default_record_path(storage_url)
     storage = await open_storage(storage_url, durability=durability, record_path=record_path)

@@ -656,18 +656,28 @@ class CentralStoreService(
         await self._require_operator(context, "listing tokens")
         return pb.ListTokensResponse(
             header=self._header(),
-            tokens=[_token_info(token) for token in sorted_tokens(self._tokens.values())],
+            # From the store: with several centrals, this one may not have heard of all yet.
+            tokens=[
+                _token_info(token) for token in sorted_tokens(await self._storage.list_tokens())
+            ],
         )
+
+    def _token_by_id(self, token_id: str) -> Token | None:
+        return next((token for token in self._tokens.values() if token.token_id == token_id), None)
 
     async def RevokeToken(
         self, request: pb.RevokeTokenRequest, context: Context
     ) -> pb.RevokeTokenResponse:
         await self._require_operator(context, "revoking a token")
-        found = [token for token in self._tokens.values() if token.token_id == request.token_id]
-        if not found or not await self._storage.revoke_token(request.token_id):
+        found = self._token_by_id(request.token_id)
+        if found is None and self._feed is not None:
+            await self._feed.catch_up()  # made through another central a moment ago?
+            found = self._token_by_id(request.token_id)
+        if found is None or not await self._storage.revoke_token(request.token_id):
             raise error(ErrorKind.TOKEN_NOT_FOUND, token_id=request.token_id)
-        # Only once storage forgot it: a revoke that failed leaves the token working.
-        del self._tokens[found[0].digest]
+        # Only once storage forgot it: a revoke that failed leaves the token working. (The
+        # feed may have told this central already.)
+        self._tokens.pop(found.digest, None)
         return pb.RevokeTokenResponse(header=self._header())
 
 

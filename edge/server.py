@@ -4,7 +4,8 @@ Theory of operation: :func:`assemble_edge` is the one way an edge is wired:
 cache store, link, upstream over a given channel, node with the injected clock
 and a seeded RNG, and the watchers of the watch-driven modes. A server
 (:func:`start_edge`) first checks that central answers over a real channel
-(a bad ``--central`` fails at start with one line), then serves EdgeKV and
+(a bad ``--central`` fails at start with one line; a list of replicas that
+serve different stores too), then serves EdgeKV and
 EdgeControl with health and reflection; an in-process wiring (tests, a
 simulation) hands :func:`assemble_edge` an in-process channel instead and
 registers the same services on an in-process server (:func:`add_edge_services`).
@@ -26,12 +27,19 @@ from edge.metrics import EdgeCollector
 from edge.node import EdgeIdentity, EdgeNode, EdgePolicy
 from edge.pages import PageCache
 from edge.service import EdgeControlService, EdgeKVService
-from edge.upstream import RetrySettings, Upstream, central_channel, check_reachable
+from edge.upstream import (
+    RetrySettings,
+    Upstream,
+    central_channel,
+    check_one_store,
+    check_reachable,
+)
 from edge.watcher import MAX_WATCHERS, NamespaceWatchers
 from edgekv.clock import Clock
 from edgekv.control import EdgeCounters, LinkSettings
 from edgekv.core import limits
 from edgekv.serving import GrpcNode, MetricsServer, host_port, serve_metrics
+from edgekv.tls import ServerTls
 from edgekv.topology import DEFAULT_CACHE_MAX_BYTES, EdgeSpec, Mode
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
 
@@ -64,6 +72,10 @@ class EdgeConfig:
     token: str | None = None
     # How long central's yes to a token is trusted (real seconds; edge.access).
     token_check_lifetime_s: float = DEFAULT_LIFETIME_S
+    # The CA central's TLS certificate is checked against (a PEM file); None: plain gRPC.
+    tls_ca: str | None = None
+    # The edge's own certificate and key, to serve over TLS; None: plain gRPC.
+    tls: ServerTls | None = None
 
     @property
     def node_name(self) -> str:
@@ -156,9 +168,11 @@ class EdgeServer(Edge):
 
 async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
     """Check that central answers (a bad ``--central`` fails at start), then serve."""
-    channel = central_channel(config.central)
+    channel = central_channel(config.central, config.tls_ca)
     try:
         await check_reachable(channel, config.central, config.startup_timeout_s)
+        own = None if config.token is None else f"Bearer {config.token}"
+        await check_one_store(config.central, config.tls_ca, own, config.startup_timeout_s)
     except BaseException:
         await channel.close()
         raise
@@ -168,7 +182,7 @@ async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
     add_edge_services(edge, grpc_node.server)
     server = EdgeServer(edge.node, edge.link, edge.watchers, edge.access, grpc_node=grpc_node)
     try:
-        port = await grpc_node.start(config.listen)
+        port = await grpc_node.start(config.listen, config.tls)
         if config.metrics_listen:
             collector = EdgeCollector(edge.node.counters, config.region, config.node_name)
             server.metrics = serve_metrics(config.metrics_listen, collector)

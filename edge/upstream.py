@@ -15,9 +15,12 @@ never saw it, so a retry cannot apply a write twice. Everything else
 (validation, NOT_FOUND, 429) passes through untouched. Counters record every
 attempt, every failure and the value bytes that crossed.
 
-The channel is given, not made here: a ``grpc.aio`` channel to a central
-address in a server, or an :class:`~edgekv.inprocess.InProcessChannel` to a
-central service in the same process (unit tests, simulation).
+The channel is given, not made here: a ``grpc.aio`` channel to central in a
+server (:func:`central_channel`: one address or several replicas, spread and
+failed over by gRPC's round_robin — a read that failed UNAVAILABLE because its
+replica died is retried, and lands on another), or an
+:class:`~edgekv.inprocess.InProcessChannel` to a central service in the same
+process (unit tests, simulation).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge.access import CALLER_AUTHORIZATION
 from edge.link import Link
+from edgekv.channels import open_channel, parse_target
 from edgekv.clock import Clock
 from edgekv.control import EdgeCounters
 from edgekv.core.cache import CachedPage, CachedValue, PageSlot
@@ -40,7 +44,7 @@ from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.core.model import Committed, Delete, Put, WatchBatch
 from edgekv.inflight import DEFAULT_MAX_IN_FLIGHT, BoundedChannel
 from edgekv.retry import RetrySchedule, call_with_retries
-from edgekv.rpc import AUTHORIZATION_METADATA_KEY, CHANNEL_OPTIONS, error_from_rpc
+from edgekv.rpc import AUTHORIZATION_METADATA_KEY, error_from_rpc
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc
 from edgekv.wire import (
@@ -58,17 +62,11 @@ from edgekv.wire import (
 
 T = TypeVar("T")
 
-# Reconnect quickly after central comes back: the default backoff grows to 2 min.
-RECONNECT_OPTIONS: list[tuple[str, int]] = [
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
 
-
-def central_channel(address: str) -> Any:
-    """A ``grpc.aio`` channel to central at ``address``, tuned for an edge's upstream."""
-    return grpc.aio.insecure_channel(address, options=[*CHANNEL_OPTIONS, *RECONNECT_OPTIONS])
+def central_channel(address: str, tls_ca: str | None = None) -> Any:
+    """A ``grpc.aio`` channel to central at ``address`` — one address, or replicas
+    (``A,B`` or ``dns:///NAME:PORT``) spread and failed over (:mod:`edgekv.channels`)."""
+    return open_channel(address, tls_ca=tls_ca)
 
 
 async def check_reachable(channel: Any, central: str, timeout_s: float) -> None:
@@ -77,9 +75,49 @@ async def check_reachable(channel: Any, central: str, timeout_s: float) -> None:
     try:
         answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
     except grpc.aio.AioRpcError as exc:
-        raise OSError(f"cannot reach the central store at {central}: {exc.code().name}") from None
+        reason = error_from_rpc(exc, f"the central store at {central}").message
+        if exc.code() != grpc.StatusCode.UNAVAILABLE:
+            reason = f"cannot reach the central store at {central}: {exc.code().name}"
+        raise OSError(reason) from None
     if answer.status != health_pb2.HealthCheckResponse.SERVING:
         raise OSError(f"the central store at {central} is not serving")
+
+
+async def check_one_store(
+    central: str, tls_ca: str | None, authorization: str | None, timeout_s: float
+) -> None:
+    """Raise a one-line OSError when the centrals of a list ``A,B`` serve different stores.
+
+    Replicas serve one store (one Redis database) together, and each says which in
+    ``Authorize``'s ``store_id``; a replica pointed at another database would answer
+    from other data for every other call. Each address is asked once, on a channel of
+    its own; one that does not answer (down, or refusing the edge's token) cannot tell,
+    and is left to the failover. A ``dns:///`` name's addresses are not asked.
+    """
+    if parse_target(central).elements < 2:
+        return
+    metadata = None if authorization is None else ((AUTHORIZATION_METADATA_KEY, authorization),)
+
+    async def store_of(address: str) -> str | None:
+        async with open_channel(address, tls_ca=tls_ca) as channel:
+            stub = central_pb2_grpc.CentralStoreStub(channel)
+            try:
+                answer = await stub.Authorize(
+                    pb.AuthorizeRequest(), timeout=timeout_s, metadata=metadata
+                )
+            except grpc.aio.AioRpcError:
+                return None
+        return answer.store_id or None
+
+    addresses = [part.strip() for part in central.split(",")]
+    stores = dict(zip(addresses, await asyncio.gather(*map(store_of, addresses)), strict=True))
+    answered = {address: store for address, store in stores.items() if store is not None}
+    if len(set(answered.values())) > 1:
+        which = ", ".join(f"{address} serves store {store}" for address, store in answered.items())
+        raise OSError(
+            f"the centrals of --central {central} serve different stores ({which}): "
+            "replicas must share one Redis database"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ from typing import IO, Any, ClassVar, Literal, TypeVar, overload
 
 import grpc
 
+from edgekv.channels import Target, open_channel, parse_target
 from edgekv.closing import AsyncClosing
 from edgekv.core import limits
 from edgekv.core.errors import (
@@ -67,9 +68,10 @@ from edgekv.core.model import Change, Namespace
 from edgekv.core.text import decode_text, encode_text, lenient_key, well_formed_json
 from edgekv.core.validation import parse_json, validate_cache_ttl, validate_value
 from edgekv.inflight import DEFAULT_MAX_IN_FLIGHT, BoundedChannel
-from edgekv.locate import locate_central, locate_edge
+from edgekv.locate import locate_central, locate_edge, locate_tls_ca
 from edgekv.retry import RetrySchedule, backoff_s, call_with_retries
-from edgekv.rpc import AUTHORIZATION_METADATA_KEY, CHANNEL_OPTIONS, error_from_rpc
+from edgekv.rpc import AUTHORIZATION_METADATA_KEY, error_from_rpc
+from edgekv.tls import read_ca
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc, edge_pb2, edge_pb2_grpc, kv_pb2
 from edgekv.wire import change_from_pb, namespace_from_pb
@@ -403,8 +405,14 @@ class Client(AsyncClosing):
     ``region=`` it finds that region's edge too (``EDGEKV_EDGE_<REGION>``, then
     the state file), as a Worker running there would read.
 
-    Each may be an address (``"HOST:PORT"``) or a channel to use as it is, such
-    as an :class:`edgekv.inprocess.InProcessChannel` to servers in this process.
+    Each may be an address (``"HOST:PORT"``; for central replicas a list
+    ``"HOST:PORT,HOST:PORT"`` or ``"dns:///NAME:PORT"``, over which calls are
+    spread and fail over: :mod:`edgekv.channels`) or a channel to use as it is,
+    such as an :class:`edgekv.inprocess.InProcessChannel` to servers in this process.
+
+    ``tls_ca=`` is the PEM file of the CA that signed the servers' TLS
+    certificates; None means ``EDGEKV_TLS_CA`` if set, else the CA of the
+    cluster in the state file when the addresses are that cluster's, else plain gRPC.
 
     ``retry_rate_limited=True`` retries writes refused with 429 (see the module
     docstring); ``max_in_flight`` bounds the calls in flight on each channel.
@@ -425,6 +433,7 @@ class Client(AsyncClosing):
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         retry_rate_limited: bool = False,
         token: str | None = None,
+        tls_ca: str | os.PathLike[str] | None = None,
     ) -> None:
         if region is not None and edge is None:
             edge = locate_edge(region, how_to_pass="edge='HOST:PORT'")
@@ -439,6 +448,13 @@ class Client(AsyncClosing):
         self._rng = random.Random(self.retry.seed)
         token = token if token is not None else os.environ.get("EDGEKV_TOKEN")
         self._metadata = ((AUTHORIZATION_METADATA_KEY, f"Bearer {token}"),) if token else None
+        addresses = [target for target in (central, edge) if isinstance(target, str)]
+        self.tls_ca = locate_tls_ca(tls_ca, addresses) if addresses else None
+        if self.tls_ca is not None:
+            read_ca(self.tls_ca)  # a bad file is refused before any channel is made
+        # Both parsed before either channel is made: a bad one leaves nothing open.
+        central = parse_target(central) if isinstance(central, str) else central
+        edge = parse_target(edge) if isinstance(edge, str) else edge
         self._channels: list[Any] = []
         self._stub: central_pb2_grpc.CentralStoreStub | None = None
         self._edge_stub: edge_pb2_grpc.EdgeKVStub | None = None
@@ -450,11 +466,11 @@ class Client(AsyncClosing):
         if edge is not None:
             self._edge_stub = edge_pb2_grpc.EdgeKVStub(self._channel_to(edge))
 
-    def _channel_to(self, target: str | Any) -> BoundedChannel:
+    def _channel_to(self, target: Target | Any) -> BoundedChannel:
         """A channel to ``target`` that queues calls beyond ``max_in_flight`` (a burst)."""
-        if not isinstance(target, str):
+        if not isinstance(target, Target):
             return BoundedChannel(target, self.max_in_flight)  # the caller closes theirs
-        channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        channel = open_channel(target, tls_ca=self.tls_ca)
         self._channels.append(channel)
         return BoundedChannel(channel, self.max_in_flight)
 

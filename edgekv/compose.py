@@ -15,7 +15,12 @@ operator token in its volume at first start, and ``docker compose exec central
 edgekv token create --account ID --operator-token-file
 /var/lib/edgekv/operator-token`` makes API tokens with it. With central's
 ``auth`` on, the edges mount that volume read-only and their own calls carry
-the operator token. Only central
+the operator token. With ``central.replicas`` N > 1 the one ``central`` becomes
+``central-1`` … ``central-N`` on the same Redis (each publishing 7000, 7001, …
+on the host, each with its own store record in the shared volume), and edges
+and the API are given all of them (``--central central-1:7000,central-2:7000``:
+calls are spread over them and fail over); ``central-1`` starts first, so
+that it alone makes the operator token the others read. Only central
 publishes a fixed host port; edges publish 7100 on an ephemeral host port
 (``docker compose port edge-REGION 7100``). Key order is fixed, so the same
 topology always gives the same file.
@@ -64,8 +69,11 @@ BUILD = {"context": "..", "dockerfile": "deploy/Dockerfile"}
 # an inline config, and leaves its results folder in ../results on the host.
 STATE_PATH = "/etc/edgekv/cluster.json"
 RESULTS_PATH = "/results"
+# --yes: a job has nobody to ask, and 600 simulated s at scale 1 plus setup is more than
+# the ten minutes an experiment runs without it; whoever starts the job chose the run.
 EXPERIMENT_COMMAND = [
     "experiment", "visibility", "--state", STATE_PATH, "--out", RESULTS_PATH, "--duration", "600",
+    "--yes",
 ]  # fmt: skip
 # Give every node the same anchor so scaled clocks agree: EDGEKV_TIME_ANCHOR=$(date +%s).
 TIME_ANCHOR_ENV = "${EDGEKV_TIME_ANCHOR:-}"
@@ -85,9 +93,26 @@ def _node_health(port: int) -> dict[str, Any]:
     return _healthcheck(["CMD", "edgekv", "health", f"127.0.0.1:{port}"])
 
 
-def central_command(topology: Topology) -> list[str]:
-    """Central stores in the redis service, keeps its record of it in its own volume;
-    its time anchor comes from the environment."""
+def central_services(topology: Topology) -> list[str]:
+    """``central`` for one central; ``central-1`` … ``central-N`` for N replicas."""
+    replicas = topology.central.replicas
+    return ["central"] if replicas == 1 else [f"central-{i}" for i in range(1, replicas + 1)]
+
+
+def central_target(topology: Topology) -> str:
+    """What edges, the API and the state file are given as central: every replica."""
+    return ",".join(f"{name}:{CENTRAL_PORT}" for name in central_services(topology))
+
+
+def central_command(topology: Topology, name: str = "central") -> list[str]:
+    """Central stores in the redis service, keeps its record of it in its own volume
+    (one record per replica: each records what it acknowledged); its time anchor comes
+    from the environment."""
+    record = (
+        STORE_RECORD_PATH
+        if topology.central.replicas == 1
+        else f"{STORE_RECORD_DIR}/store-record-{name}.json"
+    )
     return [
         *central_args(
             topology,
@@ -95,12 +120,12 @@ def central_command(topology: Topology) -> list[str]:
             storage=REDIS_URL,
             operator_token_file=OPERATOR_TOKEN_PATH,
         ),
-        *("--store-record", STORE_RECORD_PATH),
+        *("--store-record", record),
     ]
 
 
-def api_command() -> list[str]:
-    return api_args(listen=f"0.0.0.0:{API_PORT}", central=f"central:{CENTRAL_PORT}")
+def api_command(topology: Topology) -> list[str]:
+    return api_args(listen=f"0.0.0.0:{API_PORT}", central=central_target(topology))
 
 
 def edge_command(topology: Topology, region: RegionSpec) -> list[str]:
@@ -109,7 +134,7 @@ def edge_command(topology: Topology, region: RegionSpec) -> list[str]:
         topology,
         region,
         listen=f"0.0.0.0:{EDGE_PORT}",
-        central=f"central:{CENTRAL_PORT}",
+        central=central_target(topology),
         seed=topology.first_seed(region),
         token_file=OPERATOR_TOKEN_PATH,
     )
@@ -129,27 +154,32 @@ def compose_dict(topology: Topology) -> dict[str, Any]:
             "healthcheck": _healthcheck(["CMD", "redis-cli", "ping"]),
             "restart": "unless-stopped",
         },
-        "central": {
+    }
+    centrals = central_services(topology)
+    for index, name in enumerate(centrals):
+        # The first replica makes the operator token in the shared volume; the others
+        # start after it, and read that token instead of each making one of its own.
+        after = ["redis"] if index == 0 else ["redis", centrals[0]]
+        services[name] = {
             "build": dict(BUILD),
             "image": IMAGE,
-            "command": central_command(topology),
+            "command": central_command(topology, name),
             "volumes": [f"central-state:{STORE_RECORD_DIR}"],
             "environment": {
                 "EDGEKV_HEALTH_PORT": str(CENTRAL_PORT),
                 "EDGEKV_TIME_ANCHOR": TIME_ANCHOR_ENV,
             },
-            "ports": [f"{PUBLISH_ADDRESS}:{CENTRAL_PORT}:{CENTRAL_PORT}"],
-            "depends_on": _healthy("redis"),
+            "ports": [f"{PUBLISH_ADDRESS}:{CENTRAL_PORT + index}:{CENTRAL_PORT}"],
+            "depends_on": _healthy(*after),
             "healthcheck": _node_health(CENTRAL_PORT),
             "restart": "unless-stopped",
-        },
-    }
+        }
     services["api"] = {
         "build": dict(BUILD),
         "image": IMAGE,
-        "command": api_command(),
+        "command": api_command(topology),
         "ports": [f"{PUBLISH_ADDRESS}:{API_PORT}:{API_PORT}"],
-        "depends_on": _healthy("central"),
+        "depends_on": _healthy(*centrals),
         "healthcheck": _healthcheck(
             ["CMD", "edgekv", "health", f"http://127.0.0.1:{API_PORT}/healthz"]
         ),
@@ -167,7 +197,7 @@ def compose_dict(topology: Topology) -> dict[str, Any]:
                 "EDGEKV_TIME_ANCHOR": TIME_ANCHOR_ENV,
             },
             "ports": [f"{PUBLISH_ADDRESS}::{EDGE_PORT}"],  # an ephemeral host port
-            "depends_on": _healthy("central"),
+            "depends_on": _healthy(*centrals),
             "healthcheck": _node_health(EDGE_PORT),
             "deploy": {"replicas": region.edges},
             "restart": "unless-stopped",
@@ -182,7 +212,7 @@ def compose_dict(topology: Topology) -> dict[str, Any]:
         "command": list(EXPERIMENT_COMMAND),
         "configs": [{"source": "cluster-state", "target": STATE_PATH}],
         "volumes": [f"../results:{RESULTS_PATH}"],
-        "depends_on": _healthy("central", *edges),
+        "depends_on": _healthy(*centrals, *edges),
         "restart": "no",
     }
     return {
@@ -202,7 +232,7 @@ def cluster_state_json(topology: Topology) -> str:
     """
     state = ClusterState(
         api=f"api:{API_PORT}",
-        central=f"central:{CENTRAL_PORT}",
+        central=central_target(topology),
         edges={r.name: [f"{service_name(r)}:{EDGE_PORT}"] for r in topology.regions if r.edges},
         nodes={
             service_name(region): {

@@ -15,14 +15,17 @@ a gRPC traceback.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from edgekv.channels import open_channel
 from edgekv.closing import AsyncClosing
 from edgekv.core.errors import ErrorKind, KVError, error
+from edgekv.locate import locate_tls_ca
 from edgekv.rpc import error_from_rpc
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
 
@@ -103,13 +106,27 @@ class NodeControl(AsyncClosing):
     """One node's health (any node) and EdgeControl (edges): ``async with NodeControl(addr)``.
 
     ``address`` is HOST:PORT, or a channel already open to the node (an
-    in-process one, in a simulation).
+    in-process one, in a simulation). ``tls_ca`` is the CA of a TLS node; None
+    finds it as a client does (:func:`edgekv.locate.locate_tls_ca`);
+    ``tls_server_name``, the name its certificate has when not the host dialled.
     """
 
-    def __init__(self, address: str | Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        address: str | Any,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        tls_ca: str | os.PathLike[str] | None = None,
+        tls_server_name: str | None = None,
+    ) -> None:
         self.address = address if isinstance(address, str) else "in-process"
         self.timeout_s = timeout_s
-        self._channel = grpc.aio.insecure_channel(address) if isinstance(address, str) else address
+        if isinstance(address, str):
+            ca = locate_tls_ca(tls_ca, [address])
+            self._channel = open_channel(
+                address, tls_ca=ca, options=(), tls_server_name=tls_server_name
+            )
+        else:
+            self._channel = address
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._edge = edge_pb2_grpc.EdgeControlStub(self._channel)
 

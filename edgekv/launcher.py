@@ -8,7 +8,12 @@ writing to its own log file, and waits until each has printed its ready line
 and answers gRPC health checking. Beside them it starts the REST API node
 (``edgekv api``, checked over HTTP) and makes an API token of the default
 account for it, with central's operator token (kept in the data dir), which
-it revokes when it stops the cluster. Children are started with
+it revokes when it stops the cluster. With ``tls`` it first makes a throwaway
+CA and a certificate for 127.0.0.1 and localhost in ``DATA_DIR/tls``
+(:func:`edgekv.tls.make_local_certificates`): every node serves over TLS, every
+node that calls another trusts that CA, and the state file names it, so that
+``edgekv kv``, ``edgekv status`` and ``edgekv.Client()`` find it there.
+Children are started with
 :func:`edgekv.process.spawn`: in their own session (a Ctrl-C reaches the
 launcher, which stops them in order: edges, then central), and SIGTERMed by
 the kernel should the launcher die without cleaning up. :meth:`LocalCluster.stop`
@@ -39,6 +44,7 @@ from edgekv.process import (
     wait_ready_async,
 )
 from edgekv.redis_urls import PASSWORD_VARIABLE, split_password
+from edgekv.tls import LocalCertificates, client_context, make_local_certificates
 from edgekv.topology import Topology
 
 
@@ -67,6 +73,20 @@ class LocalCluster:
     # The API token the launcher made for the API node, and its id (to revoke it).
     api_token: str | None = None
     api_token_id: str | None = None
+    # The throwaway CA and the nodes' certificate, when the cluster runs over TLS.
+    certificates: LocalCertificates | None = None
+
+    @property
+    def tls_ca(self) -> str | None:
+        return None if self.certificates is None else str(self.certificates.ca)
+
+    @property
+    def tls_cert(self) -> str | None:
+        return None if self.certificates is None else str(self.certificates.cert)
+
+    @property
+    def tls_key(self) -> str | None:
+        return None if self.certificates is None else str(self.certificates.key)
 
     @property
     def central(self) -> RunningNode:
@@ -92,11 +112,13 @@ class LocalCluster:
 
     @classmethod
     async def start(
-        cls, topology: Topology, data_dir: Path, ready_timeout_s: float = 30.0
+        cls, topology: Topology, data_dir: Path, ready_timeout_s: float = 30.0, tls: bool = False
     ) -> LocalCluster:
         make_private_dirs(data_dir / "logs")
         cluster = cls(topology, data_dir, time_anchor=time.time())
         anchor = cluster.time_anchor
+        if tls:
+            cluster.certificates = make_local_certificates(data_dir / "tls")
         try:
             storage = cluster._storage()
             central = cluster._spawn(
@@ -109,11 +131,22 @@ class LocalCluster:
                     storage=storage,
                     time_anchor=anchor,
                     operator_token_file=str(cluster.operator_token_file),
+                    tls_cert=cluster.tls_cert,
+                    tls_key=cluster.tls_key,
                 ),
             )
             await cluster._wait_ready([central], ready_timeout_s)
             api = cluster._spawn(
-                "api", "api", topology.central.region, 0.0, api_args(central=central.address)
+                "api",
+                "api",
+                topology.central.region,
+                0.0,
+                api_args(
+                    central=central.address,
+                    tls_cert=cluster.tls_cert,
+                    tls_key=cluster.tls_key,
+                    tls_ca=cluster.tls_ca,
+                ),
             )
             edges = [
                 cluster._spawn(
@@ -129,6 +162,9 @@ class LocalCluster:
                         node=edge.name,
                         time_anchor=anchor,
                         token_file=str(cluster.operator_token_file),
+                        tls_cert=cluster.tls_cert,
+                        tls_key=cluster.tls_key,
+                        tls_ca=cluster.tls_ca,
                     ),
                 )
                 for edge in topology.edge_nodes()
@@ -173,7 +209,9 @@ class LocalCluster:
         await wait_ready_async([node.child for node in nodes], timeout_s)
         await asyncio.gather(
             *(
-                (api_healthy if node.kind == "api" else healthy)(node.address, timeout_s)
+                (api_healthy if node.kind == "api" else healthy)(
+                    node.address, timeout_s, self.tls_ca
+                )
                 for node in nodes
             )
         )
@@ -182,7 +220,7 @@ class LocalCluster:
         from edgekv.operator_token import read_operator_token
 
         token = read_operator_token(self.operator_token_file)
-        return Client(central=self.central.address, token=token, timeout_s=5.0)
+        return Client(central=self.central.address, token=token, timeout_s=5.0, tls_ca=self.tls_ca)
 
     async def _make_api_token(self) -> None:
         client = self._operator_client()
@@ -231,6 +269,7 @@ class LocalCluster:
             account_id=DEFAULT_ACCOUNT_ID if self.api_token else None,
             api_token=self.api_token,
             operator_token_file=str(self.operator_token_file),
+            tls_ca=self.tls_ca,
         )
 
     def exited(self) -> list[RunningNode]:
@@ -265,16 +304,21 @@ def _identity(pid: int) -> dict[str, object]:
     return {"pid": pid} if identity is None else identity.to_json()
 
 
-async def api_healthy(address: str, timeout_s: float) -> None:
-    """Wait until the API node at ``address`` answers its /healthz with SERVING."""
+async def api_healthy(address: str, timeout_s: float, tls_ca: str | None = None) -> None:
+    """Wait until the API node at ``address`` answers its /healthz with SERVING (over
+    HTTPS, trusting ``tls_ca``, when given)."""
+    import ssl
+
     import aiohttp
 
     deadline = time.monotonic() + timeout_s
     timeout = aiohttp.ClientTimeout(total=timeout_s)
+    scheme = "http" if tls_ca is None else "https"
+    context: ssl.SSLContext | bool = True if tls_ca is None else client_context(tls_ca)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         while True:
             try:
-                async with session.get(f"http://{address}/healthz") as response:
+                async with session.get(f"{scheme}://{address}/healthz", ssl=context) as response:
                     if response.status == 200:
                         return
             except aiohttp.ClientError:
@@ -284,9 +328,10 @@ async def api_healthy(address: str, timeout_s: float) -> None:
             await asyncio.sleep(0.05)
 
 
-async def healthy(address: str, timeout_s: float) -> None:
-    """Wait until ``address`` answers gRPC health checking with SERVING."""
-    async with NodeControl(address, timeout_s=timeout_s) as control:
+async def healthy(address: str, timeout_s: float, tls_ca: str | None = None) -> None:
+    """Wait until ``address`` answers gRPC health checking with SERVING (over TLS,
+    trusting ``tls_ca``, when given)."""
+    async with NodeControl(address, timeout_s=timeout_s, tls_ca=tls_ca) as control:
         try:
             status = await control.serving_status(wait=True)
         except KVError as exc:

@@ -6,13 +6,16 @@ else that needs an address asks here. The order is fixed — an explicit
 ``EDGEKV_EDGE_<REGION>`` (region upper-cased, ``-`` as ``_``), then the state
 file a local launcher writes (``$EDGEKV_STATE_FILE``, by default
 ``~/.edgekv/cluster.json``). When none answers, the error says all three ways.
+The CA a TLS client trusts is found the same way (:func:`locate_tls_ca`):
+``--tls-ca``, ``EDGEKV_TLS_CA``, then the state file's, for its cluster's own
+addresses only.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from edgekv.clock import DEFAULT_TIME_SCALE
 from edgekv.core.errors import UsageError
 from edgekv.private_files import make_private_dirs, write_private_text
 from edgekv.process import ProcessIdentity
+from edgekv.tls import CA_VARIABLE
 
 
 class ClusterNotFoundError(UsageError):
@@ -53,6 +57,14 @@ class ClusterState:
     api_token: str | None = None
     # Where central keeps its operator token (edgekv token reads it).
     operator_token_file: str | None = None
+    # The CA that signed every node's TLS certificate (a PEM file), None for plain gRPC.
+    tls_ca: str | None = None
+
+    def addresses(self) -> set[str]:
+        """Every address of the cluster's nodes (each of a list ``A,B`` too)."""
+        named = [self.central, self.api or "", *(a for group in self.edges.values() for a in group)]
+        named += [str(info.get("address", "")) for info in self.nodes.values()]
+        return {part.strip() for spec in named for part in [spec, *spec.split(",")] if part}
 
     def launcher_identity(self) -> ProcessIdentity | None:
         """The launcher as recorded; None when only its PID (or nothing) was."""
@@ -80,6 +92,7 @@ class ClusterState:
                         ("account_id", self.account_id),
                         ("api_token", self.api_token),
                         ("operator_token_file", self.operator_token_file),
+                        ("tls_ca", self.tls_ca),
                     )
                     if value is not None
                 },
@@ -103,7 +116,7 @@ class ClusterState:
             launcher = dict(raw.get("launcher") or {})
             api = {
                 name: None if raw.get(name) is None else str(raw[name])
-                for name in ("api", "account_id", "api_token", "operator_token_file")
+                for name in ("api", "account_id", "api_token", "operator_token_file", "tls_ca")
             }
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ClusterNotFoundError(f"{path}: not a cluster state file ({exc})") from None
@@ -170,6 +183,29 @@ def locate_central(
         f"no central store given: pass {how_to_pass}, set EDGEKV_CENTRAL, "
         "or start a cluster with `edgekv up`"
     )
+
+
+def locate_tls_ca(
+    flag: str | os.PathLike[str] | None,
+    addresses: Iterable[str],
+    environ: Mapping[str, str] = os.environ,
+) -> str | None:
+    """The CA a client dialling ``addresses`` trusts: ``flag``, else ``EDGEKV_TLS_CA``, else
+    the state file's, but only when every address is one of that cluster's (a server
+    named by hand is not assumed to be the local cluster's); None: plain gRPC."""
+    if flag:
+        return os.fspath(flag)
+    if environ.get(CA_VARIABLE):
+        return environ[CA_VARIABLE]
+    try:
+        state = read_state(environ)
+    except ClusterNotFoundError:  # a broken state file names no cluster, and no CA
+        return None
+    if state is None or state.tls_ca is None:
+        return None
+    known = state.addresses()
+    wanted = {part.strip() for spec in addresses for part in spec.split(",")}
+    return state.tls_ca if wanted and wanted <= known else None
 
 
 def locate_edge(

@@ -6,9 +6,11 @@ Theory of operation: the local launcher (child processes), the compose file
 are the only place that turns its specs into flags, so the three cannot
 drift apart. What legitimately differs between them is a parameter: where a
 node listens, where its central is, central's storage URL, an edge's node
-name (containers leave it to their hostname), its seed, and the time anchor
-(containers get it from ``EDGEKV_TIME_ANCHOR``). Flags come in a fixed order,
-so the same topology always gives the same command.
+name (containers leave it to their hostname), its seed, the time anchor
+(containers get it from ``EDGEKV_TIME_ANCHOR``), and where a deployment keeps
+its TLS files (``tls_cert``/``tls_key`` for a server, ``tls_ca`` for a
+client; each flag only when given). Flags come in a fixed order, so the same
+topology always gives the same command.
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ def central_args(
     storage: str | None = None,
     time_anchor: float | None = None,
     operator_token_file: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> list[str]:
-    """``central ...`` for the topology's central; ``storage`` overrides its URL."""
+    """``central ...`` for the topology's central; ``storage`` overrides its URL. (Central
+    serves over TLS; it calls no edgekv node, so it takes no CA.)"""
     args = [
         "central",
         "--listen", listen,
@@ -48,12 +53,21 @@ def central_args(
         args.append("--auth")
     if operator_token_file is not None:
         args += ["--operator-token-file", operator_token_file]
-    return args
+    return [*args, *tls_args(tls_cert, tls_key)]
 
 
-def api_args(*, central: str, listen: str = ANY_LOOPBACK_PORT) -> list[str]:
+def api_args(
+    *,
+    central: str,
+    listen: str = ANY_LOOPBACK_PORT,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_ca: str | None = None,
+) -> list[str]:
     """``api ...``: the REST API node in front of ``central``."""
-    return ["api", "--listen", listen, "--central", central]
+    return [
+        "api", "--listen", listen, "--central", central, *tls_args(tls_cert, tls_key, tls_ca)
+    ]  # fmt: skip
 
 
 def edge_args(
@@ -66,6 +80,9 @@ def edge_args(
     node: str | None = None,
     time_anchor: float | None = None,
     token_file: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    tls_ca: str | None = None,
 ) -> list[str]:
     """``edge ...`` for an edge of ``region``; without ``node``, it names itself. With
     central's auth on, it refuses calls without a token too, and its own calls carry the
@@ -91,7 +108,20 @@ def edge_args(
         "--seed", str(seed),
         *auth,
         *_time_args(topology, time_anchor),
+        *tls_args(tls_cert, tls_key, tls_ca),
     ]  # fmt: skip
+
+
+def tls_args(
+    tls_cert: str | None = None, tls_key: str | None = None, tls_ca: str | None = None
+) -> list[str]:
+    """``--tls-cert``/``--tls-key`` (serve over TLS) and ``--tls-ca`` (call over TLS), each
+    only when given."""
+    args: list[str] = []
+    for flag, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key), ("--tls-ca", tls_ca)):
+        if path is not None:
+            args += [flag, path]
+    return args
 
 
 def _time_args(topology: Topology, time_anchor: float | None) -> list[str]:

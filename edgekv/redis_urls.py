@@ -5,10 +5,11 @@ Theory of operation: a password must never reach a line edgekv prints (a ready
 line, a log line, an error) nor a command line (``ps`` shows every user's).
 
 * **Printing.** :func:`redact` is the one redaction: it replaces the password
-  of every ``redis://`` / ``rediss://`` URL in a text by ``***``. Every printer
-  goes through it: the ready line (:func:`edgekv.process.format_ready`), the
-  log formatter (:func:`edgekv.cli.common.configure_logging`), the one-line
-  errors of every command, and the launcher's report of a node's log.
+  of every ``redis://`` / ``rediss://`` / ``redis+sentinel://`` URL in a text
+  by ``***``. Every printer goes through it: the ready line
+  (:func:`edgekv.process.format_ready`), the log formatter
+  (:func:`edgekv.cli.common.configure_logging`), the one-line errors of every
+  command, and the launcher's report of a node's log.
 * **Passing.** A URL may leave its password out (``redis://HOST:PORT/DB``, or
   ``redis://USER@HOST:PORT/DB``); :func:`with_password` then fills in the one
   from ``--redis-password-file FILE`` or the ``EDGEKV_REDIS_PASSWORD``
@@ -33,8 +34,13 @@ from edgekv.core.errors import UsageError
 
 PASSWORD_VARIABLE = "EDGEKV_REDIS_PASSWORD"
 REDACTED = "***"
-# scheme://[user]:password@ — the password runs to the last "@" before the host.
-_PASSWORD_IN_URL = re.compile(r"(?P<head>rediss?://[^\s:/@]*:)(?P<password>[^\s/]*)@", re.I)
+# Central's Redis found through Sentinel: central.storage.redis_connect defines the form.
+SENTINEL_SCHEME = "redis+sentinel"
+REDIS_SCHEMES = ("redis", "rediss", SENTINEL_SCHEME)
+# scheme://[user]:password@ — the password runs to the last "@" before the host(s).
+_PASSWORD_IN_URL = re.compile(
+    r"(?P<head>(?:rediss?|redis\+sentinel)://[^\s:/@]*:)(?P<password>[^\s/]*)@", re.I
+)
 
 
 def redact(text: str) -> str:
@@ -52,7 +58,7 @@ def redacted(url: str) -> str:
 
 
 def is_redis_url(url: str) -> bool:
-    return urlsplit(url).scheme in ("redis", "rediss")
+    return urlsplit(url).scheme in REDIS_SCHEMES
 
 
 def split_password(url: str) -> tuple[str, str | None]:

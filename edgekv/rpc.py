@@ -16,7 +16,10 @@ sees grpc's bare UNKNOWN. On the client side :func:`error_from_rpc` reads
 ``edgekv-error`` and rebuilds the same exception class, so callers catch one
 exception tree whether the error arose locally or on a server. Transport
 failures (no ``edgekv-error``) map to UNAVAILABLE or DEADLINE_EXCEEDED, which
-are *not definite*: the call may have happened.
+are *not definite*: the call may have happened. A connection that failed
+because of TLS — a TLS client and a plain server, the wrong CA, a plain client
+and a TLS server — is said in those words, not gRPC's (``WRONG_VERSION_NUMBER``,
+``Socket closed``).
 
 The request is parsed inside the boundary too. grpc would parse it with the
 handler's ``request_deserializer`` before any of our code runs, and answer
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
@@ -254,6 +258,40 @@ def bound_handler(handler: grpc.RpcMethodHandler, counts: MethodCounts) -> grpc.
     return handler
 
 
+# OpenSSL's reason in gRPC's words for a failed handshake: "...:OPENSSL_internal:REASON: ...".
+_OPENSSL_REASON = re.compile(r"OPENSSL_internal:([A-Z0-9_]+)")
+_HANDSHAKE_FAILURES = {
+    # The answer to the ClientHello was not TLS.
+    "WRONG_VERSION_NUMBER": "the server does not use TLS (it serves plain gRPC)",
+    "CERTIFICATE_VERIFY_FAILED": "the server's certificate is not signed by the CA this "
+    "client trusts (--tls-ca, EDGEKV_TLS_CA)",
+}
+
+
+def _tls_hint(detail: str) -> str:
+    """gRPC's words for a connection that failed, made readable when TLS is why: a TLS
+    client and a plain server (or the wrong CA) fail the handshake; a plain client and a
+    TLS server see the server close the connection at once."""
+    if "handshake failed" in detail:
+        found = _OPENSSL_REASON.search(detail)
+        reason = found.group(1) if found else "see the server's log"
+        why = _HANDSHAKE_FAILURES.get(
+            reason,
+            "the server may not use TLS, or its certificate is not signed by the CA this "
+            "client trusts (--tls-ca, EDGEKV_TLS_CA)",
+        )
+        return f"the TLS handshake failed ({reason}): {why}"
+    if "Hostname Verification" in detail:
+        return "its TLS certificate does not name the host this client dialled"
+    connecting = "failed to connect" in detail or "connections to all backends failing" in detail
+    if connecting and "Socket closed" in detail:
+        return (
+            "it closed the connection at once; a TLS server does so to a client without "
+            f"TLS: give this client the CA with --tls-ca or EDGEKV_TLS_CA ({detail})"
+        )
+    return detail
+
+
 def error_from_rpc(exc: grpc.aio.AioRpcError, server: str = "the central store") -> KVError:
     """The KVError a failed call stands for; ``server`` names who was called, for messages."""
     for key, value in exc.trailing_metadata() or ():
@@ -266,7 +304,7 @@ def error_from_rpc(exc: grpc.aio.AioRpcError, server: str = "the central store")
             ErrorKind.DEADLINE_EXCEEDED, detail=f"{server} did not answer in time: {detail}"
         )
     if code == grpc.StatusCode.UNAVAILABLE:
-        return error(ErrorKind.UNAVAILABLE, detail=f"cannot reach {server}: {detail}")
+        return error(ErrorKind.UNAVAILABLE, detail=f"cannot reach {server}: {_tls_hint(detail)}")
     if code == grpc.StatusCode.CANCELLED:
         # Our own cancellations raise CancelledError; this one is the server's: grpc sheds
         # calls once too many wait for its event loop. Worth trying again, not a bug.

@@ -3,7 +3,8 @@
 Theory of operation: :class:`GrpcNode` makes a ``grpc.aio`` server with every
 method behind the one error boundary (:class:`~edgekv.rpc.ErrorBoundary`),
 and standard health checking and reflection registered; :class:`GrpcNode` starts
-it on an address (port 0 picks a free port), flips health to SERVING, and on
+it on an address (port 0 picks a free port; TLS when given a certificate and
+its key, :mod:`edgekv.tls`), flips health to SERVING, and on
 :meth:`GrpcNode.stop` flips it to NOT_SERVING before a graceful stop, so load
 balancers and launchers see the node leave before it refuses calls.
 
@@ -30,9 +31,11 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.registry import Collector
 
+from edgekv.channels import SERVER_KEEPALIVE_OPTIONS
 from edgekv.core import limits
 from edgekv.memory import FreedMemoryReturn
 from edgekv.rpc import CHANNEL_OPTIONS, ErrorBoundary
+from edgekv.tls import ServerTls
 
 RECEIVE_LIMIT_OPTION = "grpc.max_receive_message_length"
 
@@ -45,7 +48,13 @@ def server_options(max_receive_bytes: int) -> list[tuple[str, int]]:
     general = [option for option in CHANNEL_OPTIONS if option[0] != RECEIVE_LIMIT_OPTION]
     # grpc turns SO_REUSEPORT on by default, which lets a second server bind a port
     # another one serves and silently split the clients between them; refuse instead.
-    return [*general, (RECEIVE_LIMIT_OPTION, max_receive_bytes), ("grpc.so_reuseport", 0)]
+    # Clients ping every connection every 2 s to find a vanished server (edgekv.channels).
+    return [
+        *general,
+        (RECEIVE_LIMIT_OPTION, max_receive_bytes),
+        ("grpc.so_reuseport", 0),
+        *SERVER_KEEPALIVE_OPTIONS,
+    ]
 
 
 class GrpcNode:
@@ -65,10 +74,15 @@ class GrpcNode:
         )
         self.port = 0
 
-    async def start(self, listen: str) -> int:
-        """Bind ``listen`` (HOST:PORT; port 0 allowed) and serve; return the bound port."""
+    async def start(self, listen: str, tls: ServerTls | None = None) -> int:
+        """Bind ``listen`` (HOST:PORT; port 0 allowed) and serve, over TLS with ``tls``;
+        return the bound port."""
         try:
-            self.port = self.server.add_insecure_port(listen)
+            if tls is None:
+                self.port = self.server.add_insecure_port(listen)
+            else:
+                credentials = grpc.ssl_server_credentials([(tls.key_pem, tls.cert_pem)])
+                self.port = self.server.add_secure_port(listen, credentials)
         except RuntimeError:
             raise OSError(
                 f"cannot listen on {listen}: the port is in use, or the host is not "

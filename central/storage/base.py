@@ -109,6 +109,13 @@ class Storage(Protocol):
         ...
 
     @property
+    def acknowledged_revision(self) -> int:
+        """The newest revision *this* central acknowledged: what its record of the store
+        keeps. Over a shared store, :attr:`revision` also counts other centrals' commits,
+        which a failover may lose if they were never acknowledged."""
+        ...
+
+    @property
     def store_id(self) -> str:
         """The store's random id, made when the store was (see central.storage.record)."""
         ...

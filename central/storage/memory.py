@@ -64,6 +64,10 @@ class MemoryStorage:
         return self._revision
 
     @property
+    def acknowledged_revision(self) -> int:
+        return self._revision  # the only writer of its store: every revision is its own
+
+    @property
     def store_id(self) -> str:
         return self._store_id
 

@@ -141,7 +141,7 @@ class RecordedStore(Protocol):
     def store_id(self) -> str: ...
 
     @property
-    def revision(self) -> int: ...
+    def acknowledged_revision(self) -> int: ...
 
 
 class RecordKeeper:
@@ -176,7 +176,7 @@ class RecordKeeper:
                 await self._write()
 
     async def _write(self) -> None:
-        revision = self._store.revision
+        revision = self._store.acknowledged_revision
         if revision == self._written:
             return
         record = StoreRecord(self._path, self._store.store_id, revision)

@@ -6,8 +6,8 @@ restarts from an older AOF or RDB file, or is flushed, silently loses writes
 central acknowledged — central would then hand out their revisions again. So
 :class:`~central.storage.redis_store.RedisStorage` runs these checks:
 
-* **Persistence**, with ``--durability local`` (the default): ``CONFIG GET
-  appendonly`` and ``appendfsync`` on every new connection — at start and
+* **Persistence**, with ``--durability local`` (the default) or ``replicated``:
+  ``CONFIG GET appendonly`` and ``appendfsync`` on every new connection — at start and
   whenever redis-py connects again after a drop. A weaker setting, or a Redis
   that refuses CONFIG (managed services rename or forbid it), is refused with
   the fix in the message; ``--durability none`` skips the check and says so.

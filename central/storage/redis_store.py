@@ -1,4 +1,5 @@
-"""``redis://HOST:PORT/DB`` — the store kept in a real Redis.
+"""``redis://HOST:PORT/DB`` — the store kept in a real Redis (or ``redis+sentinel://``, the
+primary Sentinel names: :mod:`central.storage.redis_connect`).
 
 Theory of operation:
 
@@ -20,7 +21,10 @@ Theory of operation:
   always`` a commit survives ``kill -9``. With ``--durability local`` (the
   default) central checks those settings on every new connection, and every
   write script first checks that the store did not go back (lose writes
-  central acknowledged): see :mod:`central.storage.redis_guard`.
+  central acknowledged): see :mod:`central.storage.redis_guard`. With
+  ``--durability replicated`` a write is also on a replica before it is
+  acknowledged (``WAIT`` at the end of each pipeline that writes): see
+  :mod:`central.storage.redis_replication`.
 * **Group commit.** Concurrent commits share one round trip: each caller
   queues its script call and one flusher sends everything queued as a
   pipeline (not a transaction: each script is atomic on its own and they run
@@ -47,7 +51,7 @@ import redis.exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from central.storage import redis_guard
+from central.storage import redis_connect, redis_guard, redis_replication
 from central.storage import redis_layout as layout
 from central.storage.base import (
     DEFAULT_CHANGE_LOG_ROWS,
@@ -72,7 +76,7 @@ from edgekv.core.model import (
     Version,
     Write,
 )
-from edgekv.redis_urls import check_url, first_line, redacted
+from edgekv.redis_urls import first_line, redacted
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -99,6 +103,10 @@ _FAILURES = (
     redis_errors.ResponseError,
     redis_guard.Refused,
 )
+
+
+def _no_script(result: Any) -> bool:
+    return isinstance(result, redis_errors.NoScriptError)
 
 
 def _refusal(exc: BaseException) -> BaseException:
@@ -142,6 +150,7 @@ class RedisStorage:
         # The one-write-per-second rule's interval, judged in the commit script (0: off).
         self._write_interval_s = 0.0
         self._feed_length = DEFAULT_FEED_LENGTH
+        self._feed_client: aioredis.Redis | None = None
         self._store_id = ""
         # Once the store went back, the error every call gets until central restarts.
         self._went_back: KVError | None = None
@@ -193,13 +202,13 @@ class RedisStorage:
         what to do.
         """
         shown = redacted(url)
-        try:
-            check_url(url)
-            client = aioredis.Redis.from_url(
-                url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, retry=NO_RETRIES
-            )
-        except ValueError as exc:
-            raise ValueError(f"cannot use Redis URL {shown}: {exc}") from None
+        replicated = durability is Durability.REPLICATED
+        client = await redis_connect.open_client(
+            url,
+            wait_for_replica=replicated,
+            connect_timeout_s=CONNECT_TIMEOUT_SECONDS,
+            retry=NO_RETRIES,
+        )
         store = cls(
             client,
             url,
@@ -210,9 +219,13 @@ class RedisStorage:
         )
         try:
             await client.ping()
+            if replicated:  # before anything is written
+                await redis_replication.check_can_wait(client, shown)
             store._revision = await store._stored_revision()
             store._store_id = await store._identify(record)
             await store._migrate()
+            if replicated:  # the floor just read must be on a replica too
+                await redis_replication.wait_caught_up(client, shown)
         except ValueError:
             await client.aclose()
             raise
@@ -252,7 +265,7 @@ class RedisStorage:
     async def _connected(self, connection: Any) -> None:
         """redis-py's hook for every new connection: its handshake, then central's checks."""
         await connection.on_connect()
-        checks_persistence = self._durability is Durability.LOCAL
+        checks_persistence = self._durability in (Durability.LOCAL, Durability.REPLICATED)
         if checks_persistence and (
             problem := await redis_guard.persistence_problem(connection, self._url)
         ):
@@ -349,17 +362,40 @@ class RedisStorage:
                         )
 
     async def _send_commits(self, batch: list[tuple[list[str], list[Any], Any]]) -> list[Any]:
-        """One pipeline of the batch's script calls: each call's answer, or its error."""
+        """One pipeline of the batch's script calls: each call's answer, or its error.
+
+        The pipeline sends EVALSHA alone: redis-py's own script calls would first ask
+        SCRIPT EXISTS, a round trip per pipeline. A Redis that does not know the script
+        (restarted, or a replica promoted since it was loaded) answers NOSCRIPT and runs
+        nothing, so those calls are sent again, once, after loading it."""
+        results = await self._pipeline_commits(batch)
+        unknown = [i for i, result in enumerate(results) if _no_script(result)]
+        if unknown:
+            try:
+                await self._client.script_load(self._commit_script.script)
+            except _FAILURES as exc:
+                return [self._kv_error(exc)] * len(batch)
+            again = await self._pipeline_commits([batch[i] for i in unknown])
+            for i, result in zip(unknown, again, strict=True):
+                results[i] = result
+        return results
+
+    async def _pipeline_commits(self, batch: list[tuple[list[str], list[Any], Any]]) -> list[Any]:
+        sha = self._commit_script.sha
         # As a context manager, so that the pipeline gives its connection back however
         # execute() ends (a broken connection, a cancelled flusher).
         async with self._client.pipeline(transaction=False) as pipe:
             for keys, args, _ in batch:
-                await self._commit_script(keys=keys, args=args, client=pipe)  # queues, no I/O
+                pipe.evalsha(sha, len(keys), *keys, *args)  # queues, no I/O
+            if replicated := self._durability is Durability.REPLICATED:
+                redis_replication.queue_wait(pipe)  # on this connection: WAIT counts its writes
             started = time.perf_counter()
             try:
                 results = await pipe.execute(raise_on_error=False)
             except Exception as exc:  # hand it to every caller rather than lose it here
                 return [self._kv_error(exc)] * len(batch)
+        if replicated:  # a batch no replica has fails, and raises no revision floor
+            results = redis_replication.acknowledged(list(results), self._url)
         # A commit's arguments: 6 of the group, then 4 per write (see commit()), then the guard's 2.
         writes = sum((len(args) - 8) // 4 for _, args, _ in batch)
         self.commit_stats.record(len(batch), writes, time.perf_counter() - started)
@@ -418,6 +454,10 @@ class RedisStorage:
     def revision(self) -> int:
         return max(self._revision, self._observed_revision)
 
+    @property
+    def acknowledged_revision(self) -> int:
+        return self._revision
+
     def observe_revision(self, revision: int) -> None:
         self._observed_revision = max(self._observed_revision, revision)
 
@@ -434,26 +474,25 @@ class RedisStorage:
     ) -> tuple[list[tuple[str, FeedEvent]], bool]:
         feed = self._key("feed")
 
-        async def read() -> list[Any]:
-            # The stream's oldest entry, asked right after the read on its connection: if it
-            # is newer than ``after``, what followed ``after`` may have been trimmed unread.
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.xread({feed: after}, count=count, block=block_ms)
-                pipe.xrange(feed, count=1)
-                return await pipe.execute()
-
-        answer, oldest = await self._read(read)
+        if self._feed_client is None:
+            # Its own connection, which a blocked read holds for up to ``block_ms``.
+            self._feed_client = self._client.client()
+        reader = self._feed_client
+        answer = await self._read(lambda: reader.xread({feed: after}, count=count, block=block_ms))
         streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], answer or [])
         entries = streams[0][1] if streams else []
         events = [
             (layout.text(id_), layout.parse_feed_event(fields[b"e"])) for id_, fields in entries
         ]
-        trimmed = (
-            after != "0-0"
-            and bool(oldest)
-            and _stream_id(layout.text(oldest[0][0])) > _stream_id(after)
-        )
-        return events, trimmed
+        # Trimming keeps about feed_length entries, so a reader whose position was trimmed
+        # away is handed a full read: only then is the stream's oldest entry asked for (a
+        # reader keeping up, most reads, costs one command). If that entry is newer than
+        # ``after``, what followed ``after`` may have been trimmed unread.
+        if after == "0-0" or len(events) < min(count, self._feed_length):
+            return events, False
+        oldest = await self._read(lambda: self._client.xrange(feed, count=1))
+        rows = cast(list[tuple[bytes, Any]], oldest)
+        return events, bool(rows) and _stream_id(layout.text(rows[0][0])) > _stream_id(after)
 
     @property
     def store_id(self) -> str:
@@ -471,6 +510,8 @@ class RedisStorage:
         return int(rows[0][1]) if rows else self._revision + 1
 
     async def close(self) -> None:
+        if self._feed_client is not None:
+            await self._feed_client.aclose()
         await self._client.aclose()
 
     async def create_namespace(self, namespace: Namespace, max_namespaces: int) -> None:

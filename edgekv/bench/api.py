@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import grpc
 from aiohttp import web
 from yarl import URL
 
@@ -86,11 +85,12 @@ from edgekv.bench.servers import (
     print_machine,
     process_cpu_s,
 )
+from edgekv.channels import open_channel
 from edgekv.core.accounts import DEFAULT_ACCOUNT_ID
 from edgekv.node_args import ANY_LOOPBACK_PORT, api_args, central_args, edgekv_command
 from edgekv.process import format_ready
 from edgekv.provenance import provenance
-from edgekv.rpc import AUTHORIZATION_METADATA_KEY, CHANNEL_OPTIONS
+from edgekv.rpc import AUTHORIZATION_METADATA_KEY
 from edgekv.topology import CentralSpec, Topology
 from edgekv.v1 import central_pb2 as pb
 from edgekv.v1 import central_pb2_grpc
@@ -146,7 +146,7 @@ async def connect_central_get(targets: dict[str, Any]) -> AsyncIterator[CallFn]:
         pb.GetRequest(namespace_id=targets["namespace"], key=key(k).encode())
         for k in range(KEY_COUNT)
     ]
-    async with grpc.aio.insecure_channel(targets["central"], options=CHANNEL_OPTIONS) as channel:
+    async with open_channel(targets["central"]) as channel:
         stub = central_pb2_grpc.CentralStoreStub(channel)
 
         async def call(index: int) -> object:

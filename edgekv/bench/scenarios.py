@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import redis.asyncio as aioredis
 
 import edgekv
@@ -36,11 +35,11 @@ from edgekv.bench.servers import (
     relay_argv,
     start_redis,
 )
+from edgekv.channels import open_channel
 from edgekv.client import RetryPolicy
 from edgekv.core.errors import UsageError
 from edgekv.experiments.theory import key_weights
 from edgekv.node_args import central_args, edge_args, edgekv_command
-from edgekv.rpc import CHANNEL_OPTIONS
 from edgekv.topology import DEFAULT_REGION_RTT_MS, CentralSpec, EdgeSpec, RegionSpec, Topology
 from edgekv.v1 import edge_pb2, edge_pb2_grpc
 
@@ -82,7 +81,8 @@ async def connect_floor(targets: dict[str, Any], rtt_ms: float = 0.0) -> AsyncIt
     """The no-op server; with ``rtt_ms``, the relay: a do-nothing edge across its link."""
     address = targets["relay"] if rtt_ms else targets["noop"]
     request = f"{rtt_ms:g}".encode() if rtt_ms else b""
-    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+    # The channel every edgekv client makes (edgekv.channels), so the floor is like for like.
+    async with open_channel(address) as channel:
         method = channel.unary_unary(
             NOOP_METHOD, request_serializer=None, response_deserializer=None
         )
@@ -177,9 +177,7 @@ async def connect_edge(
 @asynccontextmanager
 async def connect_edge_stub(targets: dict[str, Any]) -> AsyncIterator[CallFn]:
     """A HIT without the client library: prepared requests, the answer checked by status."""
-    async with grpc.aio.insecure_channel(
-        targets["edges"]["us-east"], options=CHANNEL_OPTIONS
-    ) as channel:
+    async with open_channel(targets["edges"]["us-east"]) as channel:
         stub = edge_pb2_grpc.EdgeKVStub(channel)
         requests = [
             edge_pb2.EdgeGetRequest(

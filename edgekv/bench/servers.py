@@ -35,6 +35,7 @@ from typing import Any
 
 import grpc
 
+from edgekv.channels import SERVER_KEEPALIVE_OPTIONS, open_channel
 from edgekv.node_args import ANY_LOOPBACK_PORT
 from edgekv.process import Child, format_ready, spawn, wait_ready
 from edgekv.rpc import CHANNEL_OPTIONS
@@ -59,7 +60,7 @@ def _relay_call(forward_to: str) -> Callable[[bytes, Any], Awaitable[bytes]]:
     ``asyncio.sleep``, as in the edge's link model, so a relay is an edge that
     does nothing but cross its link.
     """
-    channel = grpc.aio.insecure_channel(forward_to, options=CHANNEL_OPTIONS)
+    channel = open_channel(forward_to)
     forward = channel.unary_unary(NOOP_METHOD, request_serializer=None, response_deserializer=None)
 
     async def relay(request: bytes, context: Any) -> bytes:
@@ -79,7 +80,8 @@ async def serve_noop(listen: str, forward_to: str | None = None) -> None:
 
     With ``forward_to``, relay each call to the no-op server there instead.
     """
-    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    # Our clients' keepalive pings (edgekv.channels) are allowed, as by every edgekv server.
+    server = grpc.aio.server(options=[*CHANNEL_OPTIONS, *SERVER_KEEPALIVE_OPTIONS])
     call = _noop_call if forward_to is None else _relay_call(forward_to)
     handler = grpc.method_handlers_generic_handler(
         "bench.Noop",

@@ -6,7 +6,12 @@ import argparse
 import asyncio
 import logging
 
-from edgekv.cli.common import Subcommands, configure_logging
+from edgekv.cli.common import (
+    Subcommands,
+    add_client_tls_flag,
+    add_server_tls_flags,
+    configure_logging,
+)
 from edgekv.cli.env_flags import apply_env_defaults
 from edgekv.process import format_ready
 from edgekv.topology import DEFAULT_API_PORT
@@ -30,13 +35,20 @@ def register(subcommands: Subcommands) -> None:
         metavar="HOST:PORT",
         help="port 0 picks a free port",
     )
-    parser.add_argument("--central", required=True, metavar="HOST:PORT", help="the central store")
+    parser.add_argument(
+        "--central",
+        required=True,
+        metavar="HOST:PORT",
+        help="the central store; replicas as HOST:PORT,HOST:PORT,... or dns:///NAME:PORT",
+    )
     parser.add_argument(
         "--metrics-listen",
         default=None,
         metavar="HOST:PORT",
         help="serve Prometheus metrics on http://HOST:PORT/metrics",
     )
+    add_server_tls_flags(parser)
+    add_client_tls_flag(parser, "central", finds_cluster=False)
     parser.set_defaults(run=run)
     apply_env_defaults(parser)
 
@@ -44,9 +56,11 @@ def register(subcommands: Subcommands) -> None:
 async def run(args: argparse.Namespace) -> int:
     from api.server import ApiCollector, ApiServer
     from edgekv.serving import install_stop_signals, serve_metrics
+    from edgekv.tls import server_tls
 
     configure_logging()
-    server = ApiServer(args.central)
+    tls = server_tls(args.tls_cert, args.tls_key)
+    server = ApiServer(args.central, tls_ca=args.tls_ca, tls=tls)
     port = await server.start(args.listen)
     metrics = None
     try:
@@ -55,7 +69,8 @@ async def run(args: argparse.Namespace) -> int:
         stopping = asyncio.Event()
         install_stop_signals(stopping.set)
         host = args.listen.rpartition(":")[0] or "127.0.0.1"
-        fields = {"central": args.central, "base-url": f"http://{host}:{port}/client/v4"}
+        scheme = "http" if tls is None else "https"
+        fields = {"central": args.central, "base-url": f"{scheme}://{host}:{port}/client/v4"}
         print(format_ready("api", f"{host}:{port}", fields), flush=True)
         await stopping.wait()
         log.info("stopping: finishing requests in flight")

@@ -5,10 +5,12 @@ Theory of operation: ``quick`` runs the main scenarios for a few seconds each
 takes any scenarios, rates and sweeps; ``burst`` measures one client's bursts
 at several bounds on its calls in flight; ``api`` measures the REST API node's
 GET beside a bare HTTP endpoint, central's Get and the gRPC floor
-(:mod:`edgekv.bench.api`); ``list`` names them. Each run writes
+(:mod:`edgekv.bench.api`); ``replicas`` measures central's Get and Put with one
+and with two central processes on one Redis (:mod:`edgekv.bench.replicas`);
+``list`` names them. Each run writes
 ``results/bench/<timestamp>/`` under the current directory (``resources``:
 ``results/bench/resources-<timestamp>/``, ``burst``: ``burst-<timestamp>``,
-``api``: ``api-<timestamp>``;
+``api``: ``api-<timestamp>``, ``replicas``: ``replicas-<timestamp>``;
 ``--out DIR`` for another parent
 than ``results``), as the experiments write ``results/<experiment>/...``. Exit 0 when every run was
 valid (the generator kept up) and no call failed; 1 otherwise, saying why.
@@ -35,7 +37,7 @@ def register(subcommands: Subcommands) -> None:
     )
     kinds = parser.add_subparsers(
         dest="bench_command",
-        metavar="quick|run|resources|soak|burst|sim|api|list",
+        metavar="quick|run|resources|soak|burst|sim|api|replicas|list",
         required=True,
     )
     quick = kinds.add_parser("quick", help="the main scenarios, about a minute")
@@ -140,6 +142,7 @@ def register(subcommands: Subcommands) -> None:
     _add_out_flag(sim)
     sim.set_defaults(run=run_sim)
     _register_api(kinds)
+    _register_replicas(kinds)
     listing = kinds.add_parser("list", help="the scenarios and what one call of each is")
     listing.set_defaults(run=run_list)
 
@@ -179,6 +182,37 @@ def _register_api(kinds: Any) -> None:
     )
     _common(api)
     api.set_defaults(run=run_api)
+
+
+def _register_replicas(kinds: Any) -> None:
+    replicas = kinds.add_parser(
+        "replicas",
+        help="central's Get and Put with one and with two central processes on one Redis",
+        description="Start one redis-server (appendonly yes, appendfsync always) and three "
+        "centrals on it: one alone on a database, two sharing another, called through the "
+        "address list A,B. Measure Get and Put throughput at N closed-loop callers (a "
+        "generator process of its own) and each process's CPU per operation, both "
+        "configurations in interleaved rounds of the same run; judge central CPU per "
+        "operation with 2 replicas <= 1.1 x with 1 and throughput with 2 >= with 1, and say "
+        "what each limit (a core per central, Redis's one thread, the cores) allows here and "
+        "on 4 cores.",
+        epilog="example: edgekv bench replicas --duration 15",
+    )
+    replicas.add_argument(
+        "--duration",
+        type=float,
+        default=6.0,
+        metavar="S",
+        help="seconds per configuration and operation, over the rounds (default 6)",
+    )
+    replicas.add_argument(
+        "--callers", type=int, default=16, metavar="N", help="closed-loop callers (default 16)"
+    )
+    replicas.add_argument(
+        "--rounds", type=int, default=6, metavar="R", help="interleaved rounds (default 6)"
+    )
+    _add_out_flag(replicas)
+    replicas.set_defaults(run=run_replicas)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -378,6 +412,22 @@ async def run_api(args: argparse.Namespace) -> int:
     )  # fmt: skip
     # The harness runs its own event loops (and worker processes): give it a thread.
     finished = await asyncio.to_thread(run_api_bench, options)
+    return _judged(finished.rows(), finished.folder)
+
+
+async def run_replicas(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from edgekv.bench.replicas import ReplicasBenchOptions, run_replicas_bench
+    from edgekv.bench.runner import DEFAULT_OUT
+
+    if not args.duration > 0 or args.callers < 1 or args.rounds < 1:
+        raise UsageError("--duration, --callers and --rounds must be positive")
+    options = ReplicasBenchOptions(
+        args.duration, args.callers, args.rounds, args.out or DEFAULT_OUT
+    )
+    # The harness runs its own event loops (and the generator's process): give it a thread.
+    finished = await asyncio.to_thread(run_replicas_bench, options)
     return _judged(finished.rows(), finished.folder)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from edgekv.cli.common import (
     Subcommands,
     add_redis_password_flag,
+    add_server_tls_flags,
     add_time_flags,
     clock_from,
     configure_logging,
@@ -39,7 +40,9 @@ def register(subcommands: Subcommands) -> None:
         "--storage",
         default="sqlite:edgekv.db",
         metavar="URL",
-        help="sqlite:PATH (default sqlite:edgekv.db), memory:, or redis://HOST:PORT/DB",
+        help="sqlite:PATH (default sqlite:edgekv.db), memory:, redis://HOST:PORT/DB, or "
+        "redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]: the primary the Sentinels "
+        "name, followed across failovers",
     )
     add_redis_password_flag(parser)
     parser.add_argument(
@@ -50,12 +53,19 @@ def register(subcommands: Subcommands) -> None:
     )
     parser.add_argument(
         "--durability",
-        choices=("local", "none"),
-        help="what an acknowledged write survives. local (the default for sqlite: and redis://): "
+        choices=("local", "replicated", "none"),
+        help="what an acknowledged write survives. local (the default for sqlite: and redis): "
         "it is on the local disk first; SQLite fsyncs every commit group, and Redis must run "
-        "with appendonly yes and appendfsync always, which central checks when it connects. "
-        "none (what memory: means): nothing is promised; needed for a Redis that does not let "
-        "central read its CONFIG",
+        "with appendonly yes and appendfsync always ('fsync every time new commands are "
+        "appended to the AOF. Very very slow, very safe', in Redis's words), which central "
+        "checks when it connects: it survives kill -9 and a crash of the host, but Redis "
+        "replication is asynchronous, so a failover to a replica may lose it. replicated (Redis "
+        "only): local, and a replica has it too before it is acknowledged (WAIT 1 1000; a write "
+        "no replica took in time fails); central refuses to start on a Redis that has no "
+        "replica or refuses WAIT. A failover keeps it, though WAIT 'does not make Redis a "
+        "strongly consistent store': 'acknowledged writes can still be lost during a failover', "
+        "in 'certain hard to trigger failure modes'. none (what memory: means): nothing is "
+        "promised; needed for a Redis that does not let central read its CONFIG",
     )
     parser.add_argument(
         "--store-record",
@@ -84,6 +94,7 @@ def register(subcommands: Subcommands) -> None:
         "only; default: PATH.operator-token beside sqlite:PATH; for other stores, none "
         "unless given, and --auth needs one)",
     )
+    add_server_tls_flags(parser)
     add_time_flags(parser)
     parser.set_defaults(run=run)
     apply_env_defaults(parser)
@@ -94,9 +105,12 @@ async def run(args: argparse.Namespace) -> int:
     from central.service import CentralSettings
     from central.storage.base import Durability
     from edgekv.serving import install_stop_signals
+    from edgekv.tls import server_tls
 
     configure_logging()
     clock = clock_from(args)
+    # Checked before the store is opened: a bad file is one line, and nothing to undo.
+    tls = server_tls(args.tls_cert, args.tls_key)
     settings = CentralSettings(
         write_rate_limit=not args.no_write_rate_limit, require_auth=args.auth
     )
@@ -109,16 +123,19 @@ async def run(args: argparse.Namespace) -> int:
         store_record=args.store_record,
         metrics_listen=args.metrics_listen,
         operator_token_file=args.operator_token_file,
+        tls=tls,
     )
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
     fields = {
         "storage": args.storage,
-        # What an acknowledged write survives: local (on disk) or none, said where it starts.
+        # What an acknowledged write survives: local (on disk), replicated (on a replica too)
+        # or none, said where it starts.
         "durability": server.storage.durability.value,
         "revision": server.storage.revision,
         "time-scale": clock.scale,
         "auth": "on" if args.auth else "off",
+        "tls": "on" if tls is not None else "off",
     }
     print(format_ready("central", server.address, fields), flush=True)
     await stopping.wait()

@@ -23,7 +23,7 @@ from pathlib import Path
 from edgekv.cli.common import Subcommands
 from edgekv.core.errors import UsageError
 from edgekv.launcher import LocalCluster, RunningNode
-from edgekv.locate import ClusterState, read_state, state_file_path
+from edgekv.locate import ClusterState, read_state, read_state_file, state_file_path
 from edgekv.private_files import make_private_dirs
 from edgekv.process import ProcessIdentity, alive, spawn, stop_processes
 from edgekv.redis_urls import redact
@@ -50,12 +50,27 @@ def register(subcommands: Subcommands) -> None:
         action="store_true",
         help="central refuses gRPC calls without an API token (the REST API always asks)",
     )
+    up.add_argument(
+        "--tls",
+        action="store_true",
+        help="every node serves over TLS, with a throwaway CA and certificate for "
+        "127.0.0.1 and localhost made in DATA_DIR/tls (needs the openssl command); the "
+        "state file names the CA, so edgekv kv, status and edgekv.Client() trust it",
+    )
     up.set_defaults(run=run_up)
 
     status = subcommands.add_parser(
         "status",
         help="health and stats of every node of the running cluster",
         epilog="example: edgekv status",
+    )
+    status.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="the cluster this state file describes (default: $EDGEKV_STATE_FILE, else "
+        "~/.edgekv/cluster.json), e.g. a Kubernetes deployment's, from its edgekv-cluster "
+        "ConfigMap",
     )
     status.set_defaults(run=run_status)
 
@@ -89,7 +104,7 @@ async def run_up(args: argparse.Namespace) -> int:
 
 async def _supervise(args: argparse.Namespace, topology: Topology) -> int:
     started = time.monotonic()
-    cluster = await LocalCluster.start(topology, args.data_dir)
+    cluster = await LocalCluster.start(topology, args.data_dir, tls=args.tls)
     state_path = state_file_path()
     try:
         state = cluster.state()
@@ -160,6 +175,8 @@ async def _detach(args: argparse.Namespace) -> int:
         command += ["--time-scale", repr(args.time_scale)]
     if args.auth:
         command.append("--auth")
+    if args.tls:
+        command.append("--tls")
     log_path = args.data_dir / "launcher.log"
     # The supervisor must outlive this process: no parent-death signal.
     launcher = spawn(command, log_path, name="launcher", die_with_parent=False)
@@ -240,18 +257,19 @@ async def run_status(args: argparse.Namespace) -> int:
     from edgekv.control import NodeControl
     from edgekv.core.errors import KVError
 
-    state = _running_state()
+    state = read_state_file(args.state) if args.state is not None else _running_state()
     print(f"{'node':<16} {'region':<14} {'address':<22} {'health':<8} stats")
     unhealthy = 0
     for name, info in state.nodes.items():
         address = str(info["address"])
         if info["kind"] == "api":
-            health = await _api_health(address)
+            health = await _api_health(address, state.tls_ca)
             unhealthy += health != "SERVING"
-            detail = f"http://{address}/client/v4" if health == "SERVING" else ""
+            scheme = "http" if state.tls_ca is None else "https"
+            detail = f"{scheme}://{address}/client/v4" if health == "SERVING" else ""
             print(f"{name:<16} {info['region']!s:<14} {address:<22} {health:<8} {detail}")
             continue
-        async with NodeControl(address, timeout_s=2.0) as control:
+        async with NodeControl(address, timeout_s=2.0, tls_ca=state.tls_ca) as control:
             health = "SERVING" if await control.healthy() else "DOWN"
             unhealthy += health != "SERVING"
             detail = ""
@@ -270,12 +288,12 @@ async def run_status(args: argparse.Namespace) -> int:
     return 1 if unhealthy else 0
 
 
-async def _api_health(address: str) -> str:
+async def _api_health(address: str, tls_ca: str | None) -> str:
     from edgekv.launcher import api_healthy
     from edgekv.process import StartError
 
     try:
-        await api_healthy(address, timeout_s=2.0)
+        await api_healthy(address, timeout_s=2.0, tls_ca=tls_ca)
     except StartError:
         return "DOWN"
     return "SERVING"

@@ -81,6 +81,38 @@ def add_redis_password_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_server_tls_flags(parser: argparse.ArgumentParser) -> None:
+    """``--tls-cert`` and ``--tls-key``: serve over TLS (both or neither)."""
+    parser.add_argument(
+        "--tls-cert",
+        default=None,
+        metavar="FILE",
+        help="serve over TLS with this PEM certificate (chain); needs --tls-key",
+    )
+    parser.add_argument(
+        "--tls-key", default=None, metavar="FILE", help="the PEM private key of --tls-cert"
+    )
+
+
+def add_client_tls_flag(
+    parser: argparse.ArgumentParser, servers: str, finds_cluster: bool = True
+) -> None:
+    """``--tls-ca``: reach ``servers`` over TLS, trusting this CA. A command that finds
+    the cluster by itself (``finds_cluster``) also finds its CA (edgekv.locate)."""
+    default = (
+        " (default: $EDGEKV_TLS_CA, else the CA of the cluster in the state file, "
+        "for its own addresses)"
+        if finds_cluster
+        else ""
+    )
+    parser.add_argument(
+        "--tls-ca",
+        default=None,
+        metavar="FILE",
+        help=f"reach {servers} over TLS, trusting the PEM CA certificate in FILE{default}",
+    )
+
+
 def redis_url_from(url: str, args: argparse.Namespace) -> str:
     """``url`` with the password of ``--redis-password-file`` or the environment filled in."""
     return with_password(url, configured_password(args.redis_password_file))

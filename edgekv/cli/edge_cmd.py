@@ -9,7 +9,9 @@ from pathlib import Path
 
 from edgekv.cli.common import (
     Subcommands,
+    add_client_tls_flag,
     add_redis_password_flag,
+    add_server_tls_flags,
     add_time_flags,
     clock_from,
     configure_logging,
@@ -43,7 +45,13 @@ def register(subcommands: Subcommands) -> None:
         "--region eu-west --rtt-ms 83",
     )
     parser.add_argument("--listen", default=f"127.0.0.1:{DEFAULT_EDGE_PORT}", metavar="HOST:PORT")
-    parser.add_argument("--central", required=True, metavar="HOST:PORT")
+    parser.add_argument(
+        "--central",
+        required=True,
+        metavar="HOST:PORT",
+        help="the central store; replicas as HOST:PORT,HOST:PORT,... or dns:///NAME:PORT "
+        "(calls are spread over them and fail over)",
+    )
     parser.add_argument("--region", required=True, metavar="NAME")
     parser.add_argument("--node", default=None, metavar="NAME", help="default: REGION-HOSTNAME")
     parser.add_argument(
@@ -92,6 +100,8 @@ def register(subcommands: Subcommands) -> None:
         help="the token the edge's own calls to central carry (its watches): the operator "
         "token of a central with --auth",
     )
+    add_server_tls_flags(parser)
+    add_client_tls_flag(parser, "central", finds_cluster=False)
     add_time_flags(parser)
     parser.set_defaults(run=run)
     apply_env_defaults(parser)
@@ -100,9 +110,11 @@ def register(subcommands: Subcommands) -> None:
 async def run(args: argparse.Namespace) -> int:
     from edge.node import EdgePolicy
     from edge.server import EdgeConfig, start_edge
+    from edgekv.channels import parse_target
     from edgekv.control import LinkSettings
     from edgekv.operator_token import read_operator_token
     from edgekv.serving import install_stop_signals
+    from edgekv.tls import read_ca, server_tls
     from edgekv.topology import Mode
 
     configure_logging()
@@ -113,6 +125,10 @@ async def run(args: argparse.Namespace) -> int:
     dns_label(args.region, "--region")
     if args.node is not None:
         dns_label(args.node, "--node")
+    parse_target(args.central)  # a bad --central is one line before anything starts
+    tls = server_tls(args.tls_cert, args.tls_key)
+    if args.tls_ca is not None:
+        read_ca(args.tls_ca)
     config = EdgeConfig(
         central=args.central,
         region=args.region,
@@ -126,6 +142,8 @@ async def run(args: argparse.Namespace) -> int:
         metrics_listen=args.metrics_listen,
         require_token=args.auth,
         token=None if args.token_file is None else read_operator_token(args.token_file),
+        tls_ca=args.tls_ca,
+        tls=tls,
     )
     clock = clock_from(args)
     server = await start_edge(config, clock)
@@ -137,6 +155,7 @@ async def run(args: argparse.Namespace) -> int:
         "central": config.central,
         "mode": args.mode,
         "rtt-ms": args.rtt_ms,
+        "tls": "on" if tls is not None else "off",
     }
     print(format_ready("edge", server.address, fields), flush=True)
     await stopping.wait()

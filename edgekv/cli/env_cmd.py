@@ -32,14 +32,17 @@ def register(subcommands: Subcommands) -> None:
     parser.set_defaults(run=run)
 
 
-def variables(api: str, token: str, account_id: str) -> dict[str, str]:
-    base_url = f"http://{api}/client/v4"
+def variables(api: str, token: str, account_id: str, tls_ca: str | None = None) -> dict[str, str]:
+    """The exports; for a TLS cluster (``tls_ca``) the URLs are https, and Node.js
+    (wrangler) is told to trust the cluster's CA as well as its own."""
+    base_url = f"{'http' if tls_ca is None else 'https'}://{api}/client/v4"
     return {
         "CLOUDFLARE_API_BASE_URL": base_url,
         "CLOUDFLARE_BASE_URL": base_url,
         "CLOUDFLARE_API_TOKEN": token,
         "CLOUDFLARE_ACCOUNT_ID": account_id,
         "WRANGLER_SEND_METRICS": "false",
+        **({} if tls_ca is None else {"NODE_EXTRA_CA_CERTS": tls_ca}),
     }
 
 
@@ -64,5 +67,6 @@ async def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"the cluster in {state_file_path()} has no API node: restart it with `edgekv up`"
         )
-    print(render(variables(state.api, state.api_token, state.account_id), args.shell), end="")
+    exports = variables(state.api, state.api_token, state.account_id, state.tls_ca)
+    print(render(exports, args.shell), end="")
     return 0

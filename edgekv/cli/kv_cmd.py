@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from edgekv.cli.common import Subcommands
+from edgekv.cli.common import Subcommands, add_client_tls_flag
 from edgekv.client import BulkPutEntry, BulkResult, Client, KVNamespace
 from edgekv.config import (
     ConfigError,
@@ -55,12 +55,17 @@ BULK_ENTRY_FIELDS = {"key", "value", "expiration", "expiration_ttl", "metadata",
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", metavar="PATH", help="wrangler.toml / .json / .jsonc")
     parser.add_argument("-e", "--env", metavar="NAME", help="the environment in the config")
-    parser.add_argument("--central", metavar="HOST:PORT", help="the central store")
+    parser.add_argument(
+        "--central",
+        metavar="HOST:PORT",
+        help="the central store (replicas: HOST:PORT,HOST:PORT,... or dns:///NAME:PORT)",
+    )
     parser.add_argument(
         "--token",
         metavar="TOKEN",
         help="an API token (`edgekv token create`) the calls carry (default: $EDGEKV_TOKEN)",
     )
+    add_client_tls_flag(parser, "central and the edges")
 
 
 def _add_namespace_flags(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +125,7 @@ def _namespace_id(args: argparse.Namespace) -> str:
 
 
 def _central(args: argparse.Namespace) -> Client:
-    return Client(central=locate_central(args.central), token=_token(args))
+    return Client(central=locate_central(args.central), token=_token(args), tls_ca=args.tls_ca)
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -148,12 +153,14 @@ def _target(args: argparse.Namespace, region: str | None = None) -> _Target:
             edge=locate_edge(region or "", edge),
             retry_rate_limited=retry_rate_limited,
             token=_token(args),
+            tls_ca=args.tls_ca,
         )
     else:
         client = Client(
             central=locate_central(args.central),
             retry_rate_limited=retry_rate_limited,
             token=_token(args),
+            tls_ca=args.tls_ca,
         )
     # wrangler's commands call the REST API, not a binding: its bare messages, its ranges.
     return _Target(client, client.namespace(namespace_id, as_binding=False), namespace_id)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgekv.cli.common import Subcommands
+from edgekv.cli.common import Subcommands, add_client_tls_flag
 
 if TYPE_CHECKING:
     from edgekv.client import Client
@@ -62,10 +62,15 @@ def register(subcommands: Subcommands) -> None:
 
 
 def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--central", metavar="HOST:PORT", help="the central store")
+    parser.add_argument(
+        "--central",
+        metavar="HOST:PORT",
+        help="the central store (replicas: HOST:PORT,HOST:PORT,... or dns:///NAME:PORT)",
+    )
     parser.add_argument(
         "--token", metavar="TOKEN", help="the operator token (default: $EDGEKV_TOKEN)"
     )
+    add_client_tls_flag(parser, "central")
     parser.add_argument(
         "--operator-token-file",
         type=Path,
@@ -86,7 +91,7 @@ def _client(args: argparse.Namespace) -> Client:
         state = read_state(os.environ)
         if state is not None and state.operator_token_file:
             token = read_operator_token(Path(state.operator_token_file))
-    return Client(central=locate_central(args.central), token=token)
+    return Client(central=locate_central(args.central), token=token, tls_ca=args.tls_ca)
 
 
 async def run_create(args: argparse.Namespace) -> int:

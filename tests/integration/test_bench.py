@@ -191,3 +191,36 @@ def test_the_api_bench_measures_the_four_and_writes_both_ratios(tmp_path: Path) 
         assert ratio["target"] == target and ratio["verdict"] in ("PASS", "MISS")
         assert isinstance(ratio["value"], float) and math.isfinite(ratio["value"])
     assert "results:" in done.stdout
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(120)
+def test_the_replicas_bench_measures_one_and_two_centrals_on_one_redis(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "edgekv", "bench", "replicas", "--duration", "1", "--callers", "2",
+         "--rounds", "2", "--out", str(tmp_path)],
+        env=environment, capture_output=True, text=True, timeout=110,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [folder] = (tmp_path / "bench").glob("replicas-*")
+    summary = json.loads((folder / "summary.json").read_text())
+    rows = {(row["configuration"], row["operation"]): row for row in summary["rows"]}
+    assert set(rows) == {(c, o) for c in ("1-replica", "2-replicas") for o in ("get", "put")}
+    centrals = {"1-replica": ["central-1"], "2-replicas": ["central-2a", "central-2b"]}
+    for (configuration, _operation), row in rows.items():
+        assert row["errors"] == 0 and row["calls"] > 0 and row["throughput_per_s"] > 0, row
+        assert row["callers"] == 2 and (folder / row["histogram_log"]).exists()
+        # Every operation is one script call in Redis, whichever central ran it.
+        evalsha = row["redis_commands"]["evalsha"]["calls_per_op"]
+        assert evalsha == pytest.approx(1.0, abs=0.01), row["redis_commands"]
+        assert set(centrals[configuration]) <= set(row["cpu_us_per_op"])
+    ratios = {ratio["name"]: ratio for ratio in summary["ratios"]}
+    for operation in ("get", "put"):
+        for name, target in (
+            (f"central CPU per {operation}, 2 replicas / 1", "<= 1.1"),
+            (f"{operation} throughput at 2 callers, 2 replicas / 1", ">= 1.0"),
+        ):
+            assert ratios[name]["target"] == target and ratios[name]["verdict"] in ("PASS", "MISS")
+    assert summary["bounds"]["get-2-replicas"]["4_cores"]["predicted_per_s"] > 0
+    assert "results:" in done.stdout

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 import pytest
 
 import edgekv
+from central.feed import FeedFollower
 from central.server import CentralServer, start_central
 from central.service import CentralSettings
+from central.storage.redis_store import RedisStorage
 from edgekv.clock import ManualClock
 from edgekv.core.errors import ErrorKind, KVError
-from edgekv.core.model import DEFAULT_ACCOUNT_ID, Change
+from edgekv.core.model import DEFAULT_ACCOUNT_ID, Change, FeedEvent, Namespace, Put
 from edgekv.v1 import central_pb2 as pb
 
 pytestmark = pytest.mark.redis
@@ -223,3 +225,38 @@ async def test_centrals_tell_which_store_they_serve(pair: Pair, redis_url: str) 
         await elsewhere.server.stop(grace_s=0)
     assert ids[0] == ids[1] == pair.a.server.storage.store_id
     assert ids[2] != ids[0] and ids[2] == elsewhere.server.storage.store_id
+
+
+async def test_a_central_that_fell_behind_the_feed_starts_again_from_the_store(
+    redis_url: str,
+) -> None:
+    """Its position trimmed away, a follower cannot know what it missed: it reloads."""
+    writer = await RedisStorage.open(redis_url)
+    reader = await RedisStorage.open(redis_url)
+    for store in (writer, reader):  # a short feed, trimmed after a few commits
+        store._feed_length = 10
+    namespace_id = "0123456789abcdef0123456789abcdef"
+    await writer.create_namespace(Namespace(namespace_id, "behind", 0.0), max_namespaces=10)
+    applied: list[FeedEvent] = []
+    resyncs: list[int] = []
+
+    async def apply(event: FeedEvent) -> None:
+        applied.append(event)
+
+    async def resync() -> None:
+        resyncs.append(len(applied))
+
+    follower = FeedFollower(reader, apply, resync)
+    await follower.mark()  # then it stops reading while 1,000 commits go by
+    for i in range(1000):
+        await writer.commit([Put(namespace_id, f"k{i}", b"v", None, None)], 1.0)
+    follower.start()
+    try:
+        await follower.catch_up()
+    finally:
+        await follower.stop()
+        await writer.close()
+        await reader.close()
+    assert resyncs == [0]  # before applying anything of what is left
+    assert applied and applied[-1].last_revision == 1000
+    assert len(applied) < 1000

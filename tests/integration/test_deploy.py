@@ -256,6 +256,36 @@ def test_custom_topology_gives_one_edge_service_per_region_with_its_flags(
     )
 
 
+def test_central_replicas_become_central_services_on_the_one_redis(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "compose.yml"
+    result = run(env, "deploy", "compose", "--central-replicas", "2", "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    document = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert schema_errors(document) == []
+    services = document["services"]
+    assert [name for name in services if name.startswith("central")] == ["central-1", "central-2"]
+    every = "central-1:7000,central-2:7000"
+    records = []
+    for index, name in enumerate(["central-1", "central-2"]):
+        central = services[name]
+        command = flags(central["command"])
+        assert command["--storage"] == "redis://redis:6379/0"
+        assert command["--operator-token-file"] == "/var/lib/edgekv/operator-token"
+        records.append(command["--store-record"])
+        assert [published(port) for port in central["ports"]] == [f"127.0.0.1:{7000 + index}:7000"]
+    assert len(set(records)) == 2  # each replica records what it acknowledged
+    # central-1 makes the operator token in the shared volume; central-2 reads it.
+    assert list(services["central-2"]["depends_on"]) == ["redis", "central-1"]
+    assert flags(services["api"]["command"])["--central"] == every
+    assert flags(services["edge-eu-west"]["command"])["--central"] == every
+    assert set(services["edge-eu-west"]["depends_on"]) == {"central-1", "central-2"}
+    content = document["configs"]["cluster-state"]["content"]
+    state = ClusterState.from_json(content.replace("${EDGEKV_TIME_ANCHOR:-null}", "null"), out)
+    assert state.central == every
+
+
 def running_flags(pid: int) -> dict[str, str]:
     """The flags of a running ``python -m edgekv KIND ...``, read from its argv."""
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]

@@ -53,7 +53,7 @@ def test_a_store_must_match_its_record(tmp_path: Path) -> None:
 
 class FakeStore:
     store_id = "c" * 32
-    revision = 0
+    acknowledged_revision = 0
 
 
 async def test_the_keeper_writes_at_start_and_at_close(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ async def test_the_keeper_writes_at_start_and_at_close(tmp_path: Path) -> None:
     keeper = RecordKeeper(path, store)
     await keeper.start()
     assert StoreRecord.read(path) == StoreRecord(path, store.store_id, 0)
-    store.revision = 7
+    store.acknowledged_revision = 7
     await asyncio.sleep(0)
     await keeper.close()
     assert StoreRecord.read(path) == StoreRecord(path, store.store_id, 7)
