@@ -86,13 +86,15 @@ async def start_central(
     metrics_listen: str | None = None,
     operator_token_file: Path | None = None,
     tls: ServerTls | None = None,
+    health_listen: str | None = None,
 ) -> CentralServer:
     """Open the storage, checked against its record, and serve it on ``listen``.
 
     ``durability`` None is the back-end's own; ``store_record`` None is the default
     record (beside a SQLite file; none for Redis and memory). The operator token is
     read from ``operator_token_file`` (made there at first start), by default beside a
-    SQLite file; ``settings.require_auth`` needs one. With ``tls`` it serves over TLS.
+    SQLite file; ``settings.require_auth`` needs one. With ``tls`` it serves over TLS;
+    with ``health_listen`` also the health service alone, in plain gRPC, for probes.
     """
     check_durability(storage_url, durability)  # first: a refused start makes no token file
     settings = _with_operator(settings or CentralSettings(), storage_url, operator_token_file)
@@ -106,7 +108,7 @@ async def start_central(
         node = GrpcNode([SERVICE_NAME, TOKEN_ADMIN_NAME])
         central_pb2_grpc.add_CentralStoreServicer_to_server(service, node.server)
         central_pb2_grpc.add_TokenAdminServicer_to_server(service, node.server)
-        port = await node.start(listen, tls)
+        port = await node.start(listen, tls, health_listen)
     except BaseException:
         await storage.close()
         if record is not None:

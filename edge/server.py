@@ -76,6 +76,8 @@ class EdgeConfig:
     tls_ca: str | None = None
     # The edge's own certificate and key, to serve over TLS; None: plain gRPC.
     tls: ServerTls | None = None
+    # Also serve the health service alone, in plain gRPC, here (probes; --health-listen).
+    health_listen: str | None = None
 
     @property
     def node_name(self) -> str:
@@ -182,7 +184,7 @@ async def start_edge(config: EdgeConfig, clock: Clock) -> EdgeServer:
     add_edge_services(edge, grpc_node.server)
     server = EdgeServer(edge.node, edge.link, edge.watchers, edge.access, grpc_node=grpc_node)
     try:
-        port = await grpc_node.start(config.listen, config.tls)
+        port = await grpc_node.start(config.listen, config.tls, config.health_listen)
         if config.metrics_listen:
             collector = EdgeCollector(edge.node.counters, config.region, config.node_name)
             server.metrics = serve_metrics(config.metrics_listen, collector)

@@ -45,21 +45,20 @@ The shape:
   keeps it behind a profile.
 
 Probes are gRPC-native (``grpc: {port}``, the nodes serve ``grpc.health.v1``)
-and an HTTP ``GET /healthz`` for the API — but with TLS, which is the
-default: the kubelet's gRPC probe of Kubernetes 1.31 speaks plaintext only,
-so central's and the edges' probes run ``edgekv health --tls-ca … localhost:PORT``
-in the container instead (the compose file's healthcheck, over TLS; the
-certificate must name ``localhost``). With TLS, servers take ``--tls-cert`` and
-``--tls-key`` and clients ``--tls-ca`` from the Secret ``edgekv-tls`` (keys
-``tls.crt``, ``tls.key``, ``ca.crt``) mounted at ``/etc/edgekv/tls``. The
-operator token is the Secret ``edgekv-operator`` (key ``operator-token``),
-made once by whoever deploys, so that every replica accepts the same one
-(each making its own at first start, as one central does, would give as many
-operators as replicas). Neither Secret is generated: a secret has no place in
-files that get committed. Every pod runs as a non-root user with a read-only
-root file system, no capabilities, no privilege escalation, the runtime's
-seccomp profile and no service-account token, which the ``restricted`` Pod
-Security Standard the namespace enforces asks for.
+and an HTTP ``GET /healthz`` for the API. The kubelet's gRPC probe of Kubernetes
+1.31 speaks plaintext only, so with TLS, which is the default, central and the
+edges also serve the health service alone, in plain gRPC, on a port of its own
+(``--health-listen``, the main port + 1), and the probes ask there. With TLS,
+servers take ``--tls-cert`` and ``--tls-key`` and clients ``--tls-ca`` from the
+Secret ``edgekv-tls`` (keys ``tls.crt``, ``tls.key``, ``ca.crt``) mounted at
+``/etc/edgekv/tls``. The operator token is the Secret ``edgekv-operator`` (key
+``operator-token``), made once by whoever deploys, so that every replica accepts
+the same one (each making its own at first start, as one central does, would
+give as many operators as replicas). Neither Secret is generated: a secret has
+no place in files that get committed. Every pod runs as a non-root user with a
+read-only root file system, no capabilities, no privilege escalation, the
+runtime's seccomp profile and no service-account token, which the ``restricted``
+Pod Security Standard the namespace enforces asks for.
 
 Output is deterministic: keys come in a fixed order (``apiVersion``, ``kind``,
 ``metadata``, ``spec``, as Kubernetes writes them), so the same topology always
@@ -339,21 +338,22 @@ def _edge_resources(region: RegionSpec) -> dict[str, Any]:
     return _resources("100m", EDGE_BASE_MEMORY_BYTES + cache, "1", EDGE_HEADROOM_BYTES + 2 * cache)
 
 
-def _grpc_probes(port: int, tls: bool) -> dict[str, Any]:
-    """Readiness (in the Services' endpoints or not) and liveness (restart) of a gRPC node.
+def health_port(port: int, tls: bool) -> int:
+    """Where the kubelet asks a gRPC node's health: its own port, or with TLS (which the
+    kubelet's gRPC probe does not speak) the plain health port beside it."""
+    return port + 1 if tls else port
 
-    Without TLS, the kubelet asks grpc.health.v1 itself. With TLS it cannot (its gRPC
-    probe dials plaintext and checks no certificate), so ``edgekv health`` asks from
-    inside the container, over TLS: a Python process per probe (about 0.3 CPU-seconds),
-    hence the longer periods.
-    """
-    if tls:
-        command = ["edgekv", "health", "--tls-ca", TLS_CA, f"localhost:{port}"]
-        action: dict[str, Any] = {"exec": {"command": command}}
-        ready_period_s, live_period_s, timeout_s = 10, 20, 5
-    else:
-        action = {"grpc": {"port": port}}
-        ready_period_s, live_period_s, timeout_s = 5, 10, 2
+
+def health_args(port: int, tls: bool) -> list[str]:
+    """``--health-listen`` for a node served over TLS (see :func:`health_port`)."""
+    return ["--health-listen", f"0.0.0.0:{port + 1}"] if tls else []
+
+
+def _grpc_probes(port: int) -> dict[str, Any]:
+    """Readiness (in the Services' endpoints or not) and liveness (restart) of a gRPC node:
+    the kubelet asks grpc.health.v1 at ``port`` itself."""
+    action = {"grpc": {"port": port}}
+    ready_period_s, live_period_s, timeout_s = 5, 10, 2
     return {
         "readinessProbe": {
             **action,
@@ -371,6 +371,11 @@ def _grpc_probes(port: int, tls: bool) -> dict[str, Any]:
             "failureThreshold": max(3, 60 // live_period_s),
         },
     }
+
+
+def _grpc_ports(port: int, tls: bool) -> list[dict[str, Any]]:
+    """A gRPC node's container ports: its own, and with TLS its plain health port."""
+    return [_port("grpc", port), *([_port("health", port + 1)] if tls else [])]
 
 
 def _http_probes(port: int, tls: bool) -> dict[str, Any]:
@@ -618,6 +623,7 @@ def central_objects(topology: Topology, options: Options) -> tuple[dict[str, Any
             **tls,
         ),
         *("--store-record", STORE_RECORD_PATH),
+        *health_args(CENTRAL_PORT, options.tls),
     ]
     record = (
         {"name": "state", "emptyDir": {"sizeLimit": "16Mi"}},
@@ -629,9 +635,9 @@ def central_objects(topology: Topology, options: Options) -> tuple[dict[str, Any
         "central",
         IMAGE,
         args,
-        ports=[_port("grpc", CENTRAL_PORT)],
+        ports=_grpc_ports(CENTRAL_PORT, options.tls),
         env=_redis_password_env() if external else None,
-        probes=_grpc_probes(CENTRAL_PORT, options.tls),
+        probes=_grpc_probes(health_port(CENTRAL_PORT, options.tls)),
         resources=CENTRAL_RESOURCES,
         mounts=mounts,
     )
@@ -715,7 +721,7 @@ def edge_objects(
         # With central's auth on, an edge's own calls (its watches) carry the operator token.
         token_file=OPERATOR_TOKEN_PATH if auth else None,
         **tls,
-    )
+    ) + health_args(EDGE_PORT, options.tls)
     extra = (*([_operator_volume()] if auth else []), *([_tls_volume()] if options.tls else []))
     volumes, mounts = _volumes(_tmp(), *extra)
     external_cache = urlsplit(region.edge.cache).scheme in REDIS_SCHEMES
@@ -723,9 +729,9 @@ def edge_objects(
         "edge",
         IMAGE,
         args,
-        ports=[_port("grpc", EDGE_PORT)],
+        ports=_grpc_ports(EDGE_PORT, options.tls),
         env=_redis_password_env() if external_cache else None,
-        probes=_grpc_probes(EDGE_PORT, options.tls),
+        probes=_grpc_probes(health_port(EDGE_PORT, options.tls)),
         resources=_edge_resources(region),
         mounts=mounts,
     )

@@ -34,6 +34,7 @@ from edgekv.core.accounts import DEFAULT_ACCOUNT_ID
 from edgekv.core.errors import KVError
 from edgekv.locate import ClusterState
 from edgekv.node_args import api_args, central_args, edge_args, edgekv_command
+from edgekv.operator_token import operator_token
 from edgekv.private_files import make_private_dirs
 from edgekv.process import (
     Child,
@@ -90,7 +91,18 @@ class LocalCluster:
 
     @property
     def central(self) -> RunningNode:
-        return self.nodes[0]
+        """The first of central's replicas."""
+        return self.centrals[0]
+
+    @property
+    def centrals(self) -> list[RunningNode]:
+        """Central's replicas (one, unless the topology asks for more over Redis)."""
+        return [node for node in self.nodes if node.kind == "central"]
+
+    @property
+    def central_address(self) -> str:
+        """Every replica's address, as every ``--central`` takes them: ``A,B,…``."""
+        return ",".join(node.address for node in self.centrals)
 
     @property
     def api(self) -> RunningNode | None:
@@ -121,28 +133,36 @@ class LocalCluster:
             cluster.certificates = make_local_certificates(data_dir / "tls")
         try:
             storage = cluster._storage()
-            central = cluster._spawn(
-                "central",
-                "central",
-                topology.central.region,
-                0.0,
-                central_args(
-                    topology,
-                    storage=storage,
-                    time_anchor=anchor,
-                    operator_token_file=str(cluster.operator_token_file),
-                    tls_cert=cluster.tls_cert,
-                    tls_key=cluster.tls_key,
-                ),
-            )
-            await cluster._wait_ready([central], ready_timeout_s)
+            # Made here, not by the first central to start: replicas starting together
+            # would each make one, and all but the last written would be lost.
+            operator_token(cluster.operator_token_file)
+            replicas = topology.central.replicas
+            centrals = [
+                cluster._spawn(
+                    "central",
+                    "central" if replicas == 1 else f"central-{index}",
+                    topology.central.region,
+                    0.0,
+                    central_args(
+                        topology,
+                        storage=storage,
+                        time_anchor=anchor,
+                        operator_token_file=str(cluster.operator_token_file),
+                        tls_cert=cluster.tls_cert,
+                        tls_key=cluster.tls_key,
+                    ),
+                )
+                for index in range(1, replicas + 1)
+            ]
+            await cluster._wait_ready(centrals, ready_timeout_s)
+            central_address = cluster.central_address
             api = cluster._spawn(
                 "api",
                 "api",
                 topology.central.region,
                 0.0,
                 api_args(
-                    central=central.address,
+                    central=central_address,
                     tls_cert=cluster.tls_cert,
                     tls_key=cluster.tls_key,
                     tls_ca=cluster.tls_ca,
@@ -157,7 +177,7 @@ class LocalCluster:
                     edge_args(
                         topology,
                         edge.region,
-                        central=central.address,
+                        central=central_address,
                         seed=edge.seed,
                         node=edge.name,
                         time_anchor=anchor,
@@ -220,7 +240,7 @@ class LocalCluster:
         from edgekv.operator_token import read_operator_token
 
         token = read_operator_token(self.operator_token_file)
-        return Client(central=self.central.address, token=token, timeout_s=5.0, tls_ca=self.tls_ca)
+        return Client(central=self.central_address, token=token, timeout_s=5.0, tls_ca=self.tls_ca)
 
     async def _make_api_token(self) -> None:
         client = self._operator_client()
@@ -232,7 +252,8 @@ class LocalCluster:
 
     async def _revoke_api_token(self) -> None:
         """Best effort: a central that is gone cannot be told, and keeps the token."""
-        if self.api_token_id is None or self.central.returncode is not None:
+        alive = [node for node in self.centrals if node.returncode is None]
+        if self.api_token_id is None or not alive:
             return
         client = self._operator_client()
         try:
@@ -248,7 +269,7 @@ class LocalCluster:
         for node in self.edges:
             edges.setdefault(node.region, []).append(node.address)
         return ClusterState(
-            central=self.central.address,
+            central=self.central_address,
             edges=edges,
             nodes={
                 node.name: {

@@ -73,10 +73,22 @@ class GrpcNode:
             [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
         self.port = 0
+        # The plain health port (--health-listen), if any, and its bound port.
+        self._health_server: Any = None
+        self.health_port = 0
 
-    async def start(self, listen: str, tls: ServerTls | None = None) -> int:
+    async def start(
+        self, listen: str, tls: ServerTls | None = None, health_listen: str | None = None
+    ) -> int:
         """Bind ``listen`` (HOST:PORT; port 0 allowed) and serve, over TLS with ``tls``;
-        return the bound port."""
+        return the bound port. With ``health_listen``, also serve the health service alone
+        there, in plain gRPC — what probes that cannot speak TLS reach — sharing its state
+        (a stopping node answers NOT_SERVING on both)."""
+        if health_listen is not None:
+            self._health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._health_server)
+            self.health_port = _bind(self._health_server, health_listen)
+            await self._health_server.start()
         try:
             if tls is None:
                 self.port = self.server.add_insecure_port(listen)
@@ -97,7 +109,20 @@ class GrpcNode:
     async def stop(self, grace_s: float = 5.0) -> None:
         await self._health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
+        if self._health_server is not None:
+            await self._health_server.stop(0)
         await self.memory.stop()
+
+
+def _bind(server: Any, listen: str) -> int:
+    """Bind a plain port; one line when it cannot be had."""
+    try:
+        return int(server.add_insecure_port(listen))
+    except RuntimeError:
+        raise OSError(
+            f"cannot listen on {listen}: the port is in use, or the host is not "
+            "an address of this machine"
+        ) from None
 
 
 def serve_metrics(listen: str, collector: Collector) -> MetricsServer:

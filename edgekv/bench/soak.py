@@ -251,7 +251,7 @@ async def soak(options: SoakOptions, report: Callable[[str], None] = print) -> P
     with tempfile.TemporaryDirectory(prefix="edgekv-soak-") as data_dir:
         cluster = await LocalCluster.start(topology, Path(data_dir))
         try:
-            namespace_id = await _seed_keys(cluster.central.address)
+            namespace_id = await _seed_keys(cluster.central_address)
             edges = [node.address for node in cluster.edges]
             pids = {node.name: node.pid for node in cluster.nodes} | {"generator": os.getpid()}
             async with workload(edges, namespace_id, options.seed) as call:

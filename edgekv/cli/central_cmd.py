@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edgekv.cli.common import (
     Subcommands,
+    add_health_listen_flag,
     add_redis_password_flag,
     add_server_tls_flags,
     add_time_flags,
@@ -95,6 +96,7 @@ def register(subcommands: Subcommands) -> None:
         "unless given, and --auth needs one)",
     )
     add_server_tls_flags(parser)
+    add_health_listen_flag(parser)
     add_time_flags(parser)
     parser.set_defaults(run=run)
     apply_env_defaults(parser)
@@ -104,7 +106,7 @@ async def run(args: argparse.Namespace) -> int:
     from central.server import start_central
     from central.service import CentralSettings
     from central.storage.base import Durability
-    from edgekv.serving import install_stop_signals
+    from edgekv.serving import host_port, install_stop_signals
     from edgekv.tls import server_tls
 
     configure_logging()
@@ -124,6 +126,7 @@ async def run(args: argparse.Namespace) -> int:
         metrics_listen=args.metrics_listen,
         operator_token_file=args.operator_token_file,
         tls=tls,
+        health_listen=args.health_listen,
     )
     stopping = asyncio.Event()
     install_stop_signals(stopping.set)
@@ -137,6 +140,8 @@ async def run(args: argparse.Namespace) -> int:
         "auth": "on" if args.auth else "off",
         "tls": "on" if tls is not None else "off",
     }
+    if args.health_listen is not None:
+        fields["health"] = host_port(args.health_listen, server.node.health_port)
     print(format_ready("central", server.address, fields), flush=True)
     await stopping.wait()
     log.info("stopping: finishing calls in flight, then closing storage")

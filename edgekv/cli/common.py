@@ -94,6 +94,17 @@ def add_server_tls_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_health_listen_flag(parser: argparse.ArgumentParser) -> None:
+    """``--health-listen``: grpc.health.v1 alone, in plain gRPC, for probes."""
+    parser.add_argument(
+        "--health-listen",
+        default=None,
+        metavar="HOST:PORT",
+        help="also serve the gRPC health service alone, without TLS, here: for probes that "
+        "speak plain gRPC (Kubernetes' grpc probe) while the node serves over TLS",
+    )
+
+
 def add_client_tls_flag(
     parser: argparse.ArgumentParser, servers: str, finds_cluster: bool = True
 ) -> None:

@@ -77,7 +77,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def _show(cluster: LocalCluster, clock: ScaledClock) -> bool:
-    async with edgekv.Client(central=cluster.central.address) as admin:
+    async with edgekv.Client(central=cluster.central_address) as admin:
         namespace = await admin.create_namespace(f"demo-{int(time.time())}")
     views = [
         RegionView(node.region, node.rtt_ms, edgekv.Client(edge=node.address))

@@ -10,6 +10,7 @@ from pathlib import Path
 from edgekv.cli.common import (
     Subcommands,
     add_client_tls_flag,
+    add_health_listen_flag,
     add_redis_password_flag,
     add_server_tls_flags,
     add_time_flags,
@@ -101,6 +102,7 @@ def register(subcommands: Subcommands) -> None:
         "token of a central with --auth",
     )
     add_server_tls_flags(parser)
+    add_health_listen_flag(parser)
     add_client_tls_flag(parser, "central", finds_cluster=False)
     add_time_flags(parser)
     parser.set_defaults(run=run)
@@ -113,7 +115,7 @@ async def run(args: argparse.Namespace) -> int:
     from edgekv.channels import parse_target
     from edgekv.control import LinkSettings
     from edgekv.operator_token import read_operator_token
-    from edgekv.serving import install_stop_signals
+    from edgekv.serving import host_port, install_stop_signals
     from edgekv.tls import read_ca, server_tls
     from edgekv.topology import Mode
 
@@ -144,6 +146,7 @@ async def run(args: argparse.Namespace) -> int:
         token=None if args.token_file is None else read_operator_token(args.token_file),
         tls_ca=args.tls_ca,
         tls=tls,
+        health_listen=args.health_listen,
     )
     clock = clock_from(args)
     server = await start_edge(config, clock)
@@ -157,6 +160,8 @@ async def run(args: argparse.Namespace) -> int:
         "rtt-ms": args.rtt_ms,
         "tls": "on" if tls is not None else "off",
     }
+    if args.health_listen is not None and server.grpc_node is not None:
+        fields["health"] = host_port(args.health_listen, server.grpc_node.health_port)
     print(format_ready("edge", server.address, fields), flush=True)
     await stopping.wait()
     log.info("stopping")

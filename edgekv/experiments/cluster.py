@@ -145,7 +145,7 @@ async def fresh_cluster(topology: Topology) -> AsyncIterator[ClusterView]:
         try:
             edges = [EdgeAddress(node.name, node.region, node.address) for node in cluster.edges]
             clock = ScaledClock(topology.time_scale, cluster.time_anchor)
-            yield ClusterView.fresh_from(topology, cluster.central.address, edges, clock)
+            yield ClusterView.fresh_from(topology, cluster.central_address, edges, clock)
         finally:
             await cluster.stop()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekv.locate import ClusterState
+from edgekv.locate import ClusterState, read_state_file
 from edgekv.process import ProcessIdentity, alive
 
 EDGEKV = [sys.executable, "-m", "edgekv"]
@@ -278,3 +278,39 @@ def test_the_demo_converges_within_the_bound(env: dict[str, str]) -> None:
         seen_s = float(line.split()[1])
         assert 50 <= seen_s <= 61, line  # its copy was filled ~2 s before the write
     assert took_s < 30, f"the demo took {took_s:.1f} s"
+
+
+@pytest.mark.redis
+def test_up_with_two_central_replicas_over_redis(
+    env: dict[str, str], tmp_path: Path, redis_url: str
+) -> None:
+    """``[central] replicas = 2`` on Redis: two centrals, every node given both; the
+    cluster serves through either, and carries on with one of them killed."""
+    topology = tmp_path / "replicas.toml"
+    topology.write_text(
+        f'time_scale = 10\n[central]\nstorage = "{redis_url}"\nreplicas = 2\n'
+        '[[regions]]\nname = "eu-west"\nrtt_ms = 20\n'
+    )
+    up = run(env, "up", "--detach", "--topology", str(topology), "--data-dir", str(tmp_path / "d"))
+    assert up.returncode == 0, up.stderr
+    state = pids_state(env)
+    pids = node_pids(Path(env["EDGEKV_STATE_FILE"]))
+    try:
+        assert sorted(pids) == ["api", "central-1", "central-2", "eu-west-1"]
+        recorded = read_state_file(Path(env["EDGEKV_STATE_FILE"]))
+        assert recorded.central == f"{state['central-1']},{state['central-2']}"
+        status = run(env, "status")
+        assert status.stdout.count("SERVING") == 4, status.stdout + status.stderr
+
+        created = run(env, "kv", "namespace", "create", "SPREAD")
+        assert created.returncode == 0, created.stderr
+        ns = ["--namespace-id", created.stdout.split('id = "')[1].split('"')[0]]
+        for i in range(10):  # spread over both replicas
+            assert run(env, "kv", "key", "put", f"k{i}", f"v{i}", *ns).returncode == 0
+        os.kill(pids["central-1"], signal.SIGKILL)
+        for i in range(10):  # the survivor serves everything, through the edge too
+            got = run(env, "kv", "key", "get", f"k{i}", *ns, "--region", "eu-west")
+            assert (got.returncode, got.stdout) == (0, f"v{i}"), got.stderr
+    finally:
+        down = run(env, "down")
+    assert down.returncode == 0, down.stderr

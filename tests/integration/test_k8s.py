@@ -422,6 +422,7 @@ def test_the_committed_shape_two_central_replicas_on_the_in_cluster_redis() -> N
             tls_key="/etc/edgekv/tls/tls.key",
         ),
         *("--store-record", "/var/lib/edgekv/store-record.json"),
+        *("--health-listen", "0.0.0.0:7001"),
     ]
     spread = pod_of(central)["spec"]["topologySpreadConstraints"][0]
     assert spread["topologyKey"] == "kubernetes.io/hostname"
@@ -458,7 +459,7 @@ def test_the_committed_shape_two_central_replicas_on_the_in_cluster_redis() -> N
             tls_cert="/etc/edgekv/tls/tls.crt",
             tls_key="/etc/edgekv/tls/tls.key",
             tls_ca="/etc/edgekv/tls/ca.crt",
-        )
+        ) + ["--health-listen", "0.0.0.0:7101"]
         assert (
             by_kind(objects, "Service")[f"edge-{region.name}"]["spec"]["ports"][0]["port"] == 7100
         )
@@ -502,6 +503,7 @@ def test_k8s_commands_are_composes_but_where_a_cluster_differs(tmp_path: Path) -
     where = {
         "--listen", "--central", "--storage", "--store-record", "--operator-token-file",
         "--token-file", "--time-anchor", "--tls-cert", "--tls-key", "--tls-ca",
+        "--health-listen",
     }  # fmt: skip
 
     def shared(command: list[str]) -> dict[str, str]:
@@ -548,12 +550,15 @@ def test_tls_wiring_and_the_probes_with_and_without_it(tmp_path: Path) -> None:
                 assert probe["httpGet"] == {
                     "path": "/healthz", "port": 7080, "scheme": "HTTPS" if tls else "HTTP"
                 }  # fmt: skip
-            elif tls:  # the kubelet's gRPC probe speaks no TLS in 1.31
-                assert probe["exec"]["command"] == [
-                    "edgekv", "health", "--tls-ca", "/etc/edgekv/tls/ca.crt", f"localhost:{port}"
-                ]  # fmt: skip
+            elif tls:  # the kubelet's gRPC probe speaks no TLS in 1.31: the plain health port
+                assert probe["grpc"] == {"port": port + 1}
+                assert args["--health-listen"] == f"0.0.0.0:{port + 1}", name
+                assert container["ports"][1] == {
+                    "name": "health", "containerPort": port + 1, "protocol": "TCP"
+                }  # fmt: skip
             else:
                 assert probe["grpc"] == {"port": port}
+                assert "--health-listen" not in args, name
             assert container["livenessProbe"].keys() & probe.keys() >= {"periodSeconds"}
 
 
@@ -685,7 +690,9 @@ def test_the_manifests_commands_and_probes_run_over_tls(tmp_path: Path, redis_ur
     children = []
     try:
         central = localised(
-            pods["central"]["args"], files, **{"--listen": "127.0.0.1:0", "--storage": redis_url}
+            pods["central"]["args"],
+            files,
+            **{"--listen": "127.0.0.1:0", "--storage": redis_url, "--health-listen": "127.0.0.1:0"},
         )
         children.append(spawn([*EDGEKV, *central], tmp_path / "central.log", env=env))
         (ready,) = wait_ready(children, timeout_s=20)
@@ -693,7 +700,9 @@ def test_the_manifests_commands_and_probes_run_over_tls(tmp_path: Path, redis_ur
         # The name the headless Service resolves to, here localhost (the certificate's).
         target = f"dns:///localhost:{port}"
         edge = localised(
-            pods["edge-eu-west"]["args"], files, **{"--listen": "127.0.0.1:0", "--central": target}
+            pods["edge-eu-west"]["args"],
+            files,
+            **{"--listen": "127.0.0.1:0", "--central": target, "--health-listen": "127.0.0.1:0"},
         )
         api = localised(
             pods["api"]["args"], files, **{"--listen": "127.0.0.1:0", "--central": target}
@@ -701,17 +710,21 @@ def test_the_manifests_commands_and_probes_run_over_tls(tmp_path: Path, redis_ur
         children.append(spawn([*EDGEKV, *edge], tmp_path / "edge.log", env=env))
         children.append(spawn([*EDGEKV, *api], tmp_path / "api.log", env=env))
         _, edge_ready, api_ready = wait_ready(children, timeout_s=20)
-        for name, address in (("central", ready.address), ("edge-eu-west", edge_ready.address)):
-            command = pods[name]["readinessProbe"]["exec"]["command"]
-            assert command[-1].startswith("localhost:")
-            probe = [*localised(command, files)[:-1], f"localhost:{address.rpartition(':')[2]}"]
-            answer = subprocess.run(
-                [sys.executable, "-m", *probe], env=env, capture_output=True, text=True, timeout=30
-            )
-            assert answer.returncode == 0, answer.stderr
-            # Without the CA, the same node refuses: it serves TLS only.
+        for node in (ready, edge_ready):
+            # What the kubelet's grpc probe does: plain grpc.health.v1 on the health port.
+            assert pods["central"]["readinessProbe"]["grpc"] == {"port": 7001}
+            probe = subprocess.run(
+                [*EDGEKV, "health", node.fields["health"]],
+                env=env, capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert probe.returncode == 0, probe.stderr
+            # The node's own port serves TLS only: without the CA it refuses.
             plain = subprocess.run(
-                [*EDGEKV, "health", probe[-1]], env=env, capture_output=True, text=True, timeout=30
+                [*EDGEKV, "health", node.address],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
             )
             assert plain.returncode == 1
         # The kubelet's HTTPS probe checks no certificate; it asks for /healthz.

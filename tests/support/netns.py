@@ -17,6 +17,9 @@ inside a namespace that reads one JSON command per line on stdin and answers
 one JSON line on stdout, so a test drives ``edgekv.Client`` calls across the
 namespaces' real interfaces without paying an interpreter start per call.
 Client retries are off (one attempt), so a failure is reported as it happened.
+Besides reads and writes through an edge it reads central directly: many keys
+at once (``central_get``), and a namespace's change log replayed by ``Watch``
+from its first revision (``change_log``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,17 @@ def netns_unavailable_reason() -> str | None:
     if shutil.which("ip") is None:
         return "the ip command (iproute2) is not installed"
     return None
+
+
+def require_netns() -> None:
+    """Skip the test when namespaces cannot be made here; in CI, fail it instead."""
+    import pytest
+
+    reason = netns_unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the multi-host tests, but {reason}")
+        pytest.skip(reason)
 
 
 def _ip(*args: str) -> None:
@@ -193,6 +207,39 @@ class ClientAgent:
         self.process.wait()
 
 
+async def _central_get(kv: Any, keys: list[str]) -> dict[str, list[Any]]:
+    """Key → [value, revision] of every key of ``keys`` that exists (100 per call)."""
+    found: dict[str, list[Any]] = {}
+    for start in range(0, len(keys), 100):
+        got = await kv.get_with_metadata(keys[start : start + 100])
+        for key, read in got.items():
+            if read is not None:
+                found[key] = [read.value, read.info.revision]
+    return found
+
+
+async def _change_log(kv: Any, until: int, timeout_s: float) -> dict[str, Any]:
+    """The namespace's changes replayed from revision 1, as [revision, key, kind], up to
+    the first at or past ``until``; ``complete`` is False when none came within the time."""
+    changes: list[list[Any]] = []
+    stream = await kv.watch(start_revision=1)
+
+    async def collect() -> None:
+        async for change in stream:
+            changes.append([change.revision, change.key, change.kind.value])
+            if change.revision >= until:
+                return
+
+    try:
+        await asyncio.wait_for(collect(), timeout_s)
+        complete = True
+    except TimeoutError:
+        complete = False
+    finally:
+        stream.close()
+    return {"changes": changes, "complete": complete}
+
+
 async def _agent_main() -> None:
     import edgekv
     from edgekv.client import RetryPolicy
@@ -214,6 +261,12 @@ async def _agent_main() -> None:
             if command["op"] == "create_namespace":
                 ns = await client("central", command["central"]).create_namespace(command["title"])
                 answer = {"id": ns.id}
+            elif command["op"] == "central_get":
+                kv = client("central", command["central"]).namespace(command["namespace"])
+                answer = {"found": await _central_get(kv, command["keys"])}
+            elif command["op"] == "change_log":
+                kv = client("central", command["central"]).namespace(command["namespace"])
+                answer = await _change_log(kv, command["until"], command.get("timeout_s", 10.0))
             else:
                 kv = client("edge", command["edge"]).namespace(command["namespace"])
                 if command["op"] == "put":
