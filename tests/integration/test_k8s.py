@@ -450,16 +450,19 @@ def test_the_committed_shape_two_central_replicas_on_the_in_cluster_redis() -> N
     for region in topology.regions:
         edge = by_kind(objects, "Deployment")[f"edge-{region.name}"]
         assert edge["spec"]["replicas"] == region.edges
-        assert containers(edge)[0]["args"] == edge_args(
-            topology,
-            region,
-            listen="0.0.0.0:7100",
-            central="dns:///central-headless:7000",
-            seed=topology.first_seed(region),
-            tls_cert="/etc/edgekv/tls/tls.crt",
-            tls_key="/etc/edgekv/tls/tls.key",
-            tls_ca="/etc/edgekv/tls/ca.crt",
-        ) + ["--health-listen", "0.0.0.0:7101"]
+        assert containers(edge)[0]["args"] == [
+            *edge_args(
+                topology,
+                region,
+                listen="0.0.0.0:7100",
+                central="dns:///central-headless:7000",
+                seed=topology.first_seed(region),
+                tls_cert="/etc/edgekv/tls/tls.crt",
+                tls_key="/etc/edgekv/tls/tls.key",
+                tls_ca="/etc/edgekv/tls/ca.crt",
+            ),
+            *("--health-listen", "0.0.0.0:7101"),
+        ]
         assert (
             by_kind(objects, "Service")[f"edge-{region.name}"]["spec"]["ports"][0]["port"] == 7100
         )

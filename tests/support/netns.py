@@ -248,8 +248,10 @@ async def _agent_main() -> None:
 
     def client(role: str, address: str) -> edgekv.Client:
         if (role, address) not in clients:
-            kwargs = {role: address}
-            clients[role, address] = edgekv.Client(**kwargs, timeout_s=15.0, retry=RetryPolicy.NONE)
+            central, edge = (address, None) if role == "central" else (None, address)
+            clients[role, address] = edgekv.Client(
+                central=central, edge=edge, timeout_s=15.0, retry=RetryPolicy.NONE
+            )
         return clients[role, address]
 
     loop = asyncio.get_running_loop()
