@@ -160,6 +160,12 @@ class CentralStoreService(
         if self._shared is not None and settings.write_rate_limit:
             self._shared.judge_write_rate(limits.WRITES_PER_KEY_INTERVAL_S)
         self._feed: FeedFollower | None = None
+        # Over a shared store: the newest revision the feed has brought, and this central's
+        # own commits to watched namespaces, with their values, by first revision, until
+        # the feed reaches them (the change log keeps a put's value only while it is the
+        # key's current one; these keep it for the watchers, as one central always did).
+        self._feed_revision = 0
+        self._own_changes: dict[int, list[Change]] = {}
         # Writes handed to storage and not yet committed, per (namespace, key): a key with
         # one may hold a value in a moment, whatever storage says now.
         self._committing: Counter[tuple[str, str]] = Counter()
@@ -196,8 +202,15 @@ class CentralStoreService(
             case "c":
                 assert self._shared is not None, "only a shared store has a feed"
                 self._shared.observe_revision(event.last_revision)
+                self._feed_revision = max(self._feed_revision, event.last_revision)
+                own = self._own_changes.pop(event.first_revision, None)
+                if self._own_changes:  # left by watchers gone, or a commit the feed lost
+                    for first in [
+                        first for first in self._own_changes if first <= event.last_revision
+                    ]:
+                        del self._own_changes[first]
                 if self._hub.watched(event.subject):
-                    await self._publish_commit(event)
+                    await self._publish_commit(event, own)
             case "n+":
                 self._accounts[event.subject] = event.account_id
             case "n-":
@@ -215,8 +228,12 @@ class CentralStoreService(
                     if token.token_id != event.subject
                 }
 
-    async def _publish_commit(self, event: FeedEvent) -> None:
-        """Hand a commit's changes, read back from the change log, to the watchers."""
+    async def _publish_commit(self, event: FeedEvent, own: list[Change] | None) -> None:
+        """Hand a commit's changes to the watchers: this central's ``own``, or those read
+        back from the change log (a put overwritten since has no value there)."""
+        if own is not None:
+            self._hub.publish(own)
+            return
         expected = event.last_revision - event.first_revision + 1
         changes = await self._storage.changes_after(
             event.subject, event.first_revision - 1, expected
@@ -230,6 +247,7 @@ class CentralStoreService(
 
     async def _resync(self) -> None:
         """The feed lost events this central had not read: start again from the store."""
+        self._own_changes.clear()
         await self._load_directory()
         self._hub.lag(None, "what the store's feed keeps")
 
@@ -301,13 +319,21 @@ class CentralStoreService(
             committed = await self._storage.commit(writes, now)
         finally:
             self._committing -= slots  # a Counter keeps only what is still above zero
-        if self._shared is not None:
-            return committed  # its watchers hear of it from the feed, as of other centrals'
-        self._hub.publish(
+        changes = [
             change_of(write, outcome)
             for write, outcome in zip(writes, committed, strict=True)
             if outcome.changed
-        )
+        ]
+        if self._shared is None:
+            self._hub.publish(changes)
+        # Else its watchers hear of it from the feed, in order with other centrals' commits:
+        # kept for them unless the feed has brought it already (then it went out without).
+        elif (
+            changes
+            and self._hub.watched(changes[0].namespace_id)
+            and changes[0].revision > self._feed_revision
+        ):
+            self._own_changes[changes[0].revision] = changes
         return committed
 
     async def _commit_or_forget(

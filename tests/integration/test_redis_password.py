@@ -62,7 +62,7 @@ async def test_central_and_edge_take_the_password_from_the_environment(
     with start_central(bare_url(redis_with_password), tmp_path) as central:
         assert central.ready_line.endswith(
             f"storage={bare_url(redis_with_password)} durability=local revision=0 time-scale=1 "
-            "auth=off"
+            "auth=off tls=off"
         )
         extra = ["--cache", bare_url(redis_with_password, 1)]
         with start_edge(central.address, "eu-west", tmp_path, extra) as edge:
