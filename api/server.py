@@ -50,6 +50,7 @@ from edgekv.core import limits
 from edgekv.core.accounts import bearer_token, token_digest
 from edgekv.core.errors import ErrorKind, KVError, error
 from edgekv.inflight import DEFAULT_MAX_IN_FLIGHT, BoundedChannel
+from edgekv.replicas import check_one_store
 from edgekv.rpc import AUTHORIZATION_METADATA_KEY, error_from_rpc
 from edgekv.tls import ServerTls, server_context
 from edgekv.v1 import central_pb2 as pb
@@ -431,6 +432,10 @@ def _quiet_aiohttp_refusals() -> None:
         server_log.addFilter(OneLineRefusals())
 
 
+# How long the start waits for each central of a list to say which store it serves.
+STORE_CHECK_TIMEOUT_S = 5.0
+
+
 class ApiServer:
     """An API node serving on one address until :meth:`stop`."""
 
@@ -446,6 +451,7 @@ class ApiServer:
         self.central = central
         # Central's replicas (A,B or dns:///NAME:PORT) are spread over and failed over.
         self._channel = open_channel(central, tls_ca=tls_ca)
+        self._tls_ca = tls_ca
         # Served over HTTPS with ``tls``; the context is made (and the files read) here.
         self._ssl = None if tls is None else server_context(tls)
         self.service = ApiService(self._channel, central)
@@ -462,6 +468,8 @@ class ApiServer:
         self.port = 0
 
     async def start(self, listen: str) -> int:
+        # Replicas that serve different stores (Redis databases) are refused in one line.
+        await check_one_store(self.central, self._tls_ca, None, STORE_CHECK_TIMEOUT_S)
         host, _, port = listen.rpartition(":")
         await self._runner.setup()
         site = web.TCPSite(

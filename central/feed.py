@@ -58,6 +58,11 @@ CATCH_UP_TIMEOUT_S = 2.0
 BATCH_PAUSE_S = 0.005
 FIRST_RETRY_S = 0.1
 MAX_RETRY_S = 1.0
+# An event that fails to apply this many times in a row is given up: the central starts
+# again from the store (resync) rather than stop following for good.
+MAX_APPLY_FAILURES = 5
+# How long stopping waits for the read in progress before cancelling it.
+STOP_TIMEOUT_S = 5.0
 
 
 def stream_id(text: str) -> tuple[int, int]:
@@ -92,10 +97,15 @@ class FeedFollower:
         self._task = asyncio.create_task(self._follow(), name="central feed")
 
     async def stop(self) -> None:
-        """Stop once the read in progress ends (READ_BLOCK_MS at most) or the retry's wait."""
+        """Stop once the read in progress ends (READ_BLOCK_MS, unless Redis is out of reach:
+        then after STOP_TIMEOUT_S, cancelled)."""
         self._stopping.set()
-        if self._task is not None:
-            await self._task
+        if self._task is None:
+            return
+        done, _ = await asyncio.wait([self._task], timeout=STOP_TIMEOUT_S)
+        if not done:
+            self._task.cancel()
+            await asyncio.wait([self._task], timeout=1.0)  # a lost cancel must not hang us
 
     @property
     def position(self) -> str:
@@ -117,26 +127,49 @@ class FeedFollower:
 
     async def _follow(self) -> None:
         delay_s = FIRST_RETRY_S
+        failures = 0  # in a row, at the event after self._position
         while not self._stopping.is_set():
             try:
-                events, trimmed = await self._storage.read_feed(
-                    self._position, READ_COUNT, READ_BLOCK_MS
-                )
-                if trimmed:
-                    log.warning("the feed was trimmed past this central's position: reloading")
-                    await self._resync()
-                for position, event in events:
-                    await self._apply(event)
-                    self._position = position
-                delay_s = FIRST_RETRY_S
-                if events:
-                    async with self._advanced:
-                        self._advanced.notify_all()
-                    await self._pause(BATCH_PAUSE_S)
+                await self._read_and_apply()
+                delay_s, failures = FIRST_RETRY_S, 0
+                continue
             except KVError as exc:
                 log.warning("cannot read the store's feed (retrying): %s", exc.message)
-                await self._pause(delay_s)
-                delay_s = min(delay_s * 2, MAX_RETRY_S)
+            except Exception:
+                # A bug must not end the task silently: this central would serve a stale
+                # directory from then on. Logged whole, and the same event tried again —
+                # MAX_APPLY_FAILURES times, then given up for a fresh start from the store.
+                failures += 1
+                log.exception("could not apply the store's feed (attempt %d)", failures)
+                if failures >= MAX_APPLY_FAILURES:
+                    failures = 0
+                    try:
+                        await self._give_up_next_event()
+                    except Exception:
+                        log.exception("could not start again from the store (retrying)")
+            await self._pause(delay_s)
+            delay_s = min(delay_s * 2, MAX_RETRY_S)
+
+    async def _read_and_apply(self) -> None:
+        events, trimmed = await self._storage.read_feed(self._position, READ_COUNT, READ_BLOCK_MS)
+        if trimmed:
+            log.warning("the feed was trimmed past this central's position: reloading")
+            await self._resync()
+        for position, event in events:
+            await self._apply(event)
+            self._position = position
+        if events:
+            async with self._advanced:
+                self._advanced.notify_all()
+            await self._pause(BATCH_PAUSE_S)
+
+    async def _give_up_next_event(self) -> None:
+        """Skip the event that keeps failing, and start again from the store."""
+        events, _ = await self._storage.read_feed(self._position, 1, 0)
+        if events:
+            log.error("giving up the feed event %s; reloading from the store", events[0][0])
+            self._position = events[0][0]
+        await self._resync()
 
     async def _pause(self, seconds: float) -> None:
         """Wait ``seconds``, or less if central is stopping."""

@@ -101,6 +101,8 @@ async def start_central(
     record_path = store_record or default_record_path(storage_url)
     storage = await open_storage(storage_url, durability=durability, record_path=record_path)
     record = None if record_path is None else RecordKeeper(record_path, storage)
+    service: CentralStoreService | None = None
+    node: GrpcNode | None = None
     try:
         if record is not None:
             await record.start()
@@ -110,6 +112,10 @@ async def start_central(
         central_pb2_grpc.add_TokenAdminServicer_to_server(service, node.server)
         port = await node.start(listen, tls, health_listen)
     except BaseException:
+        if node is not None:
+            await node.stop(grace_s=0)  # its health port, if that was bound
+        if service is not None:
+            await service.close()  # its feed follower
         await storage.close()
         if record is not None:
             await record.close()

@@ -102,6 +102,9 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_WATCH_BACKLOG = 10_000
+# Over a shared store, this central's own commits kept for its watchers until the feed
+# brings them (values included): at most this many.
+MAX_OWN_COMMITS = 10_000
 # Changes replayed from the log per batch, while a watcher catches up.
 REPLAY_BATCH = 1000
 
@@ -200,17 +203,7 @@ class CentralStoreService(
         """Apply what some central (this one too) committed to a shared store."""
         match event.kind:
             case "c":
-                assert self._shared is not None, "only a shared store has a feed"
-                self._shared.observe_revision(event.last_revision)
-                self._feed_revision = max(self._feed_revision, event.last_revision)
-                own = self._own_changes.pop(event.first_revision, None)
-                if self._own_changes:  # left by watchers gone, or a commit the feed lost
-                    for first in [
-                        first for first in self._own_changes if first <= event.last_revision
-                    ]:
-                        del self._own_changes[first]
-                if self._hub.watched(event.subject):
-                    await self._publish_commit(event, own)
+                await self._apply_commit(event)
             case "n+":
                 self._accounts[event.subject] = event.account_id
             case "n-":
@@ -227,6 +220,34 @@ class CentralStoreService(
                     for digest, token in self._tokens.items()
                     if token.token_id != event.subject
                 }
+            case _:  # an entry this central cannot read: what it meant is unknown
+                log.warning("unreadable feed event %r: reloading from the store", event.subject)
+                await self._resync()
+
+    async def _apply_commit(self, event: FeedEvent) -> None:
+        assert self._shared is not None, "only a shared store has a feed"
+        if event.first_revision <= self._feed_revision:
+            # Revisions given again: the store lost commits (a failover lost writes no
+            # replica had: acknowledged by none, but heard of here). Watchers may have been
+            # sent changes that are gone: they start again from the change log.
+            log.warning(
+                "the feed gave revision %d again (after %d): the store lost commits",
+                event.first_revision,
+                self._feed_revision,
+            )
+            await self._resync()
+            self._feed_revision = event.first_revision - 1
+        own = self._own_changes.get(event.first_revision)
+        if self._hub.watched(event.subject):
+            await self._publish_commit(event, own)
+        # Only once published: a failed read of the log is tried again, with the values,
+        # and is not taken for revisions given again.
+        self._shared.observe_revision(event.last_revision)
+        self._feed_revision = event.last_revision
+        self._own_changes.pop(event.first_revision, None)
+        if self._own_changes:  # left by watchers gone, or a commit the feed lost
+            for first in [first for first in self._own_changes if first <= event.last_revision]:
+                del self._own_changes[first]
 
     async def _publish_commit(self, event: FeedEvent, own: list[Change] | None) -> None:
         """Hand a commit's changes to the watchers: this central's ``own``, or those read
@@ -244,6 +265,18 @@ class CentralStoreService(
             self._hub.lag(event.subject, "what the change log keeps")
             return
         self._hub.publish(change for change in changes if change.revision <= event.last_revision)
+
+    async def _caught_up_account(self, namespace_id: str) -> str | None:
+        """The account of a namespace this central had not heard of: made through another
+        central a moment ago? The feed is caught up with first; if that took too long (a
+        follower behind or retrying), the store itself is asked."""
+        assert self._feed is not None, "only over a shared store"
+        await self._feed.catch_up()
+        account_id = self._accounts.get(namespace_id)
+        if account_id is None:
+            namespace = await self._storage.get_namespace(namespace_id)
+            account_id = None if namespace is None else namespace.account_id
+        return account_id
 
     async def _resync(self) -> None:
         """The feed lost events this central had not read: start again from the store."""
@@ -302,8 +335,7 @@ class CentralStoreService(
     ) -> str:
         account_id = self._accounts.get(namespace_id)
         if account_id is None and self._feed is not None:
-            await self._feed.catch_up()  # made through another central a moment ago?
-            account_id = self._accounts.get(namespace_id)
+            account_id = await self._caught_up_account(namespace_id)
         if account_id is None or not principal.may_see(namespace_id, account_id):
             raise error(
                 ErrorKind.NAMESPACE_NOT_FOUND, operation=operation, namespace_id=namespace_id
@@ -332,6 +364,7 @@ class CentralStoreService(
             changes
             and self._hub.watched(changes[0].namespace_id)
             and changes[0].revision > self._feed_revision
+            and len(self._own_changes) < MAX_OWN_COMMITS  # a feed stuck: sent from the log
         ):
             self._own_changes[changes[0].revision] = changes
         return committed

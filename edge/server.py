@@ -31,13 +31,13 @@ from edge.upstream import (
     RetrySettings,
     Upstream,
     central_channel,
-    check_one_store,
     check_reachable,
 )
 from edge.watcher import MAX_WATCHERS, NamespaceWatchers
 from edgekv.clock import Clock
 from edgekv.control import EdgeCounters, LinkSettings
 from edgekv.core import limits
+from edgekv.replicas import check_one_store
 from edgekv.serving import GrpcNode, MetricsServer, host_port, serve_metrics
 from edgekv.tls import ServerTls
 from edgekv.topology import DEFAULT_CACHE_MAX_BYTES, EdgeSpec, Mode

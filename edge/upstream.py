@@ -36,7 +36,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge.access import CALLER_AUTHORIZATION
 from edge.link import Link
-from edgekv.channels import open_channel, parse_target
+from edgekv.channels import open_channel
 from edgekv.clock import Clock
 from edgekv.control import EdgeCounters
 from edgekv.core.cache import CachedPage, CachedValue, PageSlot
@@ -81,43 +81,6 @@ async def check_reachable(channel: Any, central: str, timeout_s: float) -> None:
         raise OSError(reason) from None
     if answer.status != health_pb2.HealthCheckResponse.SERVING:
         raise OSError(f"the central store at {central} is not serving")
-
-
-async def check_one_store(
-    central: str, tls_ca: str | None, authorization: str | None, timeout_s: float
-) -> None:
-    """Raise a one-line OSError when the centrals of a list ``A,B`` serve different stores.
-
-    Replicas serve one store (one Redis database) together, and each says which in
-    ``Authorize``'s ``store_id``; a replica pointed at another database would answer
-    from other data for every other call. Each address is asked once, on a channel of
-    its own; one that does not answer (down, or refusing the edge's token) cannot tell,
-    and is left to the failover. A ``dns:///`` name's addresses are not asked.
-    """
-    if parse_target(central).elements < 2:
-        return
-    metadata = None if authorization is None else ((AUTHORIZATION_METADATA_KEY, authorization),)
-
-    async def store_of(address: str) -> str | None:
-        async with open_channel(address, tls_ca=tls_ca) as channel:
-            stub = central_pb2_grpc.CentralStoreStub(channel)
-            try:
-                answer = await stub.Authorize(
-                    pb.AuthorizeRequest(), timeout=timeout_s, metadata=metadata
-                )
-            except grpc.aio.AioRpcError:
-                return None
-        return answer.store_id or None
-
-    addresses = [part.strip() for part in central.split(",")]
-    stores = dict(zip(addresses, await asyncio.gather(*map(store_of, addresses)), strict=True))
-    answered = {address: store for address, store in stores.items() if store is not None}
-    if len(set(answered.values())) > 1:
-        which = ", ".join(f"{address} serves store {store}" for address, store in answered.items())
-        raise OSError(
-            f"the centrals of --central {central} serve different stores ({which}): "
-            "replicas must share one Redis database"
-        )
 
 
 @dataclass(frozen=True, slots=True)

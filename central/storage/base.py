@@ -202,7 +202,7 @@ class SharedStorage(Storage, Protocol):
     async def read_feed(
         self, after: str, count: int, block_ms: int
     ) -> tuple[list[tuple[str, FeedEvent]], bool]:
-        """Up to ``count`` events after ``after``, waiting up to ``block_ms`` for one;
+        """Up to ``count`` events after ``after``, waiting up to ``block_ms`` (> 0) for one;
         and whether events after ``after`` were trimmed away before they were read."""
         ...
 

@@ -110,7 +110,11 @@ local function too_soon(key)
   else
     last = redis.call('HGET', KEYS[8], key)
   end
-  return last ~= nil and last ~= false and tonumber(now) - tonumber(last) < interval
+  if last == nil or last == false then return false end
+  -- A clock behind the last write (another host's, or a new session's re-anchored scaled
+  -- clock) must not refuse the key until it catches up.
+  local since = tonumber(now) - tonumber(last)
+  return since >= 0 and since < interval
 end
 local revision = tonumber(redis.call('GET', KEYS[2]) or '0')
 local first = 0
@@ -432,13 +436,20 @@ def parse_token(token_id: str, record: bytes) -> Token:
 
 
 def parse_feed_event(raw: bytes) -> FeedEvent:
-    """A feed entry's ``e`` field (see the layout above)."""
-    kind, subject, *rest = text(raw).split("|")
-    if kind == "c":
-        return FeedEvent(kind, subject, first_revision=int(rest[0]), last_revision=int(rest[1]))
-    if kind == "n+":
-        return FeedEvent(kind, subject, account_id=rest[0])
-    return FeedEvent(kind, subject)
+    """A feed entry's ``e`` field (see the layout above); one that cannot be read is of
+    kind ``?`` (its reader cannot know what it missed, and starts again from the store)."""
+    try:
+        kind, subject, *rest = text(raw).split("|")
+        if kind == "c":
+            first, last = int(rest[0]), int(rest[1])
+            return FeedEvent(kind, subject, first_revision=first, last_revision=last)
+        if kind == "n+":
+            return FeedEvent(kind, subject, account_id=rest[0])
+        if kind in ("n-", "t+", "t-"):
+            return FeedEvent(kind, subject)
+    except (ValueError, IndexError):
+        pass
+    return FeedEvent("?", raw.decode("utf-8", "replace"))
 
 
 def parse_change(namespace_id: str, entry: bytes, info: bytes, value: bytes) -> Change:

@@ -478,21 +478,29 @@ class RedisStorage:
             # Its own connection, which a blocked read holds for up to ``block_ms``.
             self._feed_client = self._client.client()
         reader = self._feed_client
-        answer = await self._read(lambda: reader.xread({feed: after}, count=count, block=block_ms))
+        block = block_ms if block_ms > 0 else None  # BLOCK 0 would wait forever
+        answer = await self._read(lambda: reader.xread({feed: after}, count=count, block=block))
         streams = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]], answer or [])
         entries = streams[0][1] if streams else []
         events = [
-            (layout.text(id_), layout.parse_feed_event(fields[b"e"])) for id_, fields in entries
+            (layout.text(id_), layout.parse_feed_event(fields.get(b"e", b"")))
+            for id_, fields in entries
         ]
         # Trimming keeps about feed_length entries, so a reader whose position was trimmed
-        # away is handed a full read: only then is the stream's oldest entry asked for (a
-        # reader keeping up, most reads, costs one command). If that entry is newer than
-        # ``after``, what followed ``after`` may have been trimmed unread.
-        if after == "0-0" or len(events) < min(count, self._feed_length):
+        # away is handed a full read: only then is the stream asked about (a reader keeping
+        # up, most reads, costs one command).
+        if len(events) < min(count, self._feed_length):
             return events, False
-        oldest = await self._read(lambda: self._client.xrange(feed, count=1))
-        rows = cast(list[tuple[bytes, Any]], oldest)
-        return events, bool(rows) and _stream_id(layout.text(rows[0][0])) > _stream_id(after)
+        info = cast(dict[str, Any], await self._read(lambda: self._client.xinfo_stream(feed)))
+        if after == "0-0":
+            # A reader that started on an empty feed has read nothing: anything trimmed since
+            # (more added than the stream holds) was lost to it.
+            return events, int(info["entries-added"]) > int(info["length"])
+        # Else what followed ``after`` may be gone when the oldest entry is newer than it.
+        first = info.get("first-entry")
+        if not first:
+            return events, False
+        return events, _stream_id(layout.text(first[0])) > _stream_id(after)
 
     @property
     def store_id(self) -> str:
@@ -653,11 +661,19 @@ class RedisStorage:
         answer = cast(list[int], await self._group_commit(keys + guard_keys, args + guard_args))
         if detail := redis_guard.script_went_back(answer, *guard_args):
             raise self._store_went_back(detail)
-        missing, final_revision = answer[0], answer[1]
+        missing = answer[0]
         if missing:
             raise error(ErrorKind.NAMESPACE_NOT_FOUND, operation="write", namespace_id=namespace_id)
-        self._revision = max(self._revision, final_revision)
         outcomes = answer[2:]
+        # Only revisions this commit made: the store's final revision may be another
+        # central's commit, which this one never acknowledged (nor waited for a replica of).
+        made = [
+            revision
+            for revision, outcome in zip(outcomes[0::2], outcomes[1::2], strict=True)
+            if outcome == 1
+        ]
+        if made:
+            self._revision = max(self._revision, *made)
         return [
             Committed(revision, now, changed=outcome == 1, rate_limited=outcome == 2)
             for revision, outcome in zip(outcomes[0::2], outcomes[1::2], strict=True)

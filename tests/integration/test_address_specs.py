@@ -77,3 +77,26 @@ async def test_an_edge_refuses_replicas_that_serve_different_stores(tmp_path: Pa
         line
     )
     assert one.storage.store_id in line and other.storage.store_id in line, line
+
+
+async def test_the_api_node_refuses_replicas_that_serve_different_stores(tmp_path: Path) -> None:
+    """As the edge does: a REST API in front of two stores would answer from either."""
+    one = await start_central("127.0.0.1:0", "memory:", ManualClock())
+    other = await start_central("127.0.0.1:0", "memory:", ManualClock())
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("EDGEKV_")}
+    spec = f"{one.address},{other.address}"
+    try:
+        refused = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "edgekv", "api", "--listen", "127.0.0.1:0", "--central", spec],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        for central in (one, other):
+            await central.stop(grace_s=0)
+    assert refused.returncode == 1, refused.stderr
+    [line] = refused.stderr.splitlines()
+    assert line.startswith(f"edgekv: error: the centrals of --central {spec} serve different ")

@@ -260,3 +260,155 @@ async def test_a_central_that_fell_behind_the_feed_starts_again_from_the_store(
     assert resyncs == [0]  # before applying anything of what is left
     assert applied and applied[-1].last_revision == 1000
     assert len(applied) < 1000
+
+
+async def test_an_event_that_fails_to_apply_is_tried_again_not_dropped(redis_url: str) -> None:
+    """Whatever applying an event raises, the follower goes on, from that event: a central
+    whose follower died would serve a stale directory from then on."""
+    store = await RedisStorage.open(redis_url)
+    failures = [RuntimeError("a bug"), KVError(ErrorKind.STORAGE_FAILED, "Redis away")]
+    applied: list[FeedEvent] = []
+
+    async def apply(event: FeedEvent) -> None:
+        if failures:
+            raise failures.pop()
+        applied.append(event)
+
+    async def resync() -> None:
+        raise AssertionError("nothing was trimmed")
+
+    follower = FeedFollower(store, apply, resync)
+    await follower.mark()
+    follower.start()
+    try:
+        namespace_id = "fedcba9876543210fedcba9876543210"
+        await store.create_namespace(Namespace(namespace_id, "again", 0.0), max_namespaces=10)
+        await follower.catch_up()
+    finally:
+        await follower.stop()
+        await store.close()
+    assert [(event.kind, event.subject) for event in applied] == [("n+", namespace_id)]
+    assert not failures
+
+
+def _hold_back(replica: Replica, delay_s: float) -> None:
+    """Make a central hear of every event of its feed ``delay_s`` late (a slow follower)."""
+    follower = replica.server.service._feed
+    assert follower is not None
+    apply = follower._apply
+
+    async def late(event: FeedEvent) -> None:
+        await asyncio.sleep(delay_s)
+        await apply(event)
+
+    follower._apply = late
+
+
+async def test_a_central_whose_feed_is_behind_still_serves_a_new_namespace(pair: Pair) -> None:
+    """Its feed 3 s late (more than the 2 s a call waits for it to catch up), B asks the
+    store itself before it calls a namespace unknown."""
+    _hold_back(pair.b, 3.0)
+    namespace = await pair.a.client.create_namespace("behind")
+    await pair.b.client.namespace(namespace.id).put("k", "through b")
+    assert await pair.a.client.namespace(namespace.id).get("k") == "through b"
+
+
+async def test_a_centrals_own_overwritten_puts_reach_its_watchers_with_their_values(
+    pair: Pair,
+) -> None:
+    """A's feed is late, so both puts are committed before A hears of the first: the change
+    log no longer holds the first value, yet A's watcher gets it, as one central sent it."""
+    namespace = await pair.a.client.create_namespace("values")
+    stream = await pair.a.client.namespace(namespace.id).watch(include_values=True)
+    _hold_back(pair.a, 0.3)
+    await pair.a.client.namespace(namespace.id).put("k", "first")
+    pair.clock.advance(1.0)
+    await pair.a.client.namespace(namespace.id).put("k", "second")
+    values = []
+    async for change in stream:
+        assert change.version is not None, change
+        values.append(change.version.value)
+        if len(values) == 2:
+            break
+    stream.close()
+    assert values == [b"first", b"second"]
+
+
+async def test_a_delete_through_one_takes_the_keys_second_on_the_other(pair: Pair) -> None:
+    namespace = await pair.a.client.create_namespace("deleted")
+    await pair.a.client.namespace(namespace.id).put("k", "v")
+    pair.clock.advance(1.0)
+    await pair.b.client.namespace(namespace.id).delete("k")  # a write: it takes the second
+    with pytest.raises(KVError) as refused:
+        await pair.a.client.namespace(namespace.id).put("k", "again")
+    assert refused.value.kind is ErrorKind.WRITE_RATE_LIMITED
+    pair.clock.advance(1.0)
+    await pair.a.client.namespace(namespace.id).put("k", "again")
+
+
+async def test_a_clock_behind_the_last_write_does_not_refuse_the_key(redis_url: str) -> None:
+    """A store reused by a new session (a scaled clock re-anchored) or a replica whose
+    host's clock lags: a write 'before' the last one is no write within its second."""
+    store = await RedisStorage.open(redis_url)
+    store.judge_write_rate(1.0)
+    namespace_id = "00112233445566778899aabbccddeeff"
+    try:
+        await store.create_namespace(Namespace(namespace_id, "clock", 0.0), max_namespaces=10)
+        [first] = await store.commit([Put(namespace_id, "k", b"1", None, None)], 100_000.0)
+        [earlier] = await store.commit([Put(namespace_id, "k", b"2", None, None)], 50_000.0)
+        [soon] = await store.commit([Put(namespace_id, "k", b"3", None, None)], 50_000.5)
+    finally:
+        await store.close()
+    assert (first.rate_limited, earlier.rate_limited, soon.rate_limited) == (False, False, True)
+
+
+async def test_a_central_that_started_on_an_empty_feed_knows_when_it_was_trimmed(
+    redis_url: str,
+) -> None:
+    """Its position is "0-0": events trimmed before its first read are lost to it too."""
+    writer = await RedisStorage.open(redis_url)
+    reader = await RedisStorage.open(redis_url)
+    for store in (writer, reader):
+        store._feed_length = 10
+    try:
+        namespace_id = "0123456789abcdef0123456789abcdef"
+        await writer.create_namespace(Namespace(namespace_id, "empty", 0.0), max_namespaces=10)
+        for i in range(1000):
+            await writer.commit([Put(namespace_id, f"k{i}", b"v", None, None)], 1.0)
+        _, trimmed = await reader.read_feed("0-0", 1000, 100)
+    finally:
+        await writer.close()
+        await reader.close()
+    assert trimmed
+
+
+async def test_an_event_that_always_fails_is_given_up_for_a_fresh_start(redis_url: str) -> None:
+    """Retried forever, one bad event would stop this central following for good."""
+    store = await RedisStorage.open(redis_url)
+    applied: list[str] = []
+    resyncs: list[int] = []
+
+    async def apply(event: FeedEvent) -> None:
+        if event.kind == "n+":
+            raise RuntimeError("this event never applies")
+        applied.append(event.kind)
+
+    async def resync() -> None:
+        resyncs.append(len(applied))
+
+    follower = FeedFollower(store, apply, resync)
+    await follower.mark()
+    follower.start()
+    try:
+        await store.create_namespace(
+            Namespace("99999999999999999999999999999999", "bad", 0.0), max_namespaces=10
+        )
+        await store.delete_namespace("99999999999999999999999999999999")
+        deadline = asyncio.get_running_loop().time() + 10
+        while applied != ["n-"]:
+            assert asyncio.get_running_loop().time() < deadline, (applied, resyncs)
+            await asyncio.sleep(0.05)
+    finally:
+        await follower.stop()
+        await store.close()
+    assert resyncs == [0]
