@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -44,9 +43,9 @@ from edgekv.k8s import (
 from edgekv.locate import ClusterState
 from edgekv.node_args import central_args, edge_args
 from edgekv.process import spawn, wait_ready
-from edgekv.tls import make_local_certificates
 from edgekv.topology import default_topology, load_topology
 from tests.integration.test_deploy import CUSTOM_TOPOLOGY, flags
+from tests.support.tls import certificates as tls_certificates
 
 EDGEKV = [sys.executable, "-m", "edgekv"]
 REPO = Path(__file__).parents[2]
@@ -672,13 +671,12 @@ def localised(args: list[str], files: dict[str, str], **flag_values: str) -> lis
 
 
 @pytest.mark.redis
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="makes certificates with openssl")
 def test_the_manifests_commands_and_probes_run_over_tls(tmp_path: Path, redis_url: str) -> None:
     """Central, an edge and the API started with the committed manifests' own args (their
     Secrets' files made here; a local redis-server, durable as the StatefulSet's, for the
     in-cluster Redis), answering the manifests' own probes: every flag exists, and TLS is
     wired end to end."""
-    certificates = make_local_certificates(tmp_path / "tls")
+    certificates = tls_certificates(tmp_path / "tls")  # openssl: a skip outside CI only
     operator = tmp_path / "operator-token"
     operator.write_text("an-operator-token-as-the-secret-holds-it\n", encoding="utf-8")
     (tmp_path / "state").mkdir()
