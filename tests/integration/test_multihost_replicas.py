@@ -72,10 +72,10 @@ WRITER_REGION = "us-east"
 REDIS_PORT = 6379
 CACHE_TTL_S = 30.0  # simulated: 1.5 s real, the least Workers KV allows
 # The run, in real seconds from its start: c1 cut off, back, writes end, reads end.
-CUT_REAL_S = 3.0
-HEAL_REAL_S = 12.0
-WRITES_END_REAL_S = 14.0
-DURATION_REAL_S = 19.0
+CUT_REAL_S = 2.0
+HEAL_REAL_S = 9.5
+WRITES_END_REAL_S = 11.0
+DURATION_REAL_S = 14.5
 # An operation slower than this (real seconds) was held up by the cut.
 SLOW_REAL_S = 1.0
 # The keepalive finds a vanished host within about 5 s (edgekv.channels: a ping at most
