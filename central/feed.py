@@ -27,7 +27,11 @@ revision order).
   event is read at once.
 * **Failures.** A Redis out of reach is retried with a backoff (100 ms, up to
   1 s); the follower resumes from its position, and the calls central serves
-  meanwhile fail or succeed as the store lets them.
+  meanwhile fail or succeed as the store lets them. Any other failure applying
+  an event is logged whole and the event tried again; one that fails
+  MAX_APPLY_FAILURES times in a row is given up, and the central reloads from
+  the store. The task never ends but by :meth:`FeedFollower.stop`, which waits
+  at most STOP_TIMEOUT_S for a read in progress.
 """
 
 from __future__ import annotations
